@@ -1,0 +1,150 @@
+//! The audit trail: who did what to which thing, with what outcome, under which request.
+
+use crate::{AuditEventId, OrgId, Timestamp, UserId};
+
+/// Audit actions this server records. The string forms are part of the contract
+/// (`api.md`): support filters on them, so they never change once shipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    UserSignup,
+    UserCreated,
+    LoginSucceeded,
+    LoginFailed,
+    SessionCreated,
+    SessionRevoked,
+    OrgCreated,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    ProjectCreated,
+    ProjectUpdated,
+    PlatformAdminGranted,
+    PlatformAdminRevoked,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::UserSignup => "user.signup",
+            Action::UserCreated => "user.created",
+            Action::LoginSucceeded => "login.succeeded",
+            Action::LoginFailed => "login.failed",
+            Action::SessionCreated => "session.created",
+            Action::SessionRevoked => "session.revoked",
+            Action::OrgCreated => "org.created",
+            Action::MemberAdded => "member.added",
+            Action::MemberRemoved => "member.removed",
+            Action::MemberRoleChanged => "member.role_changed",
+            Action::ProjectCreated => "project.created",
+            Action::ProjectUpdated => "project.updated",
+            Action::PlatformAdminGranted => "platform_admin.granted",
+            Action::PlatformAdminRevoked => "platform_admin.revoked",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "failure" { Outcome::Failure } else { Outcome::Success }
+    }
+}
+
+/// What every audited change knows about the request that caused it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    pub actor_id: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub correlation_id: String,
+}
+
+impl AuditContext {
+    /// For changes made from the command line: no HTTP request, so a fresh correlation id.
+    pub fn cli() -> Self {
+        Self {
+            correlation_id: format!("cli-{}", uuid::Uuid::now_v7().simple()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_actor(&self, actor_id: UserId) -> Self {
+        Self {
+            actor_id: Some(actor_id),
+            ..self.clone()
+        }
+    }
+
+    pub fn event(&self, org_id: Option<OrgId>, action: Action, target: impl Into<String>) -> AuditEvent {
+        AuditEvent {
+            id: AuditEventId::new(),
+            at: crate::now(),
+            org_id,
+            actor_id: self.actor_id,
+            action: action.as_str().to_owned(),
+            target: Some(target.into()),
+            outcome: Outcome::Success,
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            correlation_id: self.correlation_id.clone(),
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub at: Timestamp,
+    /// None for events outside any org (a failed login for an unknown email).
+    pub org_id: Option<OrgId>,
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    /// `kind:id`, e.g. `user:0193…`, `session:0193…`.
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub correlation_id: String,
+    /// Never holds a secret: only ids, prefixes, field names.
+    pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub fn failed(mut self) -> Self {
+        self.outcome = Outcome::Failure;
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Filters of `GET /v1/orgs/{org_id}/audit`.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub correlation_id: Option<String>,
+    pub action: Option<String>,
+    pub actor_id: Option<UserId>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Page size, already clamped by the caller.
+    pub limit: u32,
+    /// Return events strictly older than this one (ids are time-ordered UUIDv7).
+    pub before: Option<AuditEventId>,
+}

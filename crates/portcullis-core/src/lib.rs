@@ -1,0 +1,38 @@
+//! Portcullis domain: the types and rules every other layer speaks in.
+//!
+//! Nothing here does I/O, knows about HTTP or SQL, or needs an async runtime: the
+//! store persists these types, the server parses requests into them.
+
+pub mod audit;
+pub mod authz;
+pub mod email;
+pub mod error;
+pub mod ids;
+pub mod org;
+pub mod password;
+pub mod project;
+pub mod session;
+pub mod token;
+pub mod user;
+
+pub use audit::{Action, AuditContext, AuditEvent, AuditQuery, Outcome};
+pub use authz::{AccessDenied, OrgAccess, Principal};
+pub use email::Email;
+pub use error::ValidationError;
+pub use ids::{AuditEventId, OrgId, ProjectId, SessionId, UserId};
+pub use org::{Membership, Org, OrgName, Role, Slug};
+pub use project::{Origin, Project, ProjectMembership, ProjectName, ProjectStatus, RedirectUri};
+pub use session::{Session, SessionPolicy};
+pub use token::{SessionToken, TokenHash};
+pub use user::{PosixId, User, UserName};
+
+/// UTC wall-clock time as every layer sees it.
+pub type Timestamp = time::OffsetDateTime;
+
+/// The current time, truncated to microseconds so that a value survives a round trip
+/// through either database unchanged.
+pub fn now() -> Timestamp {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .unwrap_or(t)
+}

@@ -1,0 +1,170 @@
+use crate::{OrgId, ProjectId, Role, Timestamp, UserId, ValidationError};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        crate::org::parse_name("name", raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectStatus {
+    Active,
+    Disabled,
+}
+
+impl ProjectStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Active => "active",
+            ProjectStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(ValidationError::new("status", "status must be 'active' or 'disabled'")),
+        }
+    }
+}
+
+/// A redirect URI registered on a project. Matching is exact string comparison, so the
+/// registered form is kept as given once it is known to be an absolute URI without a
+/// fragment. `http` is allowed only for loopback hosts (RFC 8252 native apps); any other
+/// scheme must be `https` or a private-use app scheme (`com.example.app:/cb`, `alga://cb`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let invalid = |m: &str| ValidationError::new("redirect_uris", format!("{raw:?}: {m}"));
+        if raw.len() > 2000 {
+            return Err(invalid("must be at most 2000 characters"));
+        }
+        let url = url::Url::parse(raw).map_err(|_| invalid("must be an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(invalid("must not contain a fragment"));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(invalid("http is allowed only for loopback hosts")),
+            "javascript" | "data" | "file" | "vbscript" | "blob" => {
+                return Err(invalid("scheme is not allowed"));
+            }
+            _ => {}
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A web origin allowed to call the API with cookies: `scheme://host[:port]`, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let invalid = |m: &str| ValidationError::new("allowed_origins", format!("{raw:?}: {m}"));
+        let url = url::Url::parse(raw).map_err(|_| invalid("must be an origin like https://app.example.com"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("must be an http(s) origin"));
+        }
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(invalid("http is allowed only for loopback hosts"));
+        }
+        if !raw.ends_with(url.host_str().unwrap_or_default())
+            && url.port().is_none_or(|p| !raw.ends_with(&format!(":{p}")))
+        {
+            return Err(invalid("must not have a path, query or trailing slash"));
+        }
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub org_id: OrgId,
+    pub name: ProjectName,
+    pub status: ProjectStatus,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub allowed_origins: Vec<Origin>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A user's membership of a project (its org membership must be active too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectMembership {
+    pub project_id: ProjectId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example.com/callback",
+            "http://127.0.0.1:8765/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+            "alga://auth/callback",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert_eq!(RedirectUri::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "/relative",
+            "https://x.com/cb#frag",
+            "http://example.com/cb",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+        ] {
+            assert_eq!(RedirectUri::parse(bad).unwrap_err().field, "redirect_uris", "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(Origin::parse("https://app.example.com").unwrap().as_str(), "https://app.example.com");
+        assert_eq!(Origin::parse("http://localhost:3000").unwrap().as_str(), "http://localhost:3000");
+        for bad in ["https://a.com/", "https://a.com/path", "ftp://a.com", "http://a.com", "a.com"] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
