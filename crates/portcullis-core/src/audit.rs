@@ -59,7 +59,11 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Self {
-        if s == "failure" { Outcome::Failure } else { Outcome::Success }
+        if s == "failure" {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        }
     }
 }
 
@@ -88,7 +92,12 @@ impl AuditContext {
         }
     }
 
-    pub fn event(&self, org_id: Option<OrgId>, action: Action, target: impl Into<String>) -> AuditEvent {
+    pub fn event(
+        &self,
+        org_id: Option<OrgId>,
+        action: Action,
+        target: impl Into<String>,
+    ) -> AuditEvent {
         AuditEvent {
             id: AuditEventId::new(),
             at: crate::now(),

@@ -102,21 +102,41 @@ mod tests {
     fn only_active_matching_memberships_authorize() {
         let org = OrgId::new();
         let user = UserId::new();
-        let p = Principal { user_id: user, session_id: None, is_platform_admin: false };
+        let p = Principal {
+            user_id: user,
+            session_id: None,
+            is_platform_admin: false,
+        };
         let m = member(org, user, Role::Admin, false);
-        assert_eq!(OrgAccess::authorize(&p, org, Some(&m), Role::Admin).unwrap().role(), Role::Admin);
+        assert_eq!(
+            OrgAccess::authorize(&p, org, Some(&m), Role::Admin)
+                .unwrap()
+                .role(),
+            Role::Admin
+        );
         assert_eq!(
             OrgAccess::authorize(&p, org, Some(&m), Role::Owner).unwrap_err(),
             AccessDenied::RoleTooLow(Role::Owner)
         );
         let gone = member(org, user, Role::Owner, true);
-        assert_eq!(OrgAccess::authorize(&p, org, Some(&gone), Role::Member).unwrap_err(), AccessDenied::NotVisible);
+        assert_eq!(
+            OrgAccess::authorize(&p, org, Some(&gone), Role::Member).unwrap_err(),
+            AccessDenied::NotVisible
+        );
         let other_org = member(OrgId::new(), user, Role::Owner, false);
         assert!(OrgAccess::authorize(&p, org, Some(&other_org), Role::Member).is_err());
         let other_user = member(org, UserId::new(), Role::Owner, false);
         assert!(OrgAccess::authorize(&p, org, Some(&other_user), Role::Member).is_err());
         assert!(OrgAccess::authorize(&p, org, None, Role::Member).is_err());
-        let admin = Principal { is_platform_admin: true, ..p };
-        assert_eq!(OrgAccess::authorize(&admin, org, None, Role::Owner).unwrap().role(), Role::Owner);
+        let admin = Principal {
+            is_platform_admin: true,
+            ..p
+        };
+        assert_eq!(
+            OrgAccess::authorize(&admin, org, None, Role::Owner)
+                .unwrap()
+                .role(),
+            Role::Owner
+        );
     }
 }

@@ -18,7 +18,9 @@ impl Email {
             return Err(invalid("email must be at most 254 characters"));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("email must not contain spaces or control characters"));
+            return Err(invalid(
+                "email must not contain spaces or control characters",
+            ));
         }
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(invalid("email must contain '@'"));

@@ -18,13 +18,22 @@ impl OrgName {
 pub(crate) fn parse_name(field: &'static str, raw: &str) -> Result<String, ValidationError> {
     let s = raw.trim();
     if s.is_empty() {
-        return Err(ValidationError::new(field, format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if s.chars().count() > 100 {
-        return Err(ValidationError::new(field, format!("{field} must be at most 100 characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must be at most 100 characters"),
+        ));
     }
     if s.chars().any(char::is_control) {
-        return Err(ValidationError::new(field, format!("{field} must not contain control characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(s.to_owned())
 }
@@ -38,7 +47,8 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
         let ok = (2..=63).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -93,7 +103,9 @@ pub struct Org {
 }
 
 /// Organization roles, ordered by power: `Owner > Admin > Member`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Member,
@@ -115,7 +127,10 @@ impl Role {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "member" => Ok(Role::Member),
-            _ => Err(ValidationError::new("role", "role must be one of owner, admin, member")),
+            _ => Err(ValidationError::new(
+                "role",
+                "role must be one of owner, admin, member",
+            )),
         }
     }
 
@@ -152,7 +167,14 @@ mod tests {
         for bad in ["", "a", "-ab", "ab-", "Ab", "a_b", &"a".repeat(64)] {
             assert!(Slug::parse(bad).is_err(), "{bad}");
         }
-        for text in ["Alice Smith", "x", "", "---", "Ünïcode ☃ name", &"long".repeat(40)] {
+        for text in [
+            "Alice Smith",
+            "x",
+            "",
+            "---",
+            "Ünïcode ☃ name",
+            &"long".repeat(40),
+        ] {
             let s = Slug::derive(text);
             assert!(Slug::parse(s.as_str()).is_ok(), "{text} -> {s:?}");
             let t = s.with_suffix("k3x9");

@@ -107,11 +107,17 @@ mod tests {
 
     #[test]
     fn policy() {
-        assert_eq!(Password::new_for_signup("short".into()).unwrap_err().field, "password");
+        assert_eq!(
+            Password::new_for_signup("short".into()).unwrap_err().field,
+            "password"
+        );
         assert!(Password::new_for_signup("long enough".into()).is_ok());
         assert!(Password::for_login("x".into()).is_ok());
         assert!(Password::for_login("x".repeat(1025)).is_err());
-        assert_eq!(format!("{:?}", Password::for_login("secret".into()).unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::for_login("secret".into()).unwrap()),
+            "Password(***)"
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl ProjectStatus {
         match s {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
-            _ => Err(ValidationError::new("status", "status must be 'active' or 'disabled'")),
+            _ => Err(ValidationError::new(
+                "status",
+                "status must be 'active' or 'disabled'",
+            )),
         }
     }
 }
@@ -81,7 +84,8 @@ pub struct Origin(String);
 impl Origin {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let invalid = |m: &str| ValidationError::new("allowed_origins", format!("{raw:?}: {m}"));
-        let url = url::Url::parse(raw).map_err(|_| invalid("must be an origin like https://app.example.com"))?;
+        let url = url::Url::parse(raw)
+            .map_err(|_| invalid("must be an origin like https://app.example.com"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(invalid("must be an http(s) origin"));
         }
@@ -155,16 +159,61 @@ mod tests {
             "javascript:alert(1)",
             "data:text/html,hi",
         ] {
-            assert_eq!(RedirectUri::parse(bad).unwrap_err().field, "redirect_uris", "{bad}");
+            assert_eq!(
+                RedirectUri::parse(bad).unwrap_err().field,
+                "redirect_uris",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn origins() {
-        assert_eq!(Origin::parse("https://app.example.com").unwrap().as_str(), "https://app.example.com");
-        assert_eq!(Origin::parse("http://localhost:3000").unwrap().as_str(), "http://localhost:3000");
-        for bad in ["https://a.com/", "https://a.com/path", "ftp://a.com", "http://a.com", "a.com"] {
+        assert_eq!(
+            Origin::parse("https://app.example.com").unwrap().as_str(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            Origin::parse("http://localhost:3000").unwrap().as_str(),
+            "http://localhost:3000"
+        );
+        for bad in [
+            "https://a.com/",
+            "https://a.com/path",
+            "ftp://a.com",
+            "http://a.com",
+            "a.com",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// The role a user has in a project: org owners and admins administer every project of
+/// their org; members act with their project membership's role, and see nothing without one.
+pub fn effective_project_role(org_role: Role, project_role: Option<Role>) -> Option<Role> {
+    if org_role.can_administer() {
+        Some(project_role.map_or(org_role, |p| p.max(org_role)))
+    } else {
+        project_role
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn effective_roles() {
+        assert_eq!(effective_project_role(Role::Owner, None), Some(Role::Owner));
+        assert_eq!(
+            effective_project_role(Role::Admin, Some(Role::Owner)),
+            Some(Role::Owner)
+        );
+        assert_eq!(effective_project_role(Role::Member, None), None);
+        assert_eq!(
+            effective_project_role(Role::Member, Some(Role::Admin)),
+            Some(Role::Admin)
+        );
     }
 }

@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(p.touch(&s, t1), Some((t1, t1 + Duration::days(7))));
         let t2 = t0 + Duration::days(29);
         assert_eq!(p.touch(&s, t2), Some((t2, t0 + Duration::days(30))));
-        let revoked = Session { revoked_at: Some(t0), ..s };
+        let revoked = Session {
+            revoked_at: Some(t0),
+            ..s
+        };
         assert!(!revoked.is_active(t0));
     }
 }

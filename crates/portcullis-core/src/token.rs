@@ -97,7 +97,10 @@ mod tests {
     fn hash_is_of_the_exact_bytes() {
         // Tokens from other issuers may be standard base64: the value is hashed as received.
         let raw = "ab+c/d==";
-        assert_eq!(TokenHash::of(raw), TokenHash(Sha256::digest(b"ab+c/d==").into()));
+        assert_eq!(
+            TokenHash::of(raw),
+            TokenHash(Sha256::digest(b"ab+c/d==").into())
+        );
         assert_ne!(TokenHash::of(raw), TokenHash::of("ab-c_d"));
         assert_ne!(TokenHash::of(raw), TokenHash::of("ab%2Bc%2Fd%3D%3D"));
         assert!(TokenHash::of(raw).ct_eq(&TokenHash::of(raw)));

@@ -12,10 +12,16 @@ impl UserName {
             return Err(ValidationError::new("name", "name must not be empty"));
         }
         if s.chars().count() > 200 {
-            return Err(ValidationError::new("name", "name must be at most 200 characters"));
+            return Err(ValidationError::new(
+                "name",
+                "name must be at most 200 characters",
+            ));
         }
         if s.chars().any(char::is_control) {
-            return Err(ValidationError::new("name", "name must not contain control characters"));
+            return Err(ValidationError::new(
+                "name",
+                "name must not contain control characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }

@@ -1,1 +1,288 @@
+//! Portcullis storage. Handlers hold an `Arc<dyn Store>`; which database sits behind it is
+//! decided once, at start-up, by [`connect`]. Each backend is one module with its own
+//! migrations folder; the two folders keep the same version numbers.
+//!
+//! Tenant-scoped calls take an [`OrgAccess`], which only the domain's authorization check
+//! can produce. The backends filter by its org id in SQL, and PostgreSQL checks it a second
+//! time with row-level security.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::password::PasswordHash;
+use portcullis_core::{
+    AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Project,
+    ProjectId, ProjectStatus, Role, Session, SessionId, Timestamp, TokenHash, User, UserId,
+    UserName,
+};
+
+mod error;
+mod events;
+pub mod postgres;
+pub mod sqlite;
+
+pub use error::{StoreError, StoreResult};
+
+/// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What self-signup (and `admin create-user` without `--org`) creates in one transaction:
+/// the user, a personal org, its default project, and owner memberships of both.
+#[derive(Debug)]
+pub struct SignupBootstrap {
+    pub user_id: UserId,
+    pub email: Email,
+    pub name: Option<UserName>,
+    pub password_hash: Option<PasswordHash>,
+    pub org: Org,
+    pub project: Project,
+    /// `user.signup` for self-signup, `user.created` for admin-created users.
+    pub self_signup: bool,
+}
+
+/// A user as the store knows it, with the secret needed to sign in.
+#[derive(Clone, Debug)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<PasswordHash>,
+}
+
+/// The result of resolving a session token: the session and its user, in one read.
+#[derive(Clone, Debug)]
+pub struct SessionWithUser {
+    pub session: Session,
+    pub user: User,
+}
+
+/// One org the user belongs to, with the role and the projects visible to them in it.
+#[derive(Clone, Debug)]
+pub struct MembershipView {
+    pub org: Org,
+    pub role: Role,
+    pub projects: Vec<ProjectView>,
+}
+
+/// A project as seen by one user: org admins see every project of the org as `admin` or
+/// better; members see the projects they are members of, with that role.
+#[derive(Clone, Debug)]
+pub struct ProjectView {
+    pub project: Project,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberRecord {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: Timestamp,
+}
+
+/// A member to add to an org; the user is created when no account has this email.
+#[derive(Debug)]
+pub struct NewMember {
+    /// Used only when the user has to be created.
+    pub new_user_id: UserId,
+    pub email: Email,
+    pub name: Option<UserName>,
+    pub password_hash: Option<PasswordHash>,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug)]
+pub struct AddedMember {
+    pub member: MemberRecord,
+    pub user_created: bool,
+}
+
+/// A user's way into a project: the project, and the user's org membership and project
+/// role where they exist. Whether that authorizes anything is the domain's call.
+#[derive(Clone, Debug)]
+pub struct ProjectAccessRecord {
+    pub project: Project,
+    pub org_membership: Option<Membership>,
+    pub project_role: Option<Role>,
+}
+
+/// Fields of `PATCH /v1/project`; None leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectPatch {
+    pub name: Option<portcullis_core::ProjectName>,
+    pub status: Option<ProjectStatus>,
+    pub redirect_uris: Option<Vec<portcullis_core::RedirectUri>>,
+    pub allowed_origins: Option<Vec<portcullis_core::Origin>>,
+}
+
+/// A session as an org admin sees it: with whose it is.
+#[derive(Clone, Debug)]
+pub struct MemberSession {
+    pub session: Session,
+    pub user_id: UserId,
+    pub email: Email,
+}
+
+/// A change another node must hear about, because it may have cached what changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    SessionRevoked(SessionId),
+    /// Memberships, roles, profile or platform-admin status of a user changed.
+    UserChanged(UserId),
+    /// Projects or org details changed.
+    OrgChanged(OrgId),
+}
+
+/// Receives changes made by other processes sharing the database.
+pub trait ChangeSink: Send + Sync {
+    fn changed(&self, change: Change);
+    /// The feed went down (false) or came back (true). While it is down, anything cached
+    /// may be stale without anyone saying so.
+    fn feed_up(&self, up: bool);
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// The database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Every migration this binary knows is applied.
+    async fn migrations_current(&self) -> StoreResult<bool>;
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Starts delivering other processes' changes to `sink`. Returns false when the backend
+    /// has no cross-process feed (embedded SQLite: one server process owns the file).
+    async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool>;
+
+    // Users and provisioning (not tenant-owned).
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn bootstrap_signup(&self, b: &SignupBootstrap, ctx: &AuditContext) -> StoreResult<User>;
+    async fn set_platform_admin(
+        &self,
+        user_id: UserId,
+        on: bool,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+    /// Every org, for platform operators.
+    async fn list_all_orgs(&self) -> StoreResult<Vec<Org>>;
+
+    // Sessions (owned by users, not tenants).
+    async fn create_session(&self, session: &Session, ctx: &AuditContext) -> StoreResult<()>;
+    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionWithUser>>;
+    async fn touch_session(
+        &self,
+        id: SessionId,
+        last_seen_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn list_user_sessions(
+        &self,
+        user_id: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Session>>;
+    /// Revokes one of the user's own sessions; false when there is no such active session.
+    async fn revoke_user_session(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    // The caller's own memberships (scoped to the user).
+    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>>;
+    async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>>;
+    async fn project_access(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+    ) -> StoreResult<Option<ProjectAccessRecord>>;
+
+    // Orgs (tenant-scoped).
+    /// Creates an org with its default project and makes `creator` owner of both.
+    async fn create_org(
+        &self,
+        creator: UserId,
+        org: &Org,
+        project: &Project,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+    async fn org(&self, access: &OrgAccess) -> StoreResult<Org>;
+    async fn list_members(&self, access: &OrgAccess) -> StoreResult<Vec<MemberRecord>>;
+    async fn add_member(
+        &self,
+        access: &OrgAccess,
+        member: &NewMember,
+        ctx: &AuditContext,
+    ) -> StoreResult<AddedMember>;
+    /// Fails with `Conflict` when it would leave the org without an owner.
+    async fn change_member_role(
+        &self,
+        access: &OrgAccess,
+        user_id: UserId,
+        role: Role,
+        ctx: &AuditContext,
+    ) -> StoreResult<MemberRecord>;
+    async fn remove_member(
+        &self,
+        access: &OrgAccess,
+        user_id: UserId,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+    async fn list_org_sessions(
+        &self,
+        access: &OrgAccess,
+        now: Timestamp,
+    ) -> StoreResult<Vec<MemberSession>>;
+    /// Revokes a session of a current member of the org; false when there is none such.
+    async fn revoke_org_session(
+        &self,
+        access: &OrgAccess,
+        id: SessionId,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+    async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>>;
+    async fn create_project(
+        &self,
+        access: &OrgAccess,
+        project: &Project,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+    async fn update_project(
+        &self,
+        access: &OrgAccess,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<Project>;
+
+    // Audit.
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first.
+    async fn query_audit(&self, access: &OrgAccess, q: &AuditQuery)
+    -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::connect(url).await
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}

@@ -1,0 +1,160 @@
+//! The audit events each store operation writes in its own transaction. Both backends call
+//! these, so the trail reads the same whichever database is underneath.
+
+use portcullis_core::{
+    Action, AuditContext, AuditEvent, Org, OrgId, Project, Role, Session, SessionId, User, UserId,
+};
+use serde_json::json;
+
+use crate::{ProjectPatch, SignupBootstrap};
+
+pub(crate) fn bootstrap(ctx: &AuditContext, b: &SignupBootstrap, user: &User) -> Vec<AuditEvent> {
+    let org = Some(b.org.id);
+    let ctx = if b.self_signup {
+        ctx.with_actor(user.id)
+    } else {
+        ctx.clone()
+    };
+    let action = if b.self_signup {
+        Action::UserSignup
+    } else {
+        Action::UserCreated
+    };
+    vec![
+        ctx.event(org, action, format!("user:{}", user.id))
+            .with_details(json!({"posix_uid": user.posix.uid})),
+        ctx.event(org, Action::OrgCreated, format!("org:{}", b.org.id))
+            .with_details(json!({"slug": b.org.slug.as_str(), "personal": b.org.personal})),
+        ctx.event(
+            org,
+            Action::ProjectCreated,
+            format!("project:{}", b.project.id),
+        )
+        .with_details(json!({"default": true})),
+        ctx.event(org, Action::MemberAdded, format!("user:{}", user.id))
+            .with_details(json!({"role": "owner"})),
+    ]
+}
+
+pub(crate) fn org_created(ctx: &AuditContext, org: &Org, project: &Project) -> Vec<AuditEvent> {
+    vec![
+        ctx.event(Some(org.id), Action::OrgCreated, format!("org:{}", org.id))
+            .with_details(json!({"slug": org.slug.as_str(), "personal": org.personal})),
+        ctx.event(
+            Some(org.id),
+            Action::ProjectCreated,
+            format!("project:{}", project.id),
+        )
+        .with_details(json!({"default": true})),
+    ]
+}
+
+pub(crate) fn platform_admin(ctx: &AuditContext, user: UserId, on: bool) -> AuditEvent {
+    let action = if on {
+        Action::PlatformAdminGranted
+    } else {
+        Action::PlatformAdminRevoked
+    };
+    ctx.event(None, action, format!("user:{user}"))
+}
+
+/// Session events belong to no org; org admins see them through the user's membership.
+pub(crate) fn session_created(ctx: &AuditContext, s: &Session) -> AuditEvent {
+    ctx.with_actor(s.user_id)
+        .event(None, Action::SessionCreated, format!("session:{}", s.id))
+}
+
+pub(crate) fn session_revoked(
+    ctx: &AuditContext,
+    org: Option<OrgId>,
+    owner: UserId,
+    id: SessionId,
+) -> AuditEvent {
+    ctx.event(org, Action::SessionRevoked, format!("session:{id}"))
+        .with_details(json!({"user_id": owner}))
+}
+
+pub(crate) fn member_added(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: &User,
+    role: Role,
+    created: bool,
+) -> Vec<AuditEvent> {
+    let mut events = Vec::with_capacity(2);
+    if created {
+        events.push(
+            ctx.event(Some(org), Action::UserCreated, format!("user:{}", user.id))
+                .with_details(json!({"posix_uid": user.posix.uid})),
+        );
+    }
+    events.push(
+        ctx.event(Some(org), Action::MemberAdded, format!("user:{}", user.id))
+            .with_details(json!({"role": role.as_str()})),
+    );
+    events
+}
+
+pub(crate) fn role_changed(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: UserId,
+    from: Role,
+    to: Role,
+) -> AuditEvent {
+    ctx.event(Some(org), Action::MemberRoleChanged, format!("user:{user}"))
+        .with_details(json!({"from": from.as_str(), "to": to.as_str()}))
+}
+
+pub(crate) fn member_removed(ctx: &AuditContext, org: OrgId, user: UserId) -> AuditEvent {
+    ctx.event(Some(org), Action::MemberRemoved, format!("user:{user}"))
+}
+
+pub(crate) fn project_created(ctx: &AuditContext, p: &Project) -> AuditEvent {
+    ctx.event(
+        Some(p.org_id),
+        Action::ProjectCreated,
+        format!("project:{}", p.id),
+    )
+    .with_details(json!({"name": p.name.as_str()}))
+}
+
+pub(crate) fn project_updated(ctx: &AuditContext, p: &Project, changed: &[&str]) -> AuditEvent {
+    ctx.event(
+        Some(p.org_id),
+        Action::ProjectUpdated,
+        format!("project:{}", p.id),
+    )
+    .with_details(json!({"changed": changed}))
+}
+
+/// Applies a patch, returning the new project and the names of the fields that changed.
+pub(crate) fn apply_patch(mut p: Project, patch: &ProjectPatch) -> (Project, Vec<&'static str>) {
+    let mut changed = Vec::new();
+    if let Some(name) = &patch.name
+        && *name != p.name
+    {
+        p.name = name.clone();
+        changed.push("name");
+    }
+    if let Some(status) = patch.status
+        && status != p.status
+    {
+        p.status = status;
+        changed.push("status");
+    }
+    if let Some(uris) = &patch.redirect_uris
+        && *uris != p.redirect_uris
+    {
+        p.redirect_uris = uris.clone();
+        changed.push("redirect_uris");
+    }
+    if let Some(origins) = &patch.allowed_origins
+        && *origins != p.allowed_origins
+    {
+        p.allowed_origins = origins.clone();
+        changed.push("allowed_origins");
+    }
+    p.updated_at = portcullis_core::now();
+    (p, changed)
+}
