@@ -140,3 +140,37 @@ mod tests {
         );
     }
 }
+
+/// Whether a member acting as `actor` may give someone holding `current` (None for a new
+/// member) the role `new`, or remove them (`new` = None). Admins manage members and admins;
+/// only owners create, change or remove owners.
+pub fn may_manage_member(actor: Role, current: Option<Role>, new: Option<Role>) -> bool {
+    if !actor.can_administer() {
+        return false;
+    }
+    let touches_owner = current == Some(Role::Owner) || new == Some(Role::Owner);
+    !touches_owner || actor == Role::Owner
+}
+
+#[cfg(test)]
+mod manage_tests {
+    use super::*;
+
+    #[test]
+    fn owner_changes_need_an_owner() {
+        assert!(may_manage_member(Role::Admin, None, Some(Role::Member)));
+        assert!(may_manage_member(
+            Role::Admin,
+            Some(Role::Member),
+            Some(Role::Admin)
+        ));
+        assert!(!may_manage_member(Role::Admin, None, Some(Role::Owner)));
+        assert!(!may_manage_member(Role::Admin, Some(Role::Owner), None));
+        assert!(may_manage_member(
+            Role::Owner,
+            Some(Role::Owner),
+            Some(Role::Admin)
+        ));
+        assert!(!may_manage_member(Role::Member, None, Some(Role::Member)));
+    }
+}

@@ -1,1 +1,18 @@
+//! The Portcullis HTTP server: routes grouped by surface, the middleware every request
+//! passes, and the wiring from configuration to a listening socket.
 
+pub mod app;
+pub mod config;
+pub mod correlation;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod passwords;
+pub mod routes;
+pub mod session_cache;
+pub mod state;
+
+pub use app::{Server, StartError};
+pub use config::{Config, LogFormat};

@@ -20,6 +20,7 @@ mod error;
 mod events;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 pub use error::{StoreError, StoreResult};
 

@@ -1,0 +1,171 @@
+//! Wiring: configuration in, a bound server out. `main` only parses the command line and
+//! calls [`Server::start`]; tests call it too, on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use portcullis_core::SessionPolicy;
+use portcullis_store::Store;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::config::{Config, ConfigError};
+use crate::correlation;
+use crate::metrics::Metrics;
+use crate::passwords::PasswordHasher;
+use crate::session_cache::SessionCache;
+use crate::state::{AppState, Inner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] portcullis_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    pub state: AppState,
+    pub local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Opens and migrates the database, binds the listener, and builds the app.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.prepare_data_dir()?;
+        let master_key = config.master_key()?;
+        let store = portcullis_store::connect(&config.database_url()).await?;
+        store.migrate().await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = match &config.public_url {
+            Some(_) => config.public_url(),
+            None => format!("http://{local_addr}"),
+        };
+        let state = build_state(&config, store, master_key, public_url).await?;
+        let router = app(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+            local_addr,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+async fn build_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    master_key: crate::config::MasterKey,
+    public_url: String,
+) -> Result<AppState, StartError> {
+    let cache = Arc::new(SessionCache::new(
+        Duration::from_millis(config.session_cache_ttl_ms),
+        100_000,
+    ));
+    // Until another node's changes can be heard, serve nothing from memory.
+    portcullis_store::ChangeSink::feed_up(&*cache, false);
+    if !store.listen_changes(cache.clone()).await? {
+        portcullis_store::ChangeSink::feed_up(&*cache, true);
+    }
+    let public_origin = url::Url::parse(&public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| public_url.clone());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    Ok(AppState(Arc::new(Inner {
+        store,
+        cache,
+        hasher: PasswordHasher::new(config.password_hash_concurrency.unwrap_or(cores)),
+        metrics: Metrics::default(),
+        sessions: SessionPolicy {
+            idle_ttl: time::Duration::seconds(config.session_idle_ttl_secs as i64),
+            absolute_ttl: time::Duration::seconds(config.session_absolute_ttl_secs as i64),
+            ..SessionPolicy::default()
+        },
+        secure_cookies: public_url.starts_with("https://"),
+        public_origin,
+        public_url,
+        dev: config.dev,
+        master_key,
+    })))
+}
+
+pub fn app(state: AppState) -> Router {
+    crate::routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(state, observe))
+}
+
+/// Every request: a correlation id (kept or made), a span carrying it for every log line,
+/// the `x-correlation-id` response header, an access log line and the metrics.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = correlation::from_header(req.headers().get(correlation::HEADER));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", correlation_id = %id, method, route = %route);
+    let header = HeaderValue::from_str(&id).ok();
+    let mut response = correlation::scope(id, next.run(req))
+        .instrument(span.clone())
+        .await;
+    if let Some(h) = header {
+        response.headers_mut().insert(correlation::HEADER, h);
+    }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.record(method, &route, status, elapsed);
+    span.in_scope(|| tracing::info!(status, elapsed_us = elapsed.as_micros() as u64, "handled"));
+    response
+}
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match *m {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}

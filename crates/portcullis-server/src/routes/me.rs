@@ -1,0 +1,80 @@
+//! The caller's own view: who am I, which sessions do I have.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use portcullis_core::SessionId;
+
+use crate::dto::{MeResponse, MembershipDto, SessionDto, SessionList};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/v1/me", tag = "sessions",
+    responses(
+        (status = 200, description = "The caller, the session and every active membership with its projects", body = MeResponse),
+        (status = 401, description = "unauthenticated", body = crate::dto::ErrorBody),
+    ))]
+pub async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<MeResponse>> {
+    let user_id = auth.principal.user_id;
+    let memberships = match state.cache.memberships(user_id) {
+        Some(m) => m,
+        None => {
+            let epoch = state.cache.epoch();
+            let fresh = state.store.memberships_of_user(user_id).await?;
+            state.cache.put_memberships(epoch, user_id, fresh)
+        }
+    };
+    let s = &auth.session;
+    Ok(Json(MeResponse {
+        user: (&s.user).into(),
+        session: SessionDto::new(&s.session, Some(s.session.id)),
+        memberships: memberships.iter().map(MembershipDto::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
+    responses(
+        (status = 200, description = "The caller's active sessions, newest first", body = SessionList),
+        (status = 401, description = "unauthenticated", body = crate::dto::ErrorBody),
+    ))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<SessionList>> {
+    let sessions = state
+        .store
+        .list_user_sessions(auth.principal.user_id, portcullis_core::now())
+        .await?;
+    let current = auth.principal.session_id;
+    Ok(Json(SessionList {
+        sessions: sessions
+            .iter()
+            .map(|s| SessionDto::new(s, current))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked; it fails on every node from the next request"),
+        (status = 401, description = "unauthenticated", body = crate::dto::ErrorBody),
+        (status = 404, description = "not_found: no such active session of the caller", body = crate::dto::ErrorBody),
+    ))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = SessionId::parse(&id).ok_or_else(|| ApiError::not_found("no such session"))?;
+    if !state
+        .store
+        .revoke_user_session(auth.principal.user_id, id, &auth.audit)
+        .await?
+    {
+        return Err(ApiError::not_found("no such session"));
+    }
+    state.cache.invalidate();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,57 @@
+//! The route table, grouped by surface.
+
+use axum::Router;
+use axum::routing::{get, patch, post};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod orgs;
+pub mod project;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .route("/v1/auth/signup", post(auth::signup))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/me", get(me::me))
+        .route("/v1/sessions", get(me::list_sessions))
+        .route(
+            "/v1/sessions/{id}",
+            axum::routing::delete(me::revoke_session),
+        )
+        .route("/v1/orgs", get(orgs::list_orgs).post(orgs::create_org))
+        .route("/v1/orgs/{org_id}", get(orgs::get_org))
+        .route(
+            "/v1/orgs/{org_id}/members",
+            get(orgs::list_members).post(orgs::add_member),
+        )
+        .route(
+            "/v1/orgs/{org_id}/members/{user_id}",
+            patch(orgs::change_role).delete(orgs::remove_member),
+        )
+        .route("/v1/orgs/{org_id}/sessions", get(orgs::list_org_sessions))
+        .route(
+            "/v1/orgs/{org_id}/sessions/{id}",
+            axum::routing::delete(orgs::revoke_org_session),
+        )
+        .route(
+            "/v1/orgs/{org_id}/projects",
+            get(orgs::list_projects).post(orgs::create_project),
+        )
+        .route("/v1/orgs/{org_id}/audit", get(orgs::audit))
+        .route(
+            "/v1/project",
+            get(project::get_project).patch(project::patch_project),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+}

@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use portcullis_core::SessionPolicy;
+use portcullis_store::Store;
+
+use crate::config::MasterKey;
+use crate::metrics::Metrics;
+use crate::passwords::PasswordHasher;
+use crate::session_cache::SessionCache;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<SessionCache>,
+    pub hasher: PasswordHasher,
+    pub metrics: Metrics,
+    pub sessions: SessionPolicy,
+    /// The public URL without a trailing slash, e.g. `https://auth.example.com`.
+    pub public_url: String,
+    /// Its origin (`scheme://host[:port]`), the one origin always trusted for CSRF.
+    pub public_origin: String,
+    /// Public URL is https: set `__Host-` cookies with `Secure`.
+    pub secure_cookies: bool,
+    pub dev: bool,
+    #[allow(dead_code)] // consumed by the signing-key and webhook-secret stores
+    pub master_key: MasterKey,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,225 @@
+//! Test harness: a real server on 127.0.0.1:0 over a real database (a temp SQLite file or a
+//! fresh PostgreSQL database), spoken to over HTTP.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use portcullis_server::{Config, Server};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    _pg: Option<portcullis_store::testing::TestDatabase>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The session token from `Set-Cookie`, if one was set.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.set_cookie().and_then(|c| {
+            let (name_value, _) = c.split_once(';')?;
+            let (_, value) = name_value.split_once('=')?;
+            (!value.is_empty()).then(|| value.to_owned())
+        })
+    }
+
+    pub fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the error envelope: status, code, and a correlation id matching the header.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message missing: {}",
+            self.body
+        );
+        let header = self
+            .headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(!header.is_empty());
+        assert_eq!(self.body["correlation_id"], json!(header));
+    }
+}
+
+pub struct Signed {
+    pub token: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub project_id: String,
+    pub email: String,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let data_dir =
+            std::env::temp_dir().join(format!("portcullis-test-{}", uuid::Uuid::now_v7().simple()));
+        let (database_url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", data_dir.join("portcullis.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let db = portcullis_store::testing::fresh_postgres_database()
+                    .await
+                    .expect("PostgreSQL must be reachable for the postgres tests (PORTCULLIS_TEST_POSTGRES_URL)");
+                (db.url.clone(), Some(db))
+            }
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            database_url: Some(database_url.clone()),
+            dev: true,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let server = Server::start(config).await.expect("server starts");
+        let base = format!("http://{}", server.local_addr);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            data_dir,
+            database_url,
+            _pg: pg,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+    }
+
+    /// A request authenticated by the `portcullis_session` cookie, from this server's origin.
+    pub fn with_cookie(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.req(method, path)
+            .header("cookie", format!("portcullis_session={token}"))
+            .header("origin", &self.base)
+    }
+
+    pub fn with_bearer(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.req(method, path).bearer_auth(token)
+    }
+
+    pub async fn send(rb: RequestBuilder) -> Reply {
+        let resp = rb.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Reply {
+        Self::send(
+            self.req(Method::POST, "/v1/auth/signup")
+                .json(&json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs up a fresh user and returns what later steps need.
+    pub async fn user(&self, label: &str) -> Signed {
+        let email = format!(
+            "{label}-{}@example.com",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
+        let r = self.signup(&email, "correct horse battery").await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        Signed {
+            token: r.session_cookie().expect("cookie"),
+            user_id: r.body["user"]["id"].as_str().unwrap().to_owned(),
+            org_id: r.body["org"]["id"].as_str().unwrap().to_owned(),
+            project_id: r.body["project"]["id"].as_str().unwrap().to_owned(),
+            email,
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        Self::send(
+            self.req(Method::POST, "/v1/auth/login")
+                .json(&json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        Self::send(self.with_bearer(Method::GET, path, token)).await
+    }
+}
+
+/// Instantiates each listed async test body `fn(TestApp)` once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::TestApp::start($crate::common::Backend::Sqlite).await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::TestApp::start($crate::common::Backend::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,150 @@
+//! Column lists and row decoders: what a `SELECT` hands back, turned into domain types.
+
+use portcullis_core::{
+    AuditEvent, AuditEventId, Email, Membership, Org, OrgId, OrgName, Origin, Outcome, PosixId,
+    Project, ProjectId, ProjectName, ProjectStatus, RedirectUri, Role, Session, SessionId, Slug,
+    TokenHash, User, UserId, UserName,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{StoreError, StoreResult};
+
+macro_rules! user_cols {
+    () => {
+        "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.posix_uid AS u_posix_uid, \
+         u.posix_gid AS u_posix_gid, u.is_platform_admin AS u_admin, u.created_at AS u_created_at"
+    };
+}
+macro_rules! org_cols {
+    () => {
+        "o.id AS o_id, o.name AS o_name, o.slug AS o_slug, o.personal AS o_personal, o.created_at AS o_created_at"
+    };
+}
+macro_rules! project_cols {
+    () => {
+        "p.id AS p_id, p.org_id AS p_org_id, p.name AS p_name, p.status AS p_status, \
+         p.redirect_uris AS p_redirect_uris, p.allowed_origins AS p_allowed_origins, \
+         p.created_at AS p_created_at, p.updated_at AS p_updated_at"
+    };
+}
+macro_rules! session_cols {
+    () => {
+        "s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.created_at AS s_created_at, \
+         s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
+         s.ip AS s_ip, s.user_agent AS s_user_agent"
+    };
+}
+pub(super) use {org_cols, project_cols, session_cols, user_cols};
+
+pub(super) fn role(s: &str) -> StoreResult<Role> {
+    Ok(Role::parse(s)?)
+}
+
+pub(super) fn opt_role(s: Option<String>) -> StoreResult<Option<Role>> {
+    s.as_deref().map(role).transpose()
+}
+
+fn posix_part(row: &PgRow, col: &str) -> StoreResult<u32> {
+    let n: i64 = row.try_get(col)?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} {n} out of range")))
+}
+
+/// A JSON array of strings, as the project's list columns hold them.
+pub(super) fn json_list<T>(
+    row: &PgRow,
+    col: &str,
+    parse: impl Fn(&str) -> Result<T, portcullis_core::ValidationError>,
+) -> StoreResult<Vec<T>> {
+    let Json(items): Json<Vec<String>> = row.try_get(col)?;
+    items
+        .iter()
+        .map(|s| parse(s).map_err(StoreError::from))
+        .collect()
+}
+
+pub(super) fn to_json_list<T>(items: &[T], as_str: impl Fn(&T) -> &str) -> Json<Vec<&str>> {
+    Json(items.iter().map(as_str).collect())
+}
+
+pub(super) fn user_from(row: &PgRow) -> StoreResult<User> {
+    let name: Option<String> = row.try_get("u_name")?;
+    Ok(User {
+        id: UserId(row.try_get("u_id")?),
+        email: Email::parse(row.try_get::<&str, _>("u_email")?)?,
+        name: name.as_deref().map(UserName::parse).transpose()?,
+        posix: PosixId {
+            uid: posix_part(row, "u_posix_uid")?,
+            gid: posix_part(row, "u_posix_gid")?,
+        },
+        is_platform_admin: row.try_get("u_admin")?,
+        created_at: row.try_get("u_created_at")?,
+    })
+}
+
+pub(super) fn org_from(row: &PgRow) -> StoreResult<Org> {
+    Ok(Org {
+        id: OrgId(row.try_get("o_id")?),
+        name: OrgName::parse(row.try_get::<&str, _>("o_name")?)?,
+        slug: Slug::parse(row.try_get::<&str, _>("o_slug")?)?,
+        personal: row.try_get("o_personal")?,
+        created_at: row.try_get("o_created_at")?,
+    })
+}
+
+pub(super) fn project_from(row: &PgRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: ProjectId(row.try_get("p_id")?),
+        org_id: OrgId(row.try_get("p_org_id")?),
+        name: ProjectName::parse(row.try_get::<&str, _>("p_name")?)?,
+        status: ProjectStatus::parse(row.try_get::<&str, _>("p_status")?)?,
+        redirect_uris: json_list(row, "p_redirect_uris", RedirectUri::parse)?,
+        allowed_origins: json_list(row, "p_allowed_origins", Origin::parse)?,
+        created_at: row.try_get("p_created_at")?,
+        updated_at: row.try_get("p_updated_at")?,
+    })
+}
+
+pub(super) fn session_from(row: &PgRow) -> StoreResult<Session> {
+    let hash: Vec<u8> = row.try_get("s_token_hash")?;
+    Ok(Session {
+        id: SessionId(row.try_get("s_id")?),
+        user_id: UserId(row.try_get("s_user_id")?),
+        token_hash: TokenHash::from_slice(&hash)
+            .ok_or_else(|| StoreError::Corrupt("token hash length".into()))?,
+        created_at: row.try_get("s_created_at")?,
+        last_seen_at: row.try_get("s_last_seen_at")?,
+        expires_at: row.try_get("s_expires_at")?,
+        revoked_at: row.try_get("s_revoked_at")?,
+        ip: row.try_get("s_ip")?,
+        user_agent: row.try_get("s_user_agent")?,
+    })
+}
+
+pub(super) fn membership_from(row: &PgRow) -> StoreResult<Membership> {
+    Ok(Membership {
+        org_id: OrgId(row.try_get("org_id")?),
+        user_id: UserId(row.try_get("user_id")?),
+        role: role(row.try_get("role")?)?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+pub(super) fn audit_from(row: &PgRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: AuditEventId(row.try_get("id")?),
+        at: row.try_get("at")?,
+        org_id: row.try_get::<Option<Uuid>, _>("org_id")?.map(OrgId),
+        actor_id: row.try_get::<Option<Uuid>, _>("actor_id")?.map(UserId),
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        outcome: Outcome::parse(row.try_get("outcome")?),
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        correlation_id: row.try_get("correlation_id")?,
+        details: row.try_get("details")?,
+    })
+}

@@ -1,0 +1,206 @@
+//! Statements several operations share. Each runs inside the caller's transaction, whose
+//! row-level security context is already set.
+
+use portcullis_core::password::PasswordHash;
+use portcullis_core::{
+    AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Timestamp, User, UserId, UserName,
+};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::rows::{self, role, to_json_list, user_cols};
+use crate::{Change, MemberRecord, StoreError, StoreResult};
+
+pub(super) type Tx = Transaction<'static, Postgres>;
+
+/// Other nodes' caches hear about the change when (and only if) the transaction commits.
+pub(super) async fn notify(tx: &mut Tx, change: &Change) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(super::listener::CHANNEL)
+        .bind(super::listener::payload(change))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_audit(tx: &mut Tx, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(e.at)
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(&e.details)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_user(
+    tx: &mut Tx,
+    id: UserId,
+    email: &Email,
+    name: Option<&UserName>,
+    password_hash: Option<&PasswordHash>,
+    now: Timestamp,
+) -> StoreResult<User> {
+    let n: i64 = sqlx::query_scalar("SELECT nextval('posix_id_seq')")
+        .fetch_one(&mut **tx)
+        .await?;
+    let n =
+        u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("posix_id_seq returned {n}")))?;
+    let posix = PosixId::from_allocated(n);
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, posix_uid, posix_gid, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id.0)
+    .bind(email.as_str())
+    .bind(name.map(UserName::as_str))
+    .bind(password_hash.map(PasswordHash::as_str))
+    .bind(i64::from(posix.uid))
+    .bind(i64::from(posix.gid))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(User {
+        id,
+        email: email.clone(),
+        name: name.cloned(),
+        posix,
+        is_platform_admin: false,
+        created_at: now,
+    })
+}
+
+pub(super) async fn insert_org_with_default_project(
+    tx: &mut Tx,
+    owner: UserId,
+    org: &Org,
+    project: &Project,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO orgs (id, name, slug, personal, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(org.id.0)
+    .bind(org.name.as_str())
+    .bind(org.slug.as_str())
+    .bind(org.personal)
+    .bind(org.created_at)
+    .execute(&mut **tx)
+    .await?;
+    insert_project(tx, project, true).await?;
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
+    )
+    .bind(org.id.0)
+    .bind(owner.0)
+    .bind(org.created_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
+         VALUES ($1, $2, $3, 'owner', $4)",
+    )
+    .bind(project.id.0)
+    .bind(org.id.0)
+    .bind(owner.0)
+    .bind(org.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_project(tx: &mut Tx, p: &Project, is_default: bool) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO projects (id, org_id, name, is_default, status, redirect_uris, allowed_origins, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(p.id.0)
+    .bind(p.org_id.0)
+    .bind(p.name.as_str())
+    .bind(is_default)
+    .bind(p.status.as_str())
+    .bind(to_json_list(&p.redirect_uris, |u| u.as_str()))
+    .bind(to_json_list(&p.allowed_origins, |o| o.as_str()))
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Serializes membership changes within one org. Under READ COMMITTED two concurrent
+/// removals could each count two owners and leave none; SQLite gets this from
+/// `BEGIN IMMEDIATE`, Postgres from this row lock.
+pub(super) async fn lock_org(tx: &mut Tx, org_id: OrgId) -> StoreResult<()> {
+    sqlx::query("SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(org_id.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(())
+}
+
+pub(super) async fn member_record(
+    tx: &mut Tx,
+    org_id: OrgId,
+    user_id: UserId,
+) -> StoreResult<MemberRecord> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        ", m.role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.org_id = $1 AND m.user_id = $2 AND m.deleted_at IS NULL"
+    ))
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(MemberRecord {
+        user: rows::user_from(&row)?,
+        role: role(row.try_get("role")?)?,
+        joined_at: row.try_get("joined_at")?,
+    })
+}
+
+/// The active membership's role, or NotFound; refuses to take away the org's last owner.
+/// The caller holds [`lock_org`].
+pub(super) async fn guard_last_owner(
+    tx: &mut Tx,
+    org_id: OrgId,
+    user_id: UserId,
+    new_role: Option<Role>,
+) -> StoreResult<Role> {
+    let current: String = sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let current = role(&current)?;
+    if current == Role::Owner && new_role != Some(Role::Owner) {
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner' AND deleted_at IS NULL",
+        )
+        .bind(org_id.0)
+        .fetch_one(&mut **tx)
+        .await?;
+        if owners <= 1 {
+            return Err(StoreError::Conflict(
+                "an organization must keep at least one owner".into(),
+            ));
+        }
+    }
+    Ok(current)
+}
