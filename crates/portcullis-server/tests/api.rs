@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The HTTP contract, through a real server, on SQLite and on PostgreSQL.
 
 mod common;

@@ -3,7 +3,7 @@
 //! integration tests; small enough to compile always.
 //!
 //! Postgres tests never skip: when the server at `PORTCULLIS_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`) is unreachable, they fail.
+//! `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`) is unreachable, they fail.
 
 use std::path::PathBuf;
 
@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::{StoreError, StoreResult};
 
 pub const POSTGRES_URL_VAR: &str = "PORTCULLIS_TEST_POSTGRES_URL";
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+// Loopback: TLS would add nothing but a handshake per connection (~100 ms in debug builds).
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
 /// A database that exists for one test. Keep it alive as long as anything uses `url`.
 #[derive(Debug)]

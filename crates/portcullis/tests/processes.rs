@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The binary as an operator runs it: real `portcullis` processes, their logs, the admin
 //! commands beside a running server, and two nodes sharing one PostgreSQL database.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Test harness: a real server on 127.0.0.1:0 over a real database (a temp SQLite file or a
 //! fresh PostgreSQL database), spoken to over HTTP.
 #![allow(dead_code)]

@@ -117,3 +117,59 @@ pub(super) async fn switch(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bypasses_rls: bool, app_role: Option<(bool, bool)>, migrated: bool) -> RoleCheck {
+        RoleCheck {
+            user: "postgres".into(),
+            bypasses_rls,
+            app_role: app_role.map(|(bypasses_rls, may_switch)| AppRole {
+                bypasses_rls,
+                may_switch,
+            }),
+            migrated,
+        }
+    }
+
+    fn config_error(r: StoreResult<bool>) -> String {
+        match r {
+            Err(StoreError::Config(m)) => m,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_roles_that_bypass_rls_switch() {
+        assert!(!check(false, None, true).must_switch().unwrap());
+        assert!(
+            !check(false, Some((false, false)), true)
+                .must_switch()
+                .unwrap()
+        );
+        assert!(
+            check(true, Some((false, true)), true)
+                .must_switch()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_role_is_fine_only_until_the_first_migration() {
+        assert!(check(true, None, false).must_switch().unwrap());
+        let m = config_error(check(true, None, true).must_switch());
+        assert!(m.contains("CREATE ROLE portcullis_app NOLOGIN"), "{m}");
+        let m = config_error(check(true, None, false).after_migration());
+        assert!(m.contains("neither superuser nor BYPASSRLS"), "{m}");
+    }
+
+    #[test]
+    fn the_app_role_must_be_bound_and_reachable() {
+        let m = config_error(check(true, Some((true, true)), true).must_switch());
+        assert!(m.contains("NOBYPASSRLS"), "{m}");
+        let m = config_error(check(true, Some((false, false)), true).must_switch());
+        assert!(m.contains("GRANT portcullis_app TO \"postgres\""), "{m}");
+    }
+}

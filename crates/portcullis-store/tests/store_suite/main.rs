@@ -1,0 +1,198 @@
+//! The store suite: every test runs against SQLite and PostgreSQL, each on a fresh database,
+//! so the two backends cannot drift apart. `cargo test -p portcullis-store sqlite::` or
+//! `postgres::` runs one side. PostgreSQL tests fail (never skip) when the server at
+//! `PORTCULLIS_TEST_POSTGRES_URL` is unreachable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use portcullis_core::{
+    AuditContext, Email, Org, OrgAccess, OrgId, OrgName, Project, ProjectId, ProjectName,
+    ProjectStatus, Role, Slug, User, UserId,
+};
+use portcullis_store::{NewMember, SignupBootstrap, Store};
+
+mod accounts;
+mod audit;
+mod members;
+mod postgres_only;
+mod projects;
+mod sessions;
+
+/// Instantiates each listed test once per backend: `sqlite::name` and `postgres::name`.
+/// `migrated` tests get a migrated store, `unmigrated` ones a store on an empty database.
+macro_rules! store_suite {
+    (
+        migrated: [$($module:ident :: $test:ident),* $(,)?],
+        unmigrated: [$($umodule:ident :: $utest:ident),* $(,)?] $(,)?
+    ) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (_db, url) = portcullis_store::testing::fresh_sqlite_url().await;
+                    super::$module::$test(super::open(&url, true).await).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $utest() {
+                    let (_db, url) = portcullis_store::testing::fresh_sqlite_url().await;
+                    super::$umodule::$utest(super::open(&url, false).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = super::fresh_postgres().await;
+                    super::$module::$test(super::open(&db.url, true).await).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $utest() {
+                    let db = super::fresh_postgres().await;
+                    super::$umodule::$utest(super::open(&db.url, false).await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite! {
+    migrated: [
+        accounts::signup_bootstrap,
+        accounts::duplicate_email_conflicts,
+        accounts::posix_ids_unique_and_increasing,
+        accounts::concurrent_signup_same_email,
+        accounts::set_platform_admin,
+        accounts::list_all_orgs,
+        accounts::create_org_makes_creator_owner,
+        sessions::session_lifecycle,
+        sessions::org_admin_revokes_member_sessions,
+        members::memberships_of_user_with_projects,
+        members::project_access,
+        members::add_member_creates_or_reuses_users,
+        members::change_role_keeps_an_owner,
+        members::remove_member_soft_deletes,
+        projects::create_and_list_projects,
+        projects::update_project_patch,
+        audit::query_audit_filters,
+        audit::query_audit_pages_with_cursor,
+        audit::null_org_events_follow_membership,
+    ],
+    unmigrated: [
+        accounts::migrations_current,
+    ],
+}
+
+pub async fn fresh_postgres() -> portcullis_store::testing::TestDatabase {
+    portcullis_store::testing::fresh_postgres_database()
+        .await
+        .expect("a fresh PostgreSQL database (is PostgreSQL running?)")
+}
+
+pub async fn open(url: &str, migrate: bool) -> Arc<dyn Store> {
+    let store = portcullis_store::connect(url).await.expect("connect");
+    if migrate {
+        store.migrate().await.expect("migrate");
+    }
+    store
+}
+
+// ---- fixtures -----------------------------------------------------------------------------
+
+/// A user as self-signup leaves them: with a personal org and its default project.
+pub struct SignedUp {
+    pub user: User,
+    pub org: Org,
+    pub project: Project,
+}
+
+impl SignedUp {
+    pub fn access(&self) -> OrgAccess {
+        OrgAccess::system(self.org.id)
+    }
+}
+
+pub fn ctx() -> AuditContext {
+    AuditContext {
+        correlation_id: format!("test-{}", uuid::Uuid::now_v7().simple()),
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("store-suite".into()),
+        actor_id: None,
+    }
+}
+
+fn suffix() -> String {
+    uuid::Uuid::now_v7().simple().to_string()[24..].to_owned()
+}
+
+pub fn new_org(name: &str, personal: bool) -> Org {
+    Org {
+        id: OrgId::new(),
+        name: OrgName::parse(name).unwrap(),
+        slug: Slug::derive(name).with_suffix(&suffix()),
+        personal,
+        created_at: portcullis_core::now(),
+    }
+}
+
+pub fn new_project(org_id: OrgId, name: &str) -> Project {
+    let now = portcullis_core::now();
+    Project {
+        id: ProjectId::new(),
+        org_id,
+        name: ProjectName::parse(name).unwrap(),
+        status: ProjectStatus::Active,
+        redirect_uris: Vec::new(),
+        allowed_origins: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn bootstrap(email: &str) -> SignupBootstrap {
+    let org = new_org(email.split('@').next().unwrap(), true);
+    SignupBootstrap {
+        user_id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        name: None,
+        password_hash: None,
+        project: new_project(org.id, "Default"),
+        org,
+        self_signup: true,
+    }
+}
+
+pub async fn signup(store: &dyn Store, email: &str) -> SignedUp {
+    let b = bootstrap(email);
+    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    SignedUp {
+        user,
+        org: b.org,
+        project: b.project,
+    }
+}
+
+pub fn new_member(email: &str, role: Role) -> NewMember {
+    NewMember {
+        new_user_id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        name: None,
+        password_hash: None,
+        role,
+    }
+}
+
+/// Adds an existing or new user to the org.
+pub async fn add(store: &dyn Store, org: &SignedUp, email: &str, role: Role) -> User {
+    store
+        .add_member(&org.access(), &new_member(email, role), &ctx())
+        .await
+        .unwrap()
+        .member
+        .user
+}

@@ -1,0 +1,447 @@
+//! What only PostgreSQL has: row-level security checked below the store's own filters, the
+//! switch to the `portcullis_app` role, and the cross-node change feed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::{Action, OrgId, Role, SessionPolicy, TokenHash, UserId};
+use portcullis_store::postgres::PgStore;
+use portcullis_store::{Change, ChangeSink, ProjectPatch, Store};
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{add, ctx, fresh_postgres, new_project, open, signup};
+
+const TENANT_TABLES: [&str; 5] = [
+    "orgs",
+    "projects",
+    "memberships",
+    "project_memberships",
+    "audit_events",
+];
+
+/// The three settings the store sets, or none at all.
+#[derive(Clone, Copy)]
+enum Context {
+    Unset,
+    Org(OrgId),
+    User(UserId),
+    Platform,
+}
+
+async fn app_connection(url: &str) -> PgConnection {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::query("SET ROLE portcullis_app")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+async fn begin_as<'c>(
+    conn: &'c mut PgConnection,
+    context: Context,
+) -> sqlx::Transaction<'c, sqlx::Postgres> {
+    let mut tx = conn.begin().await.unwrap();
+    let (org, user, platform) = match context {
+        Context::Unset => return tx,
+        Context::Org(id) => (id.to_string(), String::new(), ""),
+        Context::User(id) => (String::new(), id.to_string(), ""),
+        Context::Platform => (String::new(), String::new(), "on"),
+    };
+    sqlx::query(
+        "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
+         set_config('app.platform', $3, true)",
+    )
+    .bind(org)
+    .bind(user)
+    .bind(platform)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
+async fn count(conn: &mut PgConnection, context: Context, table: &str) -> i64 {
+    let mut tx = begin_as(conn, context).await;
+    let n = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    n
+}
+
+/// What a superuser (to whom no policy applies) counts with an explicit filter.
+async fn count_where(conn: &mut PgConnection, table: &str, filter: &str, id: Uuid) -> i64 {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM {table} WHERE {filter}"
+    )))
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+fn is_policy_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42501"))
+}
+
+#[tokio::test]
+async fn rls_confines_each_context() {
+    let db = fresh_postgres().await;
+    let store = open(&db.url, true).await;
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    store
+        .create_project(&alice.access(), &new_project(alice.org.id, "Extra"), &ctx())
+        .await
+        .unwrap();
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let carol = add(store.as_ref(), &alice, "carol@example.com", Role::Member).await;
+    for user in [alice.user.id, bob.user.id, carol.id] {
+        let login =
+            ctx()
+                .with_actor(user)
+                .event(None, Action::LoginSucceeded, format!("user:{user}"));
+        store.record_audit(&login).await.unwrap();
+    }
+
+    let mut owner = PgConnection::connect(&db.url).await.unwrap();
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(superuser, "this test counts the truth as a superuser");
+    let a = alice.org.id.0;
+    let expected_for_a = [
+        count_where(&mut owner, "orgs", "id = $1", a).await,
+        count_where(&mut owner, "projects", "org_id = $1", a).await,
+        count_where(&mut owner, "memberships", "org_id = $1", a).await,
+        count_where(&mut owner, "project_memberships", "org_id = $1", a).await,
+        count_where(
+            &mut owner,
+            "audit_events",
+            "org_id = $1 OR (org_id IS NULL AND actor_id IN \
+             (SELECT user_id FROM memberships WHERE org_id = $1 AND deleted_at IS NULL))",
+            a,
+        )
+        .await,
+    ];
+    let mut totals = Vec::new();
+    for table in TENANT_TABLES {
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+        totals.push(total);
+    }
+
+    // A connection that never set the context sees nothing.
+    let mut app = app_connection(&db.url).await;
+    for table in TENANT_TABLES {
+        assert_eq!(
+            count(&mut app, Context::Unset, table).await,
+            0,
+            "{table} without context"
+        );
+    }
+
+    for (i, table) in TENANT_TABLES.into_iter().enumerate() {
+        let seen = count(&mut app, Context::Org(alice.org.id), table).await;
+        assert_eq!(seen, expected_for_a[i], "{table} in org A");
+        assert!(
+            seen > 0 && seen < totals[i],
+            "{table}: {seen} of {}",
+            totals[i]
+        );
+        assert_eq!(
+            count(&mut app, Context::Org(OrgId::new()), table).await,
+            0,
+            "{table} in a random org"
+        );
+        assert_eq!(
+            count(&mut app, Context::Platform, table).await,
+            totals[i],
+            "{table} as platform"
+        );
+        // The settings were transaction-local: the next transaction starts with none.
+        assert_eq!(
+            count(&mut app, Context::Unset, table).await,
+            0,
+            "{table} after a context"
+        );
+    }
+
+    // A user sees their own memberships and the orgs and projects of active ones.
+    let as_carol = Context::User(carol.id);
+    assert_eq!(count(&mut app, as_carol, "memberships").await, 1);
+    assert_eq!(count(&mut app, as_carol, "orgs").await, 1);
+    assert_eq!(
+        count(&mut app, as_carol, "projects").await,
+        expected_for_a[1]
+    );
+    assert_eq!(
+        count(&mut app, as_carol, "project_memberships").await,
+        expected_for_a[3]
+    );
+    assert_eq!(count(&mut app, as_carol, "audit_events").await, 0);
+    store
+        .remove_member(&alice.access(), carol.id, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut app, as_carol, "memberships").await,
+        1,
+        "own removed membership"
+    );
+    for table in ["orgs", "projects", "project_memberships"] {
+        assert_eq!(
+            count(&mut app, as_carol, table).await,
+            0,
+            "{table} after removal"
+        );
+    }
+
+    // Writes are confined the same way.
+    let mut tx = begin_as(&mut app, Context::Org(bob.org.id)).await;
+    let n = sqlx::query("UPDATE projects SET name = 'taken' WHERE org_id = $1")
+        .bind(a)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 0);
+    let err = sqlx::query(
+        "INSERT INTO projects (id, org_id, name, created_at, updated_at) VALUES ($1, $2, 'x', now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(a)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(is_policy_violation(&err), "{err:?}");
+    tx.rollback().await.unwrap();
+
+    let mut tx = begin_as(&mut app, Context::User(alice.user.id)).await;
+    let n = sqlx::query("UPDATE memberships SET role = 'member' WHERE user_id = $1")
+        .bind(alice.user.id.0)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 0, "a user context never writes memberships");
+    tx.rollback().await.unwrap();
+
+    let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
+    let n = sqlx::query("DELETE FROM audit_events")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 0, "the trail is append-only");
+    tx.rollback().await.unwrap();
+
+    let insert_event = "INSERT INTO audit_events (id, org_id, at, action, outcome, correlation_id) \
+                        VALUES ($1, $2, now(), 'login.failed', 'failure', 'rls-test')";
+    let mut tx = begin_as(&mut app, Context::Unset).await;
+    sqlx::query(insert_event)
+        .bind(Uuid::now_v7())
+        .bind(None::<Uuid>)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query(insert_event)
+        .bind(Uuid::now_v7())
+        .bind(a)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(is_policy_violation(&err), "{err:?}");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn superuser_connections_act_as_the_app_role() {
+    let db = fresh_postgres().await;
+    let store = PgStore::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let (role, bound) = store.acting_role().await.unwrap();
+    assert_eq!(role, "portcullis_app");
+    assert!(bound);
+    // Still works end to end as that role.
+    let store: Arc<dyn Store> = Arc::new(store);
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    assert_eq!(store.org(&alice.access()).await.unwrap(), alice.org);
+}
+
+#[derive(Debug, PartialEq)]
+enum Heard {
+    Up(bool),
+    Changed(Change),
+}
+
+struct Recorder(mpsc::UnboundedSender<Heard>);
+
+impl ChangeSink for Recorder {
+    fn changed(&self, change: Change) {
+        let _ = self.0.send(Heard::Changed(change));
+    }
+
+    fn feed_up(&self, up: bool) {
+        let _ = self.0.send(Heard::Up(up));
+    }
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Heard>) -> Heard {
+    tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("the change feed said nothing for 15 s")
+        .expect("sink dropped")
+}
+
+#[tokio::test]
+async fn listener_hears_changes_from_another_node() {
+    let db = fresh_postgres().await;
+    let listening = open(&db.url, true).await;
+    let writer = open(&db.url, false).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    assert!(
+        listening
+            .listen_changes(Arc::new(Recorder(tx)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(next(&mut rx).await, Heard::Up(true));
+
+    let alice = signup(writer.as_ref(), "alice@example.com").await;
+    let s = SessionPolicy::default().new_session(
+        alice.user.id,
+        TokenHash::of("t"),
+        portcullis_core::now(),
+        None,
+        None,
+    );
+    writer.create_session(&s, &ctx()).await.unwrap();
+    assert!(
+        writer
+            .revoke_user_session(alice.user.id, s.id, &ctx())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        Heard::Changed(Change::SessionRevoked(s.id))
+    );
+
+    // Nothing changed, nothing announced: the next thing heard is the role change.
+    assert!(
+        !writer
+            .revoke_user_session(alice.user.id, s.id, &ctx())
+            .await
+            .unwrap()
+    );
+    let bob = add(writer.as_ref(), &alice, "bob@example.com", Role::Member).await;
+    assert_eq!(
+        next(&mut rx).await,
+        Heard::Changed(Change::UserChanged(bob.id))
+    );
+
+    // The feed reports its outage and comes back by itself.
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true]);
+    assert_eq!(next(&mut rx).await, Heard::Up(false));
+    assert_eq!(next(&mut rx).await, Heard::Up(true));
+    writer
+        .update_project(
+            &alice.access(),
+            alice.project.id,
+            &ProjectPatch::default(),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        Heard::Changed(Change::OrgChanged(alice.org.id))
+    );
+}
+
+/// The same database URL, logging in as another role.
+fn url_as(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A managed database's usual shape: the server logs in as the non-superuser that owns the
+/// tables and may not create roles. FORCE ROW LEVEL SECURITY binds it all the same.
+#[tokio::test]
+async fn table_owner_without_superuser_is_bound_too() {
+    let db = fresh_postgres().await;
+    let owner_role = format!("portcullis_owner_{}", Uuid::now_v7().simple());
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    for sql in [
+        format!(
+            "CREATE ROLE {owner_role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOBYPASSRLS NOCREATEROLE"
+        ),
+        format!("ALTER DATABASE \"{database}\" OWNER TO {owner_role}"),
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await.unwrap();
+    let url = url_as(&db.url, &owner_role, "owner-pw");
+
+    let pg = PgStore::connect(&url).await.unwrap();
+    pg.migrate().await.unwrap();
+    assert_eq!(pg.acting_role().await.unwrap(), (owner_role.clone(), true));
+    let store: Arc<dyn Store> = Arc::new(pg);
+    assert!(store.migrations_current().await.unwrap());
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    add(store.as_ref(), &alice, "bob@example.com", Role::Member).await;
+    assert_eq!(store.list_members(&alice.access()).await.unwrap().len(), 2);
+    assert_eq!(
+        store.list_all_orgs().await.unwrap(),
+        vec![alice.org.clone()]
+    );
+
+    let mut as_owner = PgConnection::connect(&url).await.unwrap();
+    for table in TENANT_TABLES {
+        assert_eq!(
+            count(&mut as_owner, Context::Unset, table).await,
+            0,
+            "{table}"
+        );
+        assert!(
+            count(&mut as_owner, Context::Platform, table).await > 0,
+            "{table}"
+        );
+    }
+    as_owner.close().await.unwrap();
+
+    drop(store);
+    drop(db);
+    let mut admin = PgConnection::connect(&portcullis_store::testing::postgres_admin_url())
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!("DROP ROLE {owner_role}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,130 @@
+//! Projects of an org: creating, listing, patching.
+
+use std::sync::Arc;
+
+use portcullis_core::{AuditQuery, Origin, ProjectId, ProjectName, ProjectStatus, RedirectUri};
+use portcullis_store::{ProjectPatch, Store, StoreError};
+
+use super::{ctx, new_project, signup};
+
+pub async fn create_and_list_projects(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let mut extra = new_project(alice.org.id, "Extra");
+    extra.redirect_uris = vec![RedirectUri::parse("https://app.example.com/cb").unwrap()];
+    extra.allowed_origins = vec![Origin::parse("http://localhost:3000").unwrap()];
+    store
+        .create_project(&alice.access(), &extra, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_projects(&alice.access()).await.unwrap(),
+        vec![alice.project.clone(), extra.clone()]
+    );
+    assert_eq!(
+        store.list_projects(&bob.access()).await.unwrap(),
+        vec![bob.project.clone()]
+    );
+
+    // A project for another org cannot be slipped in through this org's access.
+    let foreign = new_project(bob.org.id, "Foreign");
+    let err = store
+        .create_project(&alice.access(), &foreign, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let err = store
+        .create_project(&alice.access(), &extra, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.list_projects(&bob.access()).await.unwrap().len(), 1);
+}
+
+pub async fn update_project_patch(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let before = alice.project.clone();
+
+    let c = ctx();
+    let patch = ProjectPatch {
+        name: Some(ProjectName::parse("Renamed").unwrap()),
+        status: Some(ProjectStatus::Active),
+        redirect_uris: Some(vec![
+            RedirectUri::parse("https://app.example.com/cb").unwrap(),
+            RedirectUri::parse("com.example.app:/cb").unwrap(),
+        ]),
+        allowed_origins: Some(vec![Origin::parse("https://app.example.com").unwrap()]),
+    };
+    let updated = store
+        .update_project(&alice.access(), before.id, &patch, &c)
+        .await
+        .unwrap();
+    assert_eq!(updated.name.as_str(), "Renamed");
+    assert_eq!(updated.status, ProjectStatus::Active);
+    assert_eq!(updated.redirect_uris.len(), 2);
+    assert_eq!(
+        updated.allowed_origins[0].as_str(),
+        "https://app.example.com"
+    );
+    assert_eq!(updated.created_at, before.created_at);
+    assert!(updated.updated_at >= before.updated_at);
+    assert_eq!(
+        store.list_projects(&alice.access()).await.unwrap(),
+        vec![updated.clone()]
+    );
+
+    // Only what the patch names changes.
+    let disabled = store
+        .update_project(
+            &alice.access(),
+            before.id,
+            &ProjectPatch {
+                status: Some(ProjectStatus::Disabled),
+                ..ProjectPatch::default()
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(disabled.status, ProjectStatus::Disabled);
+    assert_eq!(disabled.name, updated.name);
+    assert_eq!(disabled.redirect_uris, updated.redirect_uris);
+    let rec = store
+        .project_access(before.id, alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.project, disabled);
+
+    let events = store
+        .query_audit(
+            &alice.access(),
+            &AuditQuery {
+                correlation_id: Some(c.correlation_id.clone()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "project.updated");
+    assert_eq!(
+        events[0].details["changed"],
+        serde_json::json!(["name", "redirect_uris", "allowed_origins"])
+    );
+
+    // Another org's project, or none at all, is not found.
+    for id in [bob.project.id, ProjectId::new()] {
+        let err = store
+            .update_project(&alice.access(), id, &ProjectPatch::default(), &ctx())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    }
+    assert_eq!(
+        store.list_projects(&bob.access()).await.unwrap(),
+        vec![bob.project]
+    );
+}
