@@ -22,18 +22,36 @@ fn every_contract_route_of_the_foundation_is_documented() {
     let doc: serde_json::Value = serde_json::from_str(portcullis_server::openapi::json()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let routes = [
-        ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/openapi.json"),
-        ("post", "/v1/auth/signup"), ("post", "/v1/auth/login"), ("post", "/v1/auth/logout"),
-        ("get", "/v1/me"), ("get", "/v1/sessions"), ("delete", "/v1/sessions/{id}"),
-        ("post", "/v1/orgs"), ("get", "/v1/orgs"), ("get", "/v1/orgs/{org_id}"),
-        ("get", "/v1/orgs/{org_id}/members"), ("post", "/v1/orgs/{org_id}/members"),
-        ("patch", "/v1/orgs/{org_id}/members/{user_id}"), ("delete", "/v1/orgs/{org_id}/members/{user_id}"),
-        ("get", "/v1/orgs/{org_id}/sessions"), ("delete", "/v1/orgs/{org_id}/sessions/{id}"),
-        ("get", "/v1/orgs/{org_id}/projects"), ("post", "/v1/orgs/{org_id}/projects"),
-        ("get", "/v1/orgs/{org_id}/audit"), ("get", "/v1/project"), ("patch", "/v1/project"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+        ("post", "/v1/auth/signup"),
+        ("post", "/v1/auth/login"),
+        ("post", "/v1/auth/logout"),
+        ("get", "/v1/me"),
+        ("get", "/v1/sessions"),
+        ("delete", "/v1/sessions/{id}"),
+        ("post", "/v1/orgs"),
+        ("get", "/v1/orgs"),
+        ("get", "/v1/orgs/{org_id}"),
+        ("get", "/v1/orgs/{org_id}/members"),
+        ("post", "/v1/orgs/{org_id}/members"),
+        ("patch", "/v1/orgs/{org_id}/members/{user_id}"),
+        ("delete", "/v1/orgs/{org_id}/members/{user_id}"),
+        ("get", "/v1/orgs/{org_id}/sessions"),
+        ("delete", "/v1/orgs/{org_id}/sessions/{id}"),
+        ("get", "/v1/orgs/{org_id}/projects"),
+        ("post", "/v1/orgs/{org_id}/projects"),
+        ("get", "/v1/orgs/{org_id}/audit"),
+        ("get", "/v1/project"),
+        ("patch", "/v1/project"),
     ];
     for (method, path) in routes {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }

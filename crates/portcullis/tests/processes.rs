@@ -30,12 +30,21 @@ impl Node {
     /// Starts `portcullis serve` on a free port and waits for its "listening" log line.
     fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args).current_dir(cwd);
-        cmd.env_remove("PORTCULLIS_DATABASE_URL").env("PORTCULLIS_LOG_FORMAT", "json").env("PORTCULLIS_LOG_LEVEL", "info");
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(cwd);
+        cmd.env_remove("PORTCULLIS_DATABASE_URL")
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .env("PORTCULLIS_LOG_LEVEL", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn portcullis");
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn portcullis");
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -50,8 +59,14 @@ impl Node {
                 sink.lock().unwrap().push(line);
             }
         });
-        let listen = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("server did not start: {:?}", logs.lock().unwrap()));
-        Node { child, base: format!("http://{listen}"), logs }
+        let listen = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", logs.lock().unwrap()));
+        Node {
+            child,
+            base: format!("http://{listen}"),
+            logs,
+        }
     }
 
     fn logs(&self) -> Vec<String> {
@@ -71,19 +86,45 @@ fn temp_dir() -> PathBuf {
 }
 
 fn uuid_like() -> String {
-    format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos())
+    )
 }
 
 async fn signup(c: &reqwest::Client, base: &str, email: &str, password: &str) -> (Value, String) {
-    let r = c.post(format!("{base}/v1/auth/signup")).json(&json!({"email": email, "password": password})).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
     (r.json().await.unwrap(), token)
 }
 
 async fn me_status(c: &reqwest::Client, base: &str, token: &str) -> u16 {
-    c.get(format!("{base}/v1/me")).bearer_auth(token).send().await.unwrap().status().as_u16()
+    c.get(format!("{base}/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
@@ -98,19 +139,33 @@ fn admin(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, Strin
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_node_within_a_second() {
-    let db = portcullis_store::testing::fresh_postgres_database().await.expect("PostgreSQL must be reachable");
+    let db = portcullis_store::testing::fresh_postgres_database()
+        .await
+        .expect("PostgreSQL must be reachable");
     let dir = temp_dir();
-    let env = [("PORTCULLIS_DATABASE_URL", db.url.as_str()), ("PORTCULLIS_MASTER_KEY", MASTER_KEY)];
+    let env = [
+        ("PORTCULLIS_DATABASE_URL", db.url.as_str()),
+        ("PORTCULLIS_MASTER_KEY", MASTER_KEY),
+    ];
     let a = Node::start(&dir, &[], &env);
     let b = Node::start(&dir, &[], &env);
     let c = client();
@@ -120,14 +175,22 @@ async fn revocation_reaches_every_node_within_a_second() {
         assert_eq!(me_status(&c, &b.base, &token).await, 200);
     }
     // Sign out through node A (bearer: no CSRF check needed).
-    let r = c.post(format!("{}/v1/auth/logout", a.base)).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/auth/logout", a.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let revoked_at = Instant::now();
     loop {
         if me_status(&c, &b.base, &token).await == 401 {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "node B still accepts a session revoked on node A");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "node B still accepts a session revoked on node A"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(me_status(&c, &a.base, &token).await, 401);
@@ -141,7 +204,18 @@ async fn admin_commands_work_beside_a_running_server() {
     let node = Node::start(&dir, &["--data-dir", data.to_str().unwrap()], &[]);
     let c = client();
 
-    let (ok, out, err) = admin(&dir, &["create-user", "--email", "Ops@Example.com", "--name", "Ops", "--password-stdin"], Some("an operator password\n"));
+    let (ok, out, err) = admin(
+        &dir,
+        &[
+            "create-user",
+            "--email",
+            "Ops@Example.com",
+            "--name",
+            "Ops",
+            "--password-stdin",
+        ],
+        Some("an operator password\n"),
+    );
     assert!(ok, "{err}");
     let created: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(created["email"], "ops@example.com");
@@ -150,42 +224,142 @@ async fn admin_commands_work_beside_a_running_server() {
     assert!(correlation.starts_with("cli-"));
 
     // The password from stdin works against the running server.
-    let r = c.post(format!("{}/v1/auth/login", node.base)).json(&json!({"email": "ops@example.com", "password": "an operator password"})).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/auth/login", node.base))
+        .json(&json!({"email": "ops@example.com", "password": "an operator password"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
-    let me: Value = c.get(format!("{}/v1/me", node.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let me: Value = c
+        .get(format!("{}/v1/me", node.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["user"]["is_platform_admin"], false);
-    let org_id = me["memberships"][0]["org"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(me["memberships"][0]["projects"].as_array().unwrap().len(), 1, "default project membership");
+    let org_id = me["memberships"][0]["org"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        me["memberships"][0]["projects"].as_array().unwrap().len(),
+        1,
+        "default project membership"
+    );
     // user.created is audited under the command's correlation id.
-    let audit: Value = c.get(format!("{}/v1/orgs/{org_id}/audit?correlation_id={correlation}", node.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "user.created"), "{audit}");
+    let audit: Value = c
+        .get(format!(
+            "{}/v1/orgs/{org_id}/audit?correlation_id={correlation}",
+            node.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.created"),
+        "{audit}"
+    );
 
     // Adding a second, new user into that org, with a default-project membership.
-    let (ok, out, err) = admin(&dir, &["create-user", "--email", "dev@example.com", "--org", &org_id, "--role", "admin"], None);
+    let (ok, out, err) = admin(
+        &dir,
+        &[
+            "create-user",
+            "--email",
+            "dev@example.com",
+            "--org",
+            &org_id,
+            "--role",
+            "admin",
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     let dev: Value = serde_json::from_str(out.trim()).unwrap();
-    let members: Value = c.get(format!("{}/v1/orgs/{org_id}/members", node.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    let m = members["members"].as_array().unwrap().iter().find(|m| m["user"]["id"] == dev["id"]).cloned().expect("member added");
+    let members: Value = c
+        .get(format!("{}/v1/orgs/{org_id}/members", node.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"]["id"] == dev["id"])
+        .cloned()
+        .expect("member added");
     assert_eq!(m["role"], "admin");
 
-    let (ok, _, err) = admin(&dir, &["grant-platform-admin", "--email", "ops@example.com"], None);
+    let (ok, _, err) = admin(
+        &dir,
+        &["grant-platform-admin", "--email", "ops@example.com"],
+        None,
+    );
     assert!(ok, "{err}");
-    let r = c.post(format!("{}/v1/auth/login", node.base)).json(&json!({"email": "ops@example.com", "password": "an operator password"})).send().await.unwrap();
+    let r = c
+        .post(format!("{}/v1/auth/login", node.base))
+        .json(&json!({"email": "ops@example.com", "password": "an operator password"}))
+        .send()
+        .await
+        .unwrap();
     let login: Value = r.json().await.unwrap();
     assert_eq!(login["user"]["is_platform_admin"], true);
-    let (ok, _, _) = admin(&dir, &["revoke-platform-admin", "--email", "ops@example.com"], None);
+    let (ok, _, _) = admin(
+        &dir,
+        &["revoke-platform-admin", "--email", "ops@example.com"],
+        None,
+    );
     assert!(ok);
-    let (ok, _, err) = admin(&dir, &["grant-platform-admin", "--email", "nobody@example.com"], None);
+    let (ok, _, err) = admin(
+        &dir,
+        &["grant-platform-admin", "--email", "nobody@example.com"],
+        None,
+    );
     assert!(!ok && err.contains("no user"), "{err}");
 
     let (ok, out, _) = admin(&dir, &["list-orgs"], None);
     assert!(ok);
-    let orgs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let orgs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(orgs.iter().any(|o| o["id"] == json!(org_id)));
 
-    let (ok, _, err) = admin(&dir, &["create-user", "--email", "weak@example.com", "--password-stdin"], Some("short"));
+    let (ok, _, err) = admin(
+        &dir,
+        &[
+            "create-user",
+            "--email",
+            "weak@example.com",
+            "--password-stdin",
+        ],
+        Some("short"),
+    );
     assert!(!ok && err.contains("at least"), "{err}");
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
@@ -194,12 +368,22 @@ async fn admin_commands_work_beside_a_running_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_json_with_correlation_ids_and_no_secrets() {
     let dir = temp_dir();
-    let node = Node::start(&dir, &["--data-dir", dir.join("data").to_str().unwrap()], &[]);
+    let node = Node::start(
+        &dir,
+        &["--data-dir", dir.join("data").to_str().unwrap()],
+        &[],
+    );
     let c = client();
     let password = "a very secret passphrase";
     let (_, token) = signup(&c, &node.base, "logs@example.com", password).await;
     assert_eq!(me_status(&c, &node.base, &token).await, 200);
-    let r = c.get(format!("{}/v1/me", node.base)).header("x-correlation-id", "find-me-in-logs").bearer_auth("wrong-token-value").send().await.unwrap();
+    let r = c
+        .get(format!("{}/v1/me", node.base))
+        .header("x-correlation-id", "find-me-in-logs")
+        .bearer_auth("wrong-token-value")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = node.logs();
@@ -209,9 +393,15 @@ async fn logs_are_json_with_correlation_ids_and_no_secrets() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(!line.contains(&token), "session token in log: {line}");
         assert!(!line.contains(password), "password in log: {line}");
-        assert!(!line.contains("wrong-token-value"), "presented token in log: {line}");
+        assert!(
+            !line.contains("wrong-token-value"),
+            "presented token in log: {line}"
+        );
         if v["span"]["name"] == "request" || v.get("span").is_some() {
-            assert!(v["span"]["correlation_id"].is_string(), "request line without correlation id: {line}");
+            assert!(
+                v["span"]["correlation_id"].is_string(),
+                "request line without correlation id: {line}"
+            );
             request_lines += 1;
         }
     }
@@ -234,9 +424,19 @@ async fn serve_defaults_to_embedded_sqlite_in_the_working_directory() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    let health: Value = c.get(format!("{}/healthz", node.base)).send().await.unwrap().json().await.unwrap();
+    let health: Value = c
+        .get(format!("{}/healthz", node.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
@@ -246,7 +446,11 @@ async fn serve_defaults_to_embedded_sqlite_in_the_working_directory() {
 fn production_postgres_requires_a_master_key_and_config_errors_are_clear() {
     let dir = temp_dir();
     let out = Command::new(BIN)
-        .args(["serve", "--database-url", "postgres://postgres@127.0.0.1:5432/postgres"])
+        .args([
+            "serve",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ])
         .current_dir(&dir)
         .env_remove("PORTCULLIS_MASTER_KEY")
         .output()
@@ -255,18 +459,40 @@ fn production_postgres_requires_a_master_key_and_config_errors_are_clear() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PORTCULLIS_MASTER_KEY"), "{err}");
 
-    let out = Command::new(BIN).args(["serve", "--public-url", "not a url"]).current_dir(&dir).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--public-url", "not a url"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("public_url"));
 
-    let out = Command::new(BIN).args(["migrate", "--database-url", "mysql://x"]).current_dir(&dir).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--database-url", "mysql://x"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
 
-    std::fs::write(dir.join("portcullis.toml"), "listen = \"127.0.0.1:0\"\nlisten_port = 5\n").unwrap();
-    let out = Command::new(BIN).args(["migrate"]).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown configuration key `listen_port`"));
+    std::fs::write(
+        dir.join("portcullis.toml"),
+        "listen = \"127.0.0.1:0\"\nlisten_port = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown configuration key `listen_port`")
+    );
 
     let out = Command::new(BIN).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("portcullis "));

@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Load benchmark of Portcullis against a bare axum "hello" baseline, in one run, on loopback.
+#
+#   bash bench/run.sh
+#
+# What it does (see bench/README.md for why):
+#   1. installs wrk from Debian if missing; builds the release binaries;
+#   2. times spawn -> first `GET /readyz` = 200 over STARTS fresh starts, each on a new temp
+#      SQLite data dir (median; the hello server's spawn -> first 200 is timed alongside);
+#   3. starts portcullis pinned to SERVER_CPU, signs a user up with curl, reads the idle RSS;
+#   4. runs wrk pinned to LOAD_CPU against `GET /v1/me` with the session cookie, then against
+#      the hello server (also pinned to SERVER_CPU), ROUNDS times, alternating;
+#   5. prints requests/s of each, the ratio portcullis/hello, p50/p99 latency, idle RSS and
+#      start-to-ready, with PASS/FAIL against the targets, and writes the same to
+#      bench/results/latest.txt.
+#
+# Knobs (environment): DURATION (s, default 10), WARMUP (s, 2), CONNECTIONS (32), ROUNDS (3),
+# STARTS (5), SERVER_CPU (0), LOAD_CPU (1), SKIP_BUILD=1 (use existing binaries),
+# STRICT=1 (exit 1 when a target is missed; by default only a broken measurement fails).
+#
+# Exit status: 0 when the measurement completed (whatever the verdicts, unless STRICT=1);
+# non-zero when something is broken: a build, a start, the signup, a non-2xx answer under
+# load, a socket error.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+cd "$ROOT"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-3}
+STARTS=${STARTS:-5}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+SKIP_BUILD=${SKIP_BUILD:-0}
+STRICT=${STRICT:-0}
+
+# Targets (bench/README.md).
+TARGET_RATIO=0.50
+TARGET_RSS_MB=20
+TARGET_READY_MS=100
+
+for n in DURATION WARMUP CONNECTIONS ROUNDS STARTS SERVER_CPU LOAD_CPU; do
+    if ! [[ ${!n} =~ ^[0-9]+$ ]]; then
+        echo "error: $n must be a non-negative integer (got '${!n}')" >&2
+        exit 2
+    fi
+done
+if ((DURATION < 1 || CONNECTIONS < 1 || ROUNDS < 1 || STARTS < 1)); then
+    echo "error: DURATION, CONNECTIONS, ROUNDS and STARTS must be at least 1" >&2
+    exit 2
+fi
+if ((ROUNDS > 20 || STARTS > 50 || DURATION > 600)); then
+    echo "error: ROUNDS <= 20, STARTS <= 50, DURATION <= 600 keep a run bounded" >&2
+    exit 2
+fi
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# A developer's PORTCULLIS_* settings (a Postgres URL, a log level...) must not leak into the
+# measured server: it runs on defaults plus what is set below, in a directory without a
+# portcullis.toml.
+while IFS= read -r v; do
+    unset "$v"
+done < <(compgen -e | grep '^PORTCULLIS_' || true)
+
+# --- tools ------------------------------------------------------------------------------
+
+for tool in taskset curl python3 cargo; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+if ! command -v wrk >/dev/null; then
+    log "installing wrk from Debian"
+    if [[ $(id -u) -ne 0 ]]; then
+        die "wrk is missing; install it with: sudo apt-get install -y wrk"
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+for cpu in "$SERVER_CPU" "$LOAD_CPU"; do
+    taskset -c "$cpu" true 2>/dev/null || die "cannot pin to CPU $cpu (CPUs: $(nproc --all))"
+done
+[[ $SERVER_CPU != "$LOAD_CPU" ]] || die "SERVER_CPU and LOAD_CPU must differ"
+
+# --- build ------------------------------------------------------------------------------
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PORTCULLIS="$TARGET_DIR/release/portcullis"
+HELLO="$TARGET_DIR/release/portcullis-hello"
+if [[ $SKIP_BUILD != 1 ]]; then
+    log "cargo build --release -p portcullis -p portcullis-bench-hello"
+    cargo build --release -p portcullis -p portcullis-bench-hello
+fi
+[[ -x $PORTCULLIS && -x $HELLO ]] || die "release binaries missing in $TARGET_DIR/release"
+
+# --- processes and temp dirs: everything is removed on exit -----------------------------
+
+WORK=$(mktemp -d -t portcullis-bench.XXXXXX)
+PIDS=()
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_timed NAME PATH KEEP -- COMMAND... : prints "<pid> <ms>"; the server runs in a fresh
+# temp dir (its cwd), pinned to SERVER_CPU. {PORT} and {DIR} in COMMAND are substituted.
+LAST_PORT=
+LAST_DIR=
+start_timed() {
+    local name=$1 path=$2 keep=$3
+    shift 4
+    local dir port out
+    dir=$(mktemp -d -p "$WORK" "$name.XXXXXX")
+    port=$(free_port)
+    local cmd=()
+    local arg
+    for arg in "$@"; do
+        arg=${arg//\{PORT\}/$port}
+        cmd+=("${arg//\{DIR\}/$dir}")
+    done
+    local keep_flag=()
+    [[ $keep == keep ]] && keep_flag=(--keep)
+    out=$(python3 "$BENCH/start.py" --port "$port" --path "$path" \
+        --server-cpu "$SERVER_CPU" --self-cpu "$LOAD_CPU" \
+        --cwd "$dir" --log "$dir/server.log" "${keep_flag[@]}" -- "${cmd[@]}") || {
+        echo "--- $dir/server.log" >&2
+        tail -n 20 "$dir/server.log" >&2 || true
+        die "$name did not start"
+    }
+    LAST_PORT=$port
+    LAST_DIR=$dir
+    echo "$out"
+}
+
+PORTCULLIS_CMD=(env PORTCULLIS_LOG_LEVEL=warn "$PORTCULLIS" serve --data-dir "{DIR}/data" --listen "127.0.0.1:{PORT}")
+HELLO_CMD=("$HELLO" "127.0.0.1:{PORT}")
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# --- 1. start-to-ready --------------------------------------------------------------------
+
+READY_MS=()
+HELLO_READY_MS=()
+for ((i = 1; i <= STARTS; i++)); do
+    out=$(start_timed portcullis /readyz stop -- "${PORTCULLIS_CMD[@]}")
+    READY_MS+=("${out##* }")
+    out=$(start_timed hello / stop -- "${HELLO_CMD[@]}")
+    ms=${out##* }
+    HELLO_READY_MS+=("$ms")
+    log "start $i/$STARTS: portcullis ready in ${READY_MS[-1]} ms, hello in $ms ms"
+done
+
+# --- 2. portcullis: start, sign up, idle RSS ----------------------------------------------
+
+start_timed portcullis /readyz keep -- "${PORTCULLIS_CMD[@]}" >"$WORK/p.start"
+read -r P_PID _ <"$WORK/p.start"
+PIDS+=("$P_PID")
+P_PORT=$LAST_PORT
+P_URL="http://127.0.0.1:$P_PORT"
+sleep 0.5
+RSS_STARTED_KB=$(rss_kb "$P_PID")
+
+log "signing up a user"
+code=$(curl -sS -m 30 -o "$WORK/signup.json" -D "$WORK/signup.headers" -w '%{http_code}' \
+    -H 'Content-Type: application/json' \
+    --data '{"email":"bench@example.com","password":"correct horse battery staple"}' \
+    "$P_URL/v1/auth/signup")
+[[ $code == 201 ]] || die "signup answered $code: $(cat "$WORK/signup.json")"
+TOKEN=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis_session=\([^;]*\);.*/\1/p' "$WORK/signup.headers" | tr -d '\r' | head -n 1)
+[[ -n $TOKEN ]] || die "no portcullis_session cookie in the signup answer"
+COOKIE="Cookie: portcullis_session=$TOKEN"
+
+code=$(curl -sS -m 10 -o "$WORK/me.json" -w '%{http_code}' -H "$COOKIE" "$P_URL/v1/me")
+[[ $code == 200 ]] || die "GET /v1/me answered $code: $(cat "$WORK/me.json")"
+ME_BYTES=$(wc -c <"$WORK/me.json")
+sleep 1
+RSS_IDLE_KB=$(rss_kb "$P_PID")
+
+# --- 3. hello ---------------------------------------------------------------------------
+
+start_timed hello / keep -- "${HELLO_CMD[@]}" >"$WORK/h.start"
+read -r H_PID _ <"$WORK/h.start"
+PIDS+=("$H_PID")
+H_URL="http://127.0.0.1:$LAST_PORT/"
+code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$H_URL")
+[[ $code == 200 ]] || die "hello answered $code"
+sleep 0.5
+H_RSS_KB=$(rss_kb "$H_PID")
+
+# --- 4. load ----------------------------------------------------------------------------
+
+# run_wrk OUT SECONDS URL [HEADER]: one wrk run pinned to LOAD_CPU; fails on any non-2xx
+# answer or socket error. Prints "rps p50_ms p99_ms requests".
+run_wrk() {
+    local out=$1 secs=$2 url=$3
+    shift 3
+    local hdr=()
+    (($# > 0)) && hdr=(-H "$1")
+    timeout $((secs + 30)) taskset -c "$LOAD_CPU" \
+        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency "${hdr[@]}" "$url" >"$out" 2>&1 ||
+        die "wrk failed: $(cat "$out")"
+    awk -v out="$out" '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            return v + 0
+        }
+        /^ +50% / { p50 = ms($2) }
+        /^ +99% / { p99 = ms($2) }
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/ { gsub(",", ""); errs = $4 + $6 + $8 + $10 }
+        END {
+            if (bad + 0 > 0) { print "non-2xx answers under load: " bad " (see " out ")" > "/dev/stderr"; exit 3 }
+            if (errs + 0 > 0) { print "socket errors under load: " errs " (see " out ")" > "/dev/stderr"; exit 3 }
+            if (rps == "" || n + 0 == 0) { print "cannot read wrk output " out > "/dev/stderr"; exit 3 }
+            printf "%s %.3f %.3f %s\n", rps, p50, p99, n
+        }' "$out" || die "invalid measurement; wrk said: $(cat "$out")"
+}
+
+if ((WARMUP > 0)); then
+    log "warming up (${WARMUP}s each)"
+    run_wrk "$WORK/warm.p" "$WARMUP" "$P_URL/v1/me" "$COOKIE" >/dev/null
+    run_wrk "$WORK/warm.h" "$WARMUP" "$H_URL" >/dev/null
+fi
+
+: >"$WORK/rounds"
+for ((r = 1; r <= ROUNDS; r++)); do
+    log "round $r/$ROUNDS: wrk -t1 -c$CONNECTIONS -d${DURATION}s GET /v1/me"
+    p=$(run_wrk "$WORK/wrk.p.$r" "$DURATION" "$P_URL/v1/me" "$COOKIE")
+    log "round $r/$ROUNDS: wrk -t1 -c$CONNECTIONS -d${DURATION}s GET / (hello)"
+    h=$(run_wrk "$WORK/wrk.h.$r" "$DURATION" "$H_URL")
+    echo "$r $p $h" >>"$WORK/rounds"
+    log "round $r: portcullis ${p%% *} req/s, hello ${h%% *} req/s"
+done
+cp "$WORK/wrk.p.$ROUNDS" "$WORK/wrk.p.last"
+RSS_AFTER_KB=$(rss_kb "$P_PID")
+
+# --- 5. report --------------------------------------------------------------------------
+
+mkdir -p "$BENCH/results"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo "+dirty" || true)
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown)
+
+python3 - "$WORK/rounds" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARGET_READY_MS" "$STRICT" \
+    "${READY_MS[*]}" "${HELLO_READY_MS[*]}" "$RSS_STARTED_KB" "$RSS_IDLE_KB" "$RSS_AFTER_KB" "$H_RSS_KB" \
+    "$ME_BYTES" "commit $COMMIT$DIRTY; $(date -u +%Y-%m-%dT%H:%M:%SZ); $(uname -sr); $CPU_MODEL; $(nproc --all) CPUs" \
+    "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS rounds alternating (medians), warm-up ${WARMUP}s; server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; loopback" \
+    <<'PY' | tee "$BENCH/results/latest.txt"
+import statistics as st
+import sys
+
+(rounds_file, t_ratio, t_rss, t_ready, strict, ready, hready, rss_started, rss_idle,
+ rss_after, h_rss, me_bytes, machine, method) = sys.argv[1:]
+t_ratio, t_rss, t_ready = float(t_ratio), float(t_rss), float(t_ready)
+rows = [line.split() for line in open(rounds_file) if line.strip()]
+# r  p_rps p_p50 p_p99 p_n  h_rps h_p50 h_p99 h_n
+p_rps = [float(r[1]) for r in rows]
+h_rps = [float(r[5]) for r in rows]
+ratios = [p / h for p, h in zip(p_rps, h_rps)]
+med = st.median
+ready = [float(x) for x in ready.split()]
+hready = [float(x) for x in hready.split()]
+mb = lambda kb: int(kb) / 1024
+
+ratio = med(ratios)
+ready_ms = med(ready)
+idle_mb = mb(rss_idle)
+verdict = lambda ok: "PASS" if ok else "FAIL"
+checks = [
+    ("GET /v1/me req/s vs hello", f"{ratio:.2f}", f">= {t_ratio:.2f}", ratio >= t_ratio),
+    ("idle RSS (MB)", f"{idle_mb:.1f}", f"<= {t_rss:.0f}", idle_mb <= t_rss),
+    ("start to /readyz 200 (ms)", f"{ready_ms:.1f}", f"<= {t_ready:.0f}", ready_ms <= t_ready),
+]
+
+out = []
+w = out.append
+w("Portcullis load benchmark (bench/run.sh)")
+w(f"  {machine}")
+w(f"  {method}")
+w("")
+w(f"  {'':26}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+w(f"  {'portcullis GET /v1/me':26}{med(p_rps):>12.0f}{med(float(r[2]) for r in rows):>10.3f}{med(float(r[3]) for r in rows):>10.3f}")
+w(f"  {'hello GET / (baseline)':26}{med(h_rps):>12.0f}{med(float(r[6]) for r in rows):>10.3f}{med(float(r[7]) for r in rows):>10.3f}")
+w(f"  ratio portcullis / hello: {ratio:.3f}   (per round: {', '.join(f'{x:.3f}' for x in ratios)})")
+w("")
+w(f"  {'check':32}{'measured':>10}{'target':>10}  verdict")
+for name, value, target, ok in checks:
+    w(f"  {name:32}{value:>10}{target:>10}  {verdict(ok)}")
+w("")
+w(f"  start to ready, {len(ready)} fresh starts (ms): portcullis {', '.join(f'{x:.1f}' for x in ready)};"
+  f" hello (first 200 on /) median {med(hready):.1f}")
+w(f"  RSS (MB): portcullis after start {mb(rss_started):.1f}, after signup (idle) {idle_mb:.1f},"
+  f" after load {mb(rss_after):.1f}; hello idle {mb(h_rss):.1f}")
+w(f"  /v1/me body: {me_bytes} bytes; absolute figures are machine-dependent, read the ratios")
+print("\n".join(out))
+if strict == "1" and not all(ok for *_, ok in checks):
+    sys.exit(1)
+PY
