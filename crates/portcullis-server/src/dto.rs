@@ -176,6 +176,17 @@ pub struct MeResponse {
     pub user: UserDto,
     pub session: SessionDto,
     pub memberships: Vec<MembershipDto>,
+    /// Present when the request names a project with `X-Project-ID`: the org, project and
+    /// role the caller acts with there, resolved together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<ProjectContextDto>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ProjectContextDto {
+    pub org: OrgDto,
+    pub project: ProjectDto,
+    pub role: String,
 }
 
 #[derive(Deserialize, ToSchema)]

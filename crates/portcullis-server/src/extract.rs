@@ -258,6 +258,33 @@ pub fn project_id_header(headers: &HeaderMap) -> Result<ProjectId, ApiError> {
         })
 }
 
+/// The caller's access to a project: its record, their effective role, and the org access
+/// it implies. A project of an org they have no active membership of is 404 (they may not
+/// learn it exists); one of their org that they are not in is 403.
+pub async fn authorize_project(
+    state: &AppState,
+    principal: &Principal,
+    project_id: ProjectId,
+) -> Result<(ProjectAccessRecord, Role, OrgAccess), ApiError> {
+    let not_found = || ApiError::not_found("no such project");
+    let record = state
+        .store
+        .project_access(project_id, principal.user_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let active = record.org_membership.as_ref().filter(|m| m.is_active());
+    let role = match active {
+        Some(m) => portcullis_core::project::effective_project_role(m.role, record.project_role),
+        None if principal.is_platform_admin => Some(Role::Owner),
+        None => return Err(not_found()),
+    };
+    let Some(role) = role else {
+        return Err(ApiError::forbidden("you are not a member of this project"));
+    };
+    let access = OrgAccess::authorize(principal, record.project.org_id, active, Role::Member)?;
+    Ok((record, role, access))
+}
+
 impl FromRequestParts<AppState> for ProjectCtx {
     type Rejection = ApiError;
 
@@ -267,23 +294,7 @@ impl FromRequestParts<AppState> for ProjectCtx {
         // everybody, authenticated or not, so clients can fix it deterministically.
         let project_id = project_id_header(&parts.headers)?;
         let (auth, csrf) = authenticate(parts, state).await?;
-        let not_found = || ApiError::not_found("no such project");
-        let record = state
-            .store
-            .project_access(project_id, auth.principal.user_id)
-            .await?
-            .ok_or_else(not_found)?;
-        let active = record.org_membership.as_ref().filter(|m| m.is_active());
-        let role = match active {
-            Some(m) => {
-                portcullis_core::project::effective_project_role(m.role, record.project_role)
-            }
-            None if auth.principal.is_platform_admin => Some(Role::Owner),
-            None => return Err(not_found()),
-        };
-        let Some(role) = role else {
-            return Err(ApiError::forbidden("you are not a member of this project"));
-        };
+        let (record, role, access) = authorize_project(state, &auth.principal, project_id).await?;
         if let CsrfOutcome::NeedsProjectOrigin(origin) = csrf
             && !record
                 .project
@@ -293,8 +304,6 @@ impl FromRequestParts<AppState> for ProjectCtx {
         {
             return Err(csrf_refused());
         }
-        let access =
-            OrgAccess::authorize(&auth.principal, record.project.org_id, active, Role::Member)?;
         Ok(ProjectCtx {
             auth,
             record,

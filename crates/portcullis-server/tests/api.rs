@@ -323,6 +323,37 @@ async fn project_context_header_is_required_and_checked(app: TestApp) {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["id"], json!(u.project_id));
+
+    // /v1/me resolves user, org and project together when a project is named.
+    let r = TestApp::send(
+        app.with_bearer(Method::GET, "/v1/me", &u.token)
+            .header("x-project-id", &u.project_id),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["context"]["project"]["id"], json!(u.project_id));
+    assert_eq!(r.body["context"]["org"]["id"], json!(u.org_id));
+    assert_eq!(r.body["context"]["role"], "owner");
+    assert!(
+        app.get("/v1/me", &u.token)
+            .await
+            .body
+            .get("context")
+            .is_none()
+    );
+    let r = TestApp::send(
+        app.with_bearer(Method::GET, "/v1/me", &u.token)
+            .header("x-project-id", "nope"),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    let other = app.user("other").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::GET, "/v1/me", &other.token)
+            .header("x-project-id", &u.project_id),
+    )
+    .await;
+    r.assert_error(404, "not_found");
 }
 
 async fn other_tenants_project_is_invisible(app: TestApp) {

@@ -180,7 +180,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_all_orgs(&self) -> StoreResult<Vec<Org>>;
 
     // Sessions (owned by users, not tenants).
-    async fn create_session(&self, session: &Session, ctx: &AuditContext) -> StoreResult<()>;
+    /// Stores a new session with its `session.created` event and any `also` events (the
+    /// `login.succeeded` that caused it), all in one transaction.
+    async fn create_session(
+        &self,
+        session: &Session,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<()>;
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionWithUser>>;
     async fn touch_session(
         &self,

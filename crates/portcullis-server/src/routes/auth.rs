@@ -42,6 +42,7 @@ async fn start_session(
     state: &AppState,
     user: &User,
     meta: &portcullis_core::AuditContext,
+    also: &[portcullis_core::AuditEvent],
 ) -> ApiResult<(SessionToken, portcullis_core::Session)> {
     let token = SessionToken::generate().map_err(ApiError::internal)?;
     let session = state.sessions.new_session(
@@ -51,7 +52,7 @@ async fn start_session(
         meta.ip.clone(),
         meta.user_agent.clone(),
     );
-    state.store.create_session(&session, meta).await?;
+    state.store.create_session(&session, meta, also).await?;
     Ok((token, session))
 }
 
@@ -119,7 +120,7 @@ pub async fn signup(
     // The unique index decides races: of two concurrent signups one gets the conflict.
     let user = state.store.bootstrap_signup(&bootstrap, &meta).await?;
     let meta = meta.with_actor(user.id);
-    let (token, _) = start_session(&state, &user, &meta).await?;
+    let (token, _) = start_session(&state, &user, &meta, &[]).await?;
     let body = SignupResponse {
         user: (&user).into(),
         org: (&bootstrap.org).into(),
@@ -176,15 +177,12 @@ pub async fn login(
     };
     let user = account.user;
     let meta = meta.with_actor(user.id);
-    let (token, session) = start_session(&state, &user, &meta).await?;
-    state
-        .store
-        .record_audit(&meta.event(
-            None,
-            portcullis_core::Action::LoginSucceeded,
-            format!("user:{}", user.id),
-        ))
-        .await?;
+    let succeeded = meta.event(
+        None,
+        portcullis_core::Action::LoginSucceeded,
+        format!("user:{}", user.id),
+    );
+    let (token, session) = start_session(&state, &user, &meta, &[succeeded]).await?;
     let body = LoginResponse {
         user: (&user).into(),
         session: SessionDto::new(&session, Some(session.id)),

@@ -5,17 +5,25 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::SessionId;
 
-use crate::dto::{MeResponse, MembershipDto, SessionDto, SessionList};
+use axum::http::HeaderMap;
+
+use crate::dto::{MeResponse, MembershipDto, ProjectContextDto, SessionDto, SessionList, role_str};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::{Auth, PROJECT_HEADER, authorize_project, project_id_header};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/me", tag = "sessions",
+    params(("X-Project-ID" = Option<uuid::Uuid>, Header, description = "Optional: also resolve this project's context")),
     responses(
-        (status = 200, description = "The caller, the session and every active membership with its projects", body = MeResponse),
+        (status = 200, description = "The caller, the session and every active membership with its projects; with X-Project-ID also the project context", body = MeResponse),
+        (status = 400, description = "invalid_request: malformed X-Project-ID", body = crate::dto::ErrorBody),
         (status = 401, description = "unauthenticated", body = crate::dto::ErrorBody),
     ))]
-pub async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<MeResponse>> {
+pub async fn me(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> ApiResult<Json<MeResponse>> {
     let user_id = auth.principal.user_id;
     let memberships = match state.cache.memberships(user_id) {
         Some(m) => m,
@@ -25,8 +33,26 @@ pub async fn me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<MeR
             state.cache.put_memberships(epoch, user_id, fresh)
         }
     };
+    let context = match headers.contains_key(PROJECT_HEADER) {
+        false => None,
+        true => {
+            let project_id = project_id_header(&headers)?;
+            let (record, role, access) =
+                authorize_project(&state, &auth.principal, project_id).await?;
+            let org = match memberships.iter().find(|m| m.org.id == access.org_id()) {
+                Some(m) => (&m.org).into(),
+                None => (&state.store.org(&access).await?).into(),
+            };
+            Some(ProjectContextDto {
+                org,
+                project: (&record.project).into(),
+                role: role_str(role),
+            })
+        }
+    };
     let s = &auth.session;
     Ok(Json(MeResponse {
+        context,
         user: (&s.user).into(),
         session: SessionDto::new(&s.session, Some(s.session.id)),
         memberships: memberships.iter().map(MembershipDto::from).collect(),

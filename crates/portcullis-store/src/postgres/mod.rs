@@ -281,7 +281,12 @@ impl Store for PgStore {
         rows.iter().map(org_from).collect()
     }
 
-    async fn create_session(&self, s: &Session, ctx: &AuditContext) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        s: &Session,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::User(s.user_id)).await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent) \
@@ -298,6 +303,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;
+        for e in also {
+            insert_audit(&mut tx, e).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

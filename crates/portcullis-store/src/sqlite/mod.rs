@@ -497,7 +497,12 @@ impl Store for SqliteStore {
         rows.iter().map(org_from).collect()
     }
 
-    async fn create_session(&self, s: &Session, ctx: &AuditContext) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        s: &Session,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent) \
@@ -514,6 +519,9 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;
+        for e in also {
+            insert_audit(&mut tx, e).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -324,7 +324,7 @@ async fn listener_hears_changes_from_another_node() {
         None,
         None,
     );
-    writer.create_session(&s, &ctx()).await.unwrap();
+    writer.create_session(&s, &ctx(), &[]).await.unwrap();
     assert!(
         writer
             .revoke_user_session(alice.user.id, s.id, &ctx())

@@ -26,12 +26,12 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     let s2 = session(alice.user.id, "token-2", now - Duration::minutes(1));
     let expired = session(alice.user.id, "token-3", now - Duration::days(10));
     for s in [&s1, &s2, &expired] {
-        store.create_session(s, &ctx()).await.unwrap();
+        store.create_session(s, &ctx(), &[]).await.unwrap();
     }
     let mut clash = session(bob.user.id, "token-1", now);
     clash.id = portcullis_core::SessionId::new();
     assert!(matches!(
-        store.create_session(&clash, &ctx()).await.unwrap_err(),
+        store.create_session(&clash, &ctx(), &[]).await.unwrap_err(),
         StoreError::Conflict(_)
     ));
 
@@ -139,7 +139,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     let sb = session(bob.id, "b", now - Duration::seconds(2));
     let sc = session(carol.user.id, "c", now - Duration::seconds(1));
     for s in [&sa, &sb, &sc] {
-        store.create_session(s, &ctx()).await.unwrap();
+        store.create_session(s, &ctx(), &[]).await.unwrap();
     }
 
     let listed = store.list_org_sessions(&alice.access(), now).await.unwrap();
@@ -207,7 +207,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
 
     // A removed member's sessions are no longer the org's to see or revoke.
     let sb2 = session(bob.id, "b2", now);
-    store.create_session(&sb2, &ctx()).await.unwrap();
+    store.create_session(&sb2, &ctx(), &[]).await.unwrap();
     store
         .remove_member(&alice.access(), bob.id, &ctx())
         .await
