@@ -136,13 +136,10 @@ pub fn app(state: AppState) -> Router {
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = correlation::from_header(req.headers().get(correlation::HEADER));
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
-    let span = tracing::info_span!("request", correlation_id = %id, method, route = %route);
+    let route_str = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!("request", correlation_id = %id, method, route = route_str);
     let header = HeaderValue::from_str(&id).ok();
     let mut response = correlation::scope(id, next.run(req))
         .instrument(span.clone())
@@ -152,7 +149,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.record(method, &route, status, elapsed);
+    state.metrics.record(method, route_str, status, elapsed);
     span.in_scope(|| tracing::info!(status, elapsed_us = elapsed.as_micros() as u64, "handled"));
     response
 }

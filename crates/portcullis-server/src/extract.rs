@@ -87,6 +87,9 @@ fn audit_context(parts: &Parts) -> AuditContext {
 
 /// A verified caller. Cookie-authenticated state changes have passed the CSRF check.
 pub struct Auth {
+    /// The cache epoch read before the session was resolved; answers derived from this
+    /// request may be cached under it, never under a later one.
+    pub epoch: u64,
     pub principal: Principal,
     pub session: Arc<SessionWithUser>,
     pub audit: AuditContext,
@@ -163,6 +166,7 @@ async fn authenticate(
             "authentication required: send the session cookie or Authorization: Bearer",
         ));
     };
+    let epoch = state.cache.epoch();
     let resolved = resolve_session(state, credential.token()).await?;
     let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let csrf = if credential.is_cookie() && mutating {
@@ -182,6 +186,7 @@ async fn authenticate(
     let audit = audit_context(parts).with_actor(principal.user_id);
     Ok((
         Auth {
+            epoch,
             principal,
             session: resolved,
             audit,

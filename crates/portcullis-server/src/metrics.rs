@@ -20,11 +20,13 @@ struct Series {
     buckets: [AtomicU64; BUCKETS.len()],
 }
 
-type Key = (&'static str, String, u16);
+/// Route template → (method, status) → series. Keyed by route first so the hot path can
+/// look up with the borrowed `&str` of the matched path, without allocating.
+type Table = BTreeMap<String, BTreeMap<(&'static str, u16), Series>>;
 
 #[derive(Default)]
 pub struct Metrics {
-    series: RwLock<BTreeMap<Key, Series>>,
+    series: RwLock<Table>,
 }
 
 impl Metrics {
@@ -39,13 +41,18 @@ impl Metrics {
             }
         };
         if let Ok(map) = self.series.read()
-            && let Some(s) = map.get(&(method, route.to_owned(), status))
+            && let Some(s) = map.get(route).and_then(|r| r.get(&(method, status)))
         {
             observe(s);
             return;
         }
         if let Ok(mut map) = self.series.write() {
-            observe(map.entry((method, route.to_owned(), status)).or_default());
+            observe(
+                map.entry(route.to_owned())
+                    .or_default()
+                    .entry((method, status))
+                    .or_default(),
+            );
         }
     }
 
@@ -57,7 +64,11 @@ impl Metrics {
         };
         out.push_str("# HELP portcullis_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE portcullis_http_requests_total counter\n");
-        for ((method, route, status), s) in map.iter() {
+        let all = || {
+            map.iter()
+                .flat_map(|(route, r)| r.iter().map(move |((m, st), s)| (*m, route, *st, s)))
+        };
+        for (method, route, status, s) in all() {
             let _ = writeln!(
                 out,
                 "portcullis_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
@@ -66,7 +77,7 @@ impl Metrics {
         }
         out.push_str("# HELP portcullis_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE portcullis_http_request_duration_seconds histogram\n");
-        for ((method, route, status), s) in map.iter() {
+        for (method, route, status, s) in all() {
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
             let mut cumulative = 0;
             for (i, b) in BUCKETS.iter().enumerate() {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use portcullis_core::{TokenHash, UserId};
 use portcullis_store::{Change, ChangeSink, MembershipView, SessionWithUser};
 
@@ -21,9 +22,59 @@ struct Entry<T> {
     value: Arc<T>,
 }
 
+/// One kind of cached answer, keyed by `K`, valid under the cache's epoch rules.
+struct EpochMap<K, T>(RwLock<HashMap<K, Entry<T>>>);
+
+impl<K: std::hash::Hash + Eq, T> EpochMap<K, T> {
+    fn new() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+
+    fn get(&self, cache: &SessionCache, key: &K) -> Option<Arc<T>> {
+        if !cache.usable() {
+            return None;
+        }
+        let map = self.0.read().ok()?;
+        map.get(key)
+            .filter(|e| cache.fresh(e))
+            .map(|e| e.value.clone())
+    }
+
+    fn put(&self, cache: &SessionCache, key: K, epoch: u64, value: Arc<T>) {
+        if !cache.usable() {
+            return;
+        }
+        let Ok(mut map) = self.0.write() else { return };
+        if map.len() >= cache.capacity {
+            // Drop what can no longer be served; if the cache is full of live entries,
+            // start over rather than track recency on the read path.
+            map.retain(|_, e| cache.fresh(e));
+            if map.len() >= cache.capacity {
+                map.clear();
+            }
+        }
+        map.insert(
+            key,
+            Entry {
+                epoch,
+                filled_at: Instant::now(),
+                value,
+            },
+        );
+    }
+
+    fn remove(&self, key: &K) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(key);
+        }
+    }
+}
+
 pub struct SessionCache {
-    sessions: RwLock<HashMap<TokenHash, Entry<SessionWithUser>>>,
-    memberships: RwLock<HashMap<UserId, Entry<Vec<MembershipView>>>>,
+    sessions: EpochMap<TokenHash, SessionWithUser>,
+    memberships: EpochMap<UserId, Vec<MembershipView>>,
+    /// The serialized `GET /v1/me` answer per session: the hottest response of all.
+    me_bodies: EpochMap<TokenHash, Bytes>,
     epoch: AtomicU64,
     /// False while a cross-process change feed should exist but is not connected.
     feed_up: AtomicBool,
@@ -34,8 +85,9 @@ pub struct SessionCache {
 impl SessionCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            sessions: RwLock::new(HashMap::new()),
-            memberships: RwLock::new(HashMap::new()),
+            sessions: EpochMap::new(),
+            memberships: EpochMap::new(),
+            me_bodies: EpochMap::new(),
             epoch: AtomicU64::new(0),
             feed_up: AtomicBool::new(true),
             ttl,
@@ -63,44 +115,24 @@ impl SessionCache {
     }
 
     pub fn session(&self, hash: &TokenHash) -> Option<Arc<SessionWithUser>> {
-        if !self.usable() {
-            return None;
-        }
-        let map = self.sessions.read().ok()?;
-        map.get(hash)
-            .filter(|e| self.fresh(e))
-            .map(|e| e.value.clone())
+        self.sessions.get(self, hash)
     }
 
     pub fn put_session(&self, epoch: u64, value: SessionWithUser) -> Arc<SessionWithUser> {
         let value = Arc::new(value);
-        if self.usable() {
-            put(
-                &self.sessions,
-                value.session.token_hash,
-                epoch,
-                value.clone(),
-                self.capacity,
-                |e| self.fresh(e),
-            );
-        }
+        self.sessions
+            .put(self, value.session.token_hash, epoch, value.clone());
         value
     }
 
+    /// The session row changed (its expiry slid): forget it and answers built from it.
     pub fn forget_session(&self, hash: &TokenHash) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.remove(hash);
-        }
+        self.sessions.remove(hash);
+        self.me_bodies.remove(hash);
     }
 
     pub fn memberships(&self, user: UserId) -> Option<Arc<Vec<MembershipView>>> {
-        if !self.usable() {
-            return None;
-        }
-        let map = self.memberships.read().ok()?;
-        map.get(&user)
-            .filter(|e| self.fresh(e))
-            .map(|e| e.value.clone())
+        self.memberships.get(self, &user)
     }
 
     pub fn put_memberships(
@@ -110,45 +142,17 @@ impl SessionCache {
         value: Vec<MembershipView>,
     ) -> Arc<Vec<MembershipView>> {
         let value = Arc::new(value);
-        if self.usable() {
-            put(
-                &self.memberships,
-                user,
-                epoch,
-                value.clone(),
-                self.capacity,
-                |e| self.fresh(e),
-            );
-        }
+        self.memberships.put(self, user, epoch, value.clone());
         value
     }
-}
 
-fn put<K: std::hash::Hash + Eq, T>(
-    map: &RwLock<HashMap<K, Entry<T>>>,
-    key: K,
-    epoch: u64,
-    value: Arc<T>,
-    capacity: usize,
-    fresh: impl Fn(&Entry<T>) -> bool,
-) {
-    let Ok(mut map) = map.write() else { return };
-    if map.len() >= capacity {
-        // Drop what can no longer be served; if the cache is full of live entries, start
-        // over rather than track recency on the read path.
-        map.retain(|_, e| fresh(e));
-        if map.len() >= capacity {
-            map.clear();
-        }
+    pub fn me_body(&self, hash: &TokenHash) -> Option<Bytes> {
+        self.me_bodies.get(self, hash).map(|b| Bytes::clone(&b))
     }
-    map.insert(
-        key,
-        Entry {
-            epoch,
-            filled_at: Instant::now(),
-            value,
-        },
-    );
+
+    pub fn put_me_body(&self, epoch: u64, hash: TokenHash, body: Bytes) {
+        self.me_bodies.put(self, hash, epoch, Arc::new(body));
+    }
 }
 
 impl ChangeSink for SessionCache {

@@ -518,6 +518,10 @@ async fn members_lifecycle_and_owner_rules(app: TestApp) {
     add(admin.token.clone(), "y@example.com".into(), "owner")
         .await
         .assert_error(403, "forbidden");
+    // Warm every cached view of the owner before their role changes.
+    let before = app.get("/v1/me", &owner.token).await;
+    assert_eq!(before.body["memberships"][0]["role"], "owner");
+    assert_eq!(app.get("/v1/me", &owner.token).await.body, before.body);
     // Last owner cannot be demoted or removed.
     let me_path = format!("{members}/{}", owner.user_id);
     let r = TestApp::send(

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::SessionId;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use crate::dto::{MeResponse, MembershipDto, ProjectContextDto, SessionDto, SessionList, role_str};
 use crate::error::{ApiError, ApiResult};
@@ -23,7 +25,12 @@ pub async fn me(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
-) -> ApiResult<Json<MeResponse>> {
+) -> ApiResult<Response> {
+    let wants_context = headers.contains_key(PROJECT_HEADER);
+    let hash = auth.session.session.token_hash;
+    if !wants_context && let Some(body) = state.cache.me_body(&hash) {
+        return Ok(json_bytes(body));
+    }
     let user_id = auth.principal.user_id;
     let memberships = match state.cache.memberships(user_id) {
         Some(m) => m,
@@ -33,7 +40,7 @@ pub async fn me(
             state.cache.put_memberships(epoch, user_id, fresh)
         }
     };
-    let context = match headers.contains_key(PROJECT_HEADER) {
+    let context = match wants_context {
         false => None,
         true => {
             let project_id = project_id_header(&headers)?;
@@ -51,12 +58,23 @@ pub async fn me(
         }
     };
     let s = &auth.session;
-    Ok(Json(MeResponse {
+    let body = MeResponse {
         context,
         user: (&s.user).into(),
         session: SessionDto::new(&s.session, Some(s.session.id)),
         memberships: memberships.iter().map(MembershipDto::from).collect(),
-    }))
+    };
+    let body = Bytes::from(serde_json::to_vec(&body).map_err(ApiError::internal)?);
+    if !wants_context {
+        // Stamped with the epoch read before the session was resolved: any change since
+        // then makes this body stale at once.
+        state.cache.put_me_body(auth.epoch, hash, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
