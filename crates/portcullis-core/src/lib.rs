@@ -8,6 +8,7 @@ pub mod authz;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod oauth;
 pub mod org;
 pub mod password;
 pub mod project;
