@@ -272,7 +272,8 @@ RSS_AFTER_KB=$(rss_kb "$P_PID")
 
 mkdir -p "$BENCH/results"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo "+dirty" || true)
+DIRTY=
+[[ -z $(git -C "$ROOT" status --porcelain 2>/dev/null || true) ]] || DIRTY="+dirty"
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown)
 
 python3 - "$WORK/rounds" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARGET_READY_MS" "$STRICT" \

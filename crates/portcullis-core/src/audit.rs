@@ -20,6 +20,16 @@ pub enum Action {
     ProjectUpdated,
     PlatformAdminGranted,
     PlatformAdminRevoked,
+    ClientCreated,
+    ClientUpdated,
+    ClientDeleted,
+    ClientSecretRotated,
+    SigningKeyRotated,
+    OauthCodeReplayed,
+    OauthRefreshReuseDetected,
+    OauthTokenRevoked,
+    OauthConsentGranted,
+    OauthConsentRevoked,
 }
 
 impl Action {
@@ -39,6 +49,16 @@ impl Action {
             Action::ProjectUpdated => "project.updated",
             Action::PlatformAdminGranted => "platform_admin.granted",
             Action::PlatformAdminRevoked => "platform_admin.revoked",
+            Action::ClientCreated => "client.created",
+            Action::ClientUpdated => "client.updated",
+            Action::ClientDeleted => "client.deleted",
+            Action::ClientSecretRotated => "client.secret_rotated",
+            Action::SigningKeyRotated => "signing_key.rotated",
+            Action::OauthCodeReplayed => "oauth.code.replayed",
+            Action::OauthRefreshReuseDetected => "oauth.refresh.reuse_detected",
+            Action::OauthTokenRevoked => "oauth.token.revoked",
+            Action::OauthConsentGranted => "oauth.consent.granted",
+            Action::OauthConsentRevoked => "oauth.consent.revoked",
         }
     }
 }

@@ -147,6 +147,11 @@ fn session_cache(c: &mut Criterion) {
     );
     g.bench_function("hit", |b| b.iter(|| cache.session(black_box(&hash))));
 
+    let body = bytes::Bytes::from(vec![b'x'; 1024]);
+    cache.put_me_body(cache.epoch(), hash, body.clone());
+    assert!(cache.me_body(&hash).is_some(), "the cache must serve the body");
+    g.bench_function("me_body_hit", |b| b.iter(|| cache.me_body(black_box(&hash))));
+
     g.bench_function("put_then_hit", |b| {
         b.iter_batched(
             || session.clone(),
@@ -165,6 +170,7 @@ fn me_response(c: &mut Criterion) {
     let token = token();
     let (session, memberships) = fixture(&token);
     let build = || MeResponse {
+        context: None,
         user: (&session.user).into(),
         session: SessionDto::new(&session.session, Some(session.session.id)),
         memberships: memberships.iter().map(MembershipDto::from).collect(),

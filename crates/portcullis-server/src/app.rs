@@ -28,6 +28,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("database: {0}")]
     Store(#[from] portcullis_store::StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::oidc::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -106,6 +108,12 @@ async fn build_state(
     let public_origin = url::Url::parse(&public_url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| public_url.clone());
+    // EdDSA, the default, is ready before the first request; ES256 and RS256 keys are made
+    // on first use, keeping start-up fast (RSA generation takes a while).
+    let keys = Arc::new(crate::oidc::keys::KeyRing::open(store.clone(), &master_key).await?);
+    keys.ensure_active(portcullis_core::oauth::SigningAlg::EdDSA)
+        .await?;
+    keys.spawn_reloader(crate::oidc::keys::RELOAD_INTERVAL);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -121,9 +129,11 @@ async fn build_state(
         },
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
-        public_url,
         dev: config.dev,
+        oidc: crate::oidc::OidcSettings::new(&public_url, master_key.expose(), config.oidc_refresh_grace_secs, config.oidc_refresh_ttl_secs),
+        public_url,
         master_key,
+        keys,
     })))
 }
 

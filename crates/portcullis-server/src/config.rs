@@ -50,6 +50,11 @@ pub struct Config {
     pub password_hash_concurrency: Option<usize>,
     /// Database connections per server process.
     pub database_max_connections: u32,
+    /// A rotated refresh token presented again within this many seconds gets the same
+    /// successor instead of revoking its family (two tabs refreshing at once).
+    pub oidc_refresh_grace_secs: u64,
+    /// Lifetime of each refresh token (a rotation issues a fresh one).
+    pub oidc_refresh_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             session_cache_ttl_ms: 10_000,
             password_hash_concurrency: None,
             database_max_connections: 16,
+            oidc_refresh_grace_secs: 10,
+            oidc_refresh_ttl_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -104,6 +111,8 @@ const KNOWN_KEYS: &[&str] = &[
     "session_cache_ttl_ms",
     "password_hash_concurrency",
     "database_max_connections",
+    "oidc_refresh_grace_secs",
+    "oidc_refresh_ttl_secs",
 ];
 
 /// Environment variables with the prefix that belong to tooling, not to the server.

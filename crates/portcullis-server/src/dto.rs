@@ -407,3 +407,117 @@ pub struct ReadinessCheck {
 pub fn role_str(r: Role) -> String {
     r.as_str().to_owned()
 }
+
+// ---- OAuth clients (`/v1/project/clients`) ---------------------------------------------------
+
+/// An OAuth client (application) of the project. Never carries its secret or a digest of it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ClientDto {
+    #[schema(example = "pcc_Xq3b5yT0d2mGfA1nK8wVZQ")]
+    pub client_id: String,
+    pub project_id: Uuid,
+    pub name: String,
+    /// `confidential` or `public`.
+    #[serde(rename = "type")]
+    #[schema(example = "confidential")]
+    pub client_type: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Among `authorization_code`, `refresh_token`, `client_credentials`.
+    #[schema(example = json!(["authorization_code", "refresh_token"]))]
+    pub grant_types: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post` (confidential) or `none` (public).
+    #[schema(example = "client_secret_basic")]
+    pub token_endpoint_auth_method: String,
+    /// True for public clients: their authorization requests must use PKCE (S256).
+    pub pkce_required: bool,
+    #[schema(example = 600)]
+    pub access_token_ttl_secs: u32,
+    /// `EdDSA`, `ES256` or `RS256`.
+    #[schema(example = "EdDSA")]
+    pub signing_alg: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&portcullis_core::oauth::OAuthClient> for ClientDto {
+    fn from(c: &portcullis_core::oauth::OAuthClient) -> Self {
+        let uris = |u: &[portcullis_core::RedirectUri]| {
+            u.iter().map(|u| u.as_str().to_owned()).collect()
+        };
+        Self {
+            client_id: c.id.as_str().to_owned(),
+            project_id: c.project_id.0,
+            name: c.name.clone(),
+            client_type: c.client_type.as_str().to_owned(),
+            redirect_uris: uris(&c.redirect_uris),
+            post_logout_redirect_uris: uris(&c.post_logout_redirect_uris),
+            grant_types: c.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
+            token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_owned(),
+            pkce_required: c.requires_pkce(),
+            access_token_ttl_secs: c.access_token_ttl_secs,
+            signing_alg: c.signing_alg.as_str().to_owned(),
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ClientList {
+    pub clients: Vec<ClientDto>,
+}
+
+/// A client with its secret, in the one reply that shows it: creation (confidential
+/// clients) or rotation. Only the secret's SHA-256 is kept; a lost secret is rotated.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ClientWithSecret {
+    #[serde(flatten)]
+    pub client: ClientDto,
+    /// `pcs_` + 256 random bits (base64url). Absent for public clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "pcs_3q2-7wfVVm0PMB9KcNk6a1bT1o4fZV4nE0uxs0z6Qzc")]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClientRequest {
+    pub name: String,
+    /// `confidential` (a server-side app; gets a secret) or `public` (single-page or native
+    /// app; no secret, PKCE required).
+    #[serde(rename = "type")]
+    #[schema(example = "confidential")]
+    pub client_type: String,
+    /// Exact-match redirect URIs: `https`, loopback `http` (any port matches, RFC 8252) or a
+    /// private-use scheme; no fragments, no wildcards. Required for `authorization_code`.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Default `["authorization_code", "refresh_token"]`.
+    pub grant_types: Option<Vec<String>>,
+    /// Default `client_secret_basic` (confidential) or `none` (public).
+    pub token_endpoint_auth_method: Option<String>,
+    /// 300–3600; default 600.
+    pub access_token_ttl_secs: Option<i64>,
+    /// `EdDSA` (default), `ES256` or `RS256`.
+    pub signing_alg: Option<String>,
+}
+
+/// Absent fields stay as they are; the result must still be a valid client. The type cannot
+/// change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchClientRequest {
+    pub name: Option<String>,
+    /// Accepted only when equal to the current type.
+    #[serde(rename = "type")]
+    pub client_type: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub access_token_ttl_secs: Option<i64>,
+    pub signing_alg: Option<String>,
+}

@@ -116,6 +116,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::NotFound => ApiError::not_found("not found"),
+            StoreError::Invalid(e) => e.into(),
             other => ApiError::internal(other),
         }
     }

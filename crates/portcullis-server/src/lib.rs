@@ -4,10 +4,12 @@
 pub mod app;
 pub mod config;
 pub mod correlation;
+pub mod crypto;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod passwords;
 pub mod routes;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, health, me, orgs, project};
+use crate::routes::{auth, clients, health, me, orgs, project};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,8 @@ use crate::routes::{auth, health, me, orgs, project};
         orgs::list_org_sessions, orgs::revoke_org_session,
         orgs::list_projects, orgs::create_project, orgs::audit,
         project::get_project, project::patch_project,
+        clients::list_clients, clients::create_client, clients::get_client,
+        clients::patch_client, clients::delete_client, clients::rotate_client_secret,
     ),
     modifiers(&Security),
     security(("session_cookie" = []), ("bearer" = [])),

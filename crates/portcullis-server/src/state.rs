@@ -27,6 +27,9 @@ pub struct Inner {
     pub dev: bool,
     #[allow(dead_code)] // consumed by the signing-key and webhook-secret stores
     pub master_key: MasterKey,
+    /// JWS signing keys: sign, verify, publish, rotate.
+    pub keys: Arc<crate::oidc::keys::KeyRing>,
+    pub oidc: crate::oidc::OidcSettings,
 }
 
 impl std::ops::Deref for AppState {

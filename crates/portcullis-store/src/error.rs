@@ -7,6 +7,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// The change would leave a record whose fields do not fit together (a client patch
+    /// that makes a public client use a secret, …); the field names what to fix.
+    #[error("{0}")]
+    Invalid(portcullis_core::ValidationError),
     /// A stored value no longer parses into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),

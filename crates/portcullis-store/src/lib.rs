@@ -16,13 +16,19 @@ use portcullis_core::{
     UserName,
 };
 
+pub mod clients;
 mod error;
 mod events;
+pub mod grants;
+pub mod keys;
 pub mod postgres;
 pub mod sqlite;
 pub mod testing;
 
+pub use clients::{ClientPatch, ClientStore};
 pub use error::{StoreError, StoreResult};
+pub use grants::{AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState};
+pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +161,15 @@ pub trait ChangeSink: Send + Sync {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    /// OAuth clients (applications) of projects.
+    fn clients(&self) -> &dyn ClientStore;
+
+    /// Authorization codes, refresh families, consents, revoked access tokens.
+    fn grants(&self) -> &dyn GrantStore;
+
+    /// The server's JWS signing keys (not tenant-owned).
+    fn keys(&self) -> &dyn SigningKeyStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

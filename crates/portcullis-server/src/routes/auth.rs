@@ -29,7 +29,7 @@ pub fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn clear_cookie(state: &AppState) -> HeaderValue {
+pub fn clear_cookie(state: &AppState) -> HeaderValue {
     HeaderValue::from_static(if state.secure_cookies {
         "__Host-portcullis_session=; HttpOnly; Secure; Path=/; SameSite=Lax; Max-Age=0"
     } else {
@@ -146,43 +146,9 @@ pub async fn login(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let refused = || ApiError::unauthenticated("email or password is incorrect");
-    let password = Password::for_login(req.password)?;
-    // A malformed email cannot match an account; it gets the same answer and the same
-    // hashing time as a wrong password.
-    let account = match Email::parse(&req.email) {
-        Ok(email) => state.store.user_by_email(&email).await?,
-        Err(_) => None,
+    let Some((user, token, session)) = password_sign_in(&state, &req.email, req.password, &meta).await? else {
+        return Err(ApiError::unauthenticated("email or password is incorrect"));
     };
-    let ok = state
-        .hasher
-        .verify(
-            password,
-            account.as_ref().and_then(|a| a.password_hash.clone()),
-        )
-        .await?;
-    let account = match account {
-        Some(a) if ok => a,
-        account => {
-            let mut event = meta
-                .event(None, portcullis_core::Action::LoginFailed, "user:unknown")
-                .failed();
-            if let Some(a) = &account {
-                event.actor_id = Some(a.user.id);
-                event.target = Some(format!("user:{}", a.user.id));
-            }
-            state.store.record_audit(&event).await?;
-            return Err(refused());
-        }
-    };
-    let user = account.user;
-    let meta = meta.with_actor(user.id);
-    let succeeded = meta.event(
-        None,
-        portcullis_core::Action::LoginSucceeded,
-        format!("user:{}", user.id),
-    );
-    let (token, session) = start_session(&state, &user, &meta, &[succeeded]).await?;
     let body = LoginResponse {
         user: (&user).into(),
         session: SessionDto::new(&session, Some(session.id)),
@@ -192,6 +158,43 @@ pub async fn login(
         axum::Json(body),
     )
         .into_response())
+}
+
+/// Email + password sign-in, shared by the JSON API and the provider's login page. None
+/// when the credentials are wrong — unknown, malformed or wrong alike, after the same
+/// hashing work — and the failure is audited.
+pub async fn password_sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+    meta: &portcullis_core::AuditContext,
+) -> ApiResult<Option<(User, SessionToken, portcullis_core::Session)>> {
+    let password = Password::for_login(password)?;
+    let account = match Email::parse(email) {
+        Ok(email) => state.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let ok = state
+        .hasher
+        .verify(password, account.as_ref().and_then(|a| a.password_hash.clone()))
+        .await?;
+    let account = match account {
+        Some(a) if ok => a,
+        account => {
+            let mut event = meta.event(None, portcullis_core::Action::LoginFailed, "user:unknown").failed();
+            if let Some(a) = &account {
+                event.actor_id = Some(a.user.id);
+                event.target = Some(format!("user:{}", a.user.id));
+            }
+            state.store.record_audit(&event).await?;
+            return Ok(None);
+        }
+    };
+    let user = account.user;
+    let meta = meta.with_actor(user.id);
+    let succeeded = meta.event(None, portcullis_core::Action::LoginSucceeded, format!("user:{}", user.id));
+    let (token, session) = start_session(state, &user, &meta, &[succeeded]).await?;
+    Ok(Some((user, token, session)))
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",

@@ -7,10 +7,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod auth;
+pub mod clients;
 pub mod health;
 pub mod me;
 pub mod orgs;
 pub mod project;
+pub mod signing_keys;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -18,6 +20,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
+        .route("/.well-known/jwks.json", get(signing_keys::jwks))
+        .route(
+            "/v1/admin/signing-keys",
+            get(signing_keys::list_signing_keys),
+        )
+        .route(
+            "/v1/admin/signing-keys/rotate",
+            post(signing_keys::rotate_signing_key),
+        )
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
@@ -51,6 +62,21 @@ pub fn router(state: AppState) -> Router {
             "/v1/project",
             get(project::get_project).patch(project::patch_project),
         )
+        .route(
+            "/v1/project/clients",
+            get(clients::list_clients).post(clients::create_client),
+        )
+        .route(
+            "/v1/project/clients/{client_id}",
+            get(clients::get_client)
+                .patch(clients::patch_client)
+                .delete(clients::delete_client),
+        )
+        .route(
+            "/v1/project/clients/{client_id}/rotate-secret",
+            post(clients::rotate_client_secret),
+        )
+        .merge(crate::oidc::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

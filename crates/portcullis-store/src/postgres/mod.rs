@@ -24,6 +24,9 @@ use crate::{
     Store, StoreError, StoreResult, UserCredentials,
 };
 
+mod clients;
+mod grants;
+mod keys;
 mod listener;
 mod role;
 mod rows;
@@ -146,6 +149,18 @@ impl Drop for PgStore {
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn clients(&self) -> &dyn crate::ClientStore {
+        self
+    }
+
+    fn grants(&self) -> &dyn crate::GrantStore {
+        self
+    }
+
+    fn keys(&self) -> &dyn crate::SigningKeyStore {
+        self
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -26,6 +26,10 @@ use crate::{
     StoreError, StoreResult, UserCredentials,
 };
 
+mod clients;
+mod grants;
+mod keys;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
@@ -383,6 +387,18 @@ async fn guard_last_owner(
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    fn clients(&self) -> &dyn crate::ClientStore {
+        self
+    }
+
+    fn grants(&self) -> &dyn crate::GrantStore {
+        self
+    }
+
+    fn keys(&self) -> &dyn crate::SigningKeyStore {
+        self
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -14,6 +14,8 @@ use portcullis_store::{NewMember, SignupBootstrap, Store};
 
 mod accounts;
 mod audit;
+mod clients;
+mod keys;
 mod members;
 mod postgres_only;
 mod projects;
@@ -82,6 +84,14 @@ store_suite! {
         audit::query_audit_filters,
         audit::query_audit_pages_with_cursor,
         audit::null_org_events_follow_membership,
+        clients::create_list_get_are_scoped_to_the_project,
+        clients::update_applies_patch_validates_and_audits,
+        clients::rotate_secret_replaces_the_old_one,
+        clients::delete_is_soft_and_final,
+        keys::signing_keys_insert_and_list,
+        keys::signing_key_rotation_retires_and_audits,
+        keys::failed_rotation_changes_nothing,
+        keys::concurrent_first_keys_one_wins,
     ],
     unmigrated: [
         accounts::migrations_current,

@@ -1,0 +1,54 @@
+//! The OpenID Connect provider: discovery, the authorization code flow with its login and
+//! consent pages, the token endpoint, userinfo, introspection, revocation and logout.
+
+pub mod keys;
+pub mod authorize;
+pub mod discovery;
+pub mod issue;
+pub mod logout;
+pub mod oauth_error;
+pub mod pages;
+pub mod params;
+pub mod resources;
+pub mod token;
+
+/// Provider settings fixed at start-up.
+pub struct OidcSettings {
+    /// The public URL: `iss` of every token, base of every endpoint.
+    pub issuer: String,
+    pub discovery: serde_json::Value,
+    /// Derived from the master key; makes refresh-token successors deterministic.
+    pub rotation_key: [u8; 32],
+    /// A rotated refresh token presented again within this window gets the same successor.
+    pub refresh_grace: time::Duration,
+    pub refresh_ttl: time::Duration,
+    pub id_token_ttl: time::Duration,
+}
+
+impl OidcSettings {
+    pub fn new(issuer: &str, master_key: &[u8; 32], refresh_grace_secs: u64, refresh_ttl_secs: u64) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            discovery: discovery::document(issuer),
+            rotation_key: issue::rotation_key(master_key),
+            refresh_grace: time::Duration::seconds(refresh_grace_secs as i64),
+            refresh_ttl: time::Duration::seconds(refresh_ttl_secs as i64),
+            id_token_ttl: time::Duration::hours(1),
+        }
+    }
+}
+
+/// The provider's routes (the JWKS route lives with the key ring's).
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/oauth2/authorize", get(authorize::authorize))
+        .route("/oauth2/login", post(authorize::login_form))
+        .route("/oauth2/consent", post(authorize::consent_form))
+        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/userinfo", get(resources::userinfo).post(resources::userinfo))
+        .route("/oauth2/introspect", post(resources::introspect))
+        .route("/oauth2/revoke", post(resources::revoke))
+        .route("/oauth2/logout", get(logout::logout))
+}

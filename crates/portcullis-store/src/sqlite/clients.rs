@@ -1,0 +1,269 @@
+//! OAuth clients on SQLite. Every change is one `BEGIN IMMEDIATE` transaction with its audit
+//! event, so two patches of one client queue instead of undoing each other.
+
+use async_trait::async_trait;
+use portcullis_core::oauth::{
+    ClientId, ClientType, GrantType, OAuthClient, SigningAlg, TokenEndpointAuthMethod,
+};
+use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, RedirectUri, TokenHash};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{SqliteStore, from_micros, insert_audit, json_list, micros, to_json_list};
+use crate::clients::{
+    ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
+    secret_rotated_event, updated_event,
+};
+use crate::{StoreError, StoreResult};
+
+macro_rules! client_cols {
+    () => {
+        "c.id, c.org_id, c.project_id, c.name, c.client_type, c.secret_hash, c.redirect_uris, \
+         c.post_logout_redirect_uris, c.grant_types, c.token_endpoint_auth_method, \
+         c.access_token_ttl_secs, c.signing_alg, c.created_at, c.updated_at"
+    };
+}
+
+fn client_from(row: &SqliteRow) -> StoreResult<OAuthClient> {
+    let id: &str = row.try_get("id")?;
+    let secret_hash: Option<Vec<u8>> = row.try_get("secret_hash")?;
+    let ttl: i64 = row.try_get("access_token_ttl_secs")?;
+    Ok(OAuthClient {
+        id: ClientId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("client id {id:?}")))?,
+        org_id: OrgId(row.try_get("org_id")?),
+        project_id: ProjectId(row.try_get("project_id")?),
+        name: row.try_get("name")?,
+        client_type: ClientType::parse(row.try_get("client_type")?)?,
+        secret_hash: secret_hash
+            .map(|h| {
+                TokenHash::from_slice(&h)
+                    .ok_or_else(|| StoreError::Corrupt("client secret hash length".into()))
+            })
+            .transpose()?,
+        redirect_uris: json_list(row.try_get("redirect_uris")?, RedirectUri::parse)?,
+        post_logout_redirect_uris: json_list(
+            row.try_get("post_logout_redirect_uris")?,
+            RedirectUri::parse,
+        )?,
+        grant_types: json_list(row.try_get("grant_types")?, GrantType::parse)?,
+        token_endpoint_auth_method: TokenEndpointAuthMethod::parse(
+            row.try_get("token_endpoint_auth_method")?,
+        )?,
+        access_token_ttl_secs: u32::try_from(ttl)
+            .map_err(|_| StoreError::Corrupt(format!("access_token_ttl_secs {ttl}")))?,
+        signing_alg: SigningAlg::parse(row.try_get("signing_alg")?)?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+    })
+}
+
+/// The live client of the project, read inside a write transaction.
+async fn live_client(
+    tx: &mut Transaction<'static, Sqlite>,
+    access: &OrgAccess,
+    project_id: ProjectId,
+    id: &ClientId,
+) -> StoreResult<OAuthClient> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        client_cols!(),
+        " FROM oauth_clients c \
+         WHERE c.id = ? AND c.project_id = ? AND c.org_id = ? AND c.deleted_at IS NULL"
+    ))
+    .bind(id.as_str())
+    .bind(project_id.0)
+    .bind(access.org_id().0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    client_from(&row)
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn create(
+        &self,
+        access: &OrgAccess,
+        c: &OAuthClient,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        if c.org_id != access.org_id() {
+            return Err(StoreError::NotFound);
+        }
+        c.validate().map_err(StoreError::Invalid)?;
+        let mut tx = self.write_tx().await?;
+        // Inserted only when the project belongs to the org the caller acts in.
+        let n = sqlx::query(
+            "INSERT INTO oauth_clients (id, org_id, project_id, name, client_type, secret_hash, \
+             redirect_uris, post_logout_redirect_uris, grant_types, token_endpoint_auth_method, \
+             access_token_ttl_secs, signing_alg, created_at, updated_at) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE EXISTS (SELECT 1 FROM projects WHERE id = ? AND org_id = ?)",
+        )
+        .bind(c.id.as_str())
+        .bind(c.org_id.0)
+        .bind(c.project_id.0)
+        .bind(&c.name)
+        .bind(c.client_type.as_str())
+        .bind(c.secret_hash.as_ref().map(|h| h.0.to_vec()))
+        .bind(to_json_list(&c.redirect_uris, |u| u.as_str()))
+        .bind(to_json_list(&c.post_logout_redirect_uris, |u| u.as_str()))
+        .bind(to_json_list(&c.grant_types, |g| g.as_str()))
+        .bind(c.token_endpoint_auth_method.as_str())
+        .bind(i64::from(c.access_token_ttl_secs))
+        .bind(c.signing_alg.as_str())
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .bind(c.project_id.0)
+        .bind(c.org_id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, &created_event(ctx, c)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+    ) -> StoreResult<Vec<OAuthClient>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_cols!(),
+            " FROM oauth_clients c WHERE c.project_id = ? AND c.org_id = ? AND c.deleted_at IS NULL \
+             ORDER BY c.created_at, c.id"
+        ))
+        .bind(project_id.0)
+        .bind(access.org_id().0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn get(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        id: &ClientId,
+    ) -> StoreResult<Option<OAuthClient>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_cols!(),
+            " FROM oauth_clients c \
+             WHERE c.id = ? AND c.project_id = ? AND c.org_id = ? AND c.deleted_at IS NULL"
+        ))
+        .bind(id.as_str())
+        .bind(project_id.0)
+        .bind(access.org_id().0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn update(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        id: &ClientId,
+        patch: &ClientPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OAuthClient> {
+        let mut tx = self.write_tx().await?;
+        let current = live_client(&mut tx, access, project_id, id).await?;
+        let (c, changed) = patch
+            .apply(current, portcullis_core::now())
+            .map_err(StoreError::Invalid)?;
+        if changed.is_empty() {
+            return Ok(c);
+        }
+        sqlx::query(
+            "UPDATE oauth_clients SET name = ?, redirect_uris = ?, post_logout_redirect_uris = ?, \
+             grant_types = ?, token_endpoint_auth_method = ?, access_token_ttl_secs = ?, \
+             signing_alg = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(to_json_list(&c.redirect_uris, |u| u.as_str()))
+        .bind(to_json_list(&c.post_logout_redirect_uris, |u| u.as_str()))
+        .bind(to_json_list(&c.grant_types, |g| g.as_str()))
+        .bind(c.token_endpoint_auth_method.as_str())
+        .bind(i64::from(c.access_token_ttl_secs))
+        .bind(c.signing_alg.as_str())
+        .bind(micros(c.updated_at))
+        .bind(c.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &updated_event(ctx, &c, &changed)).await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    async fn delete(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        id: &ClientId,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let now = micros(portcullis_core::now());
+        let mut tx = self.write_tx().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "UPDATE oauth_clients SET deleted_at = ?, updated_at = ?, secret_hash = NULL \
+             WHERE id = ? AND project_id = ? AND org_id = ? AND deleted_at IS NULL RETURNING name",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id.as_str())
+        .bind(project_id.0)
+        .bind(access.org_id().0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let name = name.ok_or(StoreError::NotFound)?;
+        insert_audit(&mut tx, &deleted_event(ctx, access, project_id, id, &name)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_secret(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        id: &ClientId,
+        new_secret: &TokenHash,
+        ctx: &AuditContext,
+    ) -> StoreResult<OAuthClient> {
+        let mut tx = self.write_tx().await?;
+        let mut c = live_client(&mut tx, access, project_id, id).await?;
+        if c.client_type != ClientType::Confidential {
+            return Err(no_secret_to_rotate());
+        }
+        c.secret_hash = Some(*new_secret);
+        c.updated_at = portcullis_core::now();
+        sqlx::query("UPDATE oauth_clients SET secret_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(new_secret.0.to_vec())
+            .bind(micros(c.updated_at))
+            .bind(c.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, &secret_rotated_event(ctx, &c)).await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_cols!(),
+            " FROM oauth_clients c JOIN orgs o ON o.id = c.org_id AND o.deleted_at IS NULL \
+             WHERE c.id = ? AND c.deleted_at IS NULL"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from).transpose()
+    }
+}
