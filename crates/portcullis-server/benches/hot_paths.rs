@@ -8,6 +8,9 @@
 //! Run with `cargo bench -p portcullis-server --bench hot_paths`; add a filter such as
 //! `-- token_hash` to run one group.
 
+// A benchmark is a test harness: a broken fixture should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -149,8 +152,13 @@ fn session_cache(c: &mut Criterion) {
 
     let body = bytes::Bytes::from(vec![b'x'; 1024]);
     cache.put_me_body(cache.epoch(), hash, body.clone());
-    assert!(cache.me_body(&hash).is_some(), "the cache must serve the body");
-    g.bench_function("me_body_hit", |b| b.iter(|| cache.me_body(black_box(&hash))));
+    assert!(
+        cache.me_body(&hash).is_some(),
+        "the cache must serve the body"
+    );
+    g.bench_function("me_body_hit", |b| {
+        b.iter(|| cache.me_body(black_box(&hash)))
+    });
 
     g.bench_function("put_then_hit", |b| {
         b.iter_batched(

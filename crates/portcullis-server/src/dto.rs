@@ -442,9 +442,8 @@ pub struct ClientDto {
 
 impl From<&portcullis_core::oauth::OAuthClient> for ClientDto {
     fn from(c: &portcullis_core::oauth::OAuthClient) -> Self {
-        let uris = |u: &[portcullis_core::RedirectUri]| {
-            u.iter().map(|u| u.as_str().to_owned()).collect()
-        };
+        let uris =
+            |u: &[portcullis_core::RedirectUri]| u.iter().map(|u| u.as_str().to_owned()).collect();
         Self {
             client_id: c.id.as_str().to_owned(),
             project_id: c.project_id.0,
@@ -452,7 +451,11 @@ impl From<&portcullis_core::oauth::OAuthClient> for ClientDto {
             client_type: c.client_type.as_str().to_owned(),
             redirect_uris: uris(&c.redirect_uris),
             post_logout_redirect_uris: uris(&c.post_logout_redirect_uris),
-            grant_types: c.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
             token_endpoint_auth_method: c.token_endpoint_auth_method.as_str().to_owned(),
             pkce_required: c.requires_pkce(),
             access_token_ttl_secs: c.access_token_ttl_secs,

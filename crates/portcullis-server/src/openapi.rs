@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{auth, clients, health, me, orgs, project};
+use crate::oidc;
+use crate::routes::{auth, clients, health, me, orgs, project, signing_keys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +23,11 @@ use crate::routes::{auth, clients, health, me, orgs, project};
         project::get_project, project::patch_project,
         clients::list_clients, clients::create_client, clients::get_client,
         clients::patch_client, clients::delete_client, clients::rotate_client_secret,
+        signing_keys::jwks, signing_keys::list_signing_keys, signing_keys::rotate_signing_key,
+        me::list_consents, me::revoke_consent,
+        oidc::discovery::openid_configuration, oidc::authorize::authorize, oidc::authorize::login_form,
+        oidc::authorize::consent_form, oidc::token::token, oidc::resources::userinfo,
+        oidc::resources::introspect, oidc::resources::revoke, oidc::logout::logout,
     ),
     modifiers(&Security),
     security(("session_cookie" = []), ("bearer" = [])),

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use portcullis_core::oauth::{ClientId, OAuthClient};
 use portcullis_core::{TokenHash, UserId};
 use portcullis_store::{Change, ChangeSink, MembershipView, SessionWithUser};
 
@@ -75,6 +76,10 @@ pub struct SessionCache {
     memberships: EpochMap<UserId, Vec<MembershipView>>,
     /// The serialized `GET /v1/me` answer per session: the hottest response of all.
     me_bodies: EpochMap<TokenHash, Bytes>,
+    /// OAuth clients by id, for the token and introspection endpoints.
+    clients: EpochMap<String, OAuthClient>,
+    /// Claims of access tokens already verified and found unrevoked, by token digest.
+    live_tokens: EpochMap<TokenHash, serde_json::Value>,
     epoch: AtomicU64,
     /// False while a cross-process change feed should exist but is not connected.
     feed_up: AtomicBool,
@@ -88,6 +93,8 @@ impl SessionCache {
             sessions: EpochMap::new(),
             memberships: EpochMap::new(),
             me_bodies: EpochMap::new(),
+            clients: EpochMap::new(),
+            live_tokens: EpochMap::new(),
             epoch: AtomicU64::new(0),
             feed_up: AtomicBool::new(true),
             ttl,
@@ -152,6 +159,24 @@ impl SessionCache {
 
     pub fn put_me_body(&self, epoch: u64, hash: TokenHash, body: Bytes) {
         self.me_bodies.put(self, hash, epoch, Arc::new(body));
+    }
+
+    pub fn client(&self, id: &ClientId) -> Option<Arc<OAuthClient>> {
+        self.clients.get(self, &id.as_str().to_owned())
+    }
+
+    pub fn put_client(&self, epoch: u64, client: OAuthClient) -> Arc<OAuthClient> {
+        let client = Arc::new(client);
+        self.clients.put(self, client.id.as_str().to_owned(), epoch, client.clone());
+        client
+    }
+
+    pub fn live_token(&self, hash: &TokenHash) -> Option<Arc<serde_json::Value>> {
+        self.live_tokens.get(self, hash)
+    }
+
+    pub fn put_live_token(&self, epoch: u64, hash: TokenHash, claims: serde_json::Value) {
+        self.live_tokens.put(self, hash, epoch, Arc::new(claims));
     }
 }
 

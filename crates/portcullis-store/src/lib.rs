@@ -146,8 +146,10 @@ pub enum Change {
     SessionRevoked(SessionId),
     /// Memberships, roles, profile or platform-admin status of a user changed.
     UserChanged(UserId),
-    /// Projects or org details changed.
+    /// Projects or org details changed, or the org's OAuth clients.
     OrgChanged(OrgId),
+    /// Refresh families or access tokens were revoked (introspection answers may change).
+    TokensRevoked,
 }
 
 /// Receives changes made by other processes sharing the database.

@@ -113,6 +113,13 @@ enum AdminCommand {
         email: String,
     },
     ListOrgs,
+    /// Make a new active signing key; the previous one stays published in the JWKS until
+    /// every token it signed has expired. Running servers pick the new key up within a minute.
+    RotateSigningKey {
+        /// EdDSA (default), ES256 or RS256.
+        #[arg(long, default_value = "EdDSA", value_parser = ["EdDSA", "ES256", "RS256"])]
+        alg: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -330,7 +337,39 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
             }
             Ok(())
         }
+        AdminCommand::RotateSigningKey { alg } => rotate_signing_key(storage, store, &alg, &ctx).await,
     }
+}
+
+async fn rotate_signing_key(
+    storage: &StorageArgs,
+    store: std::sync::Arc<dyn Store>,
+    alg: &str,
+    ctx: &AuditContext,
+) -> Result<(), String> {
+    let alg = portcullis_core::oauth::SigningAlg::parse(alg).map_err(|e| e.to_string())?;
+    // The same master key the server uses, or the server could not open the new key.
+    let master_key = load(storage, &ServeArgs::default())?
+        .master_key()
+        .map_err(|e| e.to_string())?;
+    let keys = portcullis_server::oidc::keys::KeyRing::open(store, &master_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rotated = keys
+        .rotate_detailed(alg, ctx)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "kid": rotated.kid,
+            "alg": rotated.alg.as_str(),
+            "retired": rotated.retired,
+            "publish_until": portcullis_server::dto::ts(rotated.publish_until),
+            "correlation_id": ctx.correlation_id,
+        })
+    );
+    Ok(())
 }
 
 async fn set_admin(

@@ -70,8 +70,8 @@ async fn validate(state: &AppState, params: Params) -> Result<AuthorizeRequest, 
     let Some(client_id) = params.get("client_id").and_then(ClientId::parse) else {
         return Err(page("The request names no client (client_id is missing)."));
     };
-    let client = match state.store.clients().client_by_id(&client_id).await {
-        Ok(Some(c)) => c,
+    let client = match super::find_client(state, &client_id).await {
+        Ok(Some(c)) => OAuthClient::clone(&c),
         Ok(None) => return Err(page("The application asking you to sign in is not known here (unknown client_id).")),
         Err(e) => return Err(OAuthError::server_error(e).into_response()),
     };
@@ -175,7 +175,7 @@ async fn is_first_party(state: &AppState, client: &OAuthClient, session: &Sessio
         ("prompt" = Option<String>, Query, description = "none | login | consent"), ("max_age" = Option<i64>, Query),
     ),
     responses(
-        (status = 302, description = "To the client's redirect URI with code (or error), state and iss"),
+        (status = 303, description = "To the client's redirect URI with code (or error), state and iss"),
         (status = 200, description = "The sign-in or consent page"),
         (status = 400, description = "Error page: unknown client or unregistered redirect URI (never redirected)"),
     ))]
@@ -277,7 +277,7 @@ pub async fn login_form(State(state): State<AppState>, RequestMeta(meta): Reques
     let email = form.get("email").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
     let client_name = match Params::parse(cont.as_bytes()).ok().and_then(|p| p.get("client_id").and_then(ClientId::parse)) {
-        Some(id) => state.store.clients().client_by_id(&id).await.ok().flatten().map(|c| c.name).unwrap_or_default(),
+        Some(id) => super::find_client(&state, &id).await.ok().flatten().map(|c| c.name.clone()).unwrap_or_default(),
         None => String::new(),
     };
     match crate::routes::auth::password_sign_in(&state, &email, password, &meta).await {

@@ -34,6 +34,9 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 /// Unknown kids reload at most this often, so a flood of made-up kids cannot become a
 /// flood of database reads.
 const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
+/// The JWKS endpoint serves keys at most this old: a key another node made (and signs
+/// with) is published here within seconds, not at the next periodic reload.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5);
 const RSA_BITS: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +85,9 @@ impl From<KeyError> for ApiError {
         if e.is_rejection() {
             ApiError::unauthenticated("token is invalid or expired")
         } else if let KeyError::Store(StoreError::Conflict(_)) = e {
-            ApiError::conflict("another rotation of this algorithm happened at the same moment; retry")
+            ApiError::conflict(
+                "another rotation of this algorithm happened at the same moment; retry",
+            )
         } else {
             ApiError::internal(e)
         }
@@ -122,10 +127,10 @@ impl LoadedKey {
     }
 }
 
-#[derive(Default)]
 struct Loaded {
     /// Newest first.
     keys: Vec<Arc<LoadedKey>>,
+    at: Instant,
 }
 
 pub struct KeyRing {
@@ -134,13 +139,24 @@ pub struct KeyRing {
     loaded: RwLock<Arc<Loaded>>,
     /// One generation or rotation at a time in this process.
     generating: tokio::sync::Mutex<()>,
+    /// Single flight for reloads on demand.
+    reloading: tokio::sync::Mutex<()>,
+    /// When a token with an unknown kid last caused a reload.
     last_miss_reload: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("kids", &self.snapshot().keys.iter().map(|k| &k.info.kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self
+                    .snapshot()
+                    .keys
+                    .iter()
+                    .map(|k| &k.info.kid)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -149,15 +165,20 @@ impl KeyRing {
     /// Loads the published keys. Fails when one cannot be opened (e.g. the master key is
     /// not the one that sealed it), so a misconfigured node never starts half-blind.
     pub async fn open(store: Arc<dyn Store>, master: &MasterKey) -> Result<Self, KeyError> {
-        let sealer = SecretBox::new(master, purpose::SIGNING_KEYS).map_err(|e| KeyError::BadKey {
-            kid: "-".into(),
-            reason: e.to_string(),
-        })?;
+        let sealer =
+            SecretBox::new(master, purpose::SIGNING_KEYS).map_err(|e| KeyError::BadKey {
+                kid: "-".into(),
+                reason: e.to_string(),
+            })?;
         let ring = Self {
             store,
             sealer,
-            loaded: RwLock::new(Arc::default()),
+            loaded: RwLock::new(Arc::new(Loaded {
+                keys: Vec::new(),
+                at: Instant::now(),
+            })),
             generating: tokio::sync::Mutex::new(()),
+            reloading: tokio::sync::Mutex::new(()),
             last_miss_reload: std::sync::Mutex::new(None),
         };
         ring.reload().await?;
@@ -189,7 +210,8 @@ impl KeyRing {
             Some(k) => k,
             None => {
                 self.ensure_active(alg).await?;
-                self.active(alg).ok_or_else(|| KeyError::Sign(format!("no active {} key", alg.as_str())))?
+                self.active(alg)
+                    .ok_or_else(|| KeyError::Sign(format!("no active {} key", alg.as_str())))?
             }
         };
         let mut header = Header::new(jwt_alg(alg));
@@ -199,7 +221,8 @@ impl KeyRing {
                 .encoding
                 .as_ref()
                 .ok_or_else(|| KeyError::Sign("the active key cannot sign".into()))?;
-            jsonwebtoken::encode(&header, claims, encoding).map_err(|e| KeyError::Sign(e.to_string()))
+            jsonwebtoken::encode(&header, claims, encoding)
+                .map_err(|e| KeyError::Sign(e.to_string()))
         };
         if alg == SigningAlg::RS256 {
             // RSA private-key operations take a millisecond or more: not on the runtime.
@@ -216,7 +239,8 @@ impl KeyRing {
     /// Checks the signature, `exp` (required) and `nbf` with [`LEEWAY_SECS`]; not `iss` or
     /// `aud`, which are the caller's.
     pub async fn verify(&self, jwt: &str) -> Result<Value, KeyError> {
-        let header = jsonwebtoken::decode_header(jwt).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(jwt).map_err(|e| KeyError::Malformed(e.to_string()))?;
         let kid = header
             .kid
             .ok_or_else(|| KeyError::Malformed("the header names no kid".into()))?;
@@ -264,11 +288,18 @@ impl KeyRing {
     }
 
     /// [`KeyRing::rotate`], saying which keys were retired and until when they are published.
-    pub async fn rotate_detailed(&self, alg: SigningAlg, ctx: &AuditContext) -> Result<Rotated, KeyError> {
+    pub async fn rotate_detailed(
+        &self,
+        alg: SigningAlg,
+        ctx: &AuditContext,
+    ) -> Result<Rotated, KeyError> {
         let _one_at_a_time = self.generating.lock().await;
         let record = self.generate(alg).await?;
         let publish_until = record.created_at + MAX_TOKEN_LIFETIME;
-        let Rotation { retired, publish_until } = self
+        let Rotation {
+            retired,
+            publish_until,
+        } = self
             .store
             .keys()
             .rotate_signing_key(&record, publish_until, ctx)
@@ -296,20 +327,27 @@ impl KeyRing {
         }
         let record = self.generate(alg).await?;
         match self.store.keys().insert_signing_key(&record).await {
-            Ok(()) => tracing::info!(kid = %record.kid, alg = alg.as_str(), "signing key generated"),
+            Ok(()) => {
+                tracing::info!(kid = %record.kid, alg = alg.as_str(), "signing key generated")
+            }
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
         self.reload().await?;
-        self.active(alg)
-            .map(|k| k.info.kid.clone())
-            .ok_or_else(|| KeyError::Generate(alg.as_str(), "no active key after generating one".into()))
+        self.active(alg).map(|k| k.info.kid.clone()).ok_or_else(|| {
+            KeyError::Generate(alg.as_str(), "no active key after generating one".into())
+        })
     }
 
     /// Published keys, fresh from the store, newest first.
     pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
         self.reload().await?;
-        Ok(self.snapshot().keys.iter().map(|k| k.info.clone()).collect())
+        Ok(self
+            .snapshot()
+            .keys
+            .iter()
+            .map(|k| k.info.clone())
+            .collect())
     }
 
     /// Rereads the published keys from the store and swaps them in.
@@ -323,7 +361,10 @@ impl KeyRing {
             .iter()
             .map(|r| self.load(r).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let fresh = Arc::new(Loaded { keys });
+        let fresh = Arc::new(Loaded {
+            keys,
+            at: Instant::now(),
+        });
         match self.loaded.write() {
             Ok(mut guard) => *guard = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -367,6 +408,19 @@ impl KeyRing {
         true
     }
 
+    /// Reloads unless the loaded keys are younger than `max_age`; concurrent callers share
+    /// one reload.
+    pub async fn reload_if_older_than(&self, max_age: Duration) -> Result<(), KeyError> {
+        if self.snapshot().at.elapsed() < max_age {
+            return Ok(());
+        }
+        let _single_flight = self.reloading.lock().await;
+        if self.snapshot().at.elapsed() < max_age {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
     /// Checks a stored key and makes it usable. The kid is the RFC 7638 thumbprint of the
     /// public JWK, and the sealed private key opens only with that kid as associated data,
     /// so a row whose public half was swapped is refused rather than published.
@@ -375,7 +429,8 @@ impl KeyRing {
             kid: r.kid.clone(),
             reason,
         };
-        let jwk: Jwk = serde_json::from_value(r.public_jwk.clone()).map_err(|e| bad(format!("public JWK: {e}")))?;
+        let jwk: Jwk = serde_json::from_value(r.public_jwk.clone())
+            .map_err(|e| bad(format!("public JWK: {e}")))?;
         let thumbprint = jwk
             .thumbprint(ThumbprintHash::SHA256)
             .map_err(|e| bad(format!("public JWK: {e}")))?;
@@ -390,7 +445,8 @@ impl KeyRing {
             .open(&r.encrypted_private_key, &aad(r.alg, &r.kid))
             .map_err(|e| match e {
                 SecretBoxError::Open => bad(
-                    "the private key does not decrypt: is this the master key it was sealed with?".into(),
+                    "the private key does not decrypt: is this the master key it was sealed with?"
+                        .into(),
                 ),
                 other => bad(other.to_string()),
             })?;
@@ -417,12 +473,14 @@ impl KeyRing {
             .await
             .map_err(|e| KeyError::Generate(alg.as_str(), e.to_string()))??;
         let encoding = encoding_key(alg, &der);
-        let failed = |e: jsonwebtoken::errors::Error| KeyError::Generate(alg.as_str(), e.to_string());
+        let failed =
+            |e: jsonwebtoken::errors::Error| KeyError::Generate(alg.as_str(), e.to_string());
         let mut jwk = Jwk::from_encoding_key(&encoding, jwt_alg(alg)).map_err(failed)?;
         let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(failed)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let public_jwk = serde_json::to_value(&jwk).map_err(|e| KeyError::Generate(alg.as_str(), e.to_string()))?;
+        let public_jwk = serde_json::to_value(&jwk)
+            .map_err(|e| KeyError::Generate(alg.as_str(), e.to_string()))?;
         let encrypted_private_key = self
             .sealer
             .seal(&der, &aad(alg, &kid))
@@ -462,7 +520,10 @@ fn encoding_key(alg: SigningAlg, der: &[u8]) -> EncodingKey {
 
 /// Our kids are base64url SHA-256 thumbprints: anything else is not worth a reload.
 fn plausible_kid(kid: &str) -> bool {
-    kid.len() == 43 && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    kid.len() == 43
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn rejection(e: jsonwebtoken::errors::Error) -> KeyError {
@@ -493,7 +554,9 @@ fn generate_der(alg: SigningAlg) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let failed = |e: String| KeyError::Generate(alg.as_str(), e);
     match alg {
         SigningAlg::EdDSA => {
-            let seed = Zeroizing::new(portcullis_core::token::random_bytes::<32>().map_err(|e| failed(e.to_string()))?);
+            let seed = Zeroizing::new(
+                portcullis_core::token::random_bytes::<32>().map_err(|e| failed(e.to_string()))?,
+            );
             let mut der = Zeroizing::new(Vec::with_capacity(48));
             der.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
             der.extend_from_slice(&*seed);
@@ -507,7 +570,8 @@ fn generate_der(alg: SigningAlg) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         }
         SigningAlg::RS256 => {
             use rsa::pkcs1::EncodeRsaPrivateKey;
-            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS).map_err(|e| failed(e.to_string()))?;
+            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
+                .map_err(|e| failed(e.to_string()))?;
             let doc = key.to_pkcs1_der().map_err(|e| failed(e.to_string()))?;
             Ok(Zeroizing::new(doc.as_bytes().to_vec()))
         }

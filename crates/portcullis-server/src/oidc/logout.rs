@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/oauth2/logout", tag = "oidc",
     params(("id_token_hint" = Option<String>, Query), ("post_logout_redirect_uri" = Option<String>, Query),
            ("state" = Option<String>, Query), ("client_id" = Option<String>, Query)),
-    responses((status = 302, description = "To the registered post-logout redirect URI, with state"),
+    responses((status = 303, description = "To the registered post-logout redirect URI, with state"),
               (status = 200, description = "Signed-out page"), (status = 400, description = "Error page: unregistered redirect")))]
 pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMeta, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
@@ -40,7 +40,7 @@ pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMet
         (a, b) => a.or(b),
     };
     let client = match &client_id {
-        Some(id) => state.store.clients().client_by_id(id).await.ok().flatten(),
+        Some(id) => super::find_client(&state, id).await.ok().flatten(),
         None => None,
     };
     let redirect = match params.get("post_logout_redirect_uri") {

@@ -52,3 +52,16 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route("/oauth2/revoke", post(resources::revoke))
         .route("/oauth2/logout", get(logout::logout))
 }
+
+/// A client by id: from memory while nothing changed (client edits and revocations bump
+/// the cache epoch on every node), else from the store. Unknown ids are never cached.
+pub async fn find_client(
+    state: &crate::state::AppState,
+    id: &portcullis_core::oauth::ClientId,
+) -> Result<Option<std::sync::Arc<portcullis_core::oauth::OAuthClient>>, portcullis_store::StoreError> {
+    if let Some(c) = state.cache.client(id) {
+        return Ok(Some(c));
+    }
+    let epoch = state.cache.epoch();
+    Ok(state.store.clients().client_by_id(id).await?.map(|c| state.cache.put_client(epoch, c)))
+}

@@ -5,6 +5,8 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use std::sync::Arc;
+
 use portcullis_core::oauth::{ClientId, OAuthClient, TokenEndpointAuthMethod};
 
 use super::oauth_error::OAuthError;
@@ -68,7 +70,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 /// Authenticates the calling client by the method it registered. Every failure is the same
 /// `invalid_client`, so a caller cannot probe which client ids exist.
-pub async fn authenticate_client(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<OAuthClient, OAuthError> {
+pub async fn authenticate_client(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Arc<OAuthClient>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let used_basic = basic.is_some();
     let (id, secret, method) = match (basic, params.get("client_secret")) {
@@ -88,7 +90,7 @@ pub async fn authenticate_client(state: &AppState, headers: &HeaderMap, params: 
     };
     let refused = || OAuthError::invalid_client("client authentication failed", used_basic);
     let client_id = ClientId::parse(&id).ok_or_else(refused)?;
-    let client = state.store.clients().client_by_id(&client_id).await?.ok_or_else(refused)?;
+    let client = super::find_client(state, &client_id).await?.ok_or_else(refused)?;
     if client.token_endpoint_auth_method != method {
         return Err(refused());
     }

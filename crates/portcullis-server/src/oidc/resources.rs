@@ -18,6 +18,16 @@ use crate::state::AppState;
 /// A Portcullis access token that verifies, is unexpired, was issued here, and has not been
 /// revoked (by itself, or through its refresh family).
 pub async fn live_access_token(state: &AppState, token: &str) -> Result<Option<Value>, OAuthError> {
+    let hash = TokenHash::of(token);
+    let now = portcullis_core::now().unix_timestamp();
+    if let Some(claims) = state.cache.live_token(&hash) {
+        if claims["exp"].as_i64().is_some_and(|exp| exp > now) {
+            return Ok(Some(Value::clone(&claims)));
+        }
+        return Ok(None);
+    }
+    // Read before the checks: a revocation landing meanwhile makes this entry stale at once.
+    let epoch = state.cache.epoch();
     let Ok(claims) = state.keys.verify(token).await else { return Ok(None) };
     if claims["iss"] != json!(state.oidc.issuer) || claims.get("client_id").is_none() {
         return Ok(None);
@@ -33,6 +43,7 @@ pub async fn live_access_token(state: &AppState, token: &str) -> Result<Option<V
     {
         return Ok(None);
     }
+    state.cache.put_live_token(epoch, hash, claims.clone());
     Ok(Some(claims))
 }
 
@@ -128,6 +139,7 @@ pub async fn revoke(State(state): State<AppState>, RequestMeta(meta): RequestMet
             && t.family.client_id == client.id
         {
             state.store.grants().revoke_family(client.org_id, t.family.id, "revoked_by_client", &meta).await?;
+            state.cache.invalidate();
         }
     } else if let Ok(claims) = state.keys.verify(token).await
         && claims["client_id"] == json!(client.id.as_str())
@@ -135,6 +147,7 @@ pub async fn revoke(State(state): State<AppState>, RequestMeta(meta): RequestMet
     {
         let exp = time::OffsetDateTime::from_unix_timestamp(exp).map_err(OAuthError::server_error)?;
         state.store.grants().revoke_access_token(jti, exp).await?;
+        state.cache.invalidate();
     }
     Ok(no_store(json!({})))
 }

@@ -56,6 +56,7 @@ async fn authorization_code(state: &AppState, client: &OAuthClient, params: &Par
     let code = match state.store.grants().redeem_code(client.org_id, &code_hash, now, meta).await? {
         CodeRedemption::Redeemed(c) => c,
         CodeRedemption::Replayed { .. } => {
+            state.cache.invalidate();
             return Err(OAuthError::invalid_grant("authorization code was already used; tokens issued from it are revoked"));
         }
         CodeRedemption::Unknown => return Err(OAuthError::invalid_grant("authorization code is invalid")),
@@ -141,6 +142,7 @@ async fn refresh(state: &AppState, client: &OAuthClient, params: &Params, meta: 
     let family = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
         RefreshOutcome::ReuseDetected(_) => {
+            state.cache.invalidate();
             return Err(OAuthError::invalid_grant("refresh token was already used; every token of its family is now revoked")
                 .with_code("refresh_token_reused"));
         }

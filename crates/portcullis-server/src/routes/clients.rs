@@ -1,6 +1,10 @@
 //! OAuth clients (applications) of the project named by `X-Project-ID`. Any project role
 //! reads them; changing them needs the admin role in the project. A secret is shown once,
 //! in the reply that issued it, and stored only as its SHA-256.
+//!
+//! The OAuth endpoints cache clients by id, so changing, rotating or deleting one bumps the
+//! cache epoch (other nodes hear of it through the store's change feed). A new client needs
+//! no bump: unknown ids are never cached.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -239,6 +243,7 @@ pub async fn patch_client(
         .update(&ctx.access, project_id, &id, &patch, &ctx.auth.audit)
         .await
         .map_err(not_found_in_project)?;
+    state.cache.invalidate();
     Ok(Json((&client).into()))
 }
 
@@ -268,6 +273,7 @@ pub async fn delete_client(
         )
         .await
         .map_err(not_found_in_project)?;
+    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,6 +306,7 @@ pub async fn rotate_client_secret(
         )
         .await
         .map_err(not_found_in_project)?;
+    state.cache.invalidate();
     Ok(with_secret(StatusCode::OK, &client, Some(&secret)))
 }
 

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::dto::{ErrorBody, ts};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
-use crate::oidc::keys::KeyInfo;
+use crate::oidc::keys::{JWKS_MAX_AGE, KeyInfo};
 use crate::state::AppState;
 
 /// Relying parties may cache the set this long; they refetch on an unknown kid anyway.
@@ -113,6 +113,10 @@ pub struct RotateSigningKeyResponse {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oidc", security(()),
     responses((status = 200, description = "The public keys that verify Portcullis tokens (`Cache-Control: public, max-age=300`)", body = JwkSetDto)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
+    // Stale beats absent: when the database is unreachable, serve the keys already loaded.
+    if let Err(e) = state.keys.reload_if_older_than(JWKS_MAX_AGE).await {
+        tracing::warn!(error = %e, "could not refresh signing keys for the JWKS; serving the loaded ones");
+    }
     (
         [(header::CACHE_CONTROL, JWKS_CACHE_CONTROL)],
         Json(state.keys.jwks()),
@@ -150,8 +154,9 @@ pub async fn rotate_signing_key(
 ) -> ApiResult<Json<RotateSigningKeyResponse>> {
     let alg = match req.alg.as_deref() {
         None => SigningAlg::EdDSA,
-        Some(s) => SigningAlg::parse(s)
-            .map_err(|_| ApiError::invalid_field("alg", "alg must be one of EdDSA, ES256, RS256"))?,
+        Some(s) => SigningAlg::parse(s).map_err(|_| {
+            ApiError::invalid_field("alg", "alg must be one of EdDSA, ES256, RS256")
+        })?,
     };
     let rotated = state.keys.rotate_detailed(alg, &auth.audit).await?;
     Ok(Json(RotateSigningKeyResponse {

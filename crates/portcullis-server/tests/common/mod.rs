@@ -19,6 +19,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// The running server's state, for tests that call what HTTP does not expose.
+    pub state: portcullis_server::state::AppState,
     _pg: Option<portcullis_store::testing::TestDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -117,6 +119,7 @@ impl TestApp {
         tweak(&mut config);
         let server = Server::start(config).await.expect("server starts");
         let base = format!("http://{}", server.local_addr);
+        let state = server.state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -129,6 +132,7 @@ impl TestApp {
                 .unwrap(),
             data_dir,
             database_url,
+            state,
             _pg: pg,
             shutdown: Some(tx),
         }

@@ -1,6 +1,8 @@
 //! OAuth clients on PostgreSQL. Management runs in the caller's org scope, so row-level
 //! security checks the org filter a second time; `client_by_id` runs in the platform scope,
-//! because the OAuth endpoints learn the tenant only from the client they find.
+//! because the OAuth endpoints learn the tenant only from the client they find. Nodes cache
+//! clients by id, so every change to an existing client is announced (`OrgChanged`): a
+//! rotated secret or a deleted client must stop working on every node at once.
 
 use async_trait::async_trait;
 use portcullis_core::oauth::{
@@ -11,13 +13,13 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::rows::{json_list, to_json_list};
-use super::statements::{Tx, insert_audit};
+use super::statements::{Tx, insert_audit, notify};
 use super::{PgStore, Scope};
 use crate::clients::{
     ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,
 };
-use crate::{StoreError, StoreResult};
+use crate::{Change, StoreError, StoreResult};
 
 macro_rules! client_cols {
     () => {
@@ -213,6 +215,7 @@ impl ClientStore for PgStore {
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, &updated_event(ctx, &c, &changed)).await?;
+        notify(&mut tx, &Change::OrgChanged(c.org_id)).await?;
         tx.commit().await?;
         Ok(c)
     }
@@ -238,6 +241,7 @@ impl ClientStore for PgStore {
         .await?;
         let name = name.ok_or(StoreError::NotFound)?;
         insert_audit(&mut tx, &deleted_event(ctx, access, project_id, id, &name)).await?;
+        notify(&mut tx, &Change::OrgChanged(access.org_id())).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -264,6 +268,7 @@ impl ClientStore for PgStore {
             .execute(&mut *tx)
             .await?;
         insert_audit(&mut tx, &secret_rotated_event(ctx, &c)).await?;
+        notify(&mut tx, &Change::OrgChanged(c.org_id)).await?;
         tx.commit().await?;
         Ok(c)
     }

@@ -9,10 +9,10 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::statements::{Tx, insert_audit};
+use super::statements::{Tx, insert_audit, notify};
 use super::{PgStore, Scope};
 use crate::grants::{AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState};
-use crate::{StoreError, StoreResult};
+use crate::{Change, StoreError, StoreResult};
 
 fn client_id(s: String) -> StoreResult<ClientId> {
     ClientId::parse(&s).ok_or_else(|| StoreError::Corrupt("client id".into()))
@@ -70,6 +70,9 @@ async fn revoke_family_in(tx: &mut Tx, family: Uuid, reason: &str, now: Timestam
         .execute(&mut **tx)
         .await?
         .rows_affected();
+    if n > 0 {
+        notify(tx, &Change::TokensRevoked).await?;
+    }
     Ok(n > 0)
 }
 
@@ -263,6 +266,7 @@ impl GrantStore for PgStore {
         if n == 0 {
             return Ok(false);
         }
+        notify(&mut tx, &Change::TokensRevoked).await?;
         insert_audit(&mut tx, &crate::events::family_revoked(ctx, org_id, family_id, reason)).await?;
         tx.commit().await?;
         Ok(true)
@@ -289,6 +293,7 @@ impl GrantStore for PgStore {
             .bind(expires_at)
             .execute(&mut *tx)
             .await?;
+        notify(&mut tx, &Change::TokensRevoked).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -355,6 +360,7 @@ impl GrantStore for PgStore {
         .bind(client.as_str())
         .execute(&mut *tx)
         .await?;
+        notify(&mut tx, &Change::TokensRevoked).await?;
         insert_audit(&mut tx, &crate::events::consent(ctx, org_id, user_id, client.as_str(), false, &scope)).await?;
         tx.commit().await?;
         Ok(true)

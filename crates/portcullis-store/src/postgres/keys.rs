@@ -11,8 +11,8 @@ use sqlx::postgres::PgRow;
 
 use super::statements::{Tx, insert_audit};
 use super::{PgStore, Scope};
-use crate::keys::{Rotation, SigningKeyRecord, SigningKeyStore, rotated_event};
 use crate::StoreResult;
+use crate::keys::{Rotation, SigningKeyRecord, SigningKeyStore, rotated_event};
 
 macro_rules! key_cols {
     () => {

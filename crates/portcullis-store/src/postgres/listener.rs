@@ -21,6 +21,7 @@ pub(super) fn payload(change: &Change) -> String {
         Change::SessionRevoked(id) => format!("session:{id}"),
         Change::UserChanged(id) => format!("user:{id}"),
         Change::OrgChanged(id) => format!("org:{id}"),
+        Change::TokensRevoked => "tokens:revoked".to_owned(),
     }
 }
 
@@ -30,6 +31,7 @@ pub(super) fn parse(payload: &str) -> Option<Change> {
         "session" => SessionId::parse(id).map(Change::SessionRevoked),
         "user" => UserId::parse(id).map(Change::UserChanged),
         "org" => OrgId::parse(id).map(Change::OrgChanged),
+        "tokens" => Some(Change::TokensRevoked),
         _ => None,
     }
 }
@@ -90,6 +92,7 @@ mod tests {
             Change::SessionRevoked(SessionId::new()),
             Change::UserChanged(UserId::new()),
             Change::OrgChanged(OrgId::new()),
+            Change::TokensRevoked,
         ] {
             assert_eq!(parse(&payload(&change)), Some(change));
         }

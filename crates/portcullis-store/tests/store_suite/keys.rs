@@ -35,7 +35,11 @@ pub async fn signing_keys_insert_and_list(store: Arc<dyn Store>) {
     keys.insert_signing_key(&es).await.unwrap();
 
     let listed = keys.published_signing_keys(now).await.unwrap();
-    assert_eq!(listed, vec![es.clone(), ed.clone()], "newest first, every field kept");
+    assert_eq!(
+        listed,
+        vec![es.clone(), ed.clone()],
+        "newest first, every field kept"
+    );
     assert!(listed.iter().all(SigningKeyRecord::is_active));
 
     // A second active key of an algorithm is refused: two nodes cannot both win.
@@ -79,7 +83,10 @@ pub async fn signing_key_rotation_retires_and_audits(store: Arc<dyn Store>) {
     assert_eq!(retired.publish_until, Some(until));
     assert!(!retired.is_active() && retired.is_published(now));
     assert!(find(&new.kid).is_active());
-    assert!(find(&other_alg.kid).is_active(), "other algorithms untouched");
+    assert!(
+        find(&other_alg.kid).is_active(),
+        "other algorithms untouched"
+    );
 
     // Once publish_until has passed, the retired key is gone from the list.
     let later = keys
@@ -107,13 +114,19 @@ pub async fn signing_key_rotation_retires_and_audits(store: Arc<dyn Store>) {
     assert_eq!(e.actor_id, Some(admin.user.id));
     assert_eq!(e.outcome, Outcome::Success);
     assert_eq!(e.correlation_id, audit.correlation_id);
-    assert_eq!(e.target.as_deref(), Some(format!("signing_key:{}", new.kid).as_str()));
+    assert_eq!(
+        e.target.as_deref(),
+        Some(format!("signing_key:{}", new.kid).as_str())
+    );
     assert_eq!(e.details["alg"], "EdDSA");
     assert_eq!(e.details["retired"], json!([old.kid]));
 
     // Rotating an algorithm that has no key yet retires nothing.
     let first_es = key(SigningAlg::ES256, now);
-    let r = keys.rotate_signing_key(&first_es, until, &audit).await.unwrap();
+    let r = keys
+        .rotate_signing_key(&first_es, until, &audit)
+        .await
+        .unwrap();
     assert!(r.retired.is_empty());
 }
 

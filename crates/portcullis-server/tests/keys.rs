@@ -1,0 +1,554 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Signing keys through a real server, on SQLite and on PostgreSQL: the published JWKS,
+//! signing and verifying with every algorithm, rotation by platform admins, and private
+//! keys sealed at rest.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Signed, TestApp};
+use portcullis_core::oauth::SigningAlg;
+use portcullis_core::{AuditContext, UserId};
+use portcullis_server::Config;
+use portcullis_server::oidc::keys::{JWKS_MAX_AGE, KeyError, KeyRing, MAX_TOKEN_LIFETIME};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+both_backends!(
+    jwks_is_public_and_well_formed,
+    sign_and_verify_with_every_alg,
+    verify_refuses_tampered_expired_and_unknown,
+    rotation_via_api_keeps_the_old_key_published,
+    only_platform_admins_see_and_rotate_keys,
+    private_keys_are_sealed_at_rest,
+    another_nodes_keys_are_found_and_a_wrong_master_key_refused,
+);
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn claims(exp_in: i64) -> Value {
+    let now = now();
+    json!({"iss": "https://issuer.test", "sub": "user-1", "aud": "pcc_client", "iat": now, "exp": now + exp_in})
+}
+
+fn part(jwt: &str, i: usize) -> Value {
+    let raw = jwt.split('.').nth(i).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).unwrap()).unwrap()
+}
+
+fn encode_part(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// A platform admin, signed in afresh after the grant (so no cached session predates it).
+async fn platform_admin(app: &TestApp) -> (Signed, String) {
+    let u = app.user("operator").await;
+    let store = portcullis_store::connect(&app.database_url).await.unwrap();
+    store
+        .set_platform_admin(
+            UserId::parse(&u.user_id).unwrap(),
+            true,
+            &AuditContext::cli(),
+        )
+        .await
+        .unwrap();
+    let r = app.login(&u.email, "correct horse battery").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let token = r.session_cookie().unwrap();
+    (u, token)
+}
+
+async fn jwks(app: &TestApp) -> Vec<Value> {
+    let r = TestApp::send(app.req(Method::GET, "/.well-known/jwks.json")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["keys"].as_array().unwrap().clone()
+}
+
+fn kids(keys: &[Value]) -> BTreeSet<String> {
+    keys.iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn jwks_is_public_and_well_formed(app: TestApp) {
+    let r = TestApp::send(app.req(Method::GET, "/.well-known/jwks.json")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.headers.get("cache-control").unwrap(),
+        "public, max-age=300"
+    );
+    assert!(
+        r.headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // EdDSA is ready from start-up; the others appear on first use.
+    let keys = r.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{}", r.body);
+    let ed = &keys[0];
+    assert_eq!(ed["kty"], "OKP");
+    assert_eq!(ed["crv"], "Ed25519");
+    assert_eq!(ed["alg"], "EdDSA");
+    assert_eq!(ed["use"], "sig");
+    assert_eq!(ed["kid"].as_str().unwrap().len(), 43);
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(ed["x"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
+
+    for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        app.state.keys.sign(alg, &claims(60)).await.unwrap();
+    }
+    let keys = jwks(&app).await;
+    assert_eq!(keys.len(), 3);
+    let by_alg = |alg: &str| keys.iter().find(|k| k["alg"] == alg).unwrap().clone();
+    let ec = by_alg("ES256");
+    assert_eq!(
+        (ec["kty"].as_str(), ec["crv"].as_str()),
+        (Some("EC"), Some("P-256"))
+    );
+    for c in ["x", "y"] {
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(ec[c].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+    let rsa = by_alg("RS256");
+    assert_eq!(rsa["kty"], "RSA");
+    assert_eq!(rsa["e"], "AQAB");
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(rsa["n"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        256
+    );
+    for k in &keys {
+        assert_eq!(k["use"], "sig");
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(k.get(private).is_none(), "{private} published: {k}");
+        }
+    }
+    // The same set as the state reports.
+    assert_eq!(Value::Array(keys), app.state.keys.jwks()["keys"]);
+
+    // Documented in the OpenAPI document, as a public route.
+    let doc = TestApp::send(app.req(Method::GET, "/openapi.json"))
+        .await
+        .body;
+    assert_eq!(
+        doc["paths"]["/.well-known/jwks.json"]["get"]["security"],
+        json!([{}])
+    );
+}
+
+async fn sign_and_verify_with_every_alg(app: TestApp) {
+    let keys = &app.state.keys;
+    let published = kids(&jwks(&app).await);
+    for alg in SigningAlg::ALL {
+        let c = claims(600);
+        let jwt = keys.sign(alg, &c).await.unwrap();
+        let header = part(&jwt, 0);
+        assert_eq!(header["alg"], alg.as_str());
+        assert_eq!(header["typ"], "JWT");
+        let kid = header["kid"].as_str().unwrap();
+        assert_eq!(part(&jwt, 1), c);
+        assert_eq!(keys.verify(&jwt).await.unwrap(), c, "{alg:?}");
+        // The kid is published (EdDSA from the start; the others once made).
+        let now_published = kids(&jwks(&app).await);
+        assert!(now_published.contains(kid), "{alg:?}");
+        if alg == SigningAlg::EdDSA {
+            assert!(published.contains(kid));
+        }
+        // The same key signs again until rotated.
+        let again = keys.sign(alg, &claims(60)).await.unwrap();
+        assert_eq!(part(&again, 0)["kid"], kid);
+    }
+    // Within the 30 s leeway an expired token still verifies; `nbf` likewise.
+    let jwt = keys.sign(SigningAlg::EdDSA, &claims(-10)).await.unwrap();
+    keys.verify(&jwt).await.unwrap();
+    let mut early = claims(600);
+    early["nbf"] = json!(now() + 10);
+    let jwt = keys.sign(SigningAlg::ES256, &early).await.unwrap();
+    keys.verify(&jwt).await.unwrap();
+}
+
+async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
+    let keys = &app.state.keys;
+    for alg in SigningAlg::ALL {
+        let jwt = keys.sign(alg, &claims(600)).await.unwrap();
+        let segments: Vec<&str> = jwt.split('.').collect();
+
+        // A changed signature byte.
+        let mut sig = URL_SAFE_NO_PAD.decode(segments[2]).unwrap();
+        sig[5] ^= 0x40;
+        let tampered = format!(
+            "{}.{}.{}",
+            segments[0],
+            segments[1],
+            URL_SAFE_NO_PAD.encode(&sig)
+        );
+        let err = keys.verify(&tampered).await.unwrap_err();
+        assert!(matches!(err, KeyError::BadSignature), "{alg:?}: {err:?}");
+        assert!(err.is_rejection());
+
+        // Changed claims under the original signature.
+        let mut c = part(&jwt, 1);
+        c["sub"] = json!("admin");
+        let forged = format!("{}.{}.{}", segments[0], encode_part(&c), segments[2]);
+        assert!(
+            matches!(keys.verify(&forged).await, Err(KeyError::BadSignature)),
+            "{alg:?}"
+        );
+
+        // The header claims another algorithm for the same kid (alg confusion).
+        let mut h = part(&jwt, 0);
+        h["alg"] = json!("HS256");
+        let confused = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
+        assert!(
+            matches!(keys.verify(&confused).await, Err(KeyError::BadSignature)),
+            "{alg:?}"
+        );
+    }
+
+    let expired = keys.sign(SigningAlg::EdDSA, &claims(-120)).await.unwrap();
+    assert!(matches!(
+        keys.verify(&expired).await,
+        Err(KeyError::Expired)
+    ));
+    let mut future = claims(600);
+    future["nbf"] = json!(now() + 300);
+    let jwt = keys.sign(SigningAlg::EdDSA, &future).await.unwrap();
+    assert!(matches!(
+        keys.verify(&jwt).await,
+        Err(KeyError::NotYetValid)
+    ));
+    let mut no_exp = claims(600);
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let jwt = keys.sign(SigningAlg::EdDSA, &no_exp).await.unwrap();
+    assert!(matches!(
+        keys.verify(&jwt).await,
+        Err(KeyError::Malformed(_))
+    ));
+
+    // Unknown kids: a plausible one (looked up again in the store) and an implausible one.
+    let jwt = keys.sign(SigningAlg::EdDSA, &claims(600)).await.unwrap();
+    let segments: Vec<&str> = jwt.split('.').collect();
+    for kid in ["A".repeat(43), "nope".to_owned()] {
+        let mut h = part(&jwt, 0);
+        h["kid"] = json!(kid);
+        let unknown = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
+        let err = keys.verify(&unknown).await.unwrap_err();
+        assert!(matches!(err, KeyError::UnknownKid), "{err:?}");
+    }
+    let mut h = part(&jwt, 0);
+    h.as_object_mut().unwrap().remove("kid");
+    let kidless = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
+    assert!(matches!(
+        keys.verify(&kidless).await,
+        Err(KeyError::Malformed(_))
+    ));
+    for garbage in [
+        "",
+        "not-a-jwt",
+        "a.b.c",
+        &format!("{}.{}", segments[0], segments[1]),
+    ] {
+        let err = keys.verify(garbage).await.unwrap_err();
+        assert!(err.is_rejection(), "{garbage:?}: {err:?}");
+    }
+}
+
+async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
+    let (admin, token) = platform_admin(&app).await;
+    let keys = &app.state.keys;
+    let before = keys.sign(SigningAlg::EdDSA, &claims(3600)).await.unwrap();
+    let old_kid = part(&before, 0)["kid"].as_str().unwrap().to_owned();
+
+    let correlation = format!("rotate-{}", uuid::Uuid::now_v7().simple());
+    let started = time::OffsetDateTime::now_utc();
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/admin/signing-keys/rotate", &token)
+            .header("x-correlation-id", &correlation)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_kid = r.body["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(r.body["alg"], "EdDSA");
+    assert_eq!(r.body["retired"], json!([old_kid]));
+    let until = time::OffsetDateTime::parse(
+        r.body["publish_until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(until >= started + MAX_TOKEN_LIFETIME - time::Duration::seconds(1));
+    assert!(until <= time::OffsetDateTime::now_utc() + MAX_TOKEN_LIFETIME);
+    assert_eq!(MAX_TOKEN_LIFETIME, time::Duration::minutes(65));
+
+    // Both keys published; the old token still verifies; new tokens use the new key.
+    let published = kids(&jwks(&app).await);
+    assert!(published.contains(&old_kid) && published.contains(&new_kid));
+    assert_eq!(keys.verify(&before).await.unwrap(), part(&before, 1));
+    let after = keys.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
+    assert_eq!(part(&after, 0)["kid"], new_kid.as_str());
+    keys.verify(&after).await.unwrap();
+
+    // The admin listing tells which is which, and shows no private material.
+    let list = app.get("/v1/admin/signing-keys", &token).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let listed = list.body["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for k in listed {
+        let fields: BTreeSet<&str> = k.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            BTreeSet::from([
+                "kid",
+                "alg",
+                "active",
+                "created_at",
+                "retired_at",
+                "publish_until"
+            ])
+        );
+    }
+    let old = listed
+        .iter()
+        .find(|k| k["kid"] == old_kid.as_str())
+        .unwrap();
+    assert_eq!(old["active"], false);
+    assert!(old["retired_at"].is_string());
+    assert_eq!(old["publish_until"], r.body["publish_until"]);
+    let new = listed
+        .iter()
+        .find(|k| k["kid"] == new_kid.as_str())
+        .unwrap();
+    assert_eq!(new["active"], true);
+    assert!(new["retired_at"].is_null() && new["publish_until"].is_null());
+
+    // Audited, under the request's correlation id.
+    let audit = app
+        .get(
+            &format!("/v1/orgs/{}/audit?action=signing_key.rotated", admin.org_id),
+            &token,
+        )
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    let events = audit.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", audit.body);
+    assert_eq!(events[0]["correlation_id"], correlation.as_str());
+    assert_eq!(events[0]["actor_id"], admin.user_id.as_str());
+    assert_eq!(events[0]["target"], format!("signing_key:{new_kid}"));
+
+    // Another algorithm, then bad requests.
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/admin/signing-keys/rotate", &token)
+            .json(&json!({"alg": "RS256"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["alg"], "RS256");
+    assert_eq!(r.body["retired"], json!([]), "no RS256 key existed yet");
+    let rs = keys.sign(SigningAlg::RS256, &claims(60)).await.unwrap();
+    assert_eq!(part(&rs, 0)["kid"], r.body["kid"]);
+    for (body, field) in [
+        (json!({"alg": "HS256"}), "alg"),
+        (json!({"alg": "EdDSA", "force": true}), "force"),
+    ] {
+        let r = TestApp::send(
+            app.with_bearer(Method::POST, "/v1/admin/signing-keys/rotate", &token)
+                .json(&body),
+        )
+        .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["details"]["field"], field);
+    }
+    assert_eq!(kids(&jwks(&app).await).len(), 3);
+}
+
+async fn only_platform_admins_see_and_rotate_keys(app: TestApp) {
+    let user = app.user("plain").await;
+    let before = kids(&jwks(&app).await);
+    app.get("/v1/admin/signing-keys", &user.token)
+        .await
+        .assert_error(403, "forbidden");
+    TestApp::send(
+        app.with_bearer(Method::POST, "/v1/admin/signing-keys/rotate", &user.token)
+            .json(&json!({})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    // Forbidden comes before looking at the body.
+    TestApp::send(
+        app.with_bearer(Method::POST, "/v1/admin/signing-keys/rotate", &user.token)
+            .json(&json!({"alg": "nonsense"})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    // By cookie, from this server's origin: still forbidden.
+    TestApp::send(
+        app.with_cookie(Method::POST, "/v1/admin/signing-keys/rotate", &user.token)
+            .json(&json!({})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    TestApp::send(app.req(Method::GET, "/v1/admin/signing-keys"))
+        .await
+        .assert_error(401, "unauthenticated");
+    TestApp::send(
+        app.req(Method::POST, "/v1/admin/signing-keys/rotate")
+            .json(&json!({})),
+    )
+    .await
+    .assert_error(401, "unauthenticated");
+    assert_eq!(kids(&jwks(&app).await), before, "nothing rotated");
+}
+
+async fn private_keys_are_sealed_at_rest(app: TestApp) {
+    for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        app.state.keys.sign(alg, &claims(60)).await.unwrap();
+    }
+    // The rows exactly as stored.
+    let store = portcullis_store::connect(&app.database_url).await.unwrap();
+    let rows = store
+        .keys()
+        .published_signing_keys(portcullis_core::now())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let config = Config {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(app.database_url.clone()),
+        dev: true,
+        ..Config::default()
+    };
+    let sealer = portcullis_server::crypto::SecretBox::new(
+        &config.master_key().unwrap(),
+        portcullis_server::crypto::purpose::SIGNING_KEYS,
+    )
+    .unwrap();
+    // PKCS#8 Ed25519 v1 and the DER SEQUENCE header every PKCS#8/PKCS#1 key starts with.
+    let ed_prefix = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70,
+    ];
+    for row in &rows {
+        let stored = &row.encrypted_private_key;
+        assert_eq!(stored[0], 1, "sealed format version");
+        assert!(!stored.windows(ed_prefix.len()).any(|w| w == ed_prefix));
+        assert_ne!(
+            &stored[..2],
+            &[0x30, 0x82][..],
+            "{:?} stored as plain DER",
+            row.alg
+        );
+        assert!(row.public_jwk.get("d").is_none());
+        // It opens only with the master key and only as this row's key.
+        let aad = format!("signing_key:{}:{}", row.alg.as_str(), row.kid);
+        let plain = sealer.open(stored, aad.as_bytes()).unwrap();
+        assert_eq!(stored.len(), 1 + 12 + plain.len() + 16);
+        assert!(plain.len() >= 48);
+        for window in [16, 32] {
+            let secret = &plain[plain.len() - window..];
+            assert!(
+                !stored.windows(window).any(|w| w == secret),
+                "{:?}: key bytes appear in the stored row",
+                row.alg
+            );
+        }
+        if row.alg == SigningAlg::EdDSA {
+            assert_eq!(&plain[..12], &ed_prefix[..]);
+        }
+        let other = format!("signing_key:{}:{}", row.alg.as_str(), "someone-else");
+        assert!(sealer.open(stored, other.as_bytes()).is_err());
+    }
+}
+
+async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestApp) {
+    // A second node: same database, same master key.
+    let config = Config {
+        data_dir: app.data_dir.clone(),
+        database_url: Some(app.database_url.clone()),
+        dev: true,
+        ..Config::default()
+    };
+    let store = portcullis_store::connect(&app.database_url).await.unwrap();
+    let other = Arc::new(
+        KeyRing::open(store.clone(), &config.master_key().unwrap())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        other.jwks(),
+        app.state.keys.jwks(),
+        "same keys on both nodes"
+    );
+
+    // The other node rotates; this server has not reloaded yet, but a token naming the new
+    // kid makes it look again.
+    let new_kid = other
+        .rotate(SigningAlg::EdDSA, &AuditContext::cli())
+        .await
+        .unwrap();
+    let jwt = other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
+    assert_eq!(part(&jwt, 0)["kid"], new_kid.as_str());
+    assert_eq!(app.state.keys.verify(&jwt).await.unwrap(), part(&jwt, 1));
+    assert!(kids(&jwks(&app).await).contains(&new_kid));
+    // And the other way round: a first ES256 key made here is found there.
+    let es = app
+        .state
+        .keys
+        .sign(SigningAlg::ES256, &claims(60))
+        .await
+        .unwrap();
+    other.verify(&es).await.unwrap();
+
+    // A key the other node made is published here within JWKS_MAX_AGE, before this server
+    // ever signs with or reloads for it.
+    let rs = other.sign(SigningAlg::RS256, &claims(60)).await.unwrap();
+    let rs_kid = part(&rs, 0)["kid"].as_str().unwrap().to_owned();
+    tokio::time::sleep(JWKS_MAX_AGE).await;
+    assert!(kids(&jwks(&app).await).contains(&rs_kid));
+
+    // A node with another master key cannot open the keys: it refuses to start.
+    let wrong = Config {
+        master_key: Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32])),
+        ..config.clone()
+    };
+    let wrong_key = wrong.master_key().unwrap();
+    let err = KeyRing::open(store.clone(), &wrong_key).await.unwrap_err();
+    assert!(matches!(err, KeyError::BadKey { .. }), "{err:?}");
+    assert!(err.to_string().contains("master key"), "{err}");
+    let data_dir =
+        std::env::temp_dir().join(format!("portcullis-test-{}", uuid::Uuid::now_v7().simple()));
+    let start = portcullis_server::Server::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.clone(),
+        ..wrong
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    match start {
+        Err(portcullis_server::StartError::Keys(e)) => {
+            assert!(e.to_string().contains("master key"), "{e}")
+        }
+        Err(e) => panic!("unexpected start error: {e}"),
+        Ok(_) => panic!("a server with the wrong master key started"),
+    }
+}
