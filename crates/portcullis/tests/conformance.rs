@@ -208,12 +208,7 @@ async fn signup(c: &reqwest::Client, base: &str) -> (String, String) {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201, "signup");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let (name, token) = cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap();
+    let (name, token) = cookie.split(';').next().unwrap().split_once('=').unwrap();
     assert_eq!(name, "portcullis_session", "the cookie name on plain http");
     let token = token.to_owned();
     let body: Value = r.json().await.unwrap();
@@ -274,8 +269,14 @@ async fn prepare(server: &Server) -> Vec<(String, String)> {
     ];
     let clients = [
         ("CLIENT", confidential("Conformance web app", "EdDSA")),
-        ("ES256_CLIENT", confidential("Conformance ES256 app", "ES256")),
-        ("RS256_CLIENT", confidential("Conformance RS256 app", "RS256")),
+        (
+            "ES256_CLIENT",
+            confidential("Conformance ES256 app", "ES256"),
+        ),
+        (
+            "RS256_CLIENT",
+            confidential("Conformance RS256 app", "RS256"),
+        ),
         (
             "PUBLIC_CLIENT",
             json!({
