@@ -130,7 +130,12 @@ async fn build_state(
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
         dev: config.dev,
-        oidc: crate::oidc::OidcSettings::new(&public_url, master_key.expose(), config.oidc_refresh_grace_secs, config.oidc_refresh_ttl_secs),
+        oidc: crate::oidc::OidcSettings::new(
+            &public_url,
+            master_key.expose(),
+            config.oidc_refresh_grace_secs,
+            config.oidc_refresh_ttl_secs,
+        ),
         public_url,
         master_key,
         keys,

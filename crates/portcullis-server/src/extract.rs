@@ -47,8 +47,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
             let reason = e.to_string();
             let mut details = json!({"reason": reason});
-            // serde names the field between backticks for unknown and missing fields.
-            if let Some(field) = reason.split('`').nth(1) {
+            // serde names the field between backticks for unknown and missing fields (for
+            // type errors the backticks quote the offending value instead).
+            if (reason.starts_with("unknown field") || reason.starts_with("missing field"))
+                && let Some(field) = reason.split('`').nth(1)
+            {
                 details["field"] = json!(field);
             }
             ApiError::invalid_request(format!("invalid JSON body: {reason}")).with_details(details)

@@ -167,7 +167,8 @@ impl SessionCache {
 
     pub fn put_client(&self, epoch: u64, client: OAuthClient) -> Arc<OAuthClient> {
         let client = Arc::new(client);
-        self.clients.put(self, client.id.as_str().to_owned(), epoch, client.clone());
+        self.clients
+            .put(self, client.id.as_str().to_owned(), epoch, client.clone());
         client
     }
 

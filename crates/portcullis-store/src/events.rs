@@ -159,26 +159,59 @@ pub(crate) fn apply_patch(mut p: Project, patch: &ProjectPatch) -> (Project, Vec
     (p, changed)
 }
 
-pub(crate) fn code_replayed(ctx: &AuditContext, org: OrgId, client: &str, family: Option<uuid::Uuid>) -> AuditEvent {
-    ctx.event(Some(org), Action::OauthCodeReplayed, format!("client:{client}"))
-        .failed()
-        .with_details(json!({"revoked_family": family}))
+pub(crate) fn code_replayed(
+    ctx: &AuditContext,
+    org: OrgId,
+    client: &str,
+    family: Option<uuid::Uuid>,
+) -> AuditEvent {
+    ctx.event(
+        Some(org),
+        Action::OauthCodeReplayed,
+        format!("client:{client}"),
+    )
+    .failed()
+    .with_details(json!({"revoked_family": family}))
 }
 
 pub(crate) fn refresh_reuse(ctx: &AuditContext, f: &crate::RefreshFamily) -> AuditEvent {
     ctx.with_actor(f.user_id)
-        .event(Some(f.org_id), Action::OauthRefreshReuseDetected, format!("refresh_family:{}", f.id))
+        .event(
+            Some(f.org_id),
+            Action::OauthRefreshReuseDetected,
+            format!("refresh_family:{}", f.id),
+        )
         .failed()
         .with_details(json!({"client_id": f.client_id.as_str()}))
 }
 
-pub(crate) fn family_revoked(ctx: &AuditContext, org: OrgId, family: uuid::Uuid, reason: &str) -> AuditEvent {
-    ctx.event(Some(org), Action::OauthTokenRevoked, format!("refresh_family:{family}"))
-        .with_details(json!({"reason": reason}))
+pub(crate) fn family_revoked(
+    ctx: &AuditContext,
+    org: OrgId,
+    family: uuid::Uuid,
+    reason: &str,
+) -> AuditEvent {
+    ctx.event(
+        Some(org),
+        Action::OauthTokenRevoked,
+        format!("refresh_family:{family}"),
+    )
+    .with_details(json!({"reason": reason}))
 }
 
-pub(crate) fn consent(ctx: &AuditContext, org: OrgId, user: UserId, client: &str, granted: bool, scope: &str) -> AuditEvent {
-    let action = if granted { Action::OauthConsentGranted } else { Action::OauthConsentRevoked };
+pub(crate) fn consent(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: UserId,
+    client: &str,
+    granted: bool,
+    scope: &str,
+) -> AuditEvent {
+    let action = if granted {
+        Action::OauthConsentGranted
+    } else {
+        Action::OauthConsentRevoked
+    };
     ctx.with_actor(user)
         .event(Some(org), action, format!("client:{client}"))
         .with_details(json!({"scope": scope}))

@@ -32,9 +32,11 @@ pub struct AuthCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First use: the code is now spent.
-    Redeemed(AuthCode),
+    Redeemed(Box<AuthCode>),
     /// Already spent: whatever was issued from it has been revoked.
-    Replayed { client_id: ClientId },
+    Replayed {
+        client_id: ClientId,
+    },
     Unknown,
 }
 
@@ -81,7 +83,13 @@ pub struct RefreshTokenState {
 pub trait GrantStore: Send + Sync {
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
     /// Spends a code atomically; a second redemption revokes the family minted from it.
-    async fn redeem_code(&self, org_id: OrgId, code_hash: &TokenHash, now: Timestamp, ctx: &AuditContext) -> StoreResult<CodeRedemption>;
+    async fn redeem_code(
+        &self,
+        org_id: OrgId,
+        code_hash: &TokenHash,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<CodeRedemption>;
     /// Starts a family with its first token; `from_code` links it for replay revocation.
     async fn start_family(
         &self,
@@ -104,17 +112,47 @@ pub trait GrantStore: Send + Sync {
         successor_expires_at: Timestamp,
         ctx: &AuditContext,
     ) -> StoreResult<RefreshOutcome>;
-    async fn refresh_token_state(&self, org_id: OrgId, token: &TokenHash) -> StoreResult<Option<RefreshTokenState>>;
+    async fn refresh_token_state(
+        &self,
+        org_id: OrgId,
+        token: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>>;
     /// Revokes a family; false if it was unknown or already revoked.
-    async fn revoke_family(&self, org_id: OrgId, family_id: Uuid, reason: &str, ctx: &AuditContext) -> StoreResult<bool>;
+    async fn revoke_family(
+        &self,
+        org_id: OrgId,
+        family_id: Uuid,
+        reason: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
     async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool>;
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Scopes the user consented to for this client, if any.
-    async fn consent(&self, org_id: OrgId, user_id: UserId, client_id: &ClientId) -> StoreResult<Option<String>>;
-    async fn grant_consent(&self, org_id: OrgId, user_id: UserId, client_id: &ClientId, scope: &str, ctx: &AuditContext) -> StoreResult<()>;
+    async fn consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client_id: &ClientId,
+    ) -> StoreResult<Option<String>>;
+    async fn grant_consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client_id: &ClientId,
+        scope: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
     /// Withdraws consent and revokes the client's refresh families for the user.
-    async fn revoke_consent(&self, user_id: UserId, client_id: &ClientId, ctx: &AuditContext) -> StoreResult<bool>;
+    async fn revoke_consent(
+        &self,
+        user_id: UserId,
+        client_id: &ClientId,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
     /// The user's consents: (client id, scope, granted at).
-    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<(ClientId, String, Timestamp)>>;
+    async fn consents_of_user(
+        &self,
+        user_id: UserId,
+    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>>;
 }

@@ -27,7 +27,9 @@ pub mod testing;
 
 pub use clients::{ClientPatch, ClientStore};
 pub use error::{StoreError, StoreResult};
-pub use grants::{AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState};
+pub use grants::{
+    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
+};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.

@@ -337,7 +337,9 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
             }
             Ok(())
         }
-        AdminCommand::RotateSigningKey { alg } => rotate_signing_key(storage, store, &alg, &ctx).await,
+        AdminCommand::RotateSigningKey { alg } => {
+            rotate_signing_key(storage, store, &alg, &ctx).await
+        }
     }
 }
 

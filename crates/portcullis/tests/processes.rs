@@ -498,3 +498,60 @@ fn production_postgres_requires_a_master_key_and_config_errors_are_clear() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("portcullis "));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+async fn jwks_kids(c: &reqwest::Client, base: &str) -> Vec<String> {
+    let v: Value = c
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_signing_key_beside_a_running_server() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    let node = Node::start(&dir, &["--data-dir", data.to_str().unwrap()], &[]);
+    let c = client();
+    let before = jwks_kids(&c, &node.base).await;
+    assert_eq!(before.len(), 1, "the EdDSA key exists from start-up");
+
+    let (ok, out, err) = admin(&dir, &["rotate-signing-key"], None);
+    assert!(ok, "{err}");
+    let rotated: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(rotated["alg"], "EdDSA");
+    assert_eq!(rotated["retired"], json!(before));
+    assert!(rotated["correlation_id"].as_str().unwrap().starts_with("cli-"));
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = admin(&dir, &["rotate-signing-key", "--alg", "ES256"], None);
+    assert!(ok, "{err}");
+    let es: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((es["alg"].clone(), es["retired"].clone()), (json!("ES256"), json!([])));
+    let (ok, _, err) = admin(&dir, &["rotate-signing-key", "--alg", "HS256"], None);
+    assert!(!ok && err.contains("HS256"), "{err}");
+
+    // The running server publishes the new keys within seconds, and keeps the old one.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let kids = jwks_kids(&c, &node.base).await;
+        if kids.contains(&new_kid) {
+            assert!(kids.contains(&before[0]), "{kids:?}");
+            assert_eq!(kids.len(), 3, "{kids:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "new key never published: {kids:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}

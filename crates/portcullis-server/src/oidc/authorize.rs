@@ -8,8 +8,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
-use portcullis_core::oauth::{ClientId, ClientType, GrantType, OAuthClient, parse_scopes};
 use portcullis_core::Timestamp;
+use portcullis_core::oauth::{ClientId, ClientType, GrantType, OAuthClient, parse_scopes};
 use portcullis_store::{AuthCode, SessionWithUser};
 use std::sync::Arc;
 
@@ -44,7 +44,10 @@ struct AuthorizeRequest {
 /// The client's redirect URI with `pairs` added to its query.
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return pages::error(StatusCode::BAD_REQUEST, "the redirect URI is not a valid URL");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "the redirect URI is not a valid URL",
+        );
     };
     {
         let mut q = url.query_pairs_mut();
@@ -53,12 +56,23 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
         }
     }
     let mut r = Redirect::to(url.as_str()).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn redirect_error(state: &AppState, req_redirect: &str, req_state: Option<&str>, error: &str, description: &str) -> Response {
-    let mut pairs = vec![("error", error), ("error_description", description), ("iss", state.oidc.issuer.as_str())];
+fn redirect_error(
+    state: &AppState,
+    req_redirect: &str,
+    req_state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
+    let mut pairs = vec![
+        ("error", error),
+        ("error_description", description),
+        ("iss", state.oidc.issuer.as_str()),
+    ];
     if let Some(s) = req_state {
         pairs.push(("state", s));
     }
@@ -72,44 +86,87 @@ async fn validate(state: &AppState, params: Params) -> Result<AuthorizeRequest, 
     };
     let client = match super::find_client(state, &client_id).await {
         Ok(Some(c)) => OAuthClient::clone(&c),
-        Ok(None) => return Err(page("The application asking you to sign in is not known here (unknown client_id).")),
+        Ok(None) => {
+            return Err(page(
+                "The application asking you to sign in is not known here (unknown client_id).",
+            ));
+        }
         Err(e) => return Err(OAuthError::server_error(e).into_response()),
     };
     let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
         return Err(page("The request has no redirect_uri."));
     };
     if !client.redirect_uri_allowed(&redirect_uri) {
-        return Err(page("The redirect_uri is not registered for this application, so sign-in stops here."));
+        return Err(page(
+            "The redirect_uri is not registered for this application, so sign-in stops here.",
+        ));
     }
     let req_state = params.get("state").map(str::to_owned);
-    let fail = |error: &str, description: &str| redirect_error(state, &redirect_uri, req_state.as_deref(), error, description);
+    let fail = |error: &str, description: &str| {
+        redirect_error(
+            state,
+            &redirect_uri,
+            req_state.as_deref(),
+            error,
+            description,
+        )
+    };
     if params.get("request").is_some() || params.get("request_uri").is_some() {
-        return Err(fail("request_not_supported", "request objects are not supported"));
+        return Err(fail(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
     }
     if params.get("response_type") != Some("code") {
-        return Err(fail("unsupported_response_type", "only response_type=code is supported"));
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(fail("unauthorized_client", "this client may not use the authorization code flow"));
+        return Err(fail(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
     }
     let scope = match parse_scopes(params.get("scope").unwrap_or_default()) {
         Ok(s) if !s.is_empty() => s,
         Ok(_) => return Err(fail("invalid_scope", "scope is required")),
         Err(e) => return Err(fail("invalid_scope", &e.message)),
     };
-    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
         (Some(c), Some("S256")) => {
             let well_formed = (43..=128).contains(&c.len())
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
             if !well_formed {
-                return Err(fail("invalid_request", "code_challenge is not a base64url SHA-256"));
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge is not a base64url SHA-256",
+                ));
             }
             Some(c.to_owned())
         }
-        (Some(_), _) => return Err(fail("invalid_request", "code_challenge_method must be S256; plain is not accepted")),
-        (None, Some(_)) => return Err(fail("invalid_request", "code_challenge_method without code_challenge")),
+        (Some(_), _) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256; plain is not accepted",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ));
+        }
         (None, None) if client.client_type == ClientType::Public => {
-            return Err(fail("invalid_request", "PKCE (code_challenge with S256) is required for public clients"));
+            return Err(fail(
+                "invalid_request",
+                "PKCE (code_challenge with S256) is required for public clients",
+            ));
         }
         (None, None) => None,
     };
@@ -118,13 +175,23 @@ async fn validate(state: &AppState, params: Params) -> Result<AuthorizeRequest, 
         Some("none") => Some(Prompt::None),
         Some("login") => Some(Prompt::Login),
         Some("consent") => Some(Prompt::Consent),
-        Some(other) => return Err(fail("invalid_request", &format!("prompt {other:?} is not supported"))),
+        Some(other) => {
+            return Err(fail(
+                "invalid_request",
+                &format!("prompt {other:?} is not supported"),
+            ));
+        }
     };
     let max_age = match params.get("max_age") {
         None => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Some(n),
-            _ => return Err(fail("invalid_request", "max_age must be a non-negative integer")),
+            _ => {
+                return Err(fail(
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                ));
+            }
         },
     };
     Ok(AuthorizeRequest {
@@ -152,12 +219,20 @@ fn needs_login(req: &AuthorizeRequest, session: Option<&SessionWithUser>, now: T
     if req.prompt == Some(Prompt::Login) {
         return true;
     }
-    req.max_age.is_some_and(|max| (now - s.session.created_at).whole_seconds() > max)
+    req.max_age
+        .is_some_and(|max| (now - s.session.created_at).whole_seconds() > max)
 }
 
 /// First-party: the user belongs to the client's project, so no consent is asked.
-async fn is_first_party(state: &AppState, client: &OAuthClient, session: &SessionWithUser) -> Result<bool, OAuthError> {
-    let access = state.store.project_access(client.project_id, session.user.id).await?;
+async fn is_first_party(
+    state: &AppState,
+    client: &OAuthClient,
+    session: &SessionWithUser,
+) -> Result<bool, OAuthError> {
+    let access = state
+        .store
+        .project_access(client.project_id, session.user.id)
+        .await?;
     Ok(access.is_some_and(|a| {
         a.org_membership
             .filter(|m| m.is_active())
@@ -179,7 +254,11 @@ async fn is_first_party(state: &AppState, client: &OAuthClient, session: &Sessio
         (status = 200, description = "The sign-in or consent page"),
         (status = 400, description = "Error page: unknown client or unregistered redirect URI (never redirected)"),
     ))]
-pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return pages::error(StatusCode::BAD_REQUEST, &e.description),
@@ -192,10 +271,22 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, RawQue
     let session = browser_session(&state, &headers).await;
     if needs_login(&req, session.as_deref(), now) {
         if req.prompt == Some(Prompt::None) {
-            return redirect_error(&state, &req.redirect_uri, req.state.as_deref(), "login_required", "the user is not signed in");
+            return redirect_error(
+                &state,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                "login_required",
+                "the user is not signed in",
+            );
         }
         // After signing in the browser comes back without prompt=login, or it would loop.
-        let cont = req.params.to_query_without(if req.prompt == Some(Prompt::Login) { &["prompt"] } else { &[] });
+        let cont = req
+            .params
+            .to_query_without(if req.prompt == Some(Prompt::Login) {
+                &["prompt"]
+            } else {
+                &[]
+            });
         return pages::login(StatusCode::OK, &cont, &req.client.name, "", None);
     }
     let Some(session) = session else {
@@ -207,17 +298,37 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, RawQue
     }
 }
 
-async fn issue_code(state: &AppState, req: &AuthorizeRequest, session: &SessionWithUser, now: Timestamp) -> Result<Response, OAuthError> {
+async fn issue_code(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    session: &SessionWithUser,
+    now: Timestamp,
+) -> Result<Response, OAuthError> {
     let scope = req.scope.join(" ");
     if !is_first_party(state, &req.client, session).await? {
-        let granted = state.store.grants().consent(req.client.org_id, session.user.id, &req.client.id).await?;
-        let covered = granted.is_some_and(|g| req.scope.iter().all(|s| g.split(' ').any(|x| x == s)));
+        let granted = state
+            .store
+            .grants()
+            .consent(req.client.org_id, session.user.id, &req.client.id)
+            .await?;
+        let covered =
+            granted.is_some_and(|g| req.scope.iter().all(|s| g.split(' ').any(|x| x == s)));
         if !covered || req.prompt == Some(Prompt::Consent) {
             if req.prompt == Some(Prompt::None) {
-                return Ok(redirect_error(state, &req.redirect_uri, req.state.as_deref(), "consent_required", "the user has not consented"));
+                return Ok(redirect_error(
+                    state,
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    "consent_required",
+                    "the user has not consented",
+                ));
             }
             let scopes: Vec<&str> = req.scope.iter().map(String::as_str).collect();
-            return Ok(pages::consent(&req.params.to_query_without(&["prompt"]), &req.client.name, &scopes));
+            return Ok(pages::consent(
+                &req.params.to_query_without(&["prompt"]),
+                &req.client.name,
+                &scopes,
+            ));
         }
     }
     let (raw, hash) = issue::random_code()?;
@@ -259,16 +370,25 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 
 fn back_to_authorize(cont: &str) -> Response {
     let mut r = Redirect::to(&format!("/oauth2/authorize?{cont}")).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 #[utoipa::path(post, path = "/oauth2/login", tag = "oidc",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "email, password, continue (the authorization request)"),
     responses((status = 303, description = "Signed in; back to /oauth2/authorize"), (status = 401, description = "The sign-in page again, with an error")))]
-pub async fn login_form(State(state): State<AppState>, RequestMeta(meta): RequestMeta, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login_form(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !same_origin(&state, &headers) {
-        return pages::error(StatusCode::FORBIDDEN, "This sign-in form was not sent from this server.");
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This sign-in form was not sent from this server.",
+        );
     }
     let Ok(form) = Params::parse(&body) else {
         return pages::error(StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
@@ -276,20 +396,41 @@ pub async fn login_form(State(state): State<AppState>, RequestMeta(meta): Reques
     let cont = form.get("continue").unwrap_or_default().to_owned();
     let email = form.get("email").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default().to_owned();
-    let client_name = match Params::parse(cont.as_bytes()).ok().and_then(|p| p.get("client_id").and_then(ClientId::parse)) {
-        Some(id) => super::find_client(&state, &id).await.ok().flatten().map(|c| c.name.clone()).unwrap_or_default(),
+    let client_name = match Params::parse(cont.as_bytes())
+        .ok()
+        .and_then(|p| p.get("client_id").and_then(ClientId::parse))
+    {
+        Some(id) => super::find_client(&state, &id)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
         None => String::new(),
     };
     match crate::routes::auth::password_sign_in(&state, &email, password, &meta).await {
         Ok(Some((_, token, _))) => {
             let mut r = back_to_authorize(&cont);
-            r.headers_mut().insert(header::SET_COOKIE, crate::routes::auth::session_cookie(&state, token.expose()));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                crate::routes::auth::session_cookie(&state, token.expose()),
+            );
             r
         }
-        Ok(None) => pages::login(StatusCode::UNAUTHORIZED, &cont, &client_name, &email, Some("Email or password is incorrect.")),
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-            pages::login(StatusCode::TOO_MANY_REQUESTS, &cont, &client_name, &email, Some("Too many sign-ins right now; try again shortly."))
-        }
+        Ok(None) => pages::login(
+            StatusCode::UNAUTHORIZED,
+            &cont,
+            &client_name,
+            &email,
+            Some("Email or password is incorrect."),
+        ),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => pages::login(
+            StatusCode::TOO_MANY_REQUESTS,
+            &cont,
+            &client_name,
+            &email,
+            Some("Too many sign-ins right now; try again shortly."),
+        ),
         Err(e) => pages::login(e.status, &cont, &client_name, &email, Some(&e.message)),
     }
 }
@@ -297,9 +438,17 @@ pub async fn login_form(State(state): State<AppState>, RequestMeta(meta): Reques
 #[utoipa::path(post, path = "/oauth2/consent", tag = "oidc",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "continue (the authorization request), decision = allow | deny"),
     responses((status = 303, description = "Allowed: back to /oauth2/authorize. Denied: to the client with error=access_denied")))]
-pub async fn consent_form(State(state): State<AppState>, RequestMeta(meta): RequestMeta, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn consent_form(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !same_origin(&state, &headers) {
-        return pages::error(StatusCode::FORBIDDEN, "This consent form was not sent from this server.");
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This consent form was not sent from this server.",
+        );
     }
     let Ok(form) = Params::parse(&body) else {
         return pages::error(StatusCode::BAD_REQUEST, "The consent form was malformed.");
@@ -316,11 +465,28 @@ pub async fn consent_form(State(state): State<AppState>, RequestMeta(meta): Requ
         return pages::login(StatusCode::OK, &cont, &req.client.name, "", None);
     };
     if form.get("decision") != Some("allow") {
-        return redirect_error(&state, &req.redirect_uri, req.state.as_deref(), "access_denied", "the user denied access");
+        return redirect_error(
+            &state,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            "access_denied",
+            "the user denied access",
+        );
     }
     let meta = meta.with_actor(session.user.id);
     let scope = req.scope.join(" ");
-    if let Err(e) = state.store.grants().grant_consent(req.client.org_id, session.user.id, &req.client.id, &scope, &meta).await {
+    if let Err(e) = state
+        .store
+        .grants()
+        .grant_consent(
+            req.client.org_id,
+            session.user.id,
+            &req.client.id,
+            &scope,
+            &meta,
+        )
+        .await
+    {
         return OAuthError::server_error(e).into_response();
     }
     back_to_authorize(&cont)

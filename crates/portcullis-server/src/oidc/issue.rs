@@ -28,9 +28,13 @@ pub fn new_refresh_token() -> Result<(String, TokenHash), OAuthError> {
 /// the very token the first request got — without the server ever storing it — and
 /// unpredictable to anyone without both the old token and the key.
 pub fn successor_of(state: &AppState, presented: &str) -> Result<(String, TokenHash), OAuthError> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&state.oidc.rotation_key).map_err(OAuthError::server_error)?;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&state.oidc.rotation_key)
+        .map_err(OAuthError::server_error)?;
     mac.update(presented.as_bytes());
-    let raw = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+    let raw = format!(
+        "{REFRESH_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    );
     let hash = TokenHash::of(&raw);
     Ok((raw, hash))
 }
@@ -66,7 +70,11 @@ pub struct AccessToken {
     pub expires_in: i64,
 }
 
-pub async fn access_token(state: &AppState, g: &Grant<'_>, now: Timestamp) -> Result<AccessToken, OAuthError> {
+pub async fn access_token(
+    state: &AppState,
+    g: &Grant<'_>,
+    now: Timestamp,
+) -> Result<AccessToken, OAuthError> {
     let ttl = i64::from(g.client.access_token_ttl_secs);
     let sub = match g.user {
         Some(u) => u.id.to_string(),
@@ -90,8 +98,15 @@ pub async fn access_token(state: &AppState, g: &Grant<'_>, now: Timestamp) -> Re
     if let Some(fid) = g.family_id {
         claims["fid"] = json!(fid);
     }
-    let token = state.keys.sign(g.client.signing_alg, &claims).await.map_err(OAuthError::server_error)?;
-    Ok(AccessToken { token, expires_in: ttl })
+    let token = state
+        .keys
+        .sign(g.client.signing_alg, &claims)
+        .await
+        .map_err(OAuthError::server_error)?;
+    Ok(AccessToken {
+        token,
+        expires_in: ttl,
+    })
 }
 
 pub struct IdTokenInput<'a> {
@@ -118,7 +133,11 @@ pub fn user_claims(user: &User, scope: &str, claims: &mut Value) {
     }
 }
 
-pub async fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: Timestamp) -> Result<String, OAuthError> {
+pub async fn id_token(
+    state: &AppState,
+    i: &IdTokenInput<'_>,
+    now: Timestamp,
+) -> Result<String, OAuthError> {
     let mut claims = json!({
         "iss": state.oidc.issuer,
         "sub": i.user.id.to_string(),
@@ -137,7 +156,11 @@ pub async fn id_token(state: &AppState, i: &IdTokenInput<'_>, now: Timestamp) ->
         claims["sid"] = json!(sid);
     }
     user_claims(i.user, i.scope, &mut claims);
-    state.keys.sign(i.client.signing_alg, &claims).await.map_err(OAuthError::server_error)
+    state
+        .keys
+        .sign(i.client.signing_alg, &claims)
+        .await
+        .map_err(OAuthError::server_error)
 }
 
 pub fn random_code() -> Result<(String, TokenHash), OAuthError> {

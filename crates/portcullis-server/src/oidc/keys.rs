@@ -13,16 +13,18 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use portcullis_core::oauth::SigningAlg;
 use portcullis_core::{AuditContext, Timestamp};
 use portcullis_store::{Rotation, SigningKeyRecord, Store, StoreError};
 use serde_json::Value;
-use zeroize::Zeroizing;
 
 use crate::config::MasterKey;
 use crate::crypto::{SecretBox, SecretBoxError, purpose};
 use crate::error::ApiError;
+
+mod material;
+use material::{encoding_key, generate_der, jwt_alg};
 
 /// How long a retired key stays published: the longest token lifetime (access and ID
 /// tokens: one hour) plus five minutes for reload lag and clock skew.
@@ -37,7 +39,6 @@ const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
 /// The JWKS endpoint serves keys at most this old: a key another node made (and signs
 /// with) is published here within seconds, not at the next periodic reload.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5);
-const RSA_BITS: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -502,22 +503,6 @@ fn aad(alg: SigningAlg, kid: &str) -> Vec<u8> {
     format!("signing_key:{}:{kid}", alg.as_str()).into_bytes()
 }
 
-fn jwt_alg(alg: SigningAlg) -> Algorithm {
-    match alg {
-        SigningAlg::EdDSA => Algorithm::EdDSA,
-        SigningAlg::ES256 => Algorithm::ES256,
-        SigningAlg::RS256 => Algorithm::RS256,
-    }
-}
-
-fn encoding_key(alg: SigningAlg, der: &[u8]) -> EncodingKey {
-    match alg {
-        SigningAlg::EdDSA => EncodingKey::from_ed_der(der),
-        SigningAlg::ES256 => EncodingKey::from_ec_der(der),
-        SigningAlg::RS256 => EncodingKey::from_rsa_der(der),
-    }
-}
-
 /// Our kids are base64url SHA-256 thumbprints: anything else is not worth a reload.
 fn plausible_kid(kid: &str) -> bool {
     kid.len() == 43
@@ -541,39 +526,15 @@ fn rejection(e: jsonwebtoken::errors::Error) -> KeyError {
     }
 }
 
-/// PKCS#8 v1 header of an Ed25519 private key (RFC 8410): what jsonwebtoken's
-/// `from_ed_der` and `Jwk::from_encoding_key` expect, followed by the 32-byte seed. (ring's
-/// `generate_pkcs8` writes v2, which they refuse.)
-const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The private key as DER: PKCS#8 for EdDSA and ES256, PKCS#1 for RS256 (what
-/// jsonwebtoken's `EncodingKey::from_*_der` take).
-fn generate_der(alg: SigningAlg) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    let failed = |e: String| KeyError::Generate(alg.as_str(), e);
-    match alg {
-        SigningAlg::EdDSA => {
-            let seed = Zeroizing::new(
-                portcullis_core::token::random_bytes::<32>().map_err(|e| failed(e.to_string()))?,
-            );
-            let mut der = Zeroizing::new(Vec::with_capacity(48));
-            der.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
-            der.extend_from_slice(&*seed);
-            Ok(der)
-        }
-        SigningAlg::ES256 => {
-            use p256::pkcs8::EncodePrivateKey;
-            let key = p256::SecretKey::random(&mut rand_core::OsRng);
-            let doc = key.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
-            Ok(Zeroizing::new(doc.as_bytes().to_vec()))
-        }
-        SigningAlg::RS256 => {
-            use rsa::pkcs1::EncodeRsaPrivateKey;
-            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
-                .map_err(|e| failed(e.to_string()))?;
-            let doc = key.to_pkcs1_der().map_err(|e| failed(e.to_string()))?;
-            Ok(Zeroizing::new(doc.as_bytes().to_vec()))
-        }
+    #[test]
+    fn only_thumbprint_shaped_kids_cause_a_reload() {
+        assert!(plausible_kid(&"A".repeat(43)));
+        assert!(plausible_kid("lNYf_JvsCkN2HjisO6DCaJQ8htxAFW7is_GEk8hid0M"));
+        assert!(!plausible_kid("short"));
+        assert!(!plausible_kid(&"+".repeat(43)));
     }
 }

@@ -18,7 +18,12 @@ use crate::state::AppState;
            ("state" = Option<String>, Query), ("client_id" = Option<String>, Query)),
     responses((status = 303, description = "To the registered post-logout redirect URI, with state"),
               (status = 200, description = "Signed-out page"), (status = 400, description = "Error page: unregistered redirect")))]
-pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMeta, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return pages::error(StatusCode::BAD_REQUEST, &e.description),
@@ -28,14 +33,28 @@ pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMet
     let hint = match params.get("id_token_hint") {
         Some(t) => match state.keys.verify(t).await {
             Ok(claims) if claims["iss"] == serde_json::json!(state.oidc.issuer) => Some(claims),
-            _ => return pages::error(StatusCode::BAD_REQUEST, "The id_token_hint was not issued by this server."),
+            _ => {
+                return pages::error(
+                    StatusCode::BAD_REQUEST,
+                    "The id_token_hint was not issued by this server.",
+                );
+            }
         },
         None => None,
     };
-    let hinted_client = hint.as_ref().and_then(|c| c["aud"].as_str()).and_then(ClientId::parse);
-    let client_id = match (params.get("client_id").and_then(ClientId::parse), hinted_client) {
+    let hinted_client = hint
+        .as_ref()
+        .and_then(|c| c["aud"].as_str())
+        .and_then(ClientId::parse);
+    let client_id = match (
+        params.get("client_id").and_then(ClientId::parse),
+        hinted_client,
+    ) {
         (Some(a), Some(b)) if a != b => {
-            return pages::error(StatusCode::BAD_REQUEST, "client_id does not match the id_token_hint.");
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "client_id does not match the id_token_hint.",
+            );
         }
         (a, b) => a.or(b),
     };
@@ -61,12 +80,21 @@ pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMet
         && let Ok(Some(found)) = state.store.session_by_token(&TokenHash::of(token)).await
     {
         let meta = meta.with_actor(found.user.id);
-        let _ = state.store.revoke_user_session(found.user.id, found.session.id, &meta).await;
+        let _ = state
+            .store
+            .revoke_user_session(found.user.id, found.session.id, &meta)
+            .await;
     }
     if let Some(claims) = &hint
-        && let (Some(sid), Some(sub)) = (claims["sid"].as_str().and_then(SessionId::parse), claims["sub"].as_str().and_then(UserId::parse))
+        && let (Some(sid), Some(sub)) = (
+            claims["sid"].as_str().and_then(SessionId::parse),
+            claims["sub"].as_str().and_then(UserId::parse),
+        )
     {
-        let _ = state.store.revoke_user_session(sub, sid, &meta.with_actor(sub)).await;
+        let _ = state
+            .store
+            .revoke_user_session(sub, sid, &meta.with_actor(sub))
+            .await;
     }
     state.cache.invalidate();
 
@@ -82,6 +110,9 @@ pub async fn logout(State(state): State<AppState>, RequestMeta(meta): RequestMet
         },
         None => pages::signed_out(),
     };
-    response.headers_mut().insert(header::SET_COOKIE, crate::routes::auth::clear_cookie(&state));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        crate::routes::auth::clear_cookie(&state),
+    );
     response
 }

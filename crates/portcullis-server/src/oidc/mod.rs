@@ -1,10 +1,10 @@
 //! The OpenID Connect provider: discovery, the authorization code flow with its login and
 //! consent pages, the token endpoint, userinfo, introspection, revocation and logout.
 
-pub mod keys;
 pub mod authorize;
 pub mod discovery;
 pub mod issue;
+pub mod keys;
 pub mod logout;
 pub mod oauth_error;
 pub mod pages;
@@ -26,7 +26,12 @@ pub struct OidcSettings {
 }
 
 impl OidcSettings {
-    pub fn new(issuer: &str, master_key: &[u8; 32], refresh_grace_secs: u64, refresh_ttl_secs: u64) -> Self {
+    pub fn new(
+        issuer: &str,
+        master_key: &[u8; 32],
+        refresh_grace_secs: u64,
+        refresh_ttl_secs: u64,
+    ) -> Self {
         Self {
             issuer: issuer.to_owned(),
             discovery: discovery::document(issuer),
@@ -42,12 +47,18 @@ impl OidcSettings {
 pub fn routes() -> axum::Router<crate::state::AppState> {
     use axum::routing::{get, post};
     axum::Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
         .route("/oauth2/authorize", get(authorize::authorize))
         .route("/oauth2/login", post(authorize::login_form))
         .route("/oauth2/consent", post(authorize::consent_form))
         .route("/oauth2/token", post(token::token))
-        .route("/oauth2/userinfo", get(resources::userinfo).post(resources::userinfo))
+        .route(
+            "/oauth2/userinfo",
+            get(resources::userinfo).post(resources::userinfo),
+        )
         .route("/oauth2/introspect", post(resources::introspect))
         .route("/oauth2/revoke", post(resources::revoke))
         .route("/oauth2/logout", get(logout::logout))
@@ -58,10 +69,16 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
 pub async fn find_client(
     state: &crate::state::AppState,
     id: &portcullis_core::oauth::ClientId,
-) -> Result<Option<std::sync::Arc<portcullis_core::oauth::OAuthClient>>, portcullis_store::StoreError> {
+) -> Result<Option<std::sync::Arc<portcullis_core::oauth::OAuthClient>>, portcullis_store::StoreError>
+{
     if let Some(c) = state.cache.client(id) {
         return Ok(Some(c));
     }
     let epoch = state.cache.epoch();
-    Ok(state.store.clients().client_by_id(id).await?.map(|c| state.cache.put_client(epoch, c)))
+    Ok(state
+        .store
+        .clients()
+        .client_by_id(id)
+        .await?
+        .map(|c| state.cache.put_client(epoch, c)))
 }

@@ -22,7 +22,14 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into(), code: None, basic_challenge: false, internal: None }
+        Self {
+            status,
+            error,
+            description: description.into(),
+            code: None,
+            basic_challenge: false,
+            internal: None,
+        }
     }
 
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -60,7 +67,11 @@ impl OAuthError {
     }
 
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error; quote the correlation id to support");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error; quote the correlation id to support",
+        );
         e.internal = Some(cause.to_string());
         e
     }
@@ -92,7 +103,11 @@ impl IntoResponse for OAuthError {
         if let Some(cause) = &self.internal {
             tracing::error!(error = self.error, cause = %cause, "oauth request failed");
         } else {
-            tracing::debug!(error = self.error, status = self.status.as_u16(), "oauth request refused");
+            tracing::debug!(
+                error = self.error,
+                status = self.status.as_u16(),
+                "oauth request refused"
+            );
         }
         let mut body = json!({
             "error": self.error,
@@ -106,10 +121,16 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.basic_challenge {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"portcullis\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"portcullis\""),
+            );
         }
         if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
         }
         response
     }

@@ -29,7 +29,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     let mut r = (status, html).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Nobody frames the sign-in page (clickjacking), and it loads nothing from elsewhere.
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -50,8 +53,16 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     page(status, "Sign-in error", &body)
 }
 
-pub fn login(status: StatusCode, continue_query: &str, client_name: &str, email: &str, message: Option<&str>) -> Response {
-    let error = message.map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m))).unwrap_or_default();
+pub fn login(
+    status: StatusCode,
+    continue_query: &str,
+    client_name: &str,
+    email: &str,
+    message: Option<&str>,
+) -> Response {
+    let error = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
+        .unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1><p class=\"muted\">to continue to {client}</p>{error}\
          <form method=\"post\" action=\"/oauth2/login\">\
@@ -93,13 +104,20 @@ pub fn consent(continue_query: &str, client_name: &str, scopes: &[&str]) -> Resp
 }
 
 pub fn signed_out() -> Response {
-    page(StatusCode::OK, "Signed out", "<h1>You are signed out</h1><p>You can close this window.</p>")
+    page(
+        StatusCode::OK,
+        "Signed out",
+        "<h1>You are signed out</h1><p>You can close this window.</p>",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            super::escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

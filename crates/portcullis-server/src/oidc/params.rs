@@ -20,7 +20,9 @@ impl Params {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw).into_owned().collect();
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(other, _)| other == k) {
-                return Err(OAuthError::invalid_request(format!("parameter {k:?} must not be repeated")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {k:?} must not be repeated"
+                )));
             }
         }
         Ok(Self(pairs))
@@ -28,11 +30,15 @@ impl Params {
 
     /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name:?}")))
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name:?}")))
     }
 
     /// The parameters as a query string, without the named ones.
@@ -49,15 +55,23 @@ impl Params {
 
 fn form_decode(s: &str) -> Option<String> {
     // RFC 6749 §2.3.1: client id and secret are form-urlencoded before Basic encoding.
-    url::form_urlencoded::parse(s.as_bytes()).next().map(|(k, _)| k.into_owned()).or_else(|| s.is_empty().then(String::new))
+    url::form_urlencoded::parse(s.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .or_else(|| s.is_empty().then(String::new))
 }
 
 /// The client id and secret from `Authorization: Basic`, when that header is used.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(None);
     };
-    let Some((scheme, b64)) = value.split_once(' ') else { return Ok(None) };
+    let Some((scheme, b64)) = value.split_once(' ') else {
+        return Ok(None);
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
@@ -65,32 +79,52 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = STANDARD.decode(b64.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok(Some((form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?)))
+    Ok(Some((
+        form_decode(id).ok_or_else(bad)?,
+        form_decode(secret).ok_or_else(bad)?,
+    )))
 }
 
 /// Authenticates the calling client by the method it registered. Every failure is the same
 /// `invalid_client`, so a caller cannot probe which client ids exist.
-pub async fn authenticate_client(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Arc<OAuthClient>, OAuthError> {
+pub async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Arc<OAuthClient>, OAuthError> {
     let basic = basic_credentials(headers)?;
     let used_basic = basic.is_some();
     let (id, secret, method) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ));
         }
         (Some((id, secret)), None) => {
             if params.get("client_id").is_some_and(|p| p != id) {
-                return Err(OAuthError::invalid_client("client_id does not match the credentials", true));
+                return Err(OAuthError::invalid_client(
+                    "client_id does not match the credentials",
+                    true,
+                ));
             }
             (id, Some(secret), TokenEndpointAuthMethod::ClientSecretBasic)
         }
-        (None, Some(secret)) => {
-            (params.require("client_id")?.to_owned(), Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost)
-        }
-        (None, None) => (params.require("client_id")?.to_owned(), None, TokenEndpointAuthMethod::None),
+        (None, Some(secret)) => (
+            params.require("client_id")?.to_owned(),
+            Some(secret.to_owned()),
+            TokenEndpointAuthMethod::ClientSecretPost,
+        ),
+        (None, None) => (
+            params.require("client_id")?.to_owned(),
+            None,
+            TokenEndpointAuthMethod::None,
+        ),
     };
     let refused = || OAuthError::invalid_client("client authentication failed", used_basic);
     let client_id = ClientId::parse(&id).ok_or_else(refused)?;
-    let client = super::find_client(state, &client_id).await?.ok_or_else(refused)?;
+    let client = super::find_client(state, &client_id)
+        .await?
+        .ok_or_else(refused)?;
     if client.token_endpoint_auth_method != method {
         return Err(refused());
     }
@@ -119,11 +153,23 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let mut h = HeaderMap::new();
         let raw = STANDARD.encode("my%20client:s%2Bcret");
-        h.insert(axum::http::header::AUTHORIZATION, format!("Basic {raw}").parse().unwrap());
-        assert_eq!(basic_credentials(&h).unwrap(), Some(("my client".into(), "s+cret".into())));
-        h.insert(axum::http::header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Basic {raw}").parse().unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&h).unwrap(),
+            Some(("my client".into(), "s+cret".into()))
+        );
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            "Basic !!!".parse().unwrap(),
+        );
         assert!(basic_credentials(&h).is_err());
-        h.insert(axum::http::header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            "Bearer x".parse().unwrap(),
+        );
         assert_eq!(basic_credentials(&h).unwrap(), None);
     }
 }

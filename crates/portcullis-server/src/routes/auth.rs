@@ -146,7 +146,9 @@ pub async fn login(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let Some((user, token, session)) = password_sign_in(&state, &req.email, req.password, &meta).await? else {
+    let Some((user, token, session)) =
+        password_sign_in(&state, &req.email, req.password, &meta).await?
+    else {
         return Err(ApiError::unauthenticated("email or password is incorrect"));
     };
     let body = LoginResponse {
@@ -176,12 +178,17 @@ pub async fn password_sign_in(
     };
     let ok = state
         .hasher
-        .verify(password, account.as_ref().and_then(|a| a.password_hash.clone()))
+        .verify(
+            password,
+            account.as_ref().and_then(|a| a.password_hash.clone()),
+        )
         .await?;
     let account = match account {
         Some(a) if ok => a,
         account => {
-            let mut event = meta.event(None, portcullis_core::Action::LoginFailed, "user:unknown").failed();
+            let mut event = meta
+                .event(None, portcullis_core::Action::LoginFailed, "user:unknown")
+                .failed();
             if let Some(a) = &account {
                 event.actor_id = Some(a.user.id);
                 event.target = Some(format!("user:{}", a.user.id));
@@ -192,7 +199,11 @@ pub async fn password_sign_in(
     };
     let user = account.user;
     let meta = meta.with_actor(user.id);
-    let succeeded = meta.event(None, portcullis_core::Action::LoginSucceeded, format!("user:{}", user.id));
+    let succeeded = meta.event(
+        None,
+        portcullis_core::Action::LoginSucceeded,
+        format!("user:{}", user.id),
+    );
     let (token, session) = start_session(state, &user, &meta, &[succeeded]).await?;
     Ok(Some((user, token, session)))
 }

@@ -138,12 +138,23 @@ pub struct ConsentList {
 #[utoipa::path(get, path = "/v1/me/consents", tag = "sessions",
     responses((status = 200, description = "Third-party applications the caller has consented to", body = ConsentList),
               (status = 401, body = crate::dto::ErrorBody)))]
-pub async fn list_consents(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<ConsentList>> {
-    let consents = state.store.grants().consents_of_user(auth.principal.user_id).await?;
+pub async fn list_consents(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<ConsentList>> {
+    let consents = state
+        .store
+        .grants()
+        .consents_of_user(auth.principal.user_id)
+        .await?;
     Ok(Json(ConsentList {
         consents: consents
             .into_iter()
-            .map(|(client_id, scope, at)| ConsentDto { client_id: client_id.as_str().to_owned(), scope, granted_at: crate::dto::ts(at) })
+            .map(|(client_id, scope, at)| ConsentDto {
+                client_id: client_id.as_str().to_owned(),
+                scope,
+                granted_at: crate::dto::ts(at),
+            })
             .collect(),
     }))
 }
@@ -152,9 +163,19 @@ pub async fn list_consents(State(state): State<AppState>, auth: Auth) -> ApiResu
     params(("client_id" = String, Path)),
     responses((status = 204, description = "Consent withdrawn; the application's refresh tokens for the caller are revoked"),
               (status = 404, body = crate::dto::ErrorBody)))]
-pub async fn revoke_consent(State(state): State<AppState>, auth: Auth, Path(client_id): Path<String>) -> ApiResult<StatusCode> {
-    let client_id = portcullis_core::oauth::ClientId::parse(&client_id).ok_or_else(|| ApiError::not_found("no such consent"))?;
-    if !state.store.grants().revoke_consent(auth.principal.user_id, &client_id, &auth.audit).await? {
+pub async fn revoke_consent(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(client_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let client_id = portcullis_core::oauth::ClientId::parse(&client_id)
+        .ok_or_else(|| ApiError::not_found("no such consent"))?;
+    if !state
+        .store
+        .grants()
+        .revoke_consent(auth.principal.user_id, &client_id, &auth.audit)
+        .await?
+    {
         return Err(ApiError::not_found("no such consent"));
     }
     state.cache.invalidate();

@@ -35,7 +35,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(me::me))
         .route("/v1/sessions", get(me::list_sessions))
         .route("/v1/me/consents", get(me::list_consents))
-        .route("/v1/me/consents/{client_id}", axum::routing::delete(me::revoke_consent))
+        .route(
+            "/v1/me/consents/{client_id}",
+            axum::routing::delete(me::revoke_consent),
+        )
         .route(
             "/v1/sessions/{id}",
             axum::routing::delete(me::revoke_session),

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::statements::{Tx, insert_audit, notify};
 use super::{PgStore, Scope};
-use crate::grants::{AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState};
+use crate::grants::{
+    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
+};
 use crate::{Change, StoreError, StoreResult};
 
 fn client_id(s: String) -> StoreResult<ClientId> {
@@ -37,7 +39,9 @@ fn family_from(row: &PgRow) -> StoreResult<RefreshFamily> {
         org_id: OrgId(row.try_get("f_org_id")?),
         project_id: ProjectId(row.try_get("f_project_id")?),
         user_id: UserId(row.try_get("f_user_id")?),
-        session_id: row.try_get::<Option<Uuid>, _>("f_session_id")?.map(SessionId),
+        session_id: row
+            .try_get::<Option<Uuid>, _>("f_session_id")?
+            .map(SessionId),
         scope: row.try_get("f_scope")?,
         auth_time: row.try_get("f_auth_time")?,
         created_at: row.try_get("f_created_at")?,
@@ -62,7 +66,12 @@ fn code_from(row: &PgRow) -> StoreResult<AuthCode> {
     })
 }
 
-async fn revoke_family_in(tx: &mut Tx, family: Uuid, reason: &str, now: Timestamp) -> StoreResult<bool> {
+async fn revoke_family_in(
+    tx: &mut Tx,
+    family: Uuid,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
     let n = sqlx::query("UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
         .bind(now)
         .bind(reason)
@@ -103,23 +112,39 @@ impl GrantStore for PgStore {
         Ok(())
     }
 
-    async fn redeem_code(&self, org_id: OrgId, code_hash: &TokenHash, now: Timestamp, ctx: &AuditContext) -> StoreResult<CodeRedemption> {
+    async fn redeem_code(
+        &self,
+        org_id: OrgId,
+        code_hash: &TokenHash,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<CodeRedemption> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
-        let row = sqlx::query("SELECT * FROM oauth_codes WHERE code_hash = $1 AND org_id = $2 FOR UPDATE")
-            .bind(&code_hash.0[..])
-            .bind(org_id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(CodeRedemption::Unknown) };
+        let row = sqlx::query(
+            "SELECT * FROM oauth_codes WHERE code_hash = $1 AND org_id = $2 FOR UPDATE",
+        )
+        .bind(&code_hash.0[..])
+        .bind(org_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CodeRedemption::Unknown);
+        };
         let code = code_from(&row)?;
         if row.try_get::<Option<Timestamp>, _>("used_at")?.is_some() {
             let family: Option<Uuid> = row.try_get("family_id")?;
             if let Some(f) = family {
                 revoke_family_in(&mut tx, f, "code_replay", now).await?;
             }
-            insert_audit(&mut tx, &crate::events::code_replayed(ctx, org_id, code.client_id.as_str(), family)).await?;
+            insert_audit(
+                &mut tx,
+                &crate::events::code_replayed(ctx, org_id, code.client_id.as_str(), family),
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(CodeRedemption::Replayed { client_id: code.client_id });
+            return Ok(CodeRedemption::Replayed {
+                client_id: code.client_id,
+            });
         }
         sqlx::query("UPDATE oauth_codes SET used_at = $1 WHERE code_hash = $2")
             .bind(now)
@@ -127,10 +152,16 @@ impl GrantStore for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(CodeRedemption::Redeemed(code))
+        Ok(CodeRedemption::Redeemed(Box::new(code)))
     }
 
-    async fn start_family(&self, f: &RefreshFamily, first: &TokenHash, expires_at: Timestamp, from_code: Option<&TokenHash>) -> StoreResult<()> {
+    async fn start_family(
+        &self,
+        f: &RefreshFamily,
+        first: &TokenHash,
+        expires_at: Timestamp,
+        from_code: Option<&TokenHash>,
+    ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::Org(f.org_id)).await?;
         sqlx::query(
             "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
@@ -188,16 +219,23 @@ impl GrantStore for PgStore {
         .bind(org_id.0)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(RefreshOutcome::Unknown) };
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Unknown);
+        };
         let family = family_from(&row)?;
         if family.client_id != *client {
             return Ok(RefreshOutcome::Unknown);
         }
-        if row.try_get::<Option<Timestamp>, _>("f_revoked_at")?.is_some() {
+        if row
+            .try_get::<Option<Timestamp>, _>("f_revoked_at")?
+            .is_some()
+        {
             return Ok(RefreshOutcome::Revoked(family));
         }
         if let Some(used_at) = row.try_get::<Option<Timestamp>, _>("used_at")? {
-            let same_successor = row.try_get::<Option<Vec<u8>>, _>("successor_hash")?.is_some_and(|h| h == successor.0);
+            let same_successor = row
+                .try_get::<Option<Vec<u8>>, _>("successor_hash")?
+                .is_some_and(|h| h == successor.0);
             if same_successor && now - used_at <= grace {
                 return Ok(RefreshOutcome::Retried(family));
             }
@@ -209,12 +247,14 @@ impl GrantStore for PgStore {
         if row.try_get::<Timestamp, _>("expires_at")? <= now {
             return Ok(RefreshOutcome::Expired(family));
         }
-        sqlx::query("UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 WHERE token_hash = $3")
-            .bind(now)
-            .bind(&successor.0[..])
-            .bind(&presented.0[..])
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 WHERE token_hash = $3",
+        )
+        .bind(now)
+        .bind(&successor.0[..])
+        .bind(&presented.0[..])
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&successor.0[..])
             .bind(family.id)
@@ -227,7 +267,11 @@ impl GrantStore for PgStore {
         Ok(RefreshOutcome::Rotated(family))
     }
 
-    async fn refresh_token_state(&self, org_id: OrgId, token: &TokenHash) -> StoreResult<Option<RefreshTokenState>> {
+    async fn refresh_token_state(
+        &self,
+        org_id: OrgId,
+        token: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
         let row = sqlx::query(concat!(
             "SELECT t.created_at, t.expires_at, t.used_at, ",
@@ -251,7 +295,13 @@ impl GrantStore for PgStore {
         .transpose()
     }
 
-    async fn revoke_family(&self, org_id: OrgId, family_id: Uuid, reason: &str, ctx: &AuditContext) -> StoreResult<bool> {
+    async fn revoke_family(
+        &self,
+        org_id: OrgId,
+        family_id: Uuid,
+        reason: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
         let n = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND org_id = $4 AND revoked_at IS NULL",
@@ -267,19 +317,24 @@ impl GrantStore for PgStore {
             return Ok(false);
         }
         notify(&mut tx, &Change::TokensRevoked).await?;
-        insert_audit(&mut tx, &crate::events::family_revoked(ctx, org_id, family_id, reason)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::family_revoked(ctx, org_id, family_id, reason),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
-        let revoked: Option<Option<Timestamp>> =
-            sqlx::query_scalar("SELECT revoked_at FROM refresh_families WHERE id = $1 AND org_id = $2")
-                .bind(family_id)
-                .bind(org_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let revoked: Option<Option<Timestamp>> = sqlx::query_scalar(
+            "SELECT revoked_at FROM refresh_families WHERE id = $1 AND org_id = $2",
+        )
+        .bind(family_id)
+        .bind(org_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         // An unknown family cannot vouch for anything: treat as revoked.
         Ok(revoked.is_none_or(|r| r.is_some()))
@@ -287,7 +342,9 @@ impl GrantStore for PgStore {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < now()").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < now()")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(expires_at)
@@ -299,14 +356,20 @@ impl GrantStore for PgStore {
     }
 
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM revoked_access_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM revoked_access_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
-    async fn consent(&self, org_id: OrgId, user_id: UserId, client: &ClientId) -> StoreResult<Option<String>> {
+    async fn consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client: &ClientId,
+    ) -> StoreResult<Option<String>> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
         let scope = sqlx::query_scalar("SELECT scope FROM oauth_consents WHERE org_id = $1 AND user_id = $2 AND client_id = $3")
             .bind(org_id.0)
@@ -318,7 +381,14 @@ impl GrantStore for PgStore {
         Ok(scope)
     }
 
-    async fn grant_consent(&self, org_id: OrgId, user_id: UserId, client: &ClientId, scope: &str, ctx: &AuditContext) -> StoreResult<()> {
+    async fn grant_consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client: &ClientId,
+        scope: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
         sqlx::query(
             "INSERT INTO oauth_consents (user_id, client_id, org_id, scope, granted_at) VALUES ($1, $2, $3, $4, $5) \
@@ -331,12 +401,21 @@ impl GrantStore for PgStore {
         .bind(portcullis_core::now())
         .execute(&mut *tx)
         .await?;
-        insert_audit(&mut tx, &crate::events::consent(ctx, org_id, user_id, client.as_str(), true, scope)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::consent(ctx, org_id, user_id, client.as_str(), true, scope),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn revoke_consent(&self, user_id: UserId, client: &ClientId, ctx: &AuditContext) -> StoreResult<bool> {
+    async fn revoke_consent(
+        &self,
+        user_id: UserId,
+        client: &ClientId,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::User(user_id)).await?;
         let row = sqlx::query("DELETE FROM oauth_consents WHERE user_id = $1 AND client_id = $2 RETURNING org_id, scope")
             .bind(user_id.0)
@@ -361,12 +440,19 @@ impl GrantStore for PgStore {
         .execute(&mut *tx)
         .await?;
         notify(&mut tx, &Change::TokensRevoked).await?;
-        insert_audit(&mut tx, &crate::events::consent(ctx, org_id, user_id, client.as_str(), false, &scope)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::consent(ctx, org_id, user_id, client.as_str(), false, &scope),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
+    async fn consents_of_user(
+        &self,
+        user_id: UserId,
+    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
         let mut tx = self.begin(Scope::User(user_id)).await?;
         let rows = sqlx::query("SELECT client_id, scope, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY granted_at DESC")
             .bind(user_id.0)
@@ -374,7 +460,13 @@ impl GrantStore for PgStore {
             .await?;
         tx.commit().await?;
         rows.iter()
-            .map(|r| Ok((client_id(r.try_get("client_id")?)?, r.try_get("scope")?, r.try_get("granted_at")?)))
+            .map(|r| {
+                Ok((
+                    client_id(r.try_get("client_id")?)?,
+                    r.try_get("scope")?,
+                    r.try_get("granted_at")?,
+                ))
+            })
             .collect()
     }
 }

@@ -10,7 +10,9 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::{SqliteStore, from_micros, insert_audit, micros};
-use crate::grants::{AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState};
+use crate::grants::{
+    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
+};
 use crate::{StoreError, StoreResult};
 
 fn client_id(s: String) -> StoreResult<ClientId> {
@@ -36,7 +38,9 @@ fn family_from(row: &SqliteRow) -> StoreResult<RefreshFamily> {
         org_id: OrgId(row.try_get("f_org_id")?),
         project_id: ProjectId(row.try_get("f_project_id")?),
         user_id: UserId(row.try_get("f_user_id")?),
-        session_id: row.try_get::<Option<Uuid>, _>("f_session_id")?.map(SessionId),
+        session_id: row
+            .try_get::<Option<Uuid>, _>("f_session_id")?
+            .map(SessionId),
         scope: row.try_get("f_scope")?,
         auth_time: from_micros(row.try_get("f_auth_time")?)?,
         created_at: from_micros(row.try_get("f_created_at")?)?,
@@ -63,7 +67,12 @@ fn code_from(row: &SqliteRow) -> StoreResult<AuthCode> {
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
-async fn revoke_family_in(tx: &mut Tx, family: Uuid, reason: &str, now: Timestamp) -> StoreResult<bool> {
+async fn revoke_family_in(
+    tx: &mut Tx,
+    family: Uuid,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
     let n = sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
         .bind(micros(now))
         .bind(reason)
@@ -99,23 +108,39 @@ impl GrantStore for SqliteStore {
         Ok(())
     }
 
-    async fn redeem_code(&self, org_id: OrgId, code_hash: &TokenHash, now: Timestamp, ctx: &AuditContext) -> StoreResult<CodeRedemption> {
+    async fn redeem_code(
+        &self,
+        org_id: OrgId,
+        code_hash: &TokenHash,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<CodeRedemption> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT *, used_at AS was_used FROM oauth_codes WHERE code_hash = ? AND org_id = ?")
-            .bind(&code_hash.0[..])
-            .bind(org_id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(CodeRedemption::Unknown) };
+        let row = sqlx::query(
+            "SELECT *, used_at AS was_used FROM oauth_codes WHERE code_hash = ? AND org_id = ?",
+        )
+        .bind(&code_hash.0[..])
+        .bind(org_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CodeRedemption::Unknown);
+        };
         let code = code_from(&row)?;
         if row.try_get::<Option<i64>, _>("was_used")?.is_some() {
             let family: Option<Uuid> = row.try_get("family_id")?;
             if let Some(f) = family {
                 revoke_family_in(&mut tx, f, "code_replay", now).await?;
             }
-            insert_audit(&mut tx, &crate::events::code_replayed(ctx, org_id, code.client_id.as_str(), family)).await?;
+            insert_audit(
+                &mut tx,
+                &crate::events::code_replayed(ctx, org_id, code.client_id.as_str(), family),
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(CodeRedemption::Replayed { client_id: code.client_id });
+            return Ok(CodeRedemption::Replayed {
+                client_id: code.client_id,
+            });
         }
         sqlx::query("UPDATE oauth_codes SET used_at = ? WHERE code_hash = ?")
             .bind(micros(now))
@@ -123,10 +148,16 @@ impl GrantStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(CodeRedemption::Redeemed(code))
+        Ok(CodeRedemption::Redeemed(Box::new(code)))
     }
 
-    async fn start_family(&self, f: &RefreshFamily, first: &TokenHash, expires_at: Timestamp, from_code: Option<&TokenHash>) -> StoreResult<()> {
+    async fn start_family(
+        &self,
+        f: &RefreshFamily,
+        first: &TokenHash,
+        expires_at: Timestamp,
+        from_code: Option<&TokenHash>,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
@@ -183,7 +214,9 @@ impl GrantStore for SqliteStore {
         .bind(org_id.0)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(RefreshOutcome::Unknown) };
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Unknown);
+        };
         let family = family_from(&row)?;
         if family.client_id != *client {
             return Ok(RefreshOutcome::Unknown);
@@ -192,7 +225,9 @@ impl GrantStore for SqliteStore {
             return Ok(RefreshOutcome::Revoked(family));
         }
         if let Some(used_at) = row.try_get::<Option<i64>, _>("used_at")? {
-            let same_successor = row.try_get::<Option<Vec<u8>>, _>("successor_hash")?.is_some_and(|h| h == successor.0);
+            let same_successor = row
+                .try_get::<Option<Vec<u8>>, _>("successor_hash")?
+                .is_some_and(|h| h == successor.0);
             if same_successor && now - from_micros(used_at)? <= grace {
                 return Ok(RefreshOutcome::Retried(family));
             }
@@ -204,12 +239,14 @@ impl GrantStore for SqliteStore {
         if from_micros(row.try_get("expires_at")?)? <= now {
             return Ok(RefreshOutcome::Expired(family));
         }
-        sqlx::query("UPDATE refresh_tokens SET used_at = ?, successor_hash = ? WHERE token_hash = ?")
-            .bind(micros(now))
-            .bind(&successor.0[..])
-            .bind(&presented.0[..])
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?, successor_hash = ? WHERE token_hash = ?",
+        )
+        .bind(micros(now))
+        .bind(&successor.0[..])
+        .bind(&presented.0[..])
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&successor.0[..])
             .bind(family.id)
@@ -222,7 +259,11 @@ impl GrantStore for SqliteStore {
         Ok(RefreshOutcome::Rotated(family))
     }
 
-    async fn refresh_token_state(&self, org_id: OrgId, token: &TokenHash) -> StoreResult<Option<RefreshTokenState>> {
+    async fn refresh_token_state(
+        &self,
+        org_id: OrgId,
+        token: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>> {
         let row = sqlx::query(concat!(
             "SELECT t.created_at, t.expires_at, t.used_at, ",
             family_cols!(),
@@ -244,7 +285,13 @@ impl GrantStore for SqliteStore {
         .transpose()
     }
 
-    async fn revoke_family(&self, org_id: OrgId, family_id: Uuid, reason: &str, ctx: &AuditContext) -> StoreResult<bool> {
+    async fn revoke_family(
+        &self,
+        org_id: OrgId,
+        family_id: Uuid,
+        reason: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL")
             .bind(micros(portcullis_core::now()))
@@ -257,17 +304,23 @@ impl GrantStore for SqliteStore {
         if n == 0 {
             return Ok(false);
         }
-        insert_audit(&mut tx, &crate::events::family_revoked(ctx, org_id, family_id, reason)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::family_revoked(ctx, org_id, family_id, reason),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool> {
-        let revoked: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM refresh_families WHERE id = ? AND org_id = ?")
-            .bind(family_id)
-            .bind(org_id.0)
-            .fetch_optional(&self.pool)
-            .await?;
+        let revoked: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT revoked_at FROM refresh_families WHERE id = ? AND org_id = ?",
+        )
+        .bind(family_id)
+        .bind(org_id.0)
+        .fetch_optional(&self.pool)
+        .await?;
         // An unknown family cannot vouch for anything: treat as revoked.
         Ok(revoked.is_none_or(|r| r.is_some()))
     }
@@ -275,7 +328,10 @@ impl GrantStore for SqliteStore {
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
         let now = micros(portcullis_core::now());
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < ?").bind(now).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(micros(expires_at))
@@ -286,23 +342,38 @@ impl GrantStore for SqliteStore {
     }
 
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_access_tokens WHERE jti = ?")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM revoked_access_tokens WHERE jti = ?")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(found.is_some())
     }
 
-    async fn consent(&self, org_id: OrgId, user_id: UserId, client: &ClientId) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT scope FROM oauth_consents WHERE org_id = ? AND user_id = ? AND client_id = ?")
-            .bind(org_id.0)
-            .bind(user_id.0)
-            .bind(client.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+    async fn consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client: &ClientId,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT scope FROM oauth_consents WHERE org_id = ? AND user_id = ? AND client_id = ?",
+        )
+        .bind(org_id.0)
+        .bind(user_id.0)
+        .bind(client.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
-    async fn grant_consent(&self, org_id: OrgId, user_id: UserId, client: &ClientId, scope: &str, ctx: &AuditContext) -> StoreResult<()> {
+    async fn grant_consent(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        client: &ClientId,
+        scope: &str,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO oauth_consents (user_id, client_id, org_id, scope, granted_at) VALUES (?, ?, ?, ?, ?) \
@@ -315,12 +386,21 @@ impl GrantStore for SqliteStore {
         .bind(micros(portcullis_core::now()))
         .execute(&mut *tx)
         .await?;
-        insert_audit(&mut tx, &crate::events::consent(ctx, org_id, user_id, client.as_str(), true, scope)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::consent(ctx, org_id, user_id, client.as_str(), true, scope),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn revoke_consent(&self, user_id: UserId, client: &ClientId, ctx: &AuditContext) -> StoreResult<bool> {
+    async fn revoke_consent(
+        &self,
+        user_id: UserId,
+        client: &ClientId,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query("DELETE FROM oauth_consents WHERE user_id = ? AND client_id = ? RETURNING org_id, scope")
             .bind(user_id.0)
@@ -336,18 +416,31 @@ impl GrantStore for SqliteStore {
             .bind(client.as_str())
             .execute(&mut *tx)
             .await?;
-        insert_audit(&mut tx, &crate::events::consent(ctx, org_id, user_id, client.as_str(), false, &scope)).await?;
+        insert_audit(
+            &mut tx,
+            &crate::events::consent(ctx, org_id, user_id, client.as_str(), false, &scope),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
+    async fn consents_of_user(
+        &self,
+        user_id: UserId,
+    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
         let rows = sqlx::query("SELECT client_id, scope, granted_at FROM oauth_consents WHERE user_id = ? ORDER BY granted_at DESC")
             .bind(user_id.0)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((client_id(r.try_get("client_id")?)?, r.try_get("scope")?, from_micros(r.try_get("granted_at")?)?)))
+            .map(|r| {
+                Ok((
+                    client_id(r.try_get("client_id")?)?,
+                    r.try_get("scope")?,
+                    from_micros(r.try_get("granted_at")?)?,
+                ))
+            })
             .collect()
     }
 }

@@ -562,3 +562,69 @@ async fn postgres_rls_confines_clients() {
     );
     tx.rollback().await.unwrap();
 }
+
+struct Heard(tokio::sync::mpsc::UnboundedSender<Option<portcullis_store::Change>>);
+
+impl portcullis_store::ChangeSink for Heard {
+    fn changed(&self, change: portcullis_store::Change) {
+        let _ = self.0.send(Some(change));
+    }
+
+    fn feed_up(&self, _up: bool) {
+        let _ = self.0.send(None);
+    }
+}
+
+/// Nodes cache clients by id: changing, rotating or deleting one is announced to every
+/// node, so a rotated secret or a deleted client stops working everywhere.
+#[tokio::test]
+async fn postgres_client_changes_are_announced() {
+    use portcullis_store::Change;
+    let db = super::fresh_postgres().await;
+    let listening = super::open(&db.url, true).await;
+    let writer = super::open(&db.url, false).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    assert!(listening.listen_changes(Arc::new(Heard(tx))).await.unwrap());
+    let mut next = async || loop {
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv())
+            .await
+            .expect("the change feed said nothing for 15 s")
+            .expect("sink dropped");
+        if let Some(change) = heard {
+            return change;
+        }
+    };
+    let alice = signup(writer.as_ref(), "alice@example.com").await;
+    let (web, _) = client(&alice, ClientType::Confidential, "Web");
+    writer
+        .clients()
+        .create(&alice.access(), &web, &ctx())
+        .await
+        .unwrap();
+    let p = alice.project.id;
+    let changed = Change::OrgChanged(alice.org.id);
+
+    let patch = ClientPatch {
+        name: Some("Renamed".into()),
+        ..ClientPatch::default()
+    };
+    writer
+        .clients()
+        .update(&alice.access(), p, &web.id, &patch, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(next().await, changed);
+    let secret = ClientSecret::generate().unwrap();
+    writer
+        .clients()
+        .rotate_secret(&alice.access(), p, &web.id, &secret.hash(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(next().await, changed);
+    writer
+        .clients()
+        .delete(&alice.access(), p, &web.id, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(next().await, changed);
+}
