@@ -114,6 +114,19 @@ async fn build_state(
     keys.ensure_active(portcullis_core::oauth::SigningAlg::EdDSA)
         .await?;
     keys.spawn_reloader(crate::oidc::keys::RELOAD_INTERVAL);
+    // ES256 and RS256 keys are made in the background right away, so they are published
+    // long before a client first needs one (relying parties cache the JWKS).
+    let background = keys.clone();
+    tokio::spawn(async move {
+        for alg in [
+            portcullis_core::oauth::SigningAlg::ES256,
+            portcullis_core::oauth::SigningAlg::RS256,
+        ] {
+            if let Err(e) = background.ensure_active(alg).await {
+                tracing::warn!(alg = alg.as_str(), error = %e, "could not prepare a signing key; it will be made on first use");
+            }
+        }
+    });
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

@@ -14,7 +14,9 @@ use common::{Signed, TestApp};
 use portcullis_core::oauth::SigningAlg;
 use portcullis_core::{AuditContext, UserId};
 use portcullis_server::Config;
-use portcullis_server::oidc::keys::{JWKS_MAX_AGE, KeyError, KeyRing, MAX_TOKEN_LIFETIME};
+use portcullis_server::oidc::keys::{
+    JWKS_MAX_AGE, KeyError, KeyRing, MAX_TOKEN_LIFETIME, PREPUBLISH,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -91,10 +93,13 @@ async fn jwks_is_public_and_well_formed(app: TestApp) {
             .unwrap()
             .starts_with("application/json")
     );
-    // EdDSA is ready from start-up; the others appear on first use.
+    // EdDSA is ready from start-up; ES256 and RS256 are being prepared in the background.
     let keys = r.body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1, "{}", r.body);
-    let ed = &keys[0];
+    assert!((1..=3).contains(&keys.len()), "{}", r.body);
+    let ed = keys
+        .iter()
+        .find(|k| k["alg"] == "EdDSA")
+        .expect("an EdDSA key from start-up");
     assert_eq!(ed["kty"], "OKP");
     assert_eq!(ed["crv"], "Ed25519");
     assert_eq!(ed["alg"], "EdDSA");
@@ -298,23 +303,28 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert!(until >= started + MAX_TOKEN_LIFETIME - time::Duration::seconds(1));
-    assert!(until <= time::OffsetDateTime::now_utc() + MAX_TOKEN_LIFETIME);
+    let lifetime = PREPUBLISH + MAX_TOKEN_LIFETIME;
+    assert!(until >= started + lifetime - time::Duration::seconds(1));
+    assert!(until <= time::OffsetDateTime::now_utc() + lifetime);
     assert_eq!(MAX_TOKEN_LIFETIME, time::Duration::minutes(65));
 
-    // Both keys published; the old token still verifies; new tokens use the new key.
+    // Both keys published; the old token still verifies. The new key is only published for
+    // now: relying parties that cached the JWKS have not seen it, so the old key keeps
+    // signing until the pre-publication window has passed.
     let published = kids(&jwks(&app).await);
     assert!(published.contains(&old_kid) && published.contains(&new_kid));
     assert_eq!(keys.verify(&before).await.unwrap(), part(&before, 1));
     let after = keys.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
-    assert_eq!(part(&after, 0)["kid"], new_kid.as_str());
+    assert_eq!(part(&after, 0)["kid"], old_kid.as_str());
     keys.verify(&after).await.unwrap();
 
     // The admin listing tells which is which, and shows no private material.
     let list = app.get("/v1/admin/signing-keys", &token).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let listed = list.body["keys"].as_array().unwrap();
-    assert_eq!(listed.len(), 2);
+    // The two EdDSA keys, and the ES256/RS256 keys prepared at start-up.
+    assert_eq!(listed.iter().filter(|k| k["alg"] == "EdDSA").count(), 2);
+    assert!(listed.len() <= 4);
     for k in listed {
         let fields: BTreeSet<&str> = k.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
@@ -365,9 +375,15 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["alg"], "RS256");
-    assert_eq!(r.body["retired"], json!([]), "no RS256 key existed yet");
+    // The RS256 key prepared at start-up may or may not exist yet: a first key signs at
+    // once, a replacement only after pre-publication.
+    let retired = r.body["retired"].as_array().unwrap().clone();
     let rs = keys.sign(SigningAlg::RS256, &claims(60)).await.unwrap();
-    assert_eq!(part(&rs, 0)["kid"], r.body["kid"]);
+    match retired.as_slice() {
+        [] => assert_eq!(part(&rs, 0)["kid"], r.body["kid"]),
+        [previous] => assert_eq!(&part(&rs, 0)["kid"], previous),
+        more => panic!("one RS256 key at most was active: {more:?}"),
+    }
     for (body, field) in [
         (json!({"alg": "HS256"}), "alg"),
         (json!({"alg": "EdDSA", "force": true}), "force"),
@@ -380,7 +396,13 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
         r.assert_error(400, "invalid_request");
         assert_eq!(r.body["details"]["field"], field);
     }
-    assert_eq!(kids(&jwks(&app).await).len(), 3);
+    // Two EdDSA keys, one or two RS256 (with the start-up one), and the ES256 one if the
+    // background preparation has finished.
+    let published = jwks(&app).await;
+    let count = |alg: &str| published.iter().filter(|k| k["alg"] == alg).count();
+    assert_eq!(count("EdDSA"), 2);
+    assert!((1..=2).contains(&count("RS256")));
+    assert!(count("ES256") <= 1);
 }
 
 async fn only_platform_admins_see_and_rotate_keys(app: TestApp) {
@@ -500,15 +522,21 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
         "same keys on both nodes"
     );
 
-    // The other node rotates; this server has not reloaded yet, but a token naming the new
-    // kid makes it look again.
+    // The other node rotates: the new key is published here too, while the old one keeps
+    // signing on both nodes during pre-publication.
+    let old_kid = part(
+        &other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap(),
+        0,
+    )["kid"]
+        .clone();
     let new_kid = other
         .rotate(SigningAlg::EdDSA, &AuditContext::cli())
         .await
         .unwrap();
     let jwt = other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
-    assert_eq!(part(&jwt, 0)["kid"], new_kid.as_str());
+    assert_eq!(part(&jwt, 0)["kid"], old_kid);
     assert_eq!(app.state.keys.verify(&jwt).await.unwrap(), part(&jwt, 1));
+    tokio::time::sleep(JWKS_MAX_AGE).await;
     assert!(kids(&jwks(&app).await).contains(&new_kid));
     // And the other way round: a first ES256 key made here is found there.
     let es = app

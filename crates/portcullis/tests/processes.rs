@@ -530,13 +530,21 @@ async fn rotate_signing_key_beside_a_running_server() {
     let rotated: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(rotated["alg"], "EdDSA");
     assert_eq!(rotated["retired"], json!(before));
-    assert!(rotated["correlation_id"].as_str().unwrap().starts_with("cli-"));
+    assert!(
+        rotated["correlation_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("cli-")
+    );
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
 
     let (ok, out, err) = admin(&dir, &["rotate-signing-key", "--alg", "ES256"], None);
     assert!(ok, "{err}");
     let es: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!((es["alg"].clone(), es["retired"].clone()), (json!("ES256"), json!([])));
+    assert_eq!(
+        (es["alg"].clone(), es["retired"].clone()),
+        (json!("ES256"), json!([]))
+    );
     let (ok, _, err) = admin(&dir, &["rotate-signing-key", "--alg", "HS256"], None);
     assert!(!ok && err.contains("HS256"), "{err}");
 
@@ -549,7 +557,10 @@ async fn rotate_signing_key_beside_a_running_server() {
             assert_eq!(kids.len(), 3, "{kids:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "new key never published: {kids:?}");
+        assert!(
+            Instant::now() < deadline,
+            "new key never published: {kids:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(node);

@@ -31,6 +31,11 @@ use material::{encoding_key, generate_der, jwt_alg};
 pub const MAX_TOKEN_LIFETIME: time::Duration = time::Duration::minutes(65);
 /// Clock leeway for `exp` and `nbf` when verifying.
 pub const LEEWAY_SECS: u64 = 30;
+/// A new key is published this long before it signs anything: relying parties cache the
+/// JWKS (we allow five minutes) and the common libraries refetch on an unknown `kid` only
+/// after a cooldown, so a token signed by a brand-new key could be refused for minutes.
+/// Until then the key it replaced keeps signing.
+pub const PREPUBLISH: time::Duration = time::Duration::minutes(10);
 /// How often each node rereads the keys, picking up other nodes' rotations.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 /// Unknown kids reload at most this often, so a flood of made-up kids cannot become a
@@ -282,8 +287,9 @@ impl KeyRing {
         serde_json::json!({ "keys": keys })
     }
 
-    /// Makes a new active key of `alg`; the previous one is retired and stays published
-    /// until `now + MAX_TOKEN_LIFETIME`. Returns the new kid.
+    /// Makes a new active key of `alg`, published at once but signing only after
+    /// [`PREPUBLISH`]; the previous one signs until then and stays published until
+    /// `now + PREPUBLISH + MAX_TOKEN_LIFETIME`. Returns the new kid.
     pub async fn rotate(&self, alg: SigningAlg, ctx: &AuditContext) -> Result<String, KeyError> {
         Ok(self.rotate_detailed(alg, ctx).await?.kid)
     }
@@ -296,7 +302,7 @@ impl KeyRing {
     ) -> Result<Rotated, KeyError> {
         let _one_at_a_time = self.generating.lock().await;
         let record = self.generate(alg).await?;
-        let publish_until = record.created_at + MAX_TOKEN_LIFETIME;
+        let publish_until = record.created_at + PREPUBLISH + MAX_TOKEN_LIFETIME;
         let Rotation {
             retired,
             publish_until,
@@ -380,12 +386,26 @@ impl KeyRing {
         }
     }
 
+    /// The key that signs for `alg` now: the active key once it has been published for
+    /// [`PREPUBLISH`]; before that the key it replaced, while that one may still sign; the
+    /// active key regardless when it is the first of its algorithm.
     fn active(&self, alg: SigningAlg) -> Option<Arc<LoadedKey>> {
-        self.snapshot()
+        let now = portcullis_core::now();
+        let loaded = self.snapshot();
+        let newest = loaded
             .keys
             .iter()
-            .find(|k| k.info.alg == alg && k.info.retired_at.is_none() && k.encoding.is_some())
-            .cloned()
+            .find(|k| k.info.alg == alg && k.info.retired_at.is_none() && k.encoding.is_some())?;
+        if now - newest.info.created_at >= PREPUBLISH {
+            return Some(newest.clone());
+        }
+        let predecessor = loaded.keys.iter().find(|k| {
+            k.info.alg == alg
+                && k.encoding.is_some()
+                && k.info.retired_at.is_some_and(|t| now < t + PREPUBLISH)
+                && k.published(now)
+        });
+        Some(predecessor.unwrap_or(newest).clone())
     }
 
     fn find(&self, kid: &str, now: Timestamp) -> Option<Arc<LoadedKey>> {
@@ -452,7 +472,11 @@ impl KeyRing {
                 other => bad(other.to_string()),
             })?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| bad(format!("public JWK: {e}")))?;
-        let encoding = r.is_active().then(|| encoding_key(r.alg, &private));
+        // The predecessor of a key still in its pre-publication window keeps signing.
+        let signs = r.is_active()
+            || r.retired_at
+                .is_some_and(|t| portcullis_core::now() < t + PREPUBLISH);
+        let encoding = signs.then(|| encoding_key(r.alg, &private));
         Ok(LoadedKey {
             info: KeyInfo {
                 kid: r.kid.clone(),
