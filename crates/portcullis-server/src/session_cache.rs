@@ -71,13 +71,20 @@ impl<K: std::hash::Hash + Eq, T> EpochMap<K, T> {
     }
 }
 
+/// An OAuth client with what the OAuth endpoints must know about its project.
+pub struct CachedClient {
+    pub client: Arc<OAuthClient>,
+    /// A disabled project's clients get no tokens (`project_disabled`).
+    pub project_active: bool,
+}
+
 pub struct SessionCache {
     sessions: EpochMap<TokenHash, SessionWithUser>,
     memberships: EpochMap<UserId, Vec<MembershipView>>,
     /// The serialized `GET /v1/me` answer per session: the hottest response of all.
     me_bodies: EpochMap<TokenHash, Bytes>,
     /// OAuth clients by id, for the token and introspection endpoints.
-    clients: EpochMap<String, OAuthClient>,
+    clients: EpochMap<String, CachedClient>,
     /// Claims of access tokens already verified and found unrevoked, by token digest.
     live_tokens: EpochMap<TokenHash, serde_json::Value>,
     epoch: AtomicU64,
@@ -161,14 +168,18 @@ impl SessionCache {
         self.me_bodies.put(self, hash, epoch, Arc::new(body));
     }
 
-    pub fn client(&self, id: &ClientId) -> Option<Arc<OAuthClient>> {
+    pub fn client(&self, id: &ClientId) -> Option<Arc<CachedClient>> {
         self.clients.get(self, &id.as_str().to_owned())
     }
 
-    pub fn put_client(&self, epoch: u64, client: OAuthClient) -> Arc<OAuthClient> {
+    pub fn put_client(&self, epoch: u64, client: CachedClient) -> Arc<CachedClient> {
         let client = Arc::new(client);
-        self.clients
-            .put(self, client.id.as_str().to_owned(), epoch, client.clone());
+        self.clients.put(
+            self,
+            client.client.id.as_str().to_owned(),
+            epoch,
+            client.clone(),
+        );
         client
     }
 

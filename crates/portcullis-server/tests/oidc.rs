@@ -196,6 +196,7 @@ both_backends!(
     introspection_revocation_and_userinfo,
     client_credentials_grant,
     rp_initiated_logout,
+    disabled_project_gets_no_tokens,
 );
 
 async fn discovery_is_accurate(app: TestApp) {
@@ -1006,4 +1007,66 @@ async fn reuse_after_grace_revokes_the_family_postgres() {
         TestApp::start_with(common::Backend::Postgres, |c| c.oidc_refresh_grace_secs = 1).await,
     )
     .await;
+}
+
+async fn disabled_project_gets_no_tokens(app: TestApp) {
+    let owner = app.user("owner").await;
+    let c = confidential(&app, &owner).await;
+    // Warm the client cache first: disabling must take effect anyway.
+    assert_eq!(
+        token(
+            &app,
+            Some(basic(&c)),
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let r = TestApp::send(
+        app.with_bearer(Method::PATCH, "/v1/project", &owner.token)
+            .header("x-project-id", &owner.project_id)
+            .json(&json!({"status": "disabled"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = token(
+        &app,
+        Some(basic(&c)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["code"], "project_disabled");
+    let r = authorize(
+        &app,
+        Some(&owner.token),
+        &[
+            ("response_type", "code"),
+            ("client_id", &c.id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get("location").is_none());
+    assert!(r.body.as_str().unwrap().contains("project_disabled"));
+    let r = TestApp::send(
+        app.with_bearer(Method::PATCH, "/v1/project", &owner.token)
+            .header("x-project-id", &owner.project_id)
+            .json(&json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        token(
+            &app,
+            Some(basic(&c)),
+            &[("grant_type", "client_credentials")]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
 }

@@ -197,6 +197,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Every org, for platform operators.
     async fn list_all_orgs(&self) -> StoreResult<Vec<Org>>;
+    /// A project's status, for endpoints that know only a client (the OAuth endpoints).
+    async fn project_status(&self, project_id: ProjectId) -> StoreResult<Option<ProjectStatus>>;
 
     // Sessions (owned by users, not tenants).
     /// Stores a new session with its `session.created` event and any `also` events (the

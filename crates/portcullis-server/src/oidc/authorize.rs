@@ -85,7 +85,13 @@ async fn validate(state: &AppState, params: Params) -> Result<AuthorizeRequest, 
         return Err(page("The request names no client (client_id is missing)."));
     };
     let client = match super::find_client(state, &client_id).await {
-        Ok(Some(c)) => OAuthClient::clone(&c),
+        Ok(Some(c)) if !c.project_active => {
+            return Err(pages::error(
+                StatusCode::FORBIDDEN,
+                "This application's project is disabled, so sign-in stops here (project_disabled).",
+            ));
+        }
+        Ok(Some(c)) => OAuthClient::clone(&c.client),
         Ok(None) => {
             return Err(page(
                 "The application asking you to sign in is not known here (unknown client_id).",
@@ -404,7 +410,7 @@ pub async fn login_form(
             .await
             .ok()
             .flatten()
-            .map(|c| c.name.clone())
+            .map(|c| c.client.name.clone())
             .unwrap_or_default(),
         None => String::new(),
     };

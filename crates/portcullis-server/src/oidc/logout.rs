@@ -59,7 +59,11 @@ pub async fn logout(
         (a, b) => a.or(b),
     };
     let client = match &client_id {
-        Some(id) => super::find_client(&state, id).await.ok().flatten(),
+        Some(id) => super::find_client(&state, id)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| portcullis_core::oauth::OAuthClient::clone(&c.client)),
         None => None,
     };
     let redirect = match params.get("post_logout_redirect_uri") {

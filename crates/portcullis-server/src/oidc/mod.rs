@@ -64,21 +64,28 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         .route("/oauth2/logout", get(logout::logout))
 }
 
-/// A client by id: from memory while nothing changed (client edits and revocations bump
-/// the cache epoch on every node), else from the store. Unknown ids are never cached.
+/// A client by id, with its project's status: from memory while nothing changed (client and
+/// project edits and revocations bump the cache epoch on every node), else from the store.
+/// Unknown ids are never cached.
 pub async fn find_client(
     state: &crate::state::AppState,
     id: &portcullis_core::oauth::ClientId,
-) -> Result<Option<std::sync::Arc<portcullis_core::oauth::OAuthClient>>, portcullis_store::StoreError>
+) -> Result<Option<std::sync::Arc<crate::session_cache::CachedClient>>, portcullis_store::StoreError>
 {
     if let Some(c) = state.cache.client(id) {
         return Ok(Some(c));
     }
     let epoch = state.cache.epoch();
-    Ok(state
-        .store
-        .clients()
-        .client_by_id(id)
-        .await?
-        .map(|c| state.cache.put_client(epoch, c)))
+    let Some(client) = state.store.clients().client_by_id(id).await? else {
+        return Ok(None);
+    };
+    let status = state.store.project_status(client.project_id).await?;
+    let project_active = status == Some(portcullis_core::ProjectStatus::Active);
+    Ok(Some(state.cache.put_client(
+        epoch,
+        crate::session_cache::CachedClient {
+            client: std::sync::Arc::new(client),
+            project_active,
+        },
+    )))
 }

@@ -66,6 +66,16 @@ impl OAuthError {
         Self::new(StatusCode::FORBIDDEN, "insufficient_scope", d)
     }
 
+    /// The client's project is disabled: no tokens, no introspection (api.md's `project_disabled`).
+    pub fn project_disabled() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            "this application's project is disabled",
+        )
+        .with_code("project_disabled")
+    }
+
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

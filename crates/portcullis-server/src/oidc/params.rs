@@ -122,17 +122,24 @@ pub async fn authenticate_client(
     };
     let refused = || OAuthError::invalid_client("client authentication failed", used_basic);
     let client_id = ClientId::parse(&id).ok_or_else(refused)?;
-    let client = super::find_client(state, &client_id)
+    let cached = super::find_client(state, &client_id)
         .await?
         .ok_or_else(refused)?;
+    let client = cached.client.clone();
     if client.token_endpoint_auth_method != method {
         return Err(refused());
     }
-    match secret {
-        Some(s) if client.verify_secret(&s) => Ok(client),
-        None if method == TokenEndpointAuthMethod::None => Ok(client),
-        _ => Err(refused()),
+    let authenticated = match secret {
+        Some(s) => client.verify_secret(&s),
+        None => method == TokenEndpointAuthMethod::None,
+    };
+    if !authenticated {
+        return Err(refused());
     }
+    if !cached.project_active {
+        return Err(OAuthError::project_disabled());
+    }
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -283,6 +283,23 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn project_status(
+        &self,
+        project_id: ProjectId,
+    ) -> StoreResult<Option<portcullis_core::ProjectStatus>> {
+        let mut tx = self.begin(Scope::Platform).await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM projects WHERE id = $1")
+                .bind(project_id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(status
+            .as_deref()
+            .map(portcullis_core::ProjectStatus::parse)
+            .transpose()?)
+    }
+
     async fn list_all_orgs(&self) -> StoreResult<Vec<Org>> {
         let mut tx = self.begin(Scope::Platform).await?;
         let rows = sqlx::query(concat!(

@@ -502,6 +502,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn project_status(&self, project_id: ProjectId) -> StoreResult<Option<ProjectStatus>> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM projects WHERE id = ?")
+            .bind(project_id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(status.as_deref().map(ProjectStatus::parse).transpose()?)
+    }
+
     async fn list_all_orgs(&self) -> StoreResult<Vec<Org>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
