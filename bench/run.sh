@@ -143,7 +143,6 @@ free_port() {
 # start_timed NAME PATH KEEP -- COMMAND... : prints "<pid> <ms>"; the server runs in a fresh
 # temp dir (its cwd), pinned to SERVER_CPU. {PORT} and {DIR} in COMMAND are substituted.
 LAST_PORT=
-LAST_DIR=
 start_timed() {
     local name=$1 path=$2 keep=$3
     shift 4
@@ -166,11 +165,11 @@ start_timed() {
         die "$name did not start"
     }
     LAST_PORT=$port
-    LAST_DIR=$dir
     echo "$out"
 }
 
-PORTCULLIS_CMD=(env PORTCULLIS_LOG_LEVEL=warn "$PORTCULLIS" serve --data-dir "{DIR}/data" --listen "127.0.0.1:{PORT}")
+export PORTCULLIS_LOG_LEVEL=warn
+PORTCULLIS_CMD=("$PORTCULLIS" serve --data-dir "{DIR}/data" --listen "127.0.0.1:{PORT}")
 HELLO_CMD=("$HELLO" "127.0.0.1:{PORT}")
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

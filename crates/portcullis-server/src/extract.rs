@@ -320,3 +320,20 @@ impl FromRequestParts<AppState> for ProjectCtx {
         })
     }
 }
+
+/// `X-Project-ID` when the request has one (parsed, or the 400 it earns); for routes where
+/// the project context is optional. Reads the header in place.
+pub struct ProjectHeader(pub Option<Result<ProjectId, ApiError>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ProjectHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ProjectHeader(
+            parts
+                .headers
+                .contains_key(PROJECT_HEADER)
+                .then(|| project_id_header(&parts.headers)),
+        ))
+    }
+}

@@ -5,13 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use portcullis_core::SessionId;
 
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::dto::{MeResponse, MembershipDto, ProjectContextDto, SessionDto, SessionList, role_str};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, PROJECT_HEADER, authorize_project, project_id_header};
+use crate::extract::{Auth, ProjectHeader, authorize_project};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/me", tag = "sessions",
@@ -24,9 +24,9 @@ use crate::state::AppState;
 pub async fn me(
     State(state): State<AppState>,
     auth: Auth,
-    headers: HeaderMap,
+    ProjectHeader(project): ProjectHeader,
 ) -> ApiResult<Response> {
-    let wants_context = headers.contains_key(PROJECT_HEADER);
+    let wants_context = project.is_some();
     let hash = auth.session.session.token_hash;
     if !wants_context && let Some(body) = state.cache.me_body(&hash) {
         return Ok(json_bytes(body));
@@ -40,10 +40,10 @@ pub async fn me(
             state.cache.put_memberships(epoch, user_id, fresh)
         }
     };
-    let context = match wants_context {
-        false => None,
-        true => {
-            let project_id = project_id_header(&headers)?;
+    let context = match project {
+        None => None,
+        Some(project_id) => {
+            let project_id = project_id?;
             let (record, role, access) =
                 authorize_project(&state, &auth.principal, project_id).await?;
             let org = match memberships.iter().find(|m| m.org.id == access.org_id()) {
