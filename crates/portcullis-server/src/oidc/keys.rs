@@ -10,6 +10,9 @@
 //! hour cover that and clock skew.
 
 use std::sync::{Arc, RwLock, Weak};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
@@ -24,7 +27,7 @@ use crate::crypto::{SecretBox, SecretBoxError, purpose};
 use crate::error::ApiError;
 
 mod material;
-use material::{encoding_key, generate_der, jwt_alg};
+use material::{ed25519_signer, encoding_key, generate_der, jwt_alg};
 
 /// How long a retired key stays published: the longest token lifetime (access and ID
 /// tokens: one hour) plus five minutes for reload lag and clock skew.
@@ -125,6 +128,9 @@ struct LoadedKey {
     decoding: DecodingKey,
     /// Only the active key of each algorithm is kept able to sign.
     encoding: Option<EncodingKey>,
+    /// EdDSA keys that sign use this fast path instead of `encoding`, with the JWS header
+    /// encoded once.
+    ed25519: Option<(ed25519_dalek::SigningKey, String)>,
 }
 
 impl LoadedKey {
@@ -220,6 +226,18 @@ impl KeyRing {
                     .ok_or_else(|| KeyError::Sign(format!("no active {} key", alg.as_str())))?
             }
         };
+        if let Some((signer, header)) = &key.ed25519 {
+            use ed25519_dalek::Signer;
+            let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
+            let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + 90);
+            jws.push_str(header);
+            jws.push('.');
+            URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
+            let signature = signer.sign(jws.as_bytes());
+            jws.push('.');
+            URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut jws);
+            return Ok(jws);
+        }
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.info.kid.clone());
         let sign = move |claims: &Value| {
@@ -477,6 +495,13 @@ impl KeyRing {
             || r.retired_at
                 .is_some_and(|t| portcullis_core::now() < t + PREPUBLISH);
         let encoding = signs.then(|| encoding_key(r.alg, &private));
+        let ed25519 = (signs && r.alg == SigningAlg::EdDSA)
+            .then(|| ed25519_signer(&private))
+            .flatten()
+            .map(|k| {
+                let header = serde_json::json!({"alg": "EdDSA", "kid": r.kid, "typ": "JWT"});
+                (k, URL_SAFE_NO_PAD.encode(header.to_string()))
+            });
         Ok(LoadedKey {
             info: KeyInfo {
                 kid: r.kid.clone(),
@@ -488,6 +513,7 @@ impl KeyRing {
             jwk: r.public_jwk.clone(),
             decoding,
             encoding,
+            ed25519,
         })
     }
 

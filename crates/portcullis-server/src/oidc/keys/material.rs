@@ -32,6 +32,16 @@ const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
+/// The Ed25519 signing key inside our PKCS#8 v1 DER, kept ready in memory: parsing the DER
+/// and deriving the public key on every token would cost more than the signature itself.
+pub(super) fn ed25519_signer(der: &[u8]) -> Option<ed25519_dalek::SigningKey> {
+    let seed: [u8; 32] = der
+        .strip_prefix(&ED25519_PKCS8_V1_PREFIX)?
+        .try_into()
+        .ok()?;
+    Some(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 /// The private key as DER: PKCS#8 for EdDSA and ES256, PKCS#1 for RS256 (what
 /// jsonwebtoken's `EncodingKey::from_*_der` take).
 pub(super) fn generate_der(alg: SigningAlg) -> Result<Zeroizing<Vec<u8>>, KeyError> {
