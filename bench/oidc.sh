@@ -460,7 +460,7 @@ bench_backend() {
                 'BEGIN { exit !(hb < 100 - m || (sq && pf > m)) }' && ok=0
             ((ok)) && clean[$sc]=$((clean[$sc] + 1))
             echo "$backend $r $ok $sc $p $h" >>"$WORK/rounds"
-            log "$backend round $r $sc: $p_rps req/s (server ${p_busy}%, other ${p_foreign}%$([[ $backend == postgres ]] && echo ", postgres ${p_db}% of a CPU")," \
+            log "$backend round $r $sc: $p_rps req/s (server ${p_busy}%, other ${p_foreign}%$([[ $backend == postgres ]] && echo ", postgres ${p_db}% of a CPU"))," \
                 "hello $h_rps req/s (${h_busy}%)$( ((ok)) || echo '; disturbed, repeated')"
         done
         ((remaining)) || break
