@@ -20,13 +20,14 @@ pub fn is_well_formed(v: &str) -> bool {
 pub fn from_header(v: Option<&HeaderValue>) -> String {
     match v.and_then(|v| v.to_str().ok()) {
         Some(s) if is_well_formed(s) => s.to_owned(),
-        _ => fresh(),
+        _ => new_id(),
     }
 }
 
 /// A new id: 64 random bits fixed per process, then a counter — 32 hex characters, unique
 /// across nodes without a system call per request (a UUID would read the OS RNG each time).
-fn fresh() -> String {
+/// Also the `jti` of access tokens.
+pub fn new_id() -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<u64> = OnceLock::new();

@@ -217,7 +217,11 @@ impl KeyRing {
 
     /// Signs `claims` as a compact JWS (`alg`, `kid`, `typ: JWT`) with the active key of
     /// `alg`, generating and storing one first if there is none.
-    pub async fn sign(&self, alg: SigningAlg, claims: &Value) -> Result<String, KeyError> {
+    pub async fn sign<T: serde::Serialize + ?Sized>(
+        &self,
+        alg: SigningAlg,
+        claims: &T,
+    ) -> Result<String, KeyError> {
         let key = match self.active(alg) {
             Some(k) => k,
             None => {
@@ -238,6 +242,8 @@ impl KeyRing {
             URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut jws);
             return Ok(jws);
         }
+        let claims = serde_json::to_value(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
+        let claims = &claims;
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.info.kid.clone());
         let sign = move |claims: &Value| {
