@@ -10,16 +10,16 @@
 //! not hold the pinned versions, `npm ci` installs them first. Without Node.js the test
 //! fails; it never passes by skipping.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+mod support;
+
+use support::{MASTER_KEY, Node as Server, temp_dir};
 /// The redirect URIs the clients register (loopback: nothing needs to listen there, the
 /// script reads the `Location` header).
 const REDIRECT: &str = "http://127.0.0.1/cb";
@@ -27,81 +27,6 @@ const POST_LOGOUT_REDIRECT: &str = "http://127.0.0.1/logged-out";
 /// The script runs well over this many checks; fewer would mean some silently did not run.
 const MIN_CHECKS: u32 = 40;
 const NODE_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A `portcullis serve` process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("PORTCULLIS_DATABASE_URL")
-            .env("PORTCULLIS_LOG_FORMAT", "json")
-            .env("PORTCULLIS_LOG_LEVEL", "info");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn portcullis");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["message"] == "portcullis listening"
-                {
-                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let listen = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("server did not start: {:?}", logs.lock().unwrap()));
-        Server {
-            child,
-            base: format!("http://{listen}"),
-            logs,
-        }
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let logs = self.logs.lock().unwrap();
-        logs[logs.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-fn temp_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "portcullis-conformance-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
