@@ -20,7 +20,8 @@
 # writes the same to bench/results/oidc-latest.txt.
 #
 # Knobs (environment): DURATION (s per wrk run, 5), WARMUP (s, 2), CONNECTIONS (32),
-# ROUNDS (3), SERVER_CPU (0), LOAD_CPU (1), NOISE_MAX (10), BACKENDS ("sqlite postgres"),
+# ROUNDS (3), SERVER_CPU (0), LOAD_CPU (1), NOISE_MAX (10), WRK_TIMEOUT (s, 10),
+# BACKENDS ("sqlite postgres"),
 # PG_URL (postgres://postgres@127.0.0.1:5432, a superuser on loopback; a fresh database is
 # created and dropped), REFRESH_FAMILIES (1024), CRASH_SECONDS (3), SKIP_BUILD=1,
 # STRICT=1 (exit 1 when a target is missed or the kill -9 check fails).
@@ -45,6 +46,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 NOISE_MAX=${NOISE_MAX:-10}
 REFRESH_FAMILIES=${REFRESH_FAMILIES:-1024}
 CRASH_SECONDS=${CRASH_SECONDS:-3}
+# wrk counts a request unanswered after this long as a timeout, which fails the run. Longer
+# than wrk's default of 2 s: slow answers are reported (p99, max), only lost ones are fatal.
+WRK_TIMEOUT=${WRK_TIMEOUT:-10}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -59,7 +63,7 @@ T_REFRESH=2000
 # waits it out before presenting rotated tokens again.
 GRACE=10
 
-for n in DURATION WARMUP CONNECTIONS ROUNDS SERVER_CPU LOAD_CPU NOISE_MAX REFRESH_FAMILIES CRASH_SECONDS; do
+for n in DURATION WARMUP CONNECTIONS ROUNDS SERVER_CPU LOAD_CPU NOISE_MAX REFRESH_FAMILIES CRASH_SECONDS WRK_TIMEOUT; do
     if ! [[ ${!n} =~ ^[0-9]+$ ]]; then
         echo "error: $n must be a non-negative integer (got '${!n}')" >&2
         exit 2
@@ -248,15 +252,16 @@ cpu_ticks() {
 
 # run_wrk OUT SECONDS PID URL [WRK ARGS...]: one wrk run pinned to LOAD_CPU against the
 # server PID (extra environment for the Lua scripts comes from the caller's exports); fails
-# on any non-2xx answer or socket error. Prints
-# "rps p50_ms p99_ms requests server_busy_% foreign_% postgres_%" (percentages of one CPU).
+# on any non-2xx answer or socket error, including a request unanswered after WRK_TIMEOUT
+# seconds. Prints "rps p50_ms p99_ms requests server_busy_% foreign_% postgres_% max_ms"
+# (percentages of one CPU).
 run_wrk() {
     local out=$1 secs=$2 pid=$3 url=$4
     shift 4
     local before after
     before=$(cpu_ticks "$pid")
     timeout $((secs + 30)) taskset -c "$LOAD_CPU" \
-        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency "$@" "$url" >"$out" 2>&1 ||
+        wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --timeout "${WRK_TIMEOUT}s" --latency "$@" "$url" >"$out" 2>&1 ||
         die "wrk failed: $(cat "$out")"
     after=$(cpu_ticks "$pid")
     awk -v out="$out" -v before="$before" -v after="$after" '
@@ -267,6 +272,7 @@ run_wrk() {
             if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
             return v + 0
         }
+        /^ +Latency +[0-9]/ { max = ms($4) }
         /^ +50% / { p50 = ms($2) }
         /^ +99% / { p99 = ms($2) }
         / requests in / { n = $1 }
@@ -286,7 +292,7 @@ run_wrk() {
             if (foreign < 0) foreign = 0
             db = (a[4] - b[4]) / all * 100
             if (db < 0) db = 0
-            printf "%s %.3f %.3f %s %.1f %.1f %.1f\n", rps, p50, p99, n, busy, foreign, db
+            printf "%s %.3f %.3f %s %.1f %.1f %.1f %.3f\n", rps, p50, p99, n, busy, foreign, db, max
         }' "$out" || die "invalid measurement; wrk said: $(cat "$out")"
 }
 
@@ -453,8 +459,8 @@ bench_backend() {
             check_scenario "$sc"
             p=$(measure "$sc" "$dir/wrk.$sc.$r" "$DURATION")
             h=$(run_wrk "$dir/wrk.hello.$sc.$r" "$DURATION" "$H_PID" "$H_URL")
-            read -r p_rps _ _ _ p_busy p_foreign p_db <<<"$p"
-            read -r h_rps _ _ _ h_busy _ _ <<<"$h"
+            read -r p_rps _ _ _ p_busy p_foreign p_db _ <<<"$p"
+            read -r h_rps _ _ _ h_busy _ _ _ <<<"$h"
             ok=1
             awk -v hb="$h_busy" -v pf="$p_foreign" -v m="$NOISE_MAX" -v sq="$([[ $backend == sqlite ]] && echo 1 || echo 0)" \
                 'BEGIN { exit !(hb < 100 - m || (sq && pf > m)) }' && ok=0
@@ -514,7 +520,7 @@ fi
 rc=0
 python3 "$HELPER" report "$WORK/rounds" --kill "$WORK/kill.txt" \
     --machine "commit $COMMIT$DIRTY; $(date -u +%Y-%m-%dT%H:%M:%SZ); $(uname -sr); $CPU_MODEL; $(nproc --all) CPUs$PG_VERSION" \
-    --method "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; warm-up ${WARMUP}s; each scenario then hello, medians of $ROUNDS undisturbed pairs" \
+    --method "wrk -t1 -c$CONNECTIONS -d${DURATION}s --timeout ${WRK_TIMEOUT}s --latency; server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; warm-up ${WARMUP}s; each scenario then hello, medians of $ROUNDS undisturbed pairs" \
     --notes "$(sed 's/$/; /' "$WORK/notes" | tr -d '\n')client EdDSA, client_secret_basic; refresh: $REFRESH_FAMILIES families, scope 'openid offline_access' (a new access and ID token per rotation)" \
     --t-cc "$T_CC" --t-introspect "$T_INTROSPECT" --t-refresh "$T_REFRESH" --t-ratio "$T_RATIO" \
     >"$WORK/report.txt" || rc=$?

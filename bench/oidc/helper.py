@@ -321,8 +321,8 @@ SCENARIOS = [
 
 
 def report(a):
-    # rounds file: backend round clean scenario rps p50 p99 requests busy% foreign% db%
-    #                                   (the same seven for the hello run after it)
+    # rounds file: backend round clean scenario rps p50 p99 requests busy% foreign% db% max
+    #                                   (the same eight for the hello run after it)
     rows = []
     for line in open(a.rounds):
         f = line.split()
@@ -331,7 +331,7 @@ def report(a):
         rows.append(
             {
                 "backend": f[0], "round": int(f[1]), "clean": f[2] == "1", "scenario": f[3],
-                "p": [float(x) for x in f[4:11]], "h": [float(x) for x in f[11:18]],
+                "p": [float(x) for x in f[4:12]], "h": [float(x) for x in f[12:20]],
             }
         )
     med = statistics.median
@@ -346,7 +346,7 @@ def report(a):
     w(f"  {a.machine}")
     w(f"  {a.method}")
     w("")
-    w(f"  {'backend':9}{'scenario':27}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'srv CPU':>8}"
+    w(f"  {'backend':9}{'scenario':27}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'srv CPU':>8}"
       f"{'other':>7}{'db CPU':>7}{'req/CPU-s':>10}{'hello':>9}{'ratio':>7}")
     checks = []
     backends = []
@@ -365,7 +365,8 @@ def report(a):
             per_cpu = med(r["p"][0] / max(r["p"][4], 1.0) * 100 for r in used)
             flag = "" if any(r["clean"] for r in rs) else " (DISTURBED)"
             db = f"{p(6):>6.0f}%" if b == "postgres" else f"{'-':>7}"
-            w(f"  {b:9}{name:27}{p(0):>8.0f}{p(1):>8.2f}{p(2):>8.2f}{p(4):>7.0f}%{p(5):>6.0f}%"
+            mx = max(r["p"][7] for r in used)
+            w(f"  {b:9}{name:27}{p(0):>8.0f}{p(1):>8.2f}{p(2):>8.2f}{mx:>8.0f}{p(4):>7.0f}%{p(5):>6.0f}%"
               f"{db}{per_cpu:>10.0f}{hr:>9.0f}{ratio:>7.3f}{flag}")
             if key in targets:
                 t_abs, t_ratio = targets[key]
@@ -379,7 +380,8 @@ def report(a):
         checks.append(("sqlite refresh survives kill -9", "see below", "no loss", kill.endswith("PASS")))
     w("  srv CPU: the server's own share of its core; other: anything else on that core; db CPU:")
     w("  all postgres processes together, in % of one CPU (they run unpinned on both cores);")
-    w("  req/CPU-s: requests per second of server CPU; ratio: req/s / hello req/s of the same round")
+    w("  req/CPU-s: requests per second of server CPU; ratio: req/s / hello req/s of the same round;")
+    w("  medians over the rounds used, except max ms: the slowest answer in any of them")
     w("")
     w(f"  {'check':44}{'measured':>10}{'target':>12}  verdict")
     for name, value, target, ok in checks:
