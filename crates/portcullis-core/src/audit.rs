@@ -30,6 +30,16 @@ pub enum Action {
     OauthTokenRevoked,
     OauthConsentGranted,
     OauthConsentRevoked,
+    SsoProviderCreated,
+    SsoProviderUpdated,
+    SsoProviderDeleted,
+    SsoIdentityLinked,
+    MobileOttIssued,
+    MobileOttExchanged,
+    MobileRefreshSucceeded,
+    MobileRefreshFailed,
+    MobileRefreshReuseDetected,
+    MobileLogout,
 }
 
 impl Action {
@@ -59,6 +69,16 @@ impl Action {
             Action::OauthTokenRevoked => "oauth.token.revoked",
             Action::OauthConsentGranted => "oauth.consent.granted",
             Action::OauthConsentRevoked => "oauth.consent.revoked",
+            Action::MobileOttIssued => "mobile.ott.issued",
+            Action::MobileOttExchanged => "mobile.ott.exchanged",
+            Action::MobileRefreshSucceeded => "mobile.refresh.succeeded",
+            Action::MobileRefreshFailed => "mobile.refresh.failed",
+            Action::MobileRefreshReuseDetected => "mobile.refresh.reuse_detected",
+            Action::MobileLogout => "mobile.logout",
+            Action::SsoProviderCreated => "sso.provider.created",
+            Action::SsoProviderUpdated => "sso.provider.updated",
+            Action::SsoProviderDeleted => "sso.provider.deleted",
+            Action::SsoIdentityLinked => "sso.identity.linked",
         }
     }
 }

@@ -23,7 +23,7 @@ pub use error::ValidationError;
 pub use ids::{AuditEventId, OrgId, ProjectId, SessionId, UserId};
 pub use org::{Membership, Org, OrgName, Role, Slug};
 pub use project::{Origin, Project, ProjectMembership, ProjectName, ProjectStatus, RedirectUri};
-pub use session::{Session, SessionPolicy};
+pub use session::{DeviceInfo, Session, SessionPolicy};
 pub use token::{SessionToken, TokenHash};
 pub use user::{PosixId, User, UserName};
 

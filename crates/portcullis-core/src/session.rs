@@ -13,6 +13,17 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The app and device a mobile session was signed in from; None for browsers.
+    pub device: Option<DeviceInfo>,
+}
+
+/// What a mobile app says about itself at sign-in, shown in session lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// e.g. `ios`, `android`.
+    pub platform: String,
+    pub model: Option<String>,
+    pub app_version: Option<String>,
 }
 
 impl Session {
@@ -61,6 +72,7 @@ impl SessionPolicy {
             revoked_at: None,
             ip,
             user_agent,
+            device: None,
         }
     }
 

@@ -127,9 +127,13 @@ async fn build_state(
             }
         }
     });
+    // Server-wide SSO providers load in the background: start-up never waits on an upstream.
+    let sso = crate::sso::Providers::new(&config.sso, &master_key, store.clone(), config.dev);
+    sso.spawn_loader();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let mobile = crate::mobile::MobileSettings::new(config, &public_url, master_key.expose())?;
     Ok(AppState(Arc::new(Inner {
         store,
         cache,
@@ -152,6 +156,10 @@ async fn build_state(
         public_url,
         master_key,
         keys,
+        sso,
+        mobile,
+        mobile_limits: crate::mobile::ExchangeLimits::new(config),
+        password_login: config.password_login,
     })))
 }
 

@@ -55,6 +55,28 @@ pub struct Config {
     pub oidc_refresh_grace_secs: u64,
     /// Lifetime of each refresh token (a rotation issues a fresh one).
     pub oidc_refresh_ttl_secs: u64,
+    /// Mobile sign-in (`/api/v1/mobile/auth/*`, `/auth/mobile/handoff`) is offered.
+    pub mobile_enabled: bool,
+    /// Hostnames the mobile routes answer on (comma-separated or a list); empty means the
+    /// public URL's own host only.
+    pub mobile_host_allowlist: crate::mobile::settings::StringList,
+    /// App URL schemes the hand-off may redirect to, e.g. `alga` (for `alga://…`).
+    pub mobile_schemes: crate::mobile::settings::StringList,
+    /// `https://` URL prefixes (universal / app links) the hand-off may redirect to.
+    pub mobile_universal_links: crate::mobile::settings::StringList,
+    /// Lifetime of a mobile one-time token, in seconds.
+    pub mobile_ott_ttl_sec: u64,
+    /// Lifetime of mobile access tokens, in seconds.
+    pub mobile_access_token_ttl_secs: u32,
+    /// Email + password sign-in (`/v1/auth/login` and the sign-in pages).
+    pub password_login: bool,
+    /// One-time-token exchanges allowed per client IP per window.
+    pub mobile_exchange_limit_per_ip: u32,
+    /// Exchanges allowed per app sign-in attempt (its `state`) per window.
+    pub mobile_exchange_limit_per_client: u32,
+    pub mobile_exchange_limit_window_secs: u64,
+    /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
+    pub sso: crate::sso::settings::SsoConfig,
 }
 
 impl Default for Config {
@@ -77,6 +99,17 @@ impl Default for Config {
             database_max_connections: 16,
             oidc_refresh_grace_secs: 10,
             oidc_refresh_ttl_secs: 30 * 24 * 3600,
+            mobile_enabled: true,
+            mobile_host_allowlist: Default::default(),
+            mobile_schemes: Default::default(),
+            mobile_universal_links: Default::default(),
+            mobile_ott_ttl_sec: 60,
+            mobile_access_token_ttl_secs: 900,
+            password_login: true,
+            mobile_exchange_limit_per_ip: 30,
+            mobile_exchange_limit_per_client: 5,
+            mobile_exchange_limit_window_secs: 60,
+            sso: Default::default(),
         }
     }
 }
@@ -113,6 +146,17 @@ const KNOWN_KEYS: &[&str] = &[
     "database_max_connections",
     "oidc_refresh_grace_secs",
     "oidc_refresh_ttl_secs",
+    "mobile_enabled",
+    "mobile_host_allowlist",
+    "mobile_schemes",
+    "mobile_universal_links",
+    "mobile_ott_ttl_sec",
+    "mobile_access_token_ttl_secs",
+    "password_login",
+    "mobile_exchange_limit_per_ip",
+    "mobile_exchange_limit_per_client",
+    "mobile_exchange_limit_window_secs",
+    "sso",
 ];
 
 /// Environment variables with the prefix that belong to tooling, not to the server.
@@ -147,6 +191,9 @@ impl Config {
         let mut warnings = Vec::new();
         if let Ok(all) = figment.extract::<serde_json::Map<String, serde_json::Value>>() {
             for key in all.keys() {
+                if key == "sso" {
+                    warnings.extend(crate::sso::settings::unknown_keys(&all[key]));
+                }
                 if !KNOWN_KEYS.contains(&key.as_str()) {
                     warnings.push(format!(
                         "unknown configuration key `{key}` is ignored (known keys: {})",
@@ -213,6 +260,7 @@ impl Config {
                 "session_idle_ttl_secs must be > 0 and at most session_absolute_ttl_secs".into(),
             ));
         }
+        crate::mobile::settings::validate(self)?;
         Ok(())
     }
 

@@ -122,8 +122,19 @@ pub struct SessionDto {
     pub expires_at: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The app and device of a mobile session; absent for browser sessions.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<DeviceDto>,
     /// The session this request was made with.
     pub current: bool,
+}
+
+/// What a mobile app reported about itself when it signed in.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DeviceDto {
+    pub platform: String,
+    pub model: Option<String>,
+    pub app_version: Option<String>,
 }
 
 impl SessionDto {
@@ -135,6 +146,11 @@ impl SessionDto {
             expires_at: ts(s.expires_at),
             ip: s.ip.clone(),
             user_agent: s.user_agent.clone(),
+            device: s.device.as_ref().map(|d| DeviceDto {
+                platform: d.platform.clone(),
+                model: d.model.clone(),
+                app_version: d.app_version.clone(),
+            }),
             current: Some(s.id) == current,
         }
     }
@@ -523,4 +539,11 @@ pub struct PatchClientRequest {
     pub token_endpoint_auth_method: Option<String>,
     pub access_token_ttl_secs: Option<i64>,
     pub signing_alg: Option<String>,
+}
+
+/// `GET /v1/mobile/connect`: what the console's "connect this server" card shows.
+#[derive(Serialize, ToSchema)]
+pub struct MobileConnect {
+    /// `SCHEME://server?url=ORIGIN`, the link a mobile app opens (or scans) to use this server.
+    pub url: String,
 }

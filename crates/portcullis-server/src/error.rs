@@ -58,6 +58,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// An SSO callback whose `state` is missing or not the one issued to this browser.
+    pub fn state_mismatch(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "state_mismatch", message)
+    }
+
+    /// The upstream identity provider returned no email claim.
+    pub fn email_is_missing(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "email_is_missing", message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
@@ -66,6 +76,35 @@ impl ApiError {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         e.retry_after = Some(retry_after.max(1));
         e
+    }
+
+    /// A mobile one-time token that is unknown, expired, spent, or presented with the wrong
+    /// `state` or PKCE verifier (indistinguishable on purpose).
+    pub fn ott_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "ott_invalid", message)
+    }
+
+    /// The request's host is not one the mobile routes answer on.
+    pub fn host_not_allowlisted(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "host_not_allowlisted",
+            format!(
+                "host {host:?} is not allowed for mobile sign-in; add it to PORTCULLIS_MOBILE_HOST_ALLOWLIST \
+                 (mobile_host_allowlist) or use the server's public URL"
+            ),
+        )
+        .with_details(json!({"host": host, "setting": "PORTCULLIS_MOBILE_HOST_ALLOWLIST"}))
+    }
+
+    /// A feature switched off by configuration (or, later, by the org's plan).
+    pub fn feature_disabled(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "feature_disabled", message)
+    }
+
+    /// A rotated refresh token came back: its family (and session) are now revoked.
+    pub fn refresh_token_reused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", message)
     }
 
     pub fn method_not_allowed() -> Self {

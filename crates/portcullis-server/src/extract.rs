@@ -44,19 +44,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::invalid_request(format!("cannot read request body: {e}")))?;
-        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
-            let reason = e.to_string();
-            let mut details = json!({"reason": reason});
-            // serde names the field between backticks for unknown and missing fields (for
-            // type errors the backticks quote the offending value instead).
-            if (reason.starts_with("unknown field") || reason.starts_with("missing field"))
-                && let Some(field) = reason.split('`').nth(1)
-            {
-                details["field"] = json!(field);
-            }
-            ApiError::invalid_request(format!("invalid JSON body: {reason}")).with_details(details)
-        })
+        parse_json_body(&body).map(ApiJson)
     }
+}
+
+/// A JSON body already read; errors as [`ApiJson`] reports them.
+pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let reason = e.to_string();
+        let mut details = json!({"reason": reason});
+        // serde names the field between backticks for unknown and missing fields (for
+        // type errors the backticks quote the offending value instead).
+        if (reason.starts_with("unknown field") || reason.starts_with("missing field"))
+            && let Some(field) = reason.split('`').nth(1)
+        {
+            details["field"] = json!(field);
+        }
+        ApiError::invalid_request(format!("invalid JSON body: {reason}")).with_details(details)
+    })
 }
 
 /// Request facts every audited change records.
@@ -133,6 +138,41 @@ pub async fn resolve_session(
     Ok(resolved)
 }
 
+/// Session tokens are opaque base64url; access tokens are JWS compact (three parts).
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// A bearer JWT on Portcullis' own API: only an access token of the mobile app counts, and
+/// it acts through the session it names (`sid`). Revoking that session or the token's
+/// refresh family stops it on the next request.
+async fn resolve_mobile_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Arc<SessionWithUser>, ApiError> {
+    let invalid = || ApiError::unauthenticated("access token is invalid, expired or revoked");
+    let claims = crate::oidc::resources::live_access_token(state, token)
+        .await
+        .map_err(|e| ApiError::internal(e.description))?
+        .ok_or_else(invalid)?;
+    if claims["client_id"] != json!(crate::mobile::MOBILE_CLIENT_ID) {
+        // A third-party application's token speaks for the user to that application, not
+        // to the admin API.
+        return Err(ApiError::unauthenticated(
+            "access tokens of OAuth applications cannot call the Portcullis API; use a session",
+        ));
+    }
+    let sid = claims["sid"]
+        .as_str()
+        .and_then(portcullis_core::SessionId::parse)
+        .ok_or_else(invalid)?;
+    let resolved = resolve_session(state, &crate::mobile::session_token(state, sid)).await?;
+    if claims["sub"] != json!(resolved.user.id.to_string()) {
+        return Err(invalid());
+    }
+    Ok(resolved)
+}
+
 /// Where a cookie-authenticated state change came from, for the CSRF check.
 enum CsrfOutcome {
     Passed,
@@ -170,7 +210,12 @@ async fn authenticate(
         ));
     };
     let epoch = state.cache.epoch();
-    let resolved = resolve_session(state, credential.token()).await?;
+    let resolved = match credential {
+        portcullis_guard::Credential::Bearer(token) if looks_like_jwt(token) => {
+            resolve_mobile_access_token(state, token).await?
+        }
+        _ => resolve_session(state, credential.token()).await?,
+    };
     let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let csrf = if credential.is_cookie() && mutating {
         match request_origin(&parts.headers) {

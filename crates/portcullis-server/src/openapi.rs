@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::oidc;
-use crate::routes::{auth, clients, health, me, orgs, project, signing_keys};
+use crate::routes::{auth, clients, connect, health, me, mobile, orgs, project, signing_keys, sso};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,12 @@ use crate::routes::{auth, clients, health, me, orgs, project, signing_keys};
         oidc::discovery::openid_configuration, oidc::authorize::authorize, oidc::authorize::login_form,
         oidc::authorize::consent_form, oidc::token::token, oidc::resources::userinfo,
         oidc::resources::introspect, oidc::resources::revoke, oidc::logout::logout,
+        sso::list_available, sso::start, sso::callback,
+        sso::list_org_providers, sso::create_org_provider, sso::get_org_provider,
+        sso::patch_org_provider, sso::delete_org_provider,
+        mobile::capabilities, mobile::exchange, mobile::refresh, mobile::revoke,
+        crate::mobile::handoff::handoff, crate::mobile::handoff::login,
+        connect::connect, connect::connect_svg,
     ),
     modifiers(&Security),
     security(("session_cookie" = []), ("bearer" = [])),

@@ -30,6 +30,13 @@ pub struct Inner {
     /// JWS signing keys: sign, verify, publish, rotate.
     pub keys: Arc<crate::oidc::keys::KeyRing>,
     pub oidc: crate::oidc::OidcSettings,
+    /// Upstream SSO providers (federation) and their discovery state.
+    pub sso: crate::sso::Providers,
+    /// Mobile sign-in settings and the exchange's rate limits.
+    pub mobile: crate::mobile::MobileSettings,
+    pub mobile_limits: crate::mobile::ExchangeLimits,
+    /// Email + password sign-in is offered (`password_login`).
+    pub password_login: bool,
 }
 
 impl std::ops::Deref for AppState {

@@ -175,12 +175,14 @@ pub(crate) fn code_replayed(
 }
 
 pub(crate) fn refresh_reuse(ctx: &AuditContext, f: &crate::RefreshFamily) -> AuditEvent {
+    // Support filters mobile sign-in by its own actions (runbooks.md).
+    let action = if f.client_id.as_str() == crate::mobile::MOBILE_CLIENT_ID {
+        Action::MobileRefreshReuseDetected
+    } else {
+        Action::OauthRefreshReuseDetected
+    };
     ctx.with_actor(f.user_id)
-        .event(
-            Some(f.org_id),
-            Action::OauthRefreshReuseDetected,
-            format!("refresh_family:{}", f.id),
-        )
+        .event(Some(f.org_id), action, format!("refresh_family:{}", f.id))
         .failed()
         .with_details(json!({"client_id": f.client_id.as_str()}))
 }
@@ -215,4 +217,18 @@ pub(crate) fn consent(
     ctx.with_actor(user)
         .event(Some(org), action, format!("client:{client}"))
         .with_details(json!({"scope": scope}))
+}
+
+pub(crate) fn ott_issued(ctx: &AuditContext, ott: &crate::OneTimeToken) -> AuditEvent {
+    ctx.with_actor(ott.user_id)
+        .event(
+            Some(ott.org_id),
+            Action::MobileOttIssued,
+            format!("user:{}", ott.user_id),
+        )
+        .with_details(json!({
+            "project_id": ott.project_id,
+            "pkce": ott.code_challenge.is_some(),
+            "expires_at": ott.expires_at.unix_timestamp(),
+        }))
 }

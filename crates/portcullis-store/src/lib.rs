@@ -21,8 +21,10 @@ mod error;
 mod events;
 pub mod grants;
 pub mod keys;
+pub mod mobile;
 pub mod postgres;
 pub mod sqlite;
+pub mod sso;
 pub mod testing;
 
 pub use clients::{ClientPatch, ClientStore};
@@ -31,6 +33,8 @@ pub use grants::{
     AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
+pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
+pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +178,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The server's JWS signing keys (not tenant-owned).
     fn keys(&self) -> &dyn SigningKeyStore;
+
+    /// Mobile sign-in's one-time tokens.
+    fn mobile(&self) -> &dyn MobileStore;
+
+    /// Upstream SSO: org providers and linked identities.
+    fn sso(&self) -> &dyn SsoStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -80,6 +80,18 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Check the configuration against the support runbooks (public URL, allowlist, sign-in
+    /// methods, SSO discovery, database, migrations, keys, clock) and print a fix for each
+    /// problem. Read-only. Exit status 1 when a check fails, 0 otherwise.
+    Doctor {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print version and git commit.
     Version,
     /// Print the OpenAPI document.
@@ -163,6 +175,11 @@ async fn main() -> ExitCode {
         Command::Serve { storage, serve } => run_serve(&storage, &serve).await,
         Command::Migrate { storage } => run_migrate(&storage).await,
         Command::Admin { storage, command } => run_admin(&storage, command).await,
+        Command::Doctor {
+            storage,
+            serve,
+            json,
+        } => return run_doctor(&storage, &serve, json).await,
         Command::Version => {
             println!(
                 "portcullis {} (commit {})",
@@ -203,6 +220,33 @@ async fn run_serve(storage: &StorageArgs, serve: &ServeArgs) -> Result<(), Strin
         .run(shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn run_doctor(storage: &StorageArgs, serve: &ServeArgs, json: bool) -> ExitCode {
+    let overrides = Overrides { storage, serve };
+    let (config, warnings) = match Config::load(storage.config.as_deref(), &overrides) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            println!("FAIL  configuration: {e}");
+            println!("      fix: correct the setting named above");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let report = portcullis_server::doctor::run(&config, &warnings).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.render_text());
+    }
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn shutdown_signal() {

@@ -285,6 +285,12 @@ pub async fn authorize(
                 "the user is not signed in",
             );
         }
+        if !state.password_login {
+            return pages::error(
+                StatusCode::FORBIDDEN,
+                "Password sign-in is switched off on this server (feature_disabled).",
+            );
+        }
         // After signing in the browser comes back without prompt=login, or it would loop.
         let cont = req
             .params
@@ -362,7 +368,7 @@ async fn issue_code(
 }
 
 /// Form posts from our own pages must come from our own origin (login CSRF).
-fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         Some(o) => o == state.public_origin,
         // Browsers send Origin on every form POST; without one, fall back to Referer.
@@ -394,6 +400,12 @@ pub async fn login_form(
         return pages::error(
             StatusCode::FORBIDDEN,
             "This sign-in form was not sent from this server.",
+        );
+    }
+    if !state.password_login {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "Password sign-in is switched off on this server (feature_disabled).",
         );
     }
     let Ok(form) = Params::parse(&body) else {

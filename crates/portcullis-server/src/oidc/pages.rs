@@ -20,6 +20,12 @@ pub fn escape(s: &str) -> String {
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with(status, title, body, "")
+}
+
+/// `form_targets`: sources the form's redirect chain may end at besides this server (the
+/// mobile hand-off ends at the app's scheme; browsers check `form-action` on redirects).
+fn page_with(status: StatusCode, title: &str, body: &str, form_targets: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#1d2330}}\
@@ -36,9 +42,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Nobody frames the sign-in page (clickjacking), and it loads nothing from elsewhere.
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{}{form_targets}; frame-ancestors 'none'",
+        if form_targets.is_empty() { "" } else { " " }
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+        }),
     );
     r
 }
@@ -60,21 +72,44 @@ pub fn login(
     email: &str,
     message: Option<&str>,
 ) -> Response {
+    login_form(
+        "/oauth2/login",
+        "",
+        status,
+        continue_query,
+        client_name,
+        email,
+        message,
+    )
+}
+
+/// The sign-in page, posting to `action` (the provider's or the mobile hand-off's form
+/// handler) with `continue_query` carried along for the way back.
+pub fn login_form(
+    action: &str,
+    form_targets: &str,
+    status: StatusCode,
+    continue_query: &str,
+    client_name: &str,
+    email: &str,
+    message: Option<&str>,
+) -> Response {
     let error = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign in</h1><p class=\"muted\">to continue to {client}</p>{error}\
-         <form method=\"post\" action=\"/oauth2/login\">\
+         <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"continue\" value=\"{cont}\">\
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\">\
          <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
          <button type=\"submit\">Sign in</button></form>",
+        action = escape(action),
         client = escape(client_name),
         cont = escape(continue_query),
         email = escape(email),
     );
-    page(status, "Sign in", &body)
+    page_with(status, "Sign in", &body, form_targets)
 }
 
 pub fn consent(continue_query: &str, client_name: &str, scopes: &[&str]) -> Response {

@@ -139,6 +139,7 @@ pub async fn signup(
         (status = 200, description = "Signed in; session cookie set", body = LoginResponse),
         (status = 400, description = "invalid_request", body = crate::dto::ErrorBody),
         (status = 401, description = "unauthenticated: wrong email or password (indistinguishable)", body = crate::dto::ErrorBody),
+        (status = 403, description = "feature_disabled: password sign-in is switched off", body = crate::dto::ErrorBody),
         (status = 429, description = "rate_limited: too many sign-ins in progress", body = crate::dto::ErrorBody),
     ))]
 pub async fn login(
@@ -146,6 +147,11 @@ pub async fn login(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    if !state.password_login {
+        return Err(ApiError::feature_disabled(
+            "password sign-in is switched off on this server (password_login); use a sign-in provider",
+        ));
+    }
     let Some((user, token, session)) =
         password_sign_in(&state, &req.email, req.password, &meta).await?
     else {

@@ -8,11 +8,14 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod clients;
+pub mod connect;
 pub mod health;
 pub mod me;
+pub mod mobile;
 pub mod orgs;
 pub mod project;
 pub mod signing_keys;
+pub mod sso;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -32,6 +35,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/sso/providers", get(sso::list_available))
+        .route("/v1/auth/sso/{provider}/start", get(sso::start))
+        .route("/v1/auth/sso/{provider}/callback", get(sso::callback))
+        .route(
+            "/v1/orgs/{org_id}/sso-providers",
+            get(sso::list_org_providers).post(sso::create_org_provider),
+        )
+        .route(
+            "/v1/orgs/{org_id}/sso-providers/{id}",
+            get(sso::get_org_provider)
+                .patch(sso::patch_org_provider)
+                .delete(sso::delete_org_provider),
+        )
         .route("/v1/me", get(me::me))
         .route("/v1/sessions", get(me::list_sessions))
         .route("/v1/me/consents", get(me::list_consents))
@@ -80,6 +96,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/project/clients/{client_id}/rotate-secret",
             post(clients::rotate_client_secret),
+        )
+        .route(
+            "/api/v1/mobile/auth/capabilities",
+            get(mobile::capabilities),
+        )
+        .route("/v1/mobile/connect", get(connect::connect))
+        .route("/v1/mobile/connect.svg", get(connect::connect_svg))
+        .route("/api/v1/mobile/auth/exchange", post(mobile::exchange))
+        .route("/api/v1/mobile/auth/refresh", post(mobile::refresh))
+        .route("/api/v1/mobile/auth/revoke", post(mobile::revoke))
+        .route(
+            crate::mobile::handoff::PATH,
+            get(crate::mobile::handoff::handoff),
+        )
+        .route(
+            crate::mobile::handoff::LOGIN_PATH,
+            post(crate::mobile::handoff::login),
         )
         .merge(crate::oidc::routes())
         .fallback(|| async { ApiError::not_found("no such route") })

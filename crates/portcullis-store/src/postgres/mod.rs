@@ -28,8 +28,10 @@ mod clients;
 mod grants;
 mod keys;
 mod listener;
+mod mobile;
 mod role;
 mod rows;
+mod sso;
 mod statements;
 
 use role::RoleCheck;
@@ -160,6 +162,14 @@ impl Store for PgStore {
     }
 
     fn keys(&self) -> &dyn crate::SigningKeyStore {
+        self
+    }
+
+    fn mobile(&self) -> &dyn crate::MobileStore {
+        self
+    }
+
+    fn sso(&self) -> &dyn crate::SsoStore {
         self
     }
 
@@ -321,8 +331,8 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::User(s.user_id)).await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
+             device_platform, device_model, app_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(s.id.0)
         .bind(s.user_id.0)
@@ -332,6 +342,9 @@ impl Store for PgStore {
         .bind(s.expires_at)
         .bind(&s.ip)
         .bind(&s.user_agent)
+        .bind(s.device.as_ref().map(|d| &d.platform))
+        .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
+        .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;

@@ -34,7 +34,8 @@ macro_rules! session_cols {
     () => {
         "s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.created_at AS s_created_at, \
          s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
-         s.ip AS s_ip, s.user_agent AS s_user_agent"
+         s.ip AS s_ip, s.user_agent AS s_user_agent, s.device_platform AS s_device_platform, \
+         s.device_model AS s_device_model, s.app_version AS s_app_version"
     };
 }
 pub(super) use {org_cols, project_cols, session_cols, user_cols};
@@ -120,6 +121,16 @@ pub(super) fn session_from(row: &PgRow) -> StoreResult<Session> {
         revoked_at: row.try_get("s_revoked_at")?,
         ip: row.try_get("s_ip")?,
         user_agent: row.try_get("s_user_agent")?,
+        device: row
+            .try_get::<Option<String>, _>("s_device_platform")?
+            .map(|platform| -> StoreResult<_> {
+                Ok(portcullis_core::DeviceInfo {
+                    platform,
+                    model: row.try_get("s_device_model")?,
+                    app_version: row.try_get("s_app_version")?,
+                })
+            })
+            .transpose()?,
     })
 }
 

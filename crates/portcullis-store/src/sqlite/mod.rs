@@ -29,6 +29,8 @@ use crate::{
 mod clients;
 mod grants;
 mod keys;
+mod mobile;
+mod sso;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -122,7 +124,8 @@ macro_rules! session_cols {
     () => {
         "s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.created_at AS s_created_at, \
          s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
-         s.ip AS s_ip, s.user_agent AS s_user_agent"
+         s.ip AS s_ip, s.user_agent AS s_user_agent, s.device_platform AS s_device_platform, \
+         s.device_model AS s_device_model, s.app_version AS s_app_version"
     };
 }
 
@@ -183,6 +186,16 @@ fn session_from(row: &SqliteRow) -> StoreResult<Session> {
         revoked_at: opt_micros(row.try_get("s_revoked_at")?)?,
         ip: row.try_get("s_ip")?,
         user_agent: row.try_get("s_user_agent")?,
+        device: row
+            .try_get::<Option<String>, _>("s_device_platform")?
+            .map(|platform| -> StoreResult<_> {
+                Ok(portcullis_core::DeviceInfo {
+                    platform,
+                    model: row.try_get("s_device_model")?,
+                    app_version: row.try_get("s_app_version")?,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -401,6 +414,14 @@ impl Store for SqliteStore {
         self
     }
 
+    fn mobile(&self) -> &dyn crate::MobileStore {
+        self
+    }
+
+    fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -529,8 +550,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
+             device_platform, device_model, app_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.0)
         .bind(s.user_id.0)
@@ -540,6 +561,9 @@ impl Store for SqliteStore {
         .bind(micros(s.expires_at))
         .bind(&s.ip)
         .bind(&s.user_agent)
+        .bind(s.device.as_ref().map(|d| &d.platform))
+        .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
+        .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;

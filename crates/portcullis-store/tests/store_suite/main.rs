@@ -17,9 +17,11 @@ mod audit;
 mod clients;
 mod keys;
 mod members;
+mod mobile;
 mod postgres_only;
 mod projects;
 mod sessions;
+mod sso;
 
 /// Instantiates each listed test once per backend: `sqlite::name` and `postgres::name`.
 /// `migrated` tests get a migrated store, `unmigrated` ones a store on an empty database.
@@ -92,6 +94,13 @@ store_suite! {
         keys::signing_key_rotation_retires_and_audits,
         keys::failed_rotation_changes_nothing,
         keys::concurrent_first_keys_one_wins,
+        mobile::one_time_tokens_are_single_use,
+        mobile::grant_target_and_refresh_org,
+        mobile::sessions_carry_device_info,
+        sso::org_providers_are_scoped_and_audited,
+        sso::identities_link_and_sign_up,
+        sso::joining_an_org_via_sso_is_once_only,
+        sso::allowed_origins_are_found,
     ],
     unmigrated: [
         accounts::migrations_current,

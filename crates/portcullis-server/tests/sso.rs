@@ -1,0 +1,951 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Upstream SSO (federation) end to end, on SQLite and on PostgreSQL. The upstream is a real,
+//! independent OpenID Provider: panva's `oidc-provider` (OpenID Certified) run by
+//! `conformance/upstream.mjs`. The browser is played by hand: redirects are followed one by
+//! one and cookies carried per host, so every hop is visible.
+//!
+//! Node.js and `npm ci --prefix conformance` are required: without them these tests fail
+//! (they never skip).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Backend, Reply, TestApp};
+use portcullis_server::sso::settings::{ConfigSecret, GenericOidcSso};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const CLIENT_ID: &str = "portcullis-test";
+const CLIENT_SECRET: &str = "upstream-client-secret-0123456789";
+/// The server-wide provider's id in these tests.
+const PROVIDER: &str = "upstream";
+
+/// Instantiates each test body `fn(Backend)` once per backend (the body starts its own
+/// upstream and server, configured for each other).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    sign_in_creates_the_user_then_reuses_the_identity,
+    verified_email_links_an_existing_password_account,
+    unverified_email_of_an_existing_account_is_refused,
+    provider_omitting_the_email_claim_is_refused,
+    state_and_cookie_are_checked,
+    upstream_error_is_reported,
+    return_to_must_not_be_an_open_redirect,
+    unavailable_providers_are_not_offered,
+    org_provider_crud_and_sign_in_joins_the_org,
+);
+
+// ---- the upstream ------------------------------------------------------------------------
+
+struct Upstream {
+    issuer: String,
+    _child: tokio::process::Child,
+}
+
+fn conformance_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance")
+}
+
+impl Upstream {
+    /// Starts `conformance/upstream.mjs` for a Portcullis that will listen on `port`.
+    async fn start(port: u16, no_email: bool) -> Upstream {
+        let dir = conformance_dir();
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "the federation tests need the upstream OpenID Provider: run `npm ci --prefix conformance` (Node.js >= 20)"
+        );
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg(dir.join("upstream.mjs"))
+            .arg("--port=0")
+            .arg(format!("--client-id={CLIENT_ID}"))
+            .arg(format!("--client-secret={CLIENT_SECRET}"))
+            .arg(format!(
+                "--redirect-uri=http://127.0.0.1:{port}/v1/auth/sso/*"
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        if no_email {
+            cmd.arg("--no-email");
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("the federation tests need Node.js (`node` on PATH) to run the upstream OpenID Provider: {e}")
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), stdout.read_line(&mut line))
+            .await
+            .expect("upstream.mjs prints its issuer within 20 s")
+            .unwrap();
+        // Keep reading whatever else it prints, so its stdout never breaks.
+        tokio::spawn(async move {
+            let mut sink = String::new();
+            while stdout.read_line(&mut sink).await.is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        let first: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|_| panic!("upstream.mjs first line is not JSON: {line:?}"));
+        Upstream {
+            issuer: first["issuer"].as_str().unwrap().to_owned(),
+            _child: child,
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn provider_config(issuer: &str) -> GenericOidcSso {
+    GenericOidcSso {
+        issuer: Some(issuer.to_owned()),
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(ConfigSecret(CLIENT_SECRET.into())),
+        name: Some("Upstream IdP".into()),
+        ..GenericOidcSso::default()
+    }
+}
+
+/// An upstream and a Portcullis that has it as the server-wide provider `upstream`.
+async fn start_pair(backend: Backend, no_email: bool) -> (TestApp, Upstream) {
+    let port = free_port();
+    let upstream = Upstream::start(port, no_email).await;
+    let issuer = upstream.issuer.clone();
+    let app = TestApp::start_with(backend, |cfg| {
+        cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        cfg.sso
+            .oidc
+            .insert(PROVIDER.into(), provider_config(&issuer));
+    })
+    .await;
+    wait_available(&app, PROVIDER, "").await;
+    (app, upstream)
+}
+
+/// Waits until the provider list (optionally `?org=…`) offers `id`.
+async fn wait_available(app: &TestApp, id: &str, query: &str) {
+    for _ in 0..100 {
+        let r =
+            TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/providers{query}"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if r.body["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("provider {id} never became available");
+}
+
+// ---- the browser -------------------------------------------------------------------------
+
+/// Cookies per `host:port`, as a browser would keep them (paths ignored: harmless here).
+#[derive(Default)]
+struct Browser {
+    jar: HashMap<String, HashMap<String, String>>,
+}
+
+fn host_of(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    format!(
+        "{}:{}",
+        u.host_str().unwrap(),
+        u.port_or_known_default().unwrap()
+    )
+}
+
+impl Browser {
+    fn cookie_header(&self, url: &str) -> Option<String> {
+        let jar = self.jar.get(&host_of(url))?;
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn keep(&mut self, url: &str, headers: &reqwest::header::HeaderMap) {
+        let jar = self.jar.entry(host_of(url)).or_default();
+        for v in headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            let expired = attrs.to_ascii_lowercase().contains("max-age=0")
+                || attrs.contains("1970")
+                || value.is_empty();
+            if expired {
+                jar.remove(name.trim());
+            } else {
+                jar.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        self.jar.get(&host_of(url))?.get(name).cloned()
+    }
+
+    async fn get(&mut self, app: &TestApp, url: &str) -> Reply {
+        let mut rb = app.client.get(url);
+        if let Some(c) = self.cookie_header(url) {
+            rb = rb.header("cookie", c);
+        }
+        let r = TestApp::send(rb).await;
+        self.keep(url, &r.headers);
+        r
+    }
+
+    /// Follows redirects from `url` until the next hop is Portcullis' SSO callback; returns
+    /// that callback URL without calling it.
+    async fn until_callback(&mut self, app: &TestApp, mut url: String) -> String {
+        for _ in 0..20 {
+            if url.starts_with(&app.base) && url.contains("/callback") {
+                return url;
+            }
+            let r = self.get(app, &url).await;
+            assert!(
+                r.status.is_redirection(),
+                "expected a redirect from {url}, got {}: {}",
+                r.status,
+                r.body
+            );
+            let location = r.headers["location"].to_str().unwrap();
+            url = url::Url::parse(&url)
+                .unwrap()
+                .join(location)
+                .unwrap()
+                .to_string();
+        }
+        panic!("too many redirects");
+    }
+
+    /// `/start` → upstream → the callback URL (not yet called).
+    async fn start(
+        &mut self,
+        app: &TestApp,
+        provider: &str,
+        hint: &str,
+        return_to: &str,
+    ) -> String {
+        let start = format!(
+            "{}/v1/auth/sso/{provider}/start?return_to={}&login_hint={}",
+            app.base,
+            urlencode(return_to),
+            urlencode(hint)
+        );
+        let r = self.get(app, &start).await;
+        assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+        let cookie = r.set_cookie().unwrap();
+        assert!(cookie.starts_with("portcullis_sso="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert!(cookie.contains("Max-Age=600"), "{cookie}");
+        let location = r.headers["location"].to_str().unwrap().to_owned();
+        let auth = url::Url::parse(&location).unwrap();
+        let q: HashMap<_, _> = auth.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], CLIENT_ID);
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert!(q["scope"].split(' ').any(|s| s == "email"));
+        assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
+        assert_eq!(q["login_hint"], hint);
+        assert_eq!(
+            q["redirect_uri"],
+            format!("{}/v1/auth/sso/{provider}/callback", app.base)
+        );
+        self.until_callback(app, location).await
+    }
+
+    /// A whole sign-in; returns the callback's answer.
+    async fn sign_in(
+        &mut self,
+        app: &TestApp,
+        provider: &str,
+        hint: &str,
+        return_to: &str,
+    ) -> Reply {
+        let callback = self.start(app, provider, hint, return_to).await;
+        self.get(app, &callback).await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn with_query(url: &str, key: &str, value: Option<&str>) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != key)
+        .collect();
+    {
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(v) = value {
+            q.append_pair(key, v);
+        }
+    }
+    u.to_string()
+}
+
+/// The session token a successful callback set.
+fn session_from(r: &Reply) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find_map(|c| c.strip_prefix("portcullis_session="))
+        .and_then(|c| c.split(';').next())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", r.headers))
+        .to_owned()
+}
+
+fn clears_state_cookie(r: &Reply) -> bool {
+    r.headers.get_all("set-cookie").iter().any(|v| {
+        v.to_str().unwrap().starts_with("portcullis_sso=;")
+            && v.to_str().unwrap().contains("Max-Age=0")
+    })
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    let r = app.get("/v1/me", token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+async fn audit(app: &TestApp, token: &str, org: &str, action: &str) -> Vec<Value> {
+    let r = app
+        .get(&format!("/v1/orgs/{org}/audit?action={action}"), token)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["events"].as_array().unwrap().clone()
+}
+
+// ---- the tests ---------------------------------------------------------------------------
+
+async fn sign_in_creates_the_user_then_reuses_the_identity(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers")).await;
+    assert_eq!(
+        r.body,
+        json!({"providers": [{"id": PROVIDER, "name": "Upstream IdP"}]})
+    );
+    assert_eq!(
+        app.state.sso.available(),
+        vec![portcullis_server::sso::ProviderSummary {
+            id: PROVIDER.into(),
+            name: "Upstream IdP".into()
+        }]
+    );
+
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(&app, PROVIDER, "alice@example.com", "/welcome?x=1")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.headers["location"], "/welcome?x=1");
+    assert!(clears_state_cookie(&r), "the sign-in cookie is single-use");
+    let token = session_from(&r);
+    let correlation = r.headers["x-correlation-id"].to_str().unwrap().to_owned();
+    let first = me(&app, &token).await;
+    assert_eq!(first["user"]["email"], "alice@example.com");
+    assert_eq!(first["user"]["name"], "Alice");
+    let memberships = first["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{first}");
+    assert_eq!(memberships[0]["role"], "owner");
+    assert_eq!(memberships[0]["org"]["personal"], true);
+    assert_eq!(memberships[0]["projects"].as_array().unwrap().len(), 1);
+    let org = memberships[0]["org"]["id"].as_str().unwrap().to_owned();
+
+    // Audited like a password sign-in, with the method, under the callback's correlation id.
+    let signup = audit(&app, &token, &org, "user.signup").await;
+    assert_eq!(signup.len(), 1);
+    assert_eq!(signup[0]["correlation_id"], correlation.as_str());
+    let logins = audit(&app, &token, &org, "login.succeeded").await;
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert_eq!(logins[0]["details"]["method"], "sso");
+    assert_eq!(logins[0]["details"]["provider"], PROVIDER);
+    assert_eq!(logins[0]["correlation_id"], correlation.as_str());
+    assert_eq!(audit(&app, &token, &org, "session.created").await.len(), 1);
+
+    // A second sign-in (a fresh browser) is the same user, through the linked identity.
+    let mut other = Browser::default();
+    let r = other.sign_in(&app, PROVIDER, "alice@example.com", "").await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.headers["location"], "/", "return_to defaults to /");
+    let second = me(&app, &session_from(&r)).await;
+    assert_eq!(second["user"]["id"], first["user"]["id"]);
+    assert_eq!(second["memberships"].as_array().unwrap().len(), 1);
+    assert_eq!(audit(&app, &token, &org, "login.succeeded").await.len(), 2);
+    assert_eq!(audit(&app, &token, &org, "user.signup").await.len(), 1);
+    // Two sessions now.
+    let r = app.get("/v1/sessions", &token).await;
+    assert_eq!(
+        r.body["sessions"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.body
+    );
+}
+
+async fn verified_email_links_an_existing_password_account(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+    let r = app
+        .signup("alice@example.com", "correct horse battery")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let user_id = r.body["user"]["id"].clone();
+    let org = r.body["org"]["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let token = session_from(&r);
+    let body = me(&app, &token).await;
+    assert_eq!(body["user"]["id"], user_id, "linked, not a second account");
+    assert_eq!(body["memberships"].as_array().unwrap().len(), 1);
+    let linked = audit(&app, &token, &org, "sso.identity.linked").await;
+    assert_eq!(linked.len(), 1, "{linked:?}");
+    assert_eq!(linked[0]["details"]["issuer"], _up.issuer.as_str());
+    // The password still works.
+    let r = app
+        .login("alice@example.com", "correct horse battery")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // And the next SSO sign-in goes by the identity.
+    let r = Browser::default()
+        .sign_in(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    assert_eq!(me(&app, &session_from(&r)).await["user"]["id"], user_id);
+    assert_eq!(
+        audit(&app, &token, &org, "sso.identity.linked").await.len(),
+        1
+    );
+}
+
+async fn unverified_email_of_an_existing_account_is_refused(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+    let r = app.signup("bob@example.com", "correct horse battery").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(&app, PROVIDER, "bob@example.com", "/")
+        .await;
+    r.assert_error(409, "conflict");
+    let message = r.body["message"].as_str().unwrap();
+    assert!(message.contains("sign in with your password"), "{message}");
+    assert!(
+        r.headers
+            .get_all("set-cookie")
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("portcullis_session=")),
+        "no session"
+    );
+    // Without an existing account, an unverified email still makes a new one.
+    let r = Browser::default()
+        .sign_in(&app, PROVIDER, "unverified-carol@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let body = me(&app, &session_from(&r)).await;
+    assert_eq!(body["user"]["email"], "unverified-carol@example.com");
+}
+
+async fn provider_omitting_the_email_claim_is_refused(backend: Backend) {
+    let (app, _up) = start_pair(backend, true).await;
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    r.assert_error(400, "email_is_missing");
+    let message = r.body["message"].as_str().unwrap();
+    assert!(message.contains("`email` claim"), "{message}");
+    assert!(message.contains("`email` scope"), "{message}");
+    assert!(message.contains("Upstream IdP"), "{message}");
+    assert!(clears_state_cookie(&r));
+    // Nobody was created.
+    let r = app.login("alice@example.com", "whatever password").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn state_and_cookie_are_checked(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+
+    // A forged state, with the browser's cookie.
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    let forged = with_query(&callback, "state", Some("forged-state"));
+    let r = browser.get(&app, &forged).await;
+    r.assert_error(400, "state_mismatch");
+    assert!(clears_state_cookie(&r));
+
+    // No state at all.
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    let r = browser
+        .get(&app, &with_query(&callback, "state", None))
+        .await;
+    r.assert_error(400, "state_mismatch");
+
+    // The right state, but the cookie is missing (another browser, or it expired).
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    let r = TestApp::send(app.client.get(&callback)).await;
+    r.assert_error(400, "state_mismatch");
+    assert!(r.body["message"].as_str().unwrap().contains("cookie"));
+
+    // The right state with a tampered cookie.
+    let sealed = browser.cookie(&app.base, "portcullis_sso").unwrap();
+    let mut tampered = sealed.clone().into_bytes();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let r = TestApp::send(app.client.get(&callback).header(
+        "cookie",
+        format!("portcullis_sso={}", String::from_utf8(tampered).unwrap()),
+    ))
+    .await;
+    r.assert_error(400, "state_mismatch");
+
+    // Another sign-in's cookie with this sign-in's state.
+    let mut second = Browser::default();
+    let _ = second.start(&app, PROVIDER, "alice@example.com", "/").await;
+    let other_cookie = second.cookie(&app.base, "portcullis_sso").unwrap();
+    let r = TestApp::send(
+        app.client
+            .get(&callback)
+            .header("cookie", format!("portcullis_sso={other_cookie}")),
+    )
+    .await;
+    r.assert_error(400, "state_mismatch");
+
+    // The untouched original still completes: nothing above consumed it.
+    let r = TestApp::send(
+        app.client
+            .get(&callback)
+            .header("cookie", format!("portcullis_sso={sealed}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    // The upstream's code is single-use: replaying the whole callback fails upstream.
+    let r = TestApp::send(
+        app.client
+            .get(&callback)
+            .header("cookie", format!("portcullis_sso={sealed}")),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+}
+
+async fn upstream_error_is_reported(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    let mut denied = with_query(&callback, "code", None);
+    denied = with_query(&denied, "error", Some("access_denied"));
+    denied = with_query(&denied, "error_description", Some("The user said no"));
+    let r = browser.get(&app, &denied).await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["details"]["upstream_error"], "access_denied");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("The user said no")
+    );
+    // RFC 9207: a response naming another issuer is refused (mix-up defense).
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    assert!(
+        callback.contains("iss="),
+        "oidc-provider names itself: {callback}"
+    );
+    let r = browser
+        .get(
+            &app,
+            &with_query(&callback, "iss", Some("https://evil.example.com")),
+        )
+        .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["details"]["field"], "iss");
+    // An error answer with a forged state is a state problem first.
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, PROVIDER, "alice@example.com", "/")
+        .await;
+    let forged = with_query(
+        &with_query(&callback, "error", Some("access_denied")),
+        "state",
+        Some("nope"),
+    );
+    browser
+        .get(&app, &forged)
+        .await
+        .assert_error(400, "state_mismatch");
+}
+
+async fn return_to_must_not_be_an_open_redirect(backend: Backend) {
+    let (app, _up) = start_pair(backend, false).await;
+    let start = |return_to: &str| {
+        format!(
+            "/v1/auth/sso/{PROVIDER}/start?return_to={}",
+            urlencode(return_to)
+        )
+    };
+    for bad in [
+        "https://evil.example.com/",
+        "//evil.example.com/x",
+        "/\\evil.example.com",
+        "javascript:alert(1)",
+        "https://app.example.com/not-yet-allowed",
+    ] {
+        let r = TestApp::send(app.req(Method::GET, &start(bad))).await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["details"]["field"], "return_to", "{bad}");
+        assert!(r.set_cookie().is_none(), "no sign-in starts for {bad}");
+    }
+    for good in ["/console", &format!("{}/somewhere", app.base)] {
+        let r = TestApp::send(app.req(Method::GET, &start(good))).await;
+        assert_eq!(r.status, StatusCode::FOUND, "{good}: {}", r.body);
+    }
+    // An allowed origin of a project becomes a valid destination.
+    let u = app.user("owner").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::PATCH, "/v1/project", &u.token)
+            .header("x-project-id", &u.project_id)
+            .json(&json!({"allowed_origins": ["https://app.example.com"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(
+            &app,
+            PROVIDER,
+            "alice@example.com",
+            "https://app.example.com/signed-in",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.headers["location"], "https://app.example.com/signed-in");
+}
+
+async fn unavailable_providers_are_not_offered(backend: Backend) {
+    // Nothing listens on the reserved port; another provider lacks its secret.
+    let dead = free_port();
+    let app = TestApp::start_with(backend, |cfg| {
+        cfg.sso.oidc.insert(
+            "down".into(),
+            provider_config(&format!("http://127.0.0.1:{dead}")),
+        );
+        let mut no_secret = provider_config("https://idp.example.com");
+        no_secret.client_secret = None;
+        cfg.sso.oidc.insert("nosecret".into(), no_secret);
+    })
+    .await;
+    // Start-up did not wait for the upstream, and readiness does not depend on it.
+    let r = TestApp::send(app.req(Method::GET, "/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers")).await;
+    assert_eq!(r.body, json!({"providers": []}));
+    assert!(app.state.sso.available().is_empty());
+    for id in ["down", "nosecret", "nonexistent", "org_not-a-uuid"] {
+        let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/{id}/start"))).await;
+        r.assert_error(404, "not_found");
+    }
+    let r = TestApp::send(app.req(
+        Method::GET,
+        &format!("/v1/auth/sso/org_{}/start", uuid::Uuid::now_v7()),
+    ))
+    .await;
+    r.assert_error(404, "not_found");
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/down/callback?code=x&state=y")).await;
+    r.assert_error(400, "state_mismatch");
+}
+
+async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
+    let port = free_port();
+    let up = Upstream::start(port, false).await;
+    let app = TestApp::start_with(backend, |cfg| {
+        cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    })
+    .await;
+    let admin = app.user("admin").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/orgs", &admin.token)
+            .json(&json!({"name": "Acme", "slug": "acme"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let org = r.body["org"]["id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/orgs/{org}/sso-providers");
+
+    // Validation: unknown fields, bad issuer, empty secret.
+    let body = json!({"name": "Acme IdP", "issuer": up.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET});
+    let mut extra = body.clone();
+    extra["color"] = json!("red");
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &admin.token)
+            .json(&extra),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    let mut bad = body.clone();
+    bad["issuer"] = json!("http://idp.example.com");
+    // Plain http to a non-loopback host is allowed only in development mode (tests run dev).
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &admin.token)
+            .json(&bad),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "dev mode allows http: {}",
+        r.body
+    );
+    let dev_id = r.body["id"].as_str().unwrap().to_owned();
+    bad["issuer"] = json!("ftp://idp.example.com");
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &admin.token)
+            .json(&bad),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["details"]["field"], "issuer");
+    let mut empty = body.clone();
+    empty["client_secret"] = json!(" ");
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &admin.token)
+            .json(&empty),
+    )
+    .await;
+    assert_eq!(r.body["details"]["field"], "client_secret");
+
+    // Create: the secret is never returned.
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &admin.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.to_string().contains(CLIENT_SECRET));
+    assert!(r.body.get("client_secret").is_none());
+    assert_eq!(r.body["scopes"], json!(["openid", "email", "profile"]));
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let sign_in_id = r.body["sign_in_id"].as_str().unwrap().to_owned();
+    assert_eq!(sign_in_id, format!("org_{id}"));
+
+    // Stored sealed: the raw column is not the secret and does not contain it.
+    let row = app
+        .state
+        .store
+        .sso()
+        .provider_by_id(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = &row.client_secret_sealed;
+    assert_eq!(raw.len(), 1 + 12 + CLIENT_SECRET.len() + 16);
+    assert!(
+        !raw.windows(CLIENT_SECRET.len())
+            .any(|w| w == CLIENT_SECRET.as_bytes())
+    );
+
+    let r = app.get(&base, &admin.token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["providers"].as_array().unwrap().len(), 2);
+    assert!(!r.body.to_string().contains(CLIENT_SECRET));
+    let r = app.get(&format!("{base}/{id}"), &admin.token).await;
+    assert_eq!(r.body["name"], "Acme IdP");
+    assert!(!r.body.to_string().contains(CLIENT_SECRET));
+
+    let r = TestApp::send(
+        app.with_bearer(Method::PATCH, &format!("{base}/{id}"), &admin.token)
+            .json(&json!({"name": "Acme SSO", "scopes": ["email", "profile"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], "Acme SSO");
+    assert_eq!(r.body["scopes"], json!(["openid", "email", "profile"]));
+    let r = TestApp::send(
+        app.with_bearer(Method::PATCH, &format!("{base}/{id}"), &admin.token)
+            .json(&json!({"client_secret": "x", "secret": "unknown field"})),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+
+    // Listed publicly for the org's slug, once available; the unreachable one is not.
+    wait_available(&app, &sign_in_id, "?org=acme").await;
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers?org=acme")).await;
+    assert_eq!(
+        r.body,
+        json!({"providers": [{"id": sign_in_id, "name": "Acme SSO"}]})
+    );
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers?org=nobody")).await;
+    assert_eq!(r.body, json!({"providers": []}));
+    let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/org_{dev_id}/start"))).await;
+    r.assert_error(404, "not_found");
+
+    // Members may not manage providers; other orgs cannot see them.
+    let member = app.user("member").await;
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/members"),
+            &admin.token,
+        )
+        .json(&json!({"email": member.email, "role": "member"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &base, &member.token)
+            .json(&body),
+    )
+    .await;
+    r.assert_error(403, "forbidden");
+    let r = app.get(&base, &member.token).await;
+    r.assert_error(403, "forbidden");
+    let outsider = app.user("outsider").await;
+    let r = app.get(&base, &outsider.token).await;
+    r.assert_error(404, "not_found");
+    let r = app
+        .get(
+            &format!("/v1/orgs/{}/sso-providers/{id}", outsider.org_id),
+            &outsider.token,
+        )
+        .await;
+    r.assert_error(404, "not_found");
+
+    // Sign-in through the org's provider: a new user, JIT member of the org.
+    let mut browser = Browser::default();
+    let r = browser
+        .sign_in(&app, &sign_in_id, "dave@example.com", "/acme")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.headers["location"], "/acme");
+    let dave = me(&app, &session_from(&r)).await;
+    let memberships = dave["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 2, "{dave}");
+    let acme = memberships
+        .iter()
+        .find(|m| m["org"]["id"] == org.as_str())
+        .unwrap();
+    assert_eq!(acme["role"], "member");
+    assert!(
+        memberships
+            .iter()
+            .any(|m| m["org"]["personal"] == true && m["role"] == "owner")
+    );
+    let r = app
+        .get(&format!("/v1/orgs/{org}/members"), &admin.token)
+        .await;
+    assert!(r.body.to_string().contains("dave@example.com"));
+
+    // A removed member is not let back in by signing in again.
+    let dave_id = dave["user"]["id"].as_str().unwrap();
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/members/{dave_id}"),
+        &admin.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = Browser::default()
+        .sign_in(&app, &sign_in_id, "dave@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let again = me(&app, &session_from(&r)).await;
+    assert_eq!(again["user"]["id"], dave["user"]["id"]);
+    assert!(
+        again["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["org"]["id"] != org.as_str()),
+        "{again}"
+    );
+
+    // Audited.
+    for action in ["sso.provider.created", "sso.provider.updated"] {
+        let events = audit(&app, &admin.token, &org, action).await;
+        assert!(!events.is_empty(), "{action}");
+        assert!(!Value::Array(events).to_string().contains(CLIENT_SECRET));
+    }
+    let joined = audit(&app, &admin.token, &org, "member.added").await;
+    assert!(
+        joined.iter().any(|e| e["details"]["via"] == "sso"),
+        "{joined:?}"
+    );
+
+    // Deleted: gone from the API and from sign-in.
+    let r =
+        TestApp::send(app.with_bearer(Method::DELETE, &format!("{base}/{id}"), &admin.token)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        audit(&app, &admin.token, &org, "sso.provider.deleted")
+            .await
+            .len(),
+        1
+    );
+    let r = app.get(&format!("{base}/{id}"), &admin.token).await;
+    r.assert_error(404, "not_found");
+    let r =
+        TestApp::send(app.with_bearer(Method::DELETE, &format!("{base}/{id}"), &admin.token)).await;
+    r.assert_error(404, "not_found");
+    let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/{sign_in_id}/start"))).await;
+    r.assert_error(404, "not_found");
+}

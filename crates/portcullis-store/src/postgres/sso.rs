@@ -1,0 +1,322 @@
+//! Upstream SSO on PostgreSQL. Provider management runs in the caller's org scope (RLS checks
+//! the org filter again); the sign-in lookups by id or org slug run in the platform scope,
+//! because the sign-in routes learn the tenant only from the provider they find.
+
+use async_trait::async_trait;
+use portcullis_core::{AuditContext, OrgAccess, OrgId, User, UserId};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::statements::{Tx, insert_audit, insert_org_with_default_project, insert_user, notify};
+use super::{PgStore, Scope};
+use crate::sso::{
+    OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
+    provider_created, provider_deleted, provider_updated,
+};
+use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
+
+macro_rules! cols {
+    () => {
+        "p.id, p.org_id, p.name, p.issuer, p.client_id, p.client_secret_sealed, \
+                    p.scopes, p.created_at, p.updated_at"
+    };
+}
+
+fn provider_from(row: &PgRow) -> StoreResult<OrgSsoProvider> {
+    let scopes: serde_json::Value = row.try_get("scopes")?;
+    Ok(OrgSsoProvider {
+        id: row.try_get("id")?,
+        org_id: OrgId(row.try_get("org_id")?),
+        name: row.try_get("name")?,
+        issuer: row.try_get("issuer")?,
+        client_id: row.try_get("client_id")?,
+        client_secret_sealed: row.try_get("client_secret_sealed")?,
+        scopes: serde_json::from_value(scopes)
+            .map_err(|e| StoreError::Corrupt(format!("sso provider scopes: {e}")))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn scopes(p: &OrgSsoProvider) -> serde_json::Value {
+    serde_json::Value::from(p.scopes.clone())
+}
+
+async fn insert_identity(tx: &mut Tx, i: &UserIdentity) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO user_identities (issuer, subject, user_id, email, provider_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&i.issuer)
+    .bind(&i.subject)
+    .bind(i.user_id.0)
+    .bind(&i.email)
+    .bind(i.provider_id)
+    .bind(i.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn locked(tx: &mut Tx, access: &OrgAccess, id: Uuid) -> StoreResult<OrgSsoProvider> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM sso_providers p WHERE p.id = $1 AND p.org_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(access.org_id().0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    provider_from(&row)
+}
+
+#[async_trait]
+impl SsoStore for PgStore {
+    async fn create_provider(
+        &self,
+        access: &OrgAccess,
+        p: &OrgSsoProvider,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        if p.org_id != access.org_id() {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        sqlx::query(
+            "INSERT INTO sso_providers (id, org_id, name, issuer, client_id, client_secret_sealed, \
+             scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(p.id)
+        .bind(p.org_id.0)
+        .bind(&p.name)
+        .bind(&p.issuer)
+        .bind(&p.client_id)
+        .bind(&p.client_secret_sealed)
+        .bind(scopes(p))
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &provider_created(ctx, p)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_providers(&self, access: &OrgAccess) -> StoreResult<Vec<OrgSsoProvider>> {
+        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p WHERE p.org_id = $1 ORDER BY p.created_at, p.id"
+        ))
+        .bind(access.org_id().0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(provider_from).collect()
+    }
+
+    async fn get_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+    ) -> StoreResult<Option<OrgSsoProvider>> {
+        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p WHERE p.id = $1 AND p.org_id = $2"
+        ))
+        .bind(id)
+        .bind(access.org_id().0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(provider_from).transpose()
+    }
+
+    async fn update_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        patch: &SsoProviderPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OrgSsoProvider> {
+        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut p = locked(&mut tx, access, id).await?;
+        let fields = patch.fields();
+        if fields.is_empty() {
+            return Ok(p);
+        }
+        patch.apply(&mut p);
+        p.updated_at = portcullis_core::now();
+        sqlx::query(
+            "UPDATE sso_providers SET name = $1, issuer = $2, client_id = $3, \
+             client_secret_sealed = $4, scopes = $5, updated_at = $6 WHERE id = $7 AND org_id = $8",
+        )
+        .bind(&p.name)
+        .bind(&p.issuer)
+        .bind(&p.client_id)
+        .bind(&p.client_secret_sealed)
+        .bind(scopes(&p))
+        .bind(p.updated_at)
+        .bind(p.id)
+        .bind(p.org_id.0)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &provider_updated(ctx, &p, &fields)).await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn delete_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let p = locked(&mut tx, access, id).await?;
+        sqlx::query("DELETE FROM sso_providers WHERE id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(access.org_id().0)
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, &provider_deleted(ctx, &p)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>> {
+        let mut tx = self.begin(Scope::Platform).await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p JOIN orgs o ON o.id = p.org_id \
+             WHERE p.id = $1 AND o.deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(provider_from).transpose()
+    }
+
+    async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>> {
+        let mut tx = self.begin(Scope::Platform).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p JOIN orgs o ON o.id = p.org_id \
+             WHERE o.slug = $1 AND o.deleted_at IS NULL ORDER BY p.created_at, p.id"
+        ))
+        .bind(slug)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(provider_from).collect()
+    }
+
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>> {
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.user_by_id(UserId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn link_identity(&self, i: &UserIdentity, ctx: &AuditContext) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Nobody).await?;
+        insert_identity(&mut tx, i).await?;
+        insert_audit(&mut tx, &identity_linked(ctx, None, i)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn signup_with_identity(
+        &self,
+        b: &SignupBootstrap,
+        identity: &UserIdentity,
+        ctx: &AuditContext,
+    ) -> StoreResult<User> {
+        let mut tx = self.begin(Scope::Org(b.org.id)).await?;
+        let now = b.org.created_at;
+        let user = insert_user(
+            &mut tx,
+            b.user_id,
+            &b.email,
+            b.name.as_ref(),
+            b.password_hash.as_ref(),
+            now,
+        )
+        .await?;
+        insert_org_with_default_project(&mut tx, user.id, &b.org, &b.project).await?;
+        for e in crate::events::bootstrap(ctx, b, &user) {
+            insert_audit(&mut tx, &e).await?;
+        }
+        insert_identity(&mut tx, identity).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn join_org_via_sso(
+        &self,
+        org_id: OrgId,
+        user: &User,
+        provider_id: Uuid,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
+        let now = portcullis_core::now();
+        let mut tx = self.begin(Scope::Org(org_id)).await?;
+        let n = sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) \
+             SELECT $1, $2, 'member', $3 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
+             ON CONFLICT (org_id, user_id) DO NOTHING",
+        )
+        .bind(org_id.0)
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
+             SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
+             ON CONFLICT (project_id, user_id) DO NOTHING",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .bind(org_id.0)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &joined_via_sso(ctx, org_id, user, provider_id)).await?;
+        notify(&mut tx, &Change::UserChanged(user.id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
+        let mut tx = self.begin(Scope::Platform).await?;
+        let hit: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM projects WHERE allowed_origins @> jsonb_build_array($1::text) \
+             AND status = 'active' LIMIT 1",
+        )
+        .bind(origin)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(hit.is_some())
+    }
+}

@@ -1,0 +1,239 @@
+//! Upstream SSO (federation): the OIDC providers org admins register for their org, and the
+//! upstream identities (issuer + subject) linked to local users.
+//!
+//! Providers are tenant-owned: management calls take the caller's [`OrgAccess`]. The sign-in
+//! routes know only a provider id, so [`SsoStore::provider_by_id`] and
+//! [`SsoStore::providers_of_org_slug`] look across tenants (platform scope on PostgreSQL).
+//! The client secret arrives already sealed by the server (it holds the master key); the
+//! store never sees it in the clear. Identities belong to users, not to tenants.
+
+use async_trait::async_trait;
+use portcullis_core::{
+    Action, AuditContext, AuditEvent, OrgAccess, OrgId, Timestamp, User, UserId,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{SignupBootstrap, StoreResult};
+
+/// An OIDC provider an org registered for its members' sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgSsoProvider {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub name: String,
+    /// The issuer URL exactly as the upstream's discovery document states it.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret sealed with the server's master key (associated data: the id).
+    pub client_secret_sealed: Vec<u8>,
+    /// Requested scopes; empty means the default `openid email profile`.
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Fields of `PATCH /v1/orgs/{org_id}/sso-providers/{id}`; None leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct SsoProviderPatch {
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_sealed: Option<Vec<u8>>,
+    pub scopes: Option<Vec<String>>,
+}
+
+impl SsoProviderPatch {
+    /// The names of the fields this patch sets, for the audit trail (never their values).
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.name.is_some() {
+            f.push("name");
+        }
+        if self.issuer.is_some() {
+            f.push("issuer");
+        }
+        if self.client_id.is_some() {
+            f.push("client_id");
+        }
+        if self.client_secret_sealed.is_some() {
+            f.push("client_secret");
+        }
+        if self.scopes.is_some() {
+            f.push("scopes");
+        }
+        f
+    }
+
+    pub fn apply(&self, p: &mut OrgSsoProvider) {
+        if let Some(v) = &self.name {
+            p.name = v.clone();
+        }
+        if let Some(v) = &self.issuer {
+            p.issuer = v.clone();
+        }
+        if let Some(v) = &self.client_id {
+            p.client_id = v.clone();
+        }
+        if let Some(v) = &self.client_secret_sealed {
+            p.client_secret_sealed = v.clone();
+        }
+        if let Some(v) = &self.scopes {
+            p.scopes = v.clone();
+        }
+    }
+}
+
+/// An upstream account linked to a local user: `(issuer, subject)` is unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserIdentity {
+    pub user_id: UserId,
+    pub issuer: String,
+    pub subject: String,
+    /// The email the upstream asserted when the identity was linked (informational).
+    pub email: String,
+    /// The org provider the identity came through, if any (server-wide providers: None).
+    pub provider_id: Option<Uuid>,
+    pub created_at: Timestamp,
+}
+
+#[async_trait]
+pub trait SsoStore: Send + Sync {
+    /// Stores a new provider of the access's org with its `sso.provider.created` event.
+    async fn create_provider(
+        &self,
+        access: &OrgAccess,
+        p: &OrgSsoProvider,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// The org's providers, oldest first.
+    async fn list_providers(&self, access: &OrgAccess) -> StoreResult<Vec<OrgSsoProvider>>;
+
+    async fn get_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+    ) -> StoreResult<Option<OrgSsoProvider>>;
+
+    /// Applies `patch` (`sso.provider.updated` naming the changed fields); `NotFound` when
+    /// the org has no such provider.
+    async fn update_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        patch: &SsoProviderPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OrgSsoProvider>;
+
+    /// Deletes the provider (`sso.provider.deleted`); identities that came through it stay
+    /// linked to their users. `NotFound` when there is none.
+    async fn delete_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// The provider with this id in any live org, for the sign-in routes.
+    async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>>;
+
+    /// The providers of the live org with this slug (empty for an unknown slug).
+    async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>>;
+
+    /// The live user an upstream identity is linked to.
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
+
+    /// Links an upstream identity to an existing user (`sso.identity.linked`). `Conflict`
+    /// when the identity is already linked.
+    async fn link_identity(&self, identity: &UserIdentity, ctx: &AuditContext) -> StoreResult<()>;
+
+    /// Signup bootstrap (user, personal org, default project, owner memberships,
+    /// `user.signup`) and the identity, in one transaction.
+    async fn signup_with_identity(
+        &self,
+        b: &SignupBootstrap,
+        identity: &UserIdentity,
+        ctx: &AuditContext,
+    ) -> StoreResult<User>;
+
+    /// Just-in-time membership through an org's provider: makes the user a `member` of the
+    /// org (and of its default project) unless they have or had a membership there — a
+    /// member an admin removed is not let back in by signing in. True when added.
+    async fn join_org_via_sso(
+        &self,
+        org_id: OrgId,
+        user: &User,
+        provider_id: Uuid,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    /// Whether some active project lists this origin (`scheme://host[:port]`) among its
+    /// allowed origins: where a sign-in may send the browser back to.
+    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool>;
+}
+
+pub(crate) fn provider_created(ctx: &AuditContext, p: &OrgSsoProvider) -> AuditEvent {
+    ctx.event(
+        Some(p.org_id),
+        Action::SsoProviderCreated,
+        format!("sso_provider:{}", p.id),
+    )
+    .with_details(json!({"name": p.name, "issuer": p.issuer}))
+}
+
+pub(crate) fn provider_updated(
+    ctx: &AuditContext,
+    p: &OrgSsoProvider,
+    fields: &[&str],
+) -> AuditEvent {
+    ctx.event(
+        Some(p.org_id),
+        Action::SsoProviderUpdated,
+        format!("sso_provider:{}", p.id),
+    )
+    .with_details(json!({"fields": fields}))
+}
+
+pub(crate) fn provider_deleted(ctx: &AuditContext, p: &OrgSsoProvider) -> AuditEvent {
+    ctx.event(
+        Some(p.org_id),
+        Action::SsoProviderDeleted,
+        format!("sso_provider:{}", p.id),
+    )
+    .with_details(json!({"name": p.name, "issuer": p.issuer}))
+}
+
+pub(crate) fn identity_linked(
+    ctx: &AuditContext,
+    org: Option<OrgId>,
+    i: &UserIdentity,
+) -> AuditEvent {
+    ctx.with_actor(i.user_id)
+        .event(
+            org,
+            Action::SsoIdentityLinked,
+            format!("user:{}", i.user_id),
+        )
+        .with_details(json!({"issuer": i.issuer, "provider_id": i.provider_id}))
+}
+
+pub(crate) fn joined_via_sso(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: &User,
+    provider_id: Uuid,
+) -> AuditEvent {
+    ctx.with_actor(user.id)
+        .event(Some(org), Action::MemberAdded, format!("user:{}", user.id))
+        .with_details(json!({"role": "member", "via": "sso", "provider_id": provider_id}))
+}
+
+pub(crate) fn scopes_json(scopes: &[String]) -> String {
+    serde_json::Value::from(scopes.to_vec()).to_string()
+}
+
+pub(crate) fn scopes_from(raw: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(raw)
+        .map_err(|e| crate::StoreError::Corrupt(format!("sso provider scopes: {e}")))
+}

@@ -1,0 +1,252 @@
+//! Mobile sign-in's store: one-time tokens (single use under concurrency, expired ones
+//! reported), the platform-scope org lookup of a bare refresh token, the default grant
+//! target, device info on sessions, and reuse of a mobile refresh token audited as such.
+
+use std::sync::Arc;
+
+use portcullis_core::oauth::ClientId;
+use portcullis_core::{AuditQuery, DeviceInfo, SessionPolicy, TokenHash};
+use portcullis_store::{MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, Store};
+use time::Duration;
+
+use super::{ctx, signup};
+
+fn ott(s: &super::SignedUp, raw: &str, ttl: Duration) -> OneTimeToken {
+    let now = portcullis_core::now();
+    OneTimeToken {
+        token_hash: TokenHash::of(raw),
+        state_hash: TokenHash::of("app-state"),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        user_id: s.user.id,
+        org_id: s.org.id,
+        project_id: s.project.id,
+        auth_time: now,
+        created_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+pub async fn one_time_tokens_are_single_use(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let c = ctx();
+    let t = ott(&alice, "ott_one", Duration::seconds(60));
+    store.mobile().insert_ott(&t, &c).await.unwrap();
+
+    // Many concurrent redemptions: exactly one gets the token.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .mobile()
+                .consume_ott(&TokenHash::of("ott_one"), portcullis_core::now())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        if let Some(got) = task.await.unwrap() {
+            won.push(got);
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one redemption wins");
+    assert_eq!(won[0].user_id, alice.user.id);
+    assert_eq!(won[0].org_id, alice.org.id);
+    assert_eq!(won[0].project_id, alice.project.id);
+    assert_eq!(won[0].code_challenge, t.code_challenge);
+    assert!(won[0].state_hash.ct_eq(&TokenHash::of("app-state")));
+    assert!(
+        store
+            .mobile()
+            .consume_ott(&TokenHash::of("ott_unknown"), portcullis_core::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An expired token is still handed back once, so the caller can say why it failed.
+    let old = ott(&alice, "ott_old", Duration::seconds(-1));
+    store.mobile().insert_ott(&old, &ctx()).await.unwrap();
+    let got = store
+        .mobile()
+        .consume_ott(&TokenHash::of("ott_old"), portcullis_core::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.expires_at <= portcullis_core::now());
+
+    // Issuing is audited in the token's org, under the request's correlation id.
+    let events = store
+        .query_audit(
+            &alice.access(),
+            &AuditQuery {
+                correlation_id: Some(c.correlation_id.clone()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "mobile.ott.issued");
+    assert_eq!(events[0].actor_id, Some(alice.user.id));
+}
+
+pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    assert_eq!(
+        store
+            .mobile()
+            .default_grant_target(alice.user.id)
+            .await
+            .unwrap(),
+        Some((alice.org.id, alice.project.id))
+    );
+    // A second org joined later does not change where mobile sign-in lands.
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    super::add(
+        store.as_ref(),
+        &bob,
+        "alice@example.com",
+        portcullis_core::Role::Member,
+    )
+    .await;
+    assert_eq!(
+        store
+            .mobile()
+            .default_grant_target(alice.user.id)
+            .await
+            .unwrap(),
+        Some((alice.org.id, alice.project.id))
+    );
+
+    let now = portcullis_core::now();
+    let family = RefreshFamily {
+        id: uuid::Uuid::now_v7(),
+        client_id: ClientId::parse(MOBILE_CLIENT_ID).unwrap(),
+        org_id: alice.org.id,
+        project_id: alice.project.id,
+        user_id: alice.user.id,
+        session_id: None,
+        scope: "openid".into(),
+        auth_time: now,
+        created_at: now,
+    };
+    store
+        .grants()
+        .start_family(
+            &family,
+            &TokenHash::of("rt_first"),
+            now + Duration::days(1),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .mobile()
+            .refresh_token_org(&TokenHash::of("rt_first"))
+            .await
+            .unwrap(),
+        Some(alice.org.id)
+    );
+    assert_eq!(
+        store
+            .mobile()
+            .refresh_token_org(&TokenHash::of("rt_nope"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Reuse of a mobile family's token is audited with the mobile action.
+    let client = family.client_id.clone();
+    let rotate = |presented: &'static str, successor: &'static str| {
+        let store = store.clone();
+        let client = client.clone();
+        let org = alice.org.id;
+        async move {
+            store
+                .grants()
+                .rotate_refresh(
+                    org,
+                    &client,
+                    &TokenHash::of(presented),
+                    &TokenHash::of(successor),
+                    portcullis_core::now(),
+                    Duration::ZERO,
+                    portcullis_core::now() + Duration::days(1),
+                    &ctx(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        rotate("rt_first", "rt_second").await,
+        RefreshOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate("rt_first", "rt_other").await,
+        RefreshOutcome::ReuseDetected(_)
+    ));
+    let events = store
+        .query_audit(
+            &alice.access(),
+            &AuditQuery {
+                action: Some("mobile.refresh.reuse_detected".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].target,
+        Some(format!("refresh_family:{}", family.id))
+    );
+}
+
+pub async fn sessions_carry_device_info(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let now = portcullis_core::now();
+    let mut s = SessionPolicy::default().new_session(
+        alice.user.id,
+        TokenHash::of("mobile-session"),
+        now,
+        Some("198.51.100.9".into()),
+        Some("Alga/1.4 (iOS)".into()),
+    );
+    s.device = Some(DeviceInfo {
+        platform: "ios".into(),
+        model: Some("iPhone15,2".into()),
+        app_version: Some("1.4.0".into()),
+    });
+    let browser = SessionPolicy::default().new_session(
+        alice.user.id,
+        TokenHash::of("browser-session"),
+        now - Duration::seconds(1),
+        None,
+        None,
+    );
+    store.create_session(&s, &ctx(), &[]).await.unwrap();
+    store.create_session(&browser, &ctx(), &[]).await.unwrap();
+    let found = store
+        .session_by_token(&TokenHash::of("mobile-session"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.session.device, s.device);
+    let listed = store.list_user_sessions(alice.user.id, now).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].device, s.device, "newest first: the mobile one");
+    assert_eq!(listed[1].device, None);
+    let org_listed = store.list_org_sessions(&alice.access(), now).await.unwrap();
+    assert!(
+        org_listed
+            .iter()
+            .any(|m| m.session.id == s.id && m.session.device == s.device)
+    );
+}

@@ -1,0 +1,430 @@
+//! Upstream SSO: org providers (scoped to their org, audited, found across tenants by id or
+//! org slug for sign-in), linked identities, signup with an identity, just-in-time org
+//! membership, and the allowed-origin lookup for `return_to`.
+
+use std::sync::Arc;
+
+use portcullis_core::{AuditQuery, OrgAccess};
+use portcullis_store::{OrgSsoProvider, SsoProviderPatch, Store, StoreError, UserIdentity};
+use uuid::Uuid;
+
+use super::{bootstrap, ctx, signup};
+
+fn provider(org: &super::SignedUp, name: &str) -> OrgSsoProvider {
+    let now = portcullis_core::now();
+    OrgSsoProvider {
+        id: Uuid::now_v7(),
+        org_id: org.org.id,
+        name: name.into(),
+        issuer: "https://idp.example.com".into(),
+        client_id: "client-1".into(),
+        client_secret_sealed: vec![1, 2, 3, 4],
+        scopes: vec!["openid".into(), "email".into()],
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
+    store
+        .query_audit(
+            access,
+            &AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
+    let a = signup(&*store, "sso-a@example.com").await;
+    let b = signup(&*store, "sso-b@example.com").await;
+    let p = provider(&a, "Acme IdP");
+    store
+        .sso()
+        .create_provider(&a.access(), &p, &ctx())
+        .await
+        .unwrap();
+    // Another org's access cannot create into, see, change or delete it.
+    let mut foreign = provider(&a, "x");
+    foreign.org_id = a.org.id;
+    assert!(matches!(
+        store
+            .sso()
+            .create_provider(&b.access(), &foreign, &ctx())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .sso()
+            .list_providers(&b.access())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.sso().get_provider(&b.access(), p.id).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .sso()
+            .update_provider(&b.access(), p.id, &SsoProviderPatch::default(), &ctx())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.sso().delete_provider(&b.access(), p.id, &ctx()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let listed = store.sso().list_providers(&a.access()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let got = &listed[0];
+    assert_eq!(got.id, p.id);
+    assert_eq!(got.client_secret_sealed, vec![1, 2, 3, 4]);
+    assert_eq!(got.scopes, ["openid", "email"]);
+
+    let patched = store
+        .sso()
+        .update_provider(
+            &a.access(),
+            p.id,
+            &SsoProviderPatch {
+                name: Some("Acme SSO".into()),
+                client_secret_sealed: Some(vec![9, 9]),
+                ..SsoProviderPatch::default()
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.name, "Acme SSO");
+    assert_eq!(patched.client_secret_sealed, vec![9, 9]);
+    assert_eq!(patched.issuer, p.issuer);
+    assert!(patched.updated_at > p.updated_at);
+    assert_eq!(
+        store.sso().get_provider(&a.access(), p.id).await.unwrap(),
+        Some(patched.clone())
+    );
+
+    // Sign-in lookups cross tenants: by id, and by the org's slug.
+    assert_eq!(
+        store.sso().provider_by_id(p.id).await.unwrap(),
+        Some(patched.clone())
+    );
+    assert_eq!(
+        store
+            .sso()
+            .providers_of_org_slug(a.org.slug.as_str())
+            .await
+            .unwrap(),
+        vec![patched]
+    );
+    assert!(
+        store
+            .sso()
+            .providers_of_org_slug(b.org.slug.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.sso().provider_by_id(Uuid::now_v7()).await.unwrap(),
+        None
+    );
+
+    store
+        .sso()
+        .delete_provider(&a.access(), p.id, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(store.sso().provider_by_id(p.id).await.unwrap(), None);
+    let trail = actions(&*store, &a.access()).await;
+    for action in [
+        "sso.provider.created",
+        "sso.provider.updated",
+        "sso.provider.deleted",
+    ] {
+        assert!(trail.iter().any(|a| a == action), "{action}: {trail:?}");
+    }
+    assert!(
+        !actions(&*store, &b.access())
+            .await
+            .iter()
+            .any(|a| a.starts_with("sso."))
+    );
+}
+
+pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
+    let existing = signup(&*store, "linked@example.com").await;
+    let identity = |user_id, subject: &str| UserIdentity {
+        user_id,
+        issuer: "https://idp.example.com".into(),
+        subject: subject.into(),
+        email: "linked@example.com".into(),
+        provider_id: None,
+        created_at: portcullis_core::now(),
+    };
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity("https://idp.example.com", "sub-1")
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .sso()
+        .link_identity(&identity(existing.user.id, "sub-1"), &ctx())
+        .await
+        .unwrap();
+    let found = store
+        .sso()
+        .user_by_identity("https://idp.example.com", "sub-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, existing.user.id);
+    // Same subject at another issuer is another identity.
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity("https://other.example.com", "sub-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // One upstream account links to one user only.
+    let other = signup(&*store, "other@example.com").await;
+    assert!(matches!(
+        store
+            .sso()
+            .link_identity(&identity(other.user.id, "sub-1"), &ctx())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        actions(&*store, &existing.access())
+            .await
+            .iter()
+            .any(|a| a == "sso.identity.linked")
+    );
+
+    // Signup with an identity: the bootstrap and the identity in one transaction.
+    let b = bootstrap("fresh@example.com");
+    let user = store
+        .sso()
+        .signup_with_identity(&b, &identity(b.user_id, "sub-2"), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(user.email.as_str(), "fresh@example.com");
+    let views = store.memberships_of_user(user.id).await.unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].org.id, b.org.id);
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity("https://idp.example.com", "sub-2")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(user.id)
+    );
+    // A taken identity rolls the whole signup back.
+    let again = bootstrap("fresh2@example.com");
+    assert!(matches!(
+        store
+            .sso()
+            .signup_with_identity(&again, &identity(again.user_id, "sub-2"), &ctx())
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.user_by_email(&again.email).await.unwrap().is_none());
+}
+
+pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
+    let acme = signup(&*store, "acme-owner@example.com").await;
+    let dave = signup(&*store, "dave@example.com").await;
+    let pid = Uuid::now_v7();
+    assert!(
+        store
+            .sso()
+            .join_org_via_sso(acme.org.id, &dave.user, pid, &ctx())
+            .await
+            .unwrap()
+    );
+    let m = store
+        .membership(acme.org.id, dave.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.role.as_str(), "member");
+    let views = store.memberships_of_user(dave.user.id).await.unwrap();
+    let in_acme = views.iter().find(|v| v.org.id == acme.org.id).unwrap();
+    assert_eq!(in_acme.projects.len(), 1, "the default project too");
+    // Already a member: nothing happens.
+    assert!(
+        !store
+            .sso()
+            .join_org_via_sso(acme.org.id, &dave.user, pid, &ctx())
+            .await
+            .unwrap()
+    );
+    // Removed by an admin: signing in again does not bring them back.
+    store
+        .remove_member(&acme.access(), dave.user.id, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .sso()
+            .join_org_via_sso(acme.org.id, &dave.user, pid, &ctx())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .membership(acme.org.id, dave.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+}
+
+pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
+    let a = signup(&*store, "origins@example.com").await;
+    assert!(
+        !store
+            .sso()
+            .origin_allowed("https://app.example.com")
+            .await
+            .unwrap()
+    );
+    store
+        .update_project(
+            &a.access(),
+            a.project.id,
+            &portcullis_store::ProjectPatch {
+                allowed_origins: Some(vec![
+                    portcullis_core::Origin::parse("https://app.example.com").unwrap(),
+                ]),
+                ..Default::default()
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .sso()
+            .origin_allowed("https://app.example.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .sso()
+            .origin_allowed("https://app.example.co")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .sso()
+            .origin_allowed("https://evil.example.com")
+            .await
+            .unwrap()
+    );
+    // A disabled project's origins do not count.
+    store
+        .update_project(
+            &a.access(),
+            a.project.id,
+            &portcullis_store::ProjectPatch {
+                status: Some(portcullis_core::ProjectStatus::Disabled),
+                ..Default::default()
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .sso()
+            .origin_allowed("https://app.example.com")
+            .await
+            .unwrap()
+    );
+}
+
+/// PostgreSQL checks the org of `sso_providers` rows a second time (row-level security),
+/// below the store's own filters, for the application role.
+#[tokio::test]
+async fn postgres_rls_confines_sso_providers() {
+    use sqlx::Connection;
+    let db = super::fresh_postgres().await;
+    let store = super::open(&db.url, true).await;
+    let a = signup(&*store, "rls-a@example.com").await;
+    let b = signup(&*store, "rls-b@example.com").await;
+    store
+        .sso()
+        .create_provider(&a.access(), &provider(&a, "A"), &ctx())
+        .await
+        .unwrap();
+    let mut conn = sqlx::postgres::PgConnection::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query("SET ROLE portcullis_app")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut count_as = async |org: String, platform: &str| -> i64 {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(
+            "SELECT set_config('app.org_id', $1, true), set_config('app.platform', $2, true)",
+        )
+        .bind(org)
+        .bind(platform.to_owned())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sso_providers")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        n
+    };
+    assert_eq!(count_as(a.org.id.to_string(), "").await, 1);
+    assert_eq!(count_as(b.org.id.to_string(), "").await, 0);
+    assert_eq!(count_as(String::new(), "").await, 0);
+    assert_eq!(count_as(String::new(), "on").await, 1);
+    // Writing a row into another org's context is refused.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.org_id', $1, true)")
+        .bind(b.org.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let e = sqlx::query(
+        "INSERT INTO sso_providers (id, org_id, name, issuer, client_id, client_secret_sealed, \
+         created_at, updated_at) VALUES ($1, $2, 'x', 'https://i', 'c', '\\x00', now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(a.org.id.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42501")),
+        "{e}"
+    );
+}
