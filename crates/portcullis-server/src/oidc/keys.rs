@@ -130,7 +130,7 @@ struct LoadedKey {
     encoding: Option<EncodingKey>,
     /// EdDSA keys that sign use this fast path instead of `encoding`, with the JWS header
     /// encoded once.
-    ed25519: Option<(ed25519_dalek::SigningKey, String)>,
+    ed25519: Option<(aws_lc_rs::signature::Ed25519KeyPair, String)>,
 }
 
 impl LoadedKey {
@@ -231,7 +231,6 @@ impl KeyRing {
             }
         };
         if let Some((signer, header)) = &key.ed25519 {
-            use ed25519_dalek::Signer;
             let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
             let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + 90);
             jws.push_str(header);
@@ -239,7 +238,7 @@ impl KeyRing {
             URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
             let signature = signer.sign(jws.as_bytes());
             jws.push('.');
-            URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut jws);
+            URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
             return Ok(jws);
         }
         let claims = serde_json::to_value(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
