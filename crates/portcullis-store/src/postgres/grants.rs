@@ -209,6 +209,38 @@ impl GrantStore for PgStore {
         ctx: &AuditContext,
     ) -> StoreResult<RefreshOutcome> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
+        // The common case in one statement: a live, unused token of this client's live
+        // family is marked used and its successor stored. Anything else (a retry, reuse,
+        // revocation, expiry, another client's token) matches no row and is told apart
+        // below. A concurrent rotation of the same token waits on the row lock, then sees
+        // `used_at` set on re-check and falls through to the same classification.
+        let rotated = sqlx::query(concat!(
+            "WITH cur AS (SELECT t.token_hash, t.family_id \
+               FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+               WHERE t.token_hash = $1 AND t.org_id = $2 AND t.used_at IS NULL AND t.expires_at > $3 \
+                 AND f.revoked_at IS NULL AND f.client_id = $4 \
+               FOR UPDATE OF t, f), \
+             upd AS (UPDATE refresh_tokens t SET used_at = $3, successor_hash = $5 \
+               FROM cur WHERE t.token_hash = cur.token_hash RETURNING t.family_id), \
+             ins AS (INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) \
+               SELECT $5, family_id, $2, $3, $6 FROM upd RETURNING family_id) \
+             SELECT ",
+            family_cols!(),
+            " FROM refresh_families f JOIN ins ON f.id = ins.family_id"
+        ))
+        .bind(&presented.0[..])
+        .bind(org_id.0)
+        .bind(now)
+        .bind(client.as_str())
+        .bind(&successor.0[..])
+        .bind(successor_expires_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = rotated {
+            let family = family_from(&row)?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Rotated(family));
+        }
         let row = sqlx::query(concat!(
             "SELECT t.expires_at, t.used_at, t.successor_hash, ",
             family_cols!(),

@@ -15,6 +15,7 @@ use portcullis_store::{NewMember, SignupBootstrap, Store};
 mod accounts;
 mod audit;
 mod clients;
+mod grants;
 mod keys;
 mod members;
 mod mobile;
@@ -94,6 +95,7 @@ store_suite! {
         keys::signing_key_rotation_retires_and_audits,
         keys::failed_rotation_changes_nothing,
         keys::concurrent_first_keys_one_wins,
+        grants::rotation_outcomes,
         mobile::one_time_tokens_are_single_use,
         mobile::grant_target_and_refresh_org,
         mobile::sessions_carry_device_info,
