@@ -14,6 +14,7 @@ use portcullis_core::{AuditContext, TokenHash};
 use portcullis_store::{OneTimeToken, SessionWithUser};
 
 use crate::extract::{RequestMeta, resolve_session};
+use crate::oidc::authorize::{PasswordForm, password_form};
 use crate::oidc::pages;
 use crate::oidc::params::Params;
 use crate::state::AppState;
@@ -309,28 +310,18 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !crate::oidc::authorize::same_origin(&state, &headers) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This sign-in form was not sent from this server.",
-        );
-    }
-    if !state.password_login {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "Password sign-in is switched off on this server (feature_disabled).",
-        );
-    }
-    let Ok(form) = Params::parse(&body) else {
-        return pages::error(StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+    let PasswordForm {
+        continue_query: cont,
+        email,
+        password,
+    } = match password_form(&state, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused.into_response(),
     };
-    let cont = form.get("continue").unwrap_or_default().to_owned();
     // The way back must itself be a good hand-off request.
     if let Err(problem) = validate(&state, &cont) {
         return pages::error(StatusCode::BAD_REQUEST, &problem);
     }
-    let email = form.get("email").unwrap_or_default().to_owned();
-    let password = form.get("password").unwrap_or_default().to_owned();
     match crate::routes::auth::password_sign_in(&state, &email, password, &meta).await {
         Ok(Some((_, token, _))) => {
             let mut r = (

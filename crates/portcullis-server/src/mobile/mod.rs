@@ -1,6 +1,7 @@
 //! Mobile sign-in: a browser hand-off that ends in a one-time token (OTT) on the app's deep
 //! link, the OTT's exchange for an access token and a refresh token, and their rotation.
-//! The HTTP handlers live in `routes/mobile.rs`; this module holds what they share.
+//! The HTTP handlers live in `routes/mobile.rs`; the sign-in rules they call are in
+//! [`tokens`], and this module holds what the hand-off and the tokens share.
 //!
 //! Mobile refresh tokens are refresh families of the OAuth grant store, issued to the
 //! reserved first-party client [`MOBILE_CLIENT_ID`], so rotation, the grace window and reuse
@@ -22,6 +23,7 @@ use crate::state::AppState;
 
 pub mod handoff;
 pub mod settings;
+pub mod tokens;
 
 pub use settings::MobileSettings;
 

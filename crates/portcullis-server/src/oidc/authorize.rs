@@ -368,7 +368,7 @@ async fn issue_code(
 }
 
 /// Form posts from our own pages must come from our own origin (login CSRF).
-pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         Some(o) => o == state.public_origin,
         // Browsers send Origin on every form POST; without one, fall back to Referer.
@@ -378,6 +378,58 @@ pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
             .and_then(|r| url::Url::parse(r).ok())
             .is_some_and(|u| u.origin().ascii_serialization() == state.public_origin),
     }
+}
+
+/// A sign-in form posted from one of our pages: the way back, and the credentials.
+pub(crate) struct PasswordForm {
+    /// The query of the request that led to the sign-in page.
+    pub continue_query: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Why a posted sign-in form is refused; answered as an error page.
+pub(crate) struct FormRefused {
+    status: StatusCode,
+    message: &'static str,
+}
+
+impl IntoResponse for FormRefused {
+    fn into_response(self) -> Response {
+        pages::error(self.status, self.message)
+    }
+}
+
+/// Reads a posted sign-in form (the provider's or the mobile hand-off's), unless it was not
+/// sent from this server, password sign-in is off, or it is malformed.
+pub(crate) fn password_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<PasswordForm, FormRefused> {
+    if !same_origin(state, headers) {
+        return Err(FormRefused {
+            status: StatusCode::FORBIDDEN,
+            message: "This sign-in form was not sent from this server.",
+        });
+    }
+    if !state.password_login {
+        return Err(FormRefused {
+            status: StatusCode::FORBIDDEN,
+            message: "Password sign-in is switched off on this server (feature_disabled).",
+        });
+    }
+    let Ok(form) = Params::parse(body) else {
+        return Err(FormRefused {
+            status: StatusCode::BAD_REQUEST,
+            message: "The sign-in form was malformed.",
+        });
+    };
+    Ok(PasswordForm {
+        continue_query: form.get("continue").unwrap_or_default().to_owned(),
+        email: form.get("email").unwrap_or_default().to_owned(),
+        password: form.get("password").unwrap_or_default().to_owned(),
+    })
 }
 
 fn back_to_authorize(cont: &str) -> Response {
@@ -396,24 +448,14 @@ pub async fn login_form(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !same_origin(&state, &headers) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This sign-in form was not sent from this server.",
-        );
-    }
-    if !state.password_login {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "Password sign-in is switched off on this server (feature_disabled).",
-        );
-    }
-    let Ok(form) = Params::parse(&body) else {
-        return pages::error(StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+    let PasswordForm {
+        continue_query: cont,
+        email,
+        password,
+    } = match password_form(&state, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused.into_response(),
     };
-    let cont = form.get("continue").unwrap_or_default().to_owned();
-    let email = form.get("email").unwrap_or_default().to_owned();
-    let password = form.get("password").unwrap_or_default().to_owned();
     let client_name = match Params::parse(cont.as_bytes())
         .ok()
         .and_then(|p| p.get("client_id").and_then(ClientId::parse))
