@@ -6,9 +6,11 @@
 //! what the OAuth endpoints never needed.
 
 use async_trait::async_trait;
-use portcullis_core::{AuditContext, OrgId, ProjectId, Timestamp, TokenHash, UserId};
+use portcullis_core::{
+    AuditContext, AuditEvent, OrgId, ProjectId, Session, Timestamp, TokenHash, UserId,
+};
 
-use crate::StoreResult;
+use crate::{RefreshFamily, StoreResult};
 
 /// The reserved client id of Portcullis' own mobile app. No registered client can have it
 /// (registered ids are `pcc_…`), so the OAuth endpoints never accept its tokens.
@@ -43,6 +45,19 @@ pub trait MobileStore: Send + Sync {
         token_hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeToken>>;
+    /// Opens what a redeemed one-time token grants, all or nothing: the device's `session`
+    /// (with its `session.created` event, under `ctx`), the `exchanged` event
+    /// (`mobile.ott.exchanged`, in the family's org) and the refresh `family` bound to that
+    /// session, starting with the token `first`.
+    async fn start_device_session(
+        &self,
+        session: &Session,
+        family: &RefreshFamily,
+        first: &TokenHash,
+        refresh_expires_at: Timestamp,
+        exchanged: &AuditEvent,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
     /// The org a refresh token belongs to: a bare token names no org, and the grant store's
     /// calls (row-level security on PostgreSQL) need one.
     async fn refresh_token_org(&self, token_hash: &TokenHash) -> StoreResult<Option<OrgId>>;

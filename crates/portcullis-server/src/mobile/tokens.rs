@@ -179,11 +179,6 @@ pub async fn exchange(state: &AppState, req: Exchange, meta: AuditContext) -> Ap
             "app_version": device.app_version,
             "pkce": ott.code_challenge.is_some(),
         }));
-    // Session events belong to no org; the exchange belongs to the token's org (a separate
-    // write: on PostgreSQL the two live under different row-level security contexts).
-    state.store.create_session(&session, &meta, &[]).await?;
-    state.store.record_audit(&exchanged).await?;
-
     let (refresh_token, refresh_hash) =
         issue::new_refresh_token().map_err(|e| ApiError::internal(e.description))?;
     let family = RefreshFamily {
@@ -197,10 +192,18 @@ pub async fn exchange(state: &AppState, req: Exchange, meta: AuditContext) -> Ap
         auth_time: ott.auth_time,
         created_at: now,
     };
+    // One transaction: no session without its family, no exchange event without both.
     state
         .store
-        .grants()
-        .start_family(&family, &refresh_hash, now + state.oidc.refresh_ttl, None)
+        .mobile()
+        .start_device_session(
+            &session,
+            &family,
+            &refresh_hash,
+            now + state.oidc.refresh_ttl,
+            &exchanged,
+            &meta,
+        )
         .await?;
     let (access_token, expires_in) = access_token_for(state, &user, &family).await?;
     Ok(Exchanged {

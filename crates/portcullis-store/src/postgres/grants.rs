@@ -85,6 +85,39 @@ async fn revoke_family_in(
     Ok(n > 0)
 }
 
+/// A refresh family and its first token, inside the caller's transaction.
+pub(super) async fn insert_family(
+    tx: &mut Tx,
+    f: &RefreshFamily,
+    first: &TokenHash,
+    expires_at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(f.id)
+    .bind(f.client_id.as_str())
+    .bind(f.org_id.0)
+    .bind(f.project_id.0)
+    .bind(f.user_id.0)
+    .bind(f.session_id.map(|s| s.0))
+    .bind(&f.scope)
+    .bind(f.auth_time)
+    .bind(f.created_at)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&first.0[..])
+        .bind(f.id)
+        .bind(f.org_id.0)
+        .bind(f.created_at)
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl GrantStore for PgStore {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
@@ -163,29 +196,7 @@ impl GrantStore for PgStore {
         from_code: Option<&TokenHash>,
     ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::Org(f.org_id)).await?;
-        sqlx::query(
-            "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(f.id)
-        .bind(f.client_id.as_str())
-        .bind(f.org_id.0)
-        .bind(f.project_id.0)
-        .bind(f.user_id.0)
-        .bind(f.session_id.map(|s| s.0))
-        .bind(&f.scope)
-        .bind(f.auth_time)
-        .bind(f.created_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&first.0[..])
-            .bind(f.id)
-            .bind(f.org_id.0)
-            .bind(f.created_at)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
+        insert_family(&mut tx, f, first, expires_at).await?;
         if let Some(code) = from_code {
             sqlx::query("UPDATE oauth_codes SET family_id = $1 WHERE code_hash = $2")
                 .bind(f.id)

@@ -4,14 +4,17 @@
 //! RETURNING`: of concurrent redemptions exactly one matches the unused row.
 
 use async_trait::async_trait;
-use portcullis_core::{AuditContext, OrgId, ProjectId, Timestamp, TokenHash, UserId};
+use portcullis_core::{
+    AuditContext, AuditEvent, OrgId, ProjectId, Session, Timestamp, TokenHash, UserId,
+};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::statements::insert_audit;
+use super::grants::insert_family;
+use super::statements::{insert_audit, insert_session};
 use super::{PgStore, Scope};
 use crate::mobile::{MobileStore, OneTimeToken};
-use crate::{StoreError, StoreResult};
+use crate::{RefreshFamily, StoreError, StoreResult};
 
 fn hash(bytes: Vec<u8>) -> StoreResult<TokenHash> {
     TokenHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("hash length".into()))
@@ -76,6 +79,26 @@ impl MobileStore for PgStore {
         .await?;
         tx.commit().await?;
         row.as_ref().map(ott_from).transpose()
+    }
+
+    // The family's org scope admits every row: sessions carry no row-level security, the
+    // `session.created` event has no org (anyone may write one), and the exchange event and
+    // the family's rows belong to that org.
+    async fn start_device_session(
+        &self,
+        session: &Session,
+        family: &RefreshFamily,
+        first: &TokenHash,
+        refresh_expires_at: Timestamp,
+        exchanged: &AuditEvent,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Org(family.org_id)).await?;
+        insert_session(&mut tx, session, ctx).await?;
+        insert_audit(&mut tx, exchanged).await?;
+        insert_family(&mut tx, family, first, refresh_expires_at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn refresh_token_org(&self, token_hash: &TokenHash) -> StoreResult<Option<OrgId>> {

@@ -41,7 +41,7 @@ use rows::{
 };
 use statements::{
     Tx, guard_last_owner, insert_audit, insert_org_with_default_project, insert_project,
-    insert_user, lock_org, member_record, notify,
+    insert_session, insert_user, lock_org, member_record, notify,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -330,24 +330,7 @@ impl Store for PgStore {
         also: &[AuditEvent],
     ) -> StoreResult<()> {
         let mut tx = self.begin(Scope::User(s.user_id)).await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
-             device_platform, device_model, app_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(s.id.0)
-        .bind(s.user_id.0)
-        .bind(&s.token_hash.0[..])
-        .bind(s.created_at)
-        .bind(s.last_seen_at)
-        .bind(s.expires_at)
-        .bind(&s.ip)
-        .bind(&s.user_agent)
-        .bind(s.device.as_ref().map(|d| &d.platform))
-        .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
-        .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
-        .execute(&mut *tx)
-        .await?;
-        insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;
+        insert_session(&mut tx, s, ctx).await?;
         for e in also {
             insert_audit(&mut tx, e).await?;
         }

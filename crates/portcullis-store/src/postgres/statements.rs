@@ -3,7 +3,8 @@
 
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Timestamp, User, UserId, UserName,
+    AuditContext, AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User,
+    UserId, UserName,
 };
 use sqlx::{Postgres, Row, Transaction};
 
@@ -41,6 +42,33 @@ pub(super) async fn insert_audit(tx: &mut Tx, e: &AuditEvent) -> StoreResult<()>
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A new session with its `session.created` event. Sessions are not tenant-owned (no
+/// row-level security) and the event belongs to no org, so any scope may write them.
+pub(super) async fn insert_session(
+    tx: &mut Tx,
+    s: &Session,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
+         device_platform, device_model, app_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(s.id.0)
+    .bind(s.user_id.0)
+    .bind(&s.token_hash.0[..])
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.expires_at)
+    .bind(&s.ip)
+    .bind(&s.user_agent)
+    .bind(s.device.as_ref().map(|d| &d.platform))
+    .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
+    .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
+    .execute(&mut **tx)
+    .await?;
+    insert_audit(tx, &crate::events::session_created(ctx, s)).await
 }
 
 pub(super) async fn insert_user(

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use portcullis_core::oauth::ClientId;
 use portcullis_core::{AuditContext, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::{SqliteStore, from_micros, insert_audit, micros};
@@ -81,6 +81,39 @@ async fn revoke_family_in(
         .await?
         .rows_affected();
     Ok(n > 0)
+}
+
+/// A refresh family and its first token, inside the caller's transaction.
+pub(super) async fn insert_family(
+    tx: &mut Transaction<'static, Sqlite>,
+    f: &RefreshFamily,
+    first: &TokenHash,
+    expires_at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(f.id)
+    .bind(f.client_id.as_str())
+    .bind(f.org_id.0)
+    .bind(f.project_id.0)
+    .bind(f.user_id.0)
+    .bind(f.session_id.map(|s| s.0))
+    .bind(&f.scope)
+    .bind(micros(f.auth_time))
+    .bind(micros(f.created_at))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(&first.0[..])
+        .bind(f.id)
+        .bind(f.org_id.0)
+        .bind(micros(f.created_at))
+        .bind(micros(expires_at))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -159,29 +192,7 @@ impl GrantStore for SqliteStore {
         from_code: Option<&TokenHash>,
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(f.id)
-        .bind(f.client_id.as_str())
-        .bind(f.org_id.0)
-        .bind(f.project_id.0)
-        .bind(f.user_id.0)
-        .bind(f.session_id.map(|s| s.0))
-        .bind(&f.scope)
-        .bind(micros(f.auth_time))
-        .bind(micros(f.created_at))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&first.0[..])
-            .bind(f.id)
-            .bind(f.org_id.0)
-            .bind(micros(f.created_at))
-            .bind(micros(expires_at))
-            .execute(&mut *tx)
-            .await?;
+        insert_family(&mut tx, f, first, expires_at).await?;
         if let Some(code) = from_code {
             sqlx::query("UPDATE oauth_codes SET family_id = ? WHERE code_hash = ?")
                 .bind(f.id)

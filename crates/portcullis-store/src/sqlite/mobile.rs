@@ -2,13 +2,16 @@
 //! RETURNING`, which SQLite serializes: of concurrent redemptions exactly one gets the row.
 
 use async_trait::async_trait;
-use portcullis_core::{AuditContext, OrgId, ProjectId, Timestamp, TokenHash, UserId};
+use portcullis_core::{
+    AuditContext, AuditEvent, OrgId, ProjectId, Session, Timestamp, TokenHash, UserId,
+};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, from_micros, insert_audit, micros};
+use super::grants::insert_family;
+use super::{SqliteStore, from_micros, insert_audit, insert_session, micros};
 use crate::mobile::{MobileStore, OneTimeToken};
-use crate::{StoreError, StoreResult};
+use crate::{RefreshFamily, StoreError, StoreResult};
 
 fn hash(bytes: Vec<u8>) -> StoreResult<TokenHash> {
     TokenHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("hash length".into()))
@@ -70,6 +73,23 @@ impl MobileStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(ott_from).transpose()
+    }
+
+    async fn start_device_session(
+        &self,
+        session: &Session,
+        family: &RefreshFamily,
+        first: &TokenHash,
+        refresh_expires_at: Timestamp,
+        exchanged: &AuditEvent,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        insert_session(&mut tx, session, ctx).await?;
+        insert_audit(&mut tx, exchanged).await?;
+        insert_family(&mut tx, family, first, refresh_expires_at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn refresh_token_org(&self, token_hash: &TokenHash) -> StoreResult<Option<OrgId>> {

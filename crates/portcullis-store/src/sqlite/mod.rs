@@ -249,6 +249,32 @@ async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, e: &AuditEvent) -> 
     Ok(())
 }
 
+/// A new session with its `session.created` event.
+async fn insert_session(
+    tx: &mut Transaction<'static, Sqlite>,
+    s: &Session,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
+         device_platform, device_model, app_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.id.0)
+    .bind(s.user_id.0)
+    .bind(&s.token_hash.0[..])
+    .bind(micros(s.created_at))
+    .bind(micros(s.last_seen_at))
+    .bind(micros(s.expires_at))
+    .bind(&s.ip)
+    .bind(&s.user_agent)
+    .bind(s.device.as_ref().map(|d| &d.platform))
+    .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
+    .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
+    .execute(&mut **tx)
+    .await?;
+    insert_audit(tx, &crate::events::session_created(ctx, s)).await
+}
+
 async fn insert_user(
     tx: &mut Transaction<'static, Sqlite>,
     id: UserId,
@@ -549,24 +575,7 @@ impl Store for SqliteStore {
         also: &[AuditEvent],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
-             device_platform, device_model, app_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.0)
-        .bind(s.user_id.0)
-        .bind(&s.token_hash.0[..])
-        .bind(micros(s.created_at))
-        .bind(micros(s.last_seen_at))
-        .bind(micros(s.expires_at))
-        .bind(&s.ip)
-        .bind(&s.user_agent)
-        .bind(s.device.as_ref().map(|d| &d.platform))
-        .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
-        .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
-        .execute(&mut *tx)
-        .await?;
-        insert_audit(&mut tx, &crate::events::session_created(ctx, s)).await?;
+        insert_session(&mut tx, s, ctx).await?;
         for e in also {
             insert_audit(&mut tx, e).await?;
         }

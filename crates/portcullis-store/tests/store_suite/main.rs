@@ -99,6 +99,7 @@ store_suite! {
         mobile::one_time_tokens_are_single_use,
         mobile::grant_target_and_refresh_org,
         mobile::sessions_carry_device_info,
+        mobile::device_session_starts_all_or_nothing,
         sso::org_providers_are_scoped_and_audited,
         sso::identities_link_and_sign_up,
         sso::joining_an_org_via_sso_is_once_only,

@@ -1,12 +1,17 @@
 //! Mobile sign-in's store: one-time tokens (single use under concurrency, expired ones
 //! reported), the platform-scope org lookup of a bare refresh token, the default grant
-//! target, device info on sessions, and reuse of a mobile refresh token audited as such.
+//! target, device info on sessions, reuse of a mobile refresh token audited as such, and an
+//! exchange's session, event and refresh family written all or nothing.
 
 use std::sync::Arc;
 
 use portcullis_core::oauth::ClientId;
-use portcullis_core::{AuditQuery, DeviceInfo, SessionPolicy, TokenHash};
-use portcullis_store::{MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, Store};
+use portcullis_core::{
+    Action, AuditContext, AuditEvent, AuditQuery, DeviceInfo, Session, SessionPolicy, TokenHash,
+};
+use portcullis_store::{
+    MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, Store, StoreError,
+};
 use time::Duration;
 
 use super::{ctx, signup};
@@ -248,5 +253,194 @@ pub async fn sessions_carry_device_info(store: Arc<dyn Store>) {
         org_listed
             .iter()
             .any(|m| m.session.id == s.id && m.session.device == s.device)
+    );
+}
+
+/// What an exchange hands the store: the device's session, its family and the event.
+struct DeviceSignIn {
+    session: Session,
+    family: RefreshFamily,
+    exchanged: AuditEvent,
+    ctx: AuditContext,
+}
+
+fn device_sign_in(s: &super::SignedUp, session_token: &str) -> DeviceSignIn {
+    let now = portcullis_core::now();
+    let ctx = ctx().with_actor(s.user.id);
+    let mut session = SessionPolicy::default().new_session(
+        s.user.id,
+        TokenHash::of(session_token),
+        now,
+        ctx.ip.clone(),
+        ctx.user_agent.clone(),
+    );
+    session.device = Some(DeviceInfo {
+        platform: "android".into(),
+        model: Some("Pixel 8".into()),
+        app_version: Some("2.0.1".into()),
+    });
+    let exchanged = ctx
+        .event(
+            Some(s.org.id),
+            Action::MobileOttExchanged,
+            format!("session:{}", session.id),
+        )
+        .with_details(serde_json::json!({"platform": "android", "pkce": true}));
+    let family = RefreshFamily {
+        id: uuid::Uuid::now_v7(),
+        client_id: ClientId::parse(MOBILE_CLIENT_ID).unwrap(),
+        org_id: s.org.id,
+        project_id: s.project.id,
+        user_id: s.user.id,
+        session_id: Some(session.id),
+        scope: "openid".into(),
+        auth_time: now,
+        created_at: now,
+    };
+    DeviceSignIn {
+        session,
+        family,
+        exchanged,
+        ctx,
+    }
+}
+
+async fn start(store: &dyn Store, d: &DeviceSignIn, first: &str) -> Result<(), StoreError> {
+    store
+        .mobile()
+        .start_device_session(
+            &d.session,
+            &d.family,
+            &TokenHash::of(first),
+            portcullis_core::now() + Duration::days(30),
+            &d.exchanged,
+            &d.ctx,
+        )
+        .await
+}
+
+/// The actions recorded under this sign-in's correlation id, sorted.
+async fn actions(store: &dyn Store, s: &super::SignedUp, d: &DeviceSignIn) -> Vec<String> {
+    let events = store
+        .query_audit(
+            &s.access(),
+            &AuditQuery {
+                correlation_id: Some(d.ctx.correlation_id.clone()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut actions: Vec<String> = events.into_iter().map(|e| e.action).collect();
+    actions.sort();
+    actions
+}
+
+pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+
+    // Success: the session, both events and the family with its first token.
+    let ok = device_sign_in(&alice, "device-session-ok");
+    start(store.as_ref(), &ok, "rt_device_first").await.unwrap();
+    let found = store
+        .session_by_token(&TokenHash::of("device-session-ok"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.session.id, ok.session.id);
+    assert_eq!(found.session.device, ok.session.device);
+    assert_eq!(
+        actions(store.as_ref(), &alice, &ok).await,
+        ["mobile.ott.exchanged", "session.created"]
+    );
+    let exchanged = store
+        .query_audit(
+            &alice.access(),
+            &AuditQuery {
+                action: Some("mobile.ott.exchanged".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(exchanged.len(), 1);
+    assert_eq!(exchanged[0].org_id, Some(alice.org.id));
+    assert_eq!(exchanged[0].actor_id, Some(alice.user.id));
+    assert_eq!(exchanged[0].target, ok.exchanged.target);
+    assert_eq!(exchanged[0].details, ok.exchanged.details);
+    let token = store
+        .grants()
+        .refresh_token_state(alice.org.id, &TokenHash::of("rt_device_first"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.family.id, ok.family.id);
+    assert_eq!(token.family.session_id, Some(ok.session.id));
+    assert!(!token.used && !token.family_revoked);
+
+    // The first token's insert fails (that hash exists): nothing of the sign-in remains.
+    let dup_token = device_sign_in(&alice, "device-session-dup-token");
+    let err = start(store.as_ref(), &dup_token, "rt_device_first")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // The family's insert fails (that id exists): likewise.
+    let mut dup_family = device_sign_in(&alice, "device-session-dup-family");
+    dup_family.family.id = ok.family.id;
+    let err = start(store.as_ref(), &dup_family, "rt_device_other")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    for (failed, token) in [
+        (&dup_token, "device-session-dup-token"),
+        (&dup_family, "device-session-dup-family"),
+    ] {
+        assert!(
+            store
+                .session_by_token(&TokenHash::of(token))
+                .await
+                .unwrap()
+                .is_none(),
+            "no session without its family"
+        );
+        assert!(
+            actions(store.as_ref(), &alice, failed).await.is_empty(),
+            "no session.created or mobile.ott.exchanged for a failed exchange"
+        );
+    }
+    let sessions = store
+        .list_user_sessions(alice.user.id, portcullis_core::now() - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [ok.session.id]
+    );
+    assert_eq!(
+        store
+            .mobile()
+            .refresh_token_org(&TokenHash::of("rt_device_other"))
+            .await
+            .unwrap(),
+        None
+    );
+    let exchanged = store
+        .query_audit(
+            &alice.access(),
+            &AuditQuery {
+                action: Some("mobile.ott.exchanged".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        exchanged.len(),
+        1,
+        "only the successful exchange is audited"
     );
 }
