@@ -41,7 +41,7 @@ use rows::{
 };
 use statements::{
     Tx, guard_last_owner, insert_audit, insert_org_with_default_project, insert_project,
-    insert_session, insert_user, lock_org, member_record, notify,
+    insert_session, insert_signup_bootstrap, insert_user, lock_org, member_record, notify,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -251,20 +251,7 @@ impl Store for PgStore {
 
     async fn bootstrap_signup(&self, b: &SignupBootstrap, ctx: &AuditContext) -> StoreResult<User> {
         let mut tx = self.begin(Scope::Org(b.org.id)).await?;
-        let now = b.org.created_at;
-        let user = insert_user(
-            &mut tx,
-            b.user_id,
-            &b.email,
-            b.name.as_ref(),
-            b.password_hash.as_ref(),
-            now,
-        )
-        .await?;
-        insert_org_with_default_project(&mut tx, user.id, &b.org, &b.project).await?;
-        for e in crate::events::bootstrap(ctx, b, &user) {
-            insert_audit(&mut tx, &e).await?;
-        }
+        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
         tx.commit().await?;
         Ok(user)
     }

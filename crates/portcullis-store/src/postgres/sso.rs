@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::statements::{Tx, insert_audit, insert_org_with_default_project, insert_user, notify};
+use super::statements::{Tx, insert_audit, insert_signup_bootstrap, notify};
 use super::{PgStore, Scope};
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
@@ -249,20 +249,7 @@ impl SsoStore for PgStore {
         ctx: &AuditContext,
     ) -> StoreResult<User> {
         let mut tx = self.begin(Scope::Org(b.org.id)).await?;
-        let now = b.org.created_at;
-        let user = insert_user(
-            &mut tx,
-            b.user_id,
-            &b.email,
-            b.name.as_ref(),
-            b.password_hash.as_ref(),
-            now,
-        )
-        .await?;
-        insert_org_with_default_project(&mut tx, user.id, &b.org, &b.project).await?;
-        for e in crate::events::bootstrap(ctx, b, &user) {
-            insert_audit(&mut tx, &e).await?;
-        }
+        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
         insert_identity(&mut tx, identity).await?;
         tx.commit().await?;
         Ok(user)

@@ -9,7 +9,7 @@ use portcullis_core::{
 use sqlx::{Postgres, Row, Transaction};
 
 use super::rows::{self, role, to_json_list, user_cols};
-use crate::{Change, MemberRecord, StoreError, StoreResult};
+use crate::{Change, MemberRecord, SignupBootstrap, StoreError, StoreResult};
 
 pub(super) type Tx = Transaction<'static, Postgres>;
 
@@ -144,6 +144,29 @@ pub(super) async fn insert_org_with_default_project(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Self-signup's rows in the caller's transaction: the user, a personal org with its default
+/// project, owner memberships of both, and the bootstrap's audit events.
+pub(super) async fn insert_signup_bootstrap(
+    tx: &mut Tx,
+    b: &SignupBootstrap,
+    ctx: &AuditContext,
+) -> StoreResult<User> {
+    let user = insert_user(
+        tx,
+        b.user_id,
+        &b.email,
+        b.name.as_ref(),
+        b.password_hash.as_ref(),
+        b.org.created_at,
+    )
+    .await?;
+    insert_org_with_default_project(tx, user.id, &b.org, &b.project).await?;
+    for e in crate::events::bootstrap(ctx, b, &user) {
+        insert_audit(tx, &e).await?;
+    }
+    Ok(user)
 }
 
 pub(super) async fn insert_project(tx: &mut Tx, p: &Project, is_default: bool) -> StoreResult<()> {

@@ -344,6 +344,29 @@ async fn insert_org_with_default_project(
     Ok(())
 }
 
+/// Self-signup's rows in the caller's transaction: the user, a personal org with its default
+/// project, owner memberships of both, and the bootstrap's audit events.
+pub(super) async fn insert_signup_bootstrap(
+    tx: &mut Transaction<'static, Sqlite>,
+    b: &SignupBootstrap,
+    ctx: &AuditContext,
+) -> StoreResult<User> {
+    let user = insert_user(
+        tx,
+        b.user_id,
+        &b.email,
+        b.name.as_ref(),
+        b.password_hash.as_ref(),
+        b.org.created_at,
+    )
+    .await?;
+    insert_org_with_default_project(tx, user.id, &b.org, &b.project).await?;
+    for e in crate::events::bootstrap(ctx, b, &user) {
+        insert_audit(tx, &e).await?;
+    }
+    Ok(user)
+}
+
 async fn insert_project(
     tx: &mut Transaction<'static, Sqlite>,
     p: &Project,
@@ -508,20 +531,7 @@ impl Store for SqliteStore {
 
     async fn bootstrap_signup(&self, b: &SignupBootstrap, ctx: &AuditContext) -> StoreResult<User> {
         let mut tx = self.write_tx().await?;
-        let now = b.org.created_at;
-        let user = insert_user(
-            &mut tx,
-            b.user_id,
-            &b.email,
-            b.name.as_ref(),
-            b.password_hash.as_ref(),
-            now,
-        )
-        .await?;
-        insert_org_with_default_project(&mut tx, user.id, &b.org, &b.project).await?;
-        for e in crate::events::bootstrap(ctx, b, &user) {
-            insert_audit(&mut tx, &e).await?;
-        }
+        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
         tx.commit().await?;
         Ok(user)
     }

@@ -6,9 +6,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{
-    SqliteStore, from_micros, insert_audit, insert_org_with_default_project, insert_user, micros,
-};
+use super::{SqliteStore, from_micros, insert_audit, insert_signup_bootstrap, micros};
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
     provider_created, provider_deleted, provider_updated, scopes_from, scopes_json,
@@ -243,20 +241,7 @@ impl SsoStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<User> {
         let mut tx = self.write_tx().await?;
-        let now = b.org.created_at;
-        let user = insert_user(
-            &mut tx,
-            b.user_id,
-            &b.email,
-            b.name.as_ref(),
-            b.password_hash.as_ref(),
-            now,
-        )
-        .await?;
-        insert_org_with_default_project(&mut tx, user.id, &b.org, &b.project).await?;
-        for e in crate::events::bootstrap(ctx, b, &user) {
-            insert_audit(&mut tx, &e).await?;
-        }
+        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
         insert_identity(&mut tx, identity).await?;
         tx.commit().await?;
         Ok(user)
