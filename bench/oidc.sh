@@ -92,46 +92,14 @@ done
     exit 2
 }
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
-# A developer's PORTCULLIS_* settings must not leak into the measured server.
-while IFS= read -r v; do
-    unset "$v"
-done < <(compgen -e | grep '^PORTCULLIS_' || true)
-
-# --- tools ------------------------------------------------------------------------------
-
-for tool in taskset curl python3 cargo base64; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+clear_portcullis_env
 if [[ " $BACKENDS " == *" postgres "* ]]; then
     command -v psql >/dev/null || die "psql is required for the postgres backend (or BACKENDS=sqlite)"
 fi
-if ! command -v wrk >/dev/null; then
-    log "installing wrk from Debian"
-    [[ $(id -u) -eq 0 ]] || die "wrk is missing; install it with: sudo apt-get install -y wrk"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-for cpu in "$SERVER_CPU" "$LOAD_CPU"; do
-    taskset -c "$cpu" true 2>/dev/null || die "cannot pin to CPU $cpu (CPUs: $(nproc --all))"
-done
-[[ $SERVER_CPU != "$LOAD_CPU" ]] || die "SERVER_CPU and LOAD_CPU must differ"
-
-# --- build ------------------------------------------------------------------------------
-
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PORTCULLIS="$TARGET_DIR/release/portcullis"
-HELLO="$TARGET_DIR/release/portcullis-hello"
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "cargo build --release -p portcullis -p portcullis-bench-hello"
-    cargo build --release -p portcullis -p portcullis-bench-hello
-fi
-[[ -x $PORTCULLIS && -x $HELLO ]] || die "release binaries missing in $TARGET_DIR/release"
+require_tools taskset curl python3 cargo base64
+build_release
 
 # --- processes, temp dirs and the database: everything is removed on exit ---------------
 

@@ -67,47 +67,11 @@ if ((ROUNDS > 20 || STARTS > 50 || DURATION > 600)); then
     exit 2
 fi
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
-# A developer's PORTCULLIS_* settings (a Postgres URL, a log level...) must not leak into the
-# measured server: it runs on defaults plus what is set below, in a directory without a
-# portcullis.toml.
-while IFS= read -r v; do
-    unset "$v"
-done < <(compgen -e | grep '^PORTCULLIS_' || true)
-
-# --- tools ------------------------------------------------------------------------------
-
-for tool in taskset curl python3 cargo; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
-if ! command -v wrk >/dev/null; then
-    log "installing wrk from Debian"
-    if [[ $(id -u) -ne 0 ]]; then
-        die "wrk is missing; install it with: sudo apt-get install -y wrk"
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-for cpu in "$SERVER_CPU" "$LOAD_CPU"; do
-    taskset -c "$cpu" true 2>/dev/null || die "cannot pin to CPU $cpu (CPUs: $(nproc --all))"
-done
-[[ $SERVER_CPU != "$LOAD_CPU" ]] || die "SERVER_CPU and LOAD_CPU must differ"
-
-# --- build ------------------------------------------------------------------------------
-
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PORTCULLIS="$TARGET_DIR/release/portcullis"
-HELLO="$TARGET_DIR/release/portcullis-hello"
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "cargo build --release -p portcullis -p portcullis-bench-hello"
-    cargo build --release -p portcullis -p portcullis-bench-hello
-fi
-[[ -x $PORTCULLIS && -x $HELLO ]] || die "release binaries missing in $TARGET_DIR/release"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+clear_portcullis_env
+require_tools taskset curl python3 cargo
+build_release
 
 # --- processes and temp dirs: everything is removed on exit -----------------------------
 

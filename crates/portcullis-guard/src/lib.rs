@@ -42,26 +42,31 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
         .or_else(|| bearer(headers).map(Credential::Bearer))
 }
 
+/// Every `name=value` pair of every `Cookie` header, values exactly as received.
+pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim_start().split_once('='))
+        .map(|(name, value)| (name.trim_end(), value))
+}
+
+/// The value of the first cookie called `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookies(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
 /// The first non-empty session cookie, by the preference order of [`SESSION_COOKIE_NAMES`].
 pub fn session_cookie(headers: &HeaderMap) -> Option<(&'static str, &str)> {
     let mut best: Option<(usize, &str)> = None;
-    for header in headers.get_all(COOKIE) {
-        let Ok(header) = header.to_str() else {
+    for (name, value) in cookies(headers) {
+        let Some(rank) = SESSION_COOKIE_NAMES.iter().position(|n| *n == name) else {
             continue;
         };
-        for pair in header.split(';') {
-            let Some((name, value)) = pair.trim_start().split_once('=') else {
-                continue;
-            };
-            let Some(rank) = SESSION_COOKIE_NAMES
-                .iter()
-                .position(|n| *n == name.trim_end())
-            else {
-                continue;
-            };
-            if !value.is_empty() && best.is_none_or(|(r, _)| rank < r) {
-                best = Some((rank, value));
-            }
+        if !value.is_empty() && best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, value));
         }
     }
     best.map(|(rank, value)| (SESSION_COOKIE_NAMES[rank], value))

@@ -27,24 +27,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                ct.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
-        if !is_json {
-            return Err(ApiError::invalid_request(
-                "request body must be JSON (Content-Type: application/json)",
-            ));
-        }
+        require_json_content_type(req.headers())?;
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::invalid_request(format!("cannot read request body: {e}")))?;
         parse_json_body(&body).map(ApiJson)
+    }
+}
+
+/// `Content-Type: application/json` (parameters such as `charset` allowed), or 400.
+pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
+            "request body must be JSON (Content-Type: application/json)",
+        ))
     }
 }
 

@@ -253,16 +253,7 @@ async fn exchange_inner(
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::invalid_request(
-            "request body must be JSON (Content-Type: application/json)",
-        ));
-    }
+    crate::extract::require_json_content_type(headers)?;
     crate::extract::parse_json_body(body)
 }
 

@@ -79,17 +79,6 @@ fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 #[utoipa::path(get, path = "/v1/auth/sso/{provider}/start", tag = "sso",
     params(("provider" = String, Path, description = "`google`, `microsoft`, a configured OIDC id, or `org_<uuid>` for an org's provider"), StartParams),
     security(()),
@@ -149,7 +138,7 @@ pub async fn callback(
         Ok(p) => p,
         Err(e) => return ([clear], e).into_response(),
     };
-    let cookie = cookie_value(&headers, flow::cookie_name(state.secure_cookies));
+    let cookie = portcullis_guard::cookie(&headers, flow::cookie_name(state.secure_cookies));
     match signin::complete(&state, &provider, &params, cookie, &meta).await {
         Ok(done) => {
             let Ok(location) = HeaderValue::from_str(&done.return_to) else {

@@ -147,7 +147,8 @@ pub struct Providers {
 
 #[derive(Default)]
 struct ProvidersInner {
-    http: Option<reqwest::Client>,
+    /// Built on first use: a server without SSO never pays for it (TLS roots, pools).
+    http: std::sync::OnceLock<Option<reqwest::Client>>,
     dev: bool,
     slots: Vec<Slot>,
     store: Option<Arc<dyn Store>>,
@@ -167,6 +168,20 @@ fn http_client() -> Result<reqwest::Client, String> {
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
+}
+
+impl ProvidersInner {
+    fn http(&self) -> Option<&reqwest::Client> {
+        self.http
+            .get_or_init(|| match http_client() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the HTTP client for upstream SSO; no provider is available");
+                    None
+                }
+            })
+            .as_ref()
+    }
 }
 
 fn resolve_secret(
@@ -353,13 +368,6 @@ pub fn org_provider_id(id: Uuid) -> String {
 impl Providers {
     /// The registry for a configuration. Nothing is fetched yet: see [`Self::spawn_loader`].
     pub fn new(cfg: &SsoConfig, master: &MasterKey, store: Arc<dyn Store>, dev: bool) -> Self {
-        let http = match http_client() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the HTTP client for upstream SSO; no provider is available");
-                None
-            }
-        };
         let slots = server_slots(cfg);
         for s in &slots {
             if let Err(why) = &s.upstream {
@@ -375,7 +383,7 @@ impl Providers {
         };
         Self {
             inner: Arc::new(ProvidersInner {
-                http,
+                http: std::sync::OnceLock::new(),
                 dev,
                 slots,
                 store: Some(store),
@@ -404,7 +412,7 @@ impl Providers {
     }
 
     pub fn http(&self) -> Option<&reqwest::Client> {
-        self.inner.http.as_ref()
+        self.inner.http()
     }
 
     pub fn dev(&self) -> bool {
@@ -495,7 +503,7 @@ impl Providers {
             kind: Kind::Generic,
             org: Some((row.org_id, row.id)),
         });
-        let http = self.inner.http.as_ref()?;
+        let http = self.inner.http()?;
         let meta = match discovery::load(http, &upstream.issuer, false, self.inner.dev).await {
             Ok(m) => Arc::new(m),
             Err(e) => {
@@ -554,7 +562,7 @@ impl Providers {
 
 /// One pass over the server-wide providers; true when every resolvable one is loaded.
 async fn load_server_slots(inner: &ProvidersInner) -> bool {
-    let Some(http) = inner.http.as_ref() else {
+    let Some(http) = inner.http() else {
         return true;
     };
     let mut all = true;
