@@ -5,12 +5,14 @@
 
 pub mod audit;
 pub mod authz;
+pub mod bootstrap;
 pub mod email;
 pub mod error;
 pub mod ids;
 pub mod oauth;
 pub mod org;
 pub mod password;
+pub mod pkce;
 pub mod project;
 pub mod session;
 pub mod token;

@@ -506,25 +506,21 @@ pub fn parse_scopes(raw: &str) -> Result<Vec<String>, ValidationError> {
     Ok(out)
 }
 
-/// PKCE S256: base64url(SHA-256(verifier)) compared in constant time (RFC 7636).
-pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
-    use base64::Engine;
-    use sha2::Digest;
-    use subtle::ConstantTimeEq;
-    let valid = (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    valid
-        && computed.len() == challenge.len()
-        && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_and_algs() {
+        assert_eq!(
+            parse_scopes("openid  email openid").unwrap(),
+            vec!["openid", "email"]
+        );
+        assert_eq!(parse_scopes("openid admin").unwrap_err().field, "scope");
+        for alg in SigningAlg::ALL {
+            assert_eq!(SigningAlg::parse(alg.as_str()).unwrap(), alg);
+        }
+    }
 
     fn client(uris: &[&str]) -> OAuthClient {
         OAuthClient {
@@ -564,31 +560,6 @@ mod tests {
         assert!(!c.redirect_uri_allowed("http://127.0.0.1:51234/other"));
         assert!(!c.redirect_uri_allowed("http://localhost:51234/cb"));
         assert!(c.verify_secret("s3cret") && !c.verify_secret("s3cre"));
-    }
-
-    #[test]
-    fn scopes_and_pkce() {
-        assert_eq!(
-            parse_scopes("openid  email openid").unwrap(),
-            vec!["openid", "email"]
-        );
-        assert_eq!(parse_scopes("openid admin").unwrap_err().field, "scope");
-        // RFC 7636 appendix B.
-        assert!(pkce_s256_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!pkce_s256_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!pkce_s256_matches(
-            "short",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        for alg in SigningAlg::ALL {
-            assert_eq!(SigningAlg::parse(alg.as_str()).unwrap(), alg);
-        }
     }
 
     fn registration(client_type: ClientType) -> ClientRegistration {

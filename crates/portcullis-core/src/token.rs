@@ -42,6 +42,21 @@ impl std::fmt::Debug for TokenHash {
     }
 }
 
+/// Prefix of the (never handed out) session token behind a mobile session.
+pub const MOBILE_SESSION_PREFIX: &str = "pms_";
+/// Prefix of a mobile sign-in's one-time token.
+pub const ONE_TIME_TOKEN_PREFIX: &str = "ott_";
+
+/// A fresh one-time token: `ott_` + 256 random bits (base64url), and its digest.
+pub fn new_one_time_token() -> Result<(String, TokenHash), getrandom::Error> {
+    let raw = format!(
+        "{ONE_TIME_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+    );
+    let hash = TokenHash::of(&raw);
+    Ok((raw, hash))
+}
+
 /// Fills a buffer from the operating system's CSPRNG. Failure there means the machine
 /// cannot issue secrets safely at all, which callers surface as an internal error.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {

@@ -23,8 +23,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_core::{
     Email, PosixId, Role, SessionPolicy, SessionToken, TokenHash, User, UserId, UserName,
 };
-use portcullis_server::dto::{MeResponse, MembershipDto, SessionDto, UserDto};
-use portcullis_server::session_cache::SessionCache;
+use portcullis_server::http::dto::{MeResponse, MembershipDto, SessionDto, UserDto};
+use portcullis_server::infra::session_cache::SessionCache;
 use portcullis_store::{MembershipView, ProjectView, SessionWithUser};
 use tower::ServiceExt;
 
@@ -58,7 +58,7 @@ fn fixture(token: &str) -> (SessionWithUser, Vec<MembershipView>) {
         Some("wrk/4.1.0".to_owned()),
     );
     let (org, project) =
-        portcullis_server::routes::auth::personal_org(&email, Some(&name)).expect("valid org");
+        portcullis_core::bootstrap::personal_org(&email, Some(&name)).expect("valid org");
     let memberships = vec![MembershipView {
         org,
         role: Role::Owner,

@@ -16,10 +16,12 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::config::{Config, ConfigError};
-use crate::correlation;
-use crate::metrics::Metrics;
-use crate::passwords::PasswordHasher;
-use crate::session_cache::SessionCache;
+use crate::http::correlation;
+use crate::http::error::ApiError;
+use crate::infra::crypto::{derive_key, label};
+use crate::infra::metrics::Metrics;
+use crate::infra::passwords::PasswordHasher;
+use crate::infra::session_cache::SessionCache;
 use crate::state::{AppState, Inner};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +31,7 @@ pub enum StartError {
     #[error("database: {0}")]
     Store(#[from] portcullis_store::StoreError),
     #[error("signing keys: {0}")]
-    Keys(#[from] crate::oidc::keys::KeyError),
+    Keys(#[from] crate::infra::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -110,10 +112,10 @@ async fn build_state(
         .unwrap_or_else(|_| public_url.clone());
     // EdDSA, the default, is ready before the first request; ES256 and RS256 keys are made
     // on first use, keeping start-up fast (RSA generation takes a while).
-    let keys = Arc::new(crate::oidc::keys::KeyRing::open(store.clone(), &master_key).await?);
+    let keys = Arc::new(crate::infra::keys::KeyRing::open(store.clone(), &master_key).await?);
     keys.ensure_active(portcullis_core::oauth::SigningAlg::EdDSA)
         .await?;
-    keys.spawn_reloader(crate::oidc::keys::RELOAD_INTERVAL);
+    keys.spawn_reloader(crate::infra::keys::RELOAD_INTERVAL);
     // ES256 and RS256 keys are made in the background right away, so they are published
     // long before a client first needs one (relying parties cache the JWKS).
     let background = keys.clone();
@@ -128,12 +130,17 @@ async fn build_state(
         }
     });
     // Server-wide SSO providers load in the background: start-up never waits on an upstream.
-    let sso = crate::sso::Providers::new(&config.sso, &master_key, store.clone(), config.dev);
+    let sso =
+        crate::infra::upstream::Providers::new(&config.sso, &master_key, store.clone(), config.dev);
     sso.spawn_loader();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let mobile = crate::mobile::MobileSettings::new(config, &public_url, master_key.expose())?;
+    let mobile = crate::config::mobile::MobileSettings::new(
+        config,
+        &public_url,
+        derive_key(&master_key, label::MOBILE_SESSION),
+    )?;
     Ok(AppState(Arc::new(Inner {
         store,
         cache,
@@ -147,9 +154,10 @@ async fn build_state(
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
         dev: config.dev,
-        oidc: crate::oidc::OidcSettings::new(
+        oidc: crate::config::oidc::OidcSettings::new(
             &public_url,
-            master_key.expose(),
+            crate::features::oidc::discovery::document(&public_url),
+            derive_key(&master_key, label::REFRESH_ROTATION),
             config.oidc_refresh_grace_secs,
             config.oidc_refresh_ttl_secs,
         ),
@@ -158,13 +166,33 @@ async fn build_state(
         keys,
         sso,
         mobile,
-        mobile_limits: crate::mobile::ExchangeLimits::new(config),
+        mobile_limits: crate::infra::rate_limit::ExchangeLimits::new(config),
         password_login: config.password_login,
     })))
 }
 
+/// The route table: every feature's routes, and the envelope for unknown routes.
+pub fn router(state: AppState) -> Router {
+    use crate::features::*;
+    Router::new()
+        .merge(ops::routes())
+        .merge(crate::openapi::routes())
+        .merge(signing_keys::routes())
+        .merge(auth::routes())
+        .merge(sso::routes())
+        .merge(me::routes())
+        .merge(orgs::routes())
+        .merge(projects::routes())
+        .merge(clients::routes())
+        .merge(mobile::routes())
+        .merge(oidc::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+}
+
 pub fn app(state: AppState) -> Router {
-    crate::routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(state, observe))
+    router(state.clone()).layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
 /// Every request: a correlation id (kept or made), a span carrying it for every log line,

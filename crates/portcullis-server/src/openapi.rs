@@ -6,33 +6,40 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::oidc;
-use crate::routes::{auth, clients, connect, health, me, mobile, orgs, project, signing_keys, sso};
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::features::mobile::{connect, handoff};
+use crate::features::ops::http as health;
+use crate::features::{auth, clients, me, mobile, oidc, orgs, projects, signing_keys, sso};
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portcullis", description = "Multi-tenant authentication and session platform. Errors use the envelope `{code, message, correlation_id, details?}`; every response carries `x-correlation-id`."),
     paths(
-        health::healthz, health::readyz, health::metrics, health::openapi,
-        auth::signup, auth::login, auth::logout,
-        me::me, me::list_sessions, me::revoke_session,
-        orgs::create_org, orgs::list_orgs, orgs::get_org,
-        orgs::list_members, orgs::add_member, orgs::change_role, orgs::remove_member,
-        orgs::list_org_sessions, orgs::revoke_org_session,
-        orgs::list_projects, orgs::create_project, orgs::audit,
-        project::get_project, project::patch_project,
-        clients::list_clients, clients::create_client, clients::get_client,
-        clients::patch_client, clients::delete_client, clients::rotate_client_secret,
-        signing_keys::jwks, signing_keys::list_signing_keys, signing_keys::rotate_signing_key,
-        me::list_consents, me::revoke_consent,
+        health::healthz, health::readyz, health::metrics, openapi,
+        auth::http::signup, auth::http::login, auth::http::logout,
+        me::http::me, me::http::list_sessions, me::http::revoke_session,
+        orgs::http::create_org, orgs::http::list_orgs, orgs::http::get_org,
+        orgs::http::list_members, orgs::http::add_member, orgs::http::change_role, orgs::http::remove_member,
+        orgs::http::list_org_sessions, orgs::http::revoke_org_session,
+        orgs::http::list_projects, orgs::http::create_project, orgs::http::audit,
+        projects::http::get_project, projects::http::patch_project,
+        clients::http::list_clients, clients::http::create_client, clients::http::get_client,
+        clients::http::patch_client, clients::http::delete_client, clients::http::rotate_client_secret,
+        signing_keys::http::jwks, signing_keys::http::list_signing_keys, signing_keys::http::rotate_signing_key,
+        me::http::list_consents, me::http::revoke_consent,
         oidc::discovery::openid_configuration, oidc::authorize::authorize, oidc::authorize::login_form,
         oidc::authorize::consent_form, oidc::token::token, oidc::resources::userinfo,
         oidc::resources::introspect, oidc::resources::revoke, oidc::logout::logout,
-        sso::list_available, sso::start, sso::callback,
-        sso::list_org_providers, sso::create_org_provider, sso::get_org_provider,
-        sso::patch_org_provider, sso::delete_org_provider,
-        mobile::capabilities, mobile::exchange, mobile::refresh, mobile::revoke,
-        crate::mobile::handoff::handoff, crate::mobile::handoff::login,
+        sso::http::list_available, sso::http::start, sso::http::callback,
+        sso::http::list_org_providers, sso::http::create_org_provider, sso::http::get_org_provider,
+        sso::http::patch_org_provider, sso::http::delete_org_provider,
+        mobile::http::capabilities, mobile::http::exchange, mobile::http::refresh, mobile::http::revoke,
+        handoff::handoff, handoff::login,
         connect::connect, connect::connect_svg,
     ),
     modifiers(&Security),
@@ -61,8 +68,19 @@ pub fn json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
-        doc.info.version = crate::routes::health::VERSION.to_owned();
+        doc.info.version = crate::VERSION.to_owned();
         doc.to_pretty_json()
             .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     })
+}
+
+/// Serves the document at `/openapi.json`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi))
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1)")))]
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json()).into_response()
 }

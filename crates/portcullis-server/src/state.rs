@@ -4,9 +4,9 @@ use portcullis_core::SessionPolicy;
 use portcullis_store::Store;
 
 use crate::config::MasterKey;
-use crate::metrics::Metrics;
-use crate::passwords::PasswordHasher;
-use crate::session_cache::SessionCache;
+use crate::infra::metrics::Metrics;
+use crate::infra::passwords::PasswordHasher;
+use crate::infra::session_cache::SessionCache;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -28,13 +28,13 @@ pub struct Inner {
     #[allow(dead_code)] // consumed by the signing-key and webhook-secret stores
     pub master_key: MasterKey,
     /// JWS signing keys: sign, verify, publish, rotate.
-    pub keys: Arc<crate::oidc::keys::KeyRing>,
-    pub oidc: crate::oidc::OidcSettings,
+    pub keys: Arc<crate::infra::keys::KeyRing>,
+    pub oidc: crate::config::oidc::OidcSettings,
     /// Upstream SSO providers (federation) and their discovery state.
-    pub sso: crate::sso::Providers,
+    pub sso: crate::infra::upstream::Providers,
     /// Mobile sign-in settings and the exchange's rate limits.
-    pub mobile: crate::mobile::MobileSettings,
-    pub mobile_limits: crate::mobile::ExchangeLimits,
+    pub mobile: crate::config::mobile::MobileSettings,
+    pub mobile_limits: crate::infra::rate_limit::ExchangeLimits,
     /// Email + password sign-in is offered (`password_login`).
     pub password_login: bool,
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Backend, TestApp};
-use portcullis_server::mobile::settings::StringList;
+use portcullis_server::config::StringList;
 use reqwest::Method;
 use serde_json::json;
 

@@ -14,7 +14,7 @@ use common::{Signed, TestApp};
 use portcullis_core::oauth::SigningAlg;
 use portcullis_core::{AuditContext, UserId};
 use portcullis_server::Config;
-use portcullis_server::oidc::keys::{
+use portcullis_server::infra::keys::{
     JWKS_MAX_AGE, KeyError, KeyRing, MAX_TOKEN_LIFETIME, PREPUBLISH,
 };
 use reqwest::{Method, StatusCode};
@@ -466,9 +466,9 @@ async fn private_keys_are_sealed_at_rest(app: TestApp) {
         dev: true,
         ..Config::default()
     };
-    let sealer = portcullis_server::crypto::SecretBox::new(
+    let sealer = portcullis_server::infra::crypto::SecretBox::new(
         &config.master_key().unwrap(),
-        portcullis_server::crypto::purpose::SIGNING_KEYS,
+        portcullis_server::infra::crypto::purpose::SIGNING_KEYS,
     )
     .unwrap();
     // PKCS#8 Ed25519 v1 and the DER SEQUENCE header every PKCS#8/PKCS#1 key starts with.

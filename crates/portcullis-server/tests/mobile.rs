@@ -1049,10 +1049,10 @@ async fn handoff_through_an_upstream_provider(backend: Backend) {
         c.listen = format!("127.0.0.1:{port}").parse().unwrap();
         c.sso.oidc.insert(
             "upstream".into(),
-            portcullis_server::sso::settings::GenericOidcSso {
+            portcullis_server::config::sso::GenericOidcSso {
                 issuer: Some(issuer),
                 client_id: Some("portcullis-test".into()),
-                client_secret: Some(portcullis_server::sso::settings::ConfigSecret(
+                client_secret: Some(portcullis_server::config::sso::ConfigSecret(
                     "upstream-client-secret-0123456789".into(),
                 )),
                 name: Some("Upstream IdP".into()),

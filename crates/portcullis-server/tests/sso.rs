@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Backend, Reply, TestApp};
-use portcullis_server::sso::settings::{ConfigSecret, GenericOidcSso};
+use portcullis_server::config::sso::{ConfigSecret, GenericOidcSso};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -373,7 +373,7 @@ async fn sign_in_creates_the_user_then_reuses_the_identity(backend: Backend) {
     );
     assert_eq!(
         app.state.sso.available(),
-        vec![portcullis_server::sso::ProviderSummary {
+        vec![portcullis_server::infra::upstream::ProviderSummary {
             id: PROVIDER.into(),
             name: "Upstream IdP".into()
         }]

@@ -183,8 +183,8 @@ async fn main() -> ExitCode {
         Command::Version => {
             println!(
                 "portcullis {} (commit {})",
-                portcullis_server::routes::health::VERSION,
-                portcullis_server::routes::health::COMMIT
+                portcullis_server::VERSION,
+                portcullis_server::COMMIT
             );
             Ok(())
         }
@@ -213,7 +213,7 @@ async fn run_serve(storage: &StorageArgs, serve: &ServeArgs) -> Result<(), Strin
         listen = %server.local_addr,
         public_url = %server.state.public_url,
         backend = server.state.store.backend().as_str(),
-        version = portcullis_server::routes::health::VERSION,
+        version = portcullis_server::VERSION,
         "portcullis listening"
     );
     server
@@ -233,7 +233,7 @@ async fn run_doctor(storage: &StorageArgs, serve: &ServeArgs, json: bool) -> Exi
         }
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let report = portcullis_server::doctor::run(&config, &warnings).await;
+    let report = portcullis_server::support::doctor::run(&config, &warnings).await;
     if json {
         println!(
             "{}",
@@ -345,7 +345,7 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                 }
                 None => {
                     let (org, project) =
-                        portcullis_server::routes::auth::personal_org(&email, name.as_ref())
+                        portcullis_core::bootstrap::personal_org(&email, name.as_ref())
                             .map_err(|e| e.message)?;
                     let b = SignupBootstrap {
                         user_id: UserId::new(),
@@ -398,7 +398,7 @@ async fn rotate_signing_key(
     let master_key = load(storage, &ServeArgs::default())?
         .master_key()
         .map_err(|e| e.to_string())?;
-    let keys = portcullis_server::oidc::keys::KeyRing::open(store, &master_key)
+    let keys = portcullis_server::infra::keys::KeyRing::open(store, &master_key)
         .await
         .map_err(|e| e.to_string())?;
     let rotated = keys
@@ -411,7 +411,7 @@ async fn rotate_signing_key(
             "kid": rotated.kid,
             "alg": rotated.alg.as_str(),
             "retired": rotated.retired,
-            "publish_until": portcullis_server::dto::ts(rotated.publish_until),
+            "publish_until": portcullis_server::http::dto::ts(rotated.publish_until),
             "correlation_id": ctx.correlation_id,
         })
     );

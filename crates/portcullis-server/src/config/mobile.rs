@@ -1,0 +1,250 @@
+//! Mobile sign-in settings: the list type the configuration accepts for hosts, schemes and
+//! universal links, their validation, and the form the handlers use at run time.
+
+use crate::config::{Config, ConfigError};
+
+/// Schemes an app may not claim: they would turn the hand-off into an open redirect.
+const RESERVED_SCHEMES: &[&str] = &[
+    "http",
+    "https",
+    "javascript",
+    "data",
+    "file",
+    "about",
+    "blob",
+];
+
+fn valid_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
+    for host in c.mobile_host_allowlist.iter() {
+        if host.contains("://") || host.contains('/') || host.contains(' ') {
+            return Err(ConfigError::Invalid(format!(
+                "mobile_host_allowlist entry {host:?} must be a bare hostname like auth.example.com"
+            )));
+        }
+    }
+    for scheme in c.mobile_schemes.iter() {
+        let scheme = scheme.trim_end_matches("://").trim_end_matches(':');
+        if !valid_scheme(scheme) || RESERVED_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "mobile_schemes entry {scheme:?} must be an app URL scheme like `alga` (not http, https, javascript, data or file)"
+            )));
+        }
+    }
+    for link in c.mobile_universal_links.iter() {
+        match url::Url::parse(link) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "mobile_universal_links entry {link:?} must be an https URL prefix like https://app.example.com/auth/callback"
+                )));
+            }
+        }
+    }
+    if c.mobile_ott_ttl_sec == 0 || c.mobile_ott_ttl_sec > 600 {
+        return Err(ConfigError::Invalid(
+            "mobile_ott_ttl_sec must be between 1 and 600 seconds".into(),
+        ));
+    }
+    if !(60..=86_400).contains(&c.mobile_access_token_ttl_secs) {
+        return Err(ConfigError::Invalid(
+            "mobile_access_token_ttl_secs must be between 60 and 86400".into(),
+        ));
+    }
+    if c.mobile_exchange_limit_per_ip == 0
+        || c.mobile_exchange_limit_per_client == 0
+        || c.mobile_exchange_limit_window_secs == 0
+    {
+        return Err(ConfigError::Invalid(
+            "mobile_exchange_limit_per_ip, _per_client and _window_secs must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The mobile settings in the form the handlers use, fixed at start-up.
+pub struct MobileSettings {
+    pub enabled: bool,
+    /// Lower-case hostnames; empty means only `public_host`.
+    pub host_allowlist: Vec<String>,
+    /// The public URL's host, lower-case.
+    pub public_host: String,
+    /// Lower-case schemes without `://`.
+    pub schemes: Vec<String>,
+    /// Normalized `https://host[:port]/path` prefixes.
+    pub universal_links: Vec<String>,
+    pub ott_ttl: time::Duration,
+    pub access_token_ttl_secs: u32,
+    /// Derived from the master key: names the session behind a mobile access token.
+    pub session_key: [u8; 32],
+    pub client_id: portcullis_core::oauth::ClientId,
+}
+
+impl MobileSettings {
+    pub fn new(c: &Config, public_url: &str, session_key: [u8; 32]) -> Result<Self, ConfigError> {
+        let client_id = portcullis_core::oauth::ClientId::parse(portcullis_store::MOBILE_CLIENT_ID)
+            .ok_or_else(|| ConfigError::Invalid("the mobile client id is malformed".into()))?;
+        let public_host = url::Url::parse(public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        Ok(Self {
+            enabled: c.mobile_enabled,
+            host_allowlist: c
+                .mobile_host_allowlist
+                .iter()
+                .map(str::to_ascii_lowercase)
+                .collect(),
+            public_host,
+            schemes: c
+                .mobile_schemes
+                .iter()
+                .map(|s| {
+                    s.trim_end_matches("://")
+                        .trim_end_matches(':')
+                        .to_ascii_lowercase()
+                })
+                .collect(),
+            universal_links: c
+                .mobile_universal_links
+                .iter()
+                .filter_map(|l| url::Url::parse(l).ok())
+                .map(|u| origin_and_path(&u))
+                .collect(),
+            ott_ttl: time::Duration::seconds(c.mobile_ott_ttl_sec as i64),
+            access_token_ttl_secs: c.mobile_access_token_ttl_secs,
+            session_key,
+            client_id,
+        })
+    }
+
+    /// Whether the mobile routes answer on `host` (a Host header value, port allowed).
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = strip_port(host).to_ascii_lowercase();
+        if self.host_allowlist.is_empty() {
+            host == self.public_host
+        } else {
+            self.host_allowlist.contains(&host)
+        }
+    }
+
+    /// Whether the hand-off may send the browser (and the one-time token) to `uri`: a
+    /// registered app scheme, or an https URL under a registered universal link.
+    pub fn redirect_allowed(&self, uri: &url::Url) -> bool {
+        let scheme = uri.scheme().to_ascii_lowercase();
+        if self.schemes.contains(&scheme) {
+            return true;
+        }
+        scheme == "https"
+            && uri.username().is_empty()
+            && uri.password().is_none()
+            && self
+                .universal_links
+                .iter()
+                .any(|prefix| origin_and_path(uri).starts_with(prefix.as_str()))
+    }
+}
+
+fn origin_and_path(u: &url::Url) -> String {
+    format!("{}{}", u.origin().ascii_serialization(), u.path())
+}
+
+/// `host[:port]` or `[v6]:port` → the host part.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::StringList;
+
+    fn settings(allow: &[&str], schemes: &[&str], links: &[&str]) -> MobileSettings {
+        let c = Config {
+            mobile_host_allowlist: StringList(allow.iter().map(|s| s.to_string()).collect()),
+            mobile_schemes: StringList(schemes.iter().map(|s| s.to_string()).collect()),
+            mobile_universal_links: StringList(links.iter().map(|s| s.to_string()).collect()),
+            ..Config::default()
+        };
+        validate(&c).unwrap();
+        MobileSettings::new(&c, "https://Auth.Example.com", [7; 32]).unwrap()
+    }
+
+    #[test]
+    fn lists_come_from_strings_or_lists() {
+        let a: StringList = serde_json::from_str("\" a.example.com, b.example.com ,\"").unwrap();
+        assert_eq!(a.0, ["a.example.com", "b.example.com"]);
+        let b: StringList = serde_json::from_str("[\"alga\"]").unwrap();
+        assert_eq!(b.0, ["alga"]);
+        let empty: StringList = serde_json::from_str("\"\"").unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn lists_load_from_the_config_layers() {
+        use figment::Figment;
+        use figment::providers::{Format, Serialized, Toml};
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "mobile_host_allowlist = \"a.example.com, b.example.com\"\nmobile_schemes = [\"alga\"]",
+            ))
+            .merge(Serialized::default("mobile_universal_links", "https://app.example.com/auth/"))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            c.mobile_host_allowlist.0,
+            ["a.example.com", "b.example.com"]
+        );
+        assert_eq!(c.mobile_schemes.0, ["alga"]);
+        assert_eq!(
+            c.mobile_universal_links.0,
+            ["https://app.example.com/auth/"]
+        );
+        validate(&c).unwrap();
+    }
+
+    #[test]
+    fn hosts() {
+        let own = settings(&[], &[], &[]);
+        assert!(own.host_allowed("auth.example.com:443"));
+        assert!(own.host_allowed("AUTH.example.com"));
+        assert!(!own.host_allowed("evil.example.com"));
+        let listed = settings(&["psa.example.net"], &[], &[]);
+        assert!(listed.host_allowed("psa.example.net:8443"));
+        assert!(!listed.host_allowed("auth.example.com"));
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+
+    #[test]
+    fn redirects() {
+        let s = settings(&[], &["alga"], &["https://app.example.com/auth/"]);
+        let ok = |u: &str| s.redirect_allowed(&url::Url::parse(u).unwrap());
+        assert!(ok("alga://auth/callback"));
+        assert!(ok("ALGA://x"));
+        assert!(ok("https://app.example.com/auth/callback?x=1"));
+        assert!(!ok("https://app.example.com/other"));
+        assert!(!ok("https://app.example.com.evil.net/auth/"));
+        assert!(!ok("https://user@app.example.com/auth/"));
+        assert!(!ok("other://auth"));
+        assert!(!ok("javascript:alert(1)"));
+    }
+
+    #[test]
+    fn reserved_schemes_are_refused() {
+        let c = Config {
+            mobile_schemes: StringList(vec!["https".into()]),
+            ..Config::default()
+        };
+        assert!(validate(&c).is_err());
+    }
+}

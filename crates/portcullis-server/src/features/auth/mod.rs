@@ -1,0 +1,16 @@
+//! Web sign-in with email and password: signup, login, logout.
+
+use axum::Router;
+use axum::routing::post;
+
+use crate::state::AppState;
+
+pub mod http;
+pub mod service;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/signup", post(http::signup))
+        .route("/v1/auth/login", post(http::login))
+        .route("/v1/auth/logout", post(http::logout))
+}

@@ -1,0 +1,349 @@
+//! `GET /auth/mobile/handoff`: the app opens this in a browser; the user signs in (a browser
+//! session already present, an upstream provider, or the password page), and the browser is
+//! sent to the app's deep link with a one-time token.
+//!
+//! Until `state` and `redirect_uri` are known good, every problem is an error page — never a
+//! redirect, or this would be an open redirector. After that, every problem goes back to the
+//! app as `error=…&error_description=…&state=…`, so the user is never left on a dead page.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use portcullis_core::{AuditContext, TokenHash};
+use portcullis_store::{OneTimeToken, SessionWithUser};
+
+use crate::features::oidc::authorize::{PasswordForm, password_form};
+use crate::features::oidc::params::Params;
+use crate::http::extract::{RequestMeta, resolve_session};
+use crate::http::html as pages;
+use crate::state::AppState;
+
+pub const PATH: &str = "/auth/mobile/handoff";
+pub const LOGIN_PATH: &str = "/auth/mobile/login";
+
+/// A hand-off request whose `state` and `redirect_uri` are good: safe to redirect to.
+struct Handoff {
+    state: String,
+    redirect_uri: url::Url,
+    provider: Option<String>,
+    code_challenge: Option<String>,
+    params: Params,
+}
+
+/// `redirect_uri` with `pairs` added to its query, as a 302 nobody caches.
+fn redirect_to(uri: &url::Url, pairs: &[(&str, &str)]) -> Response {
+    let mut url = uri.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+    }
+    found(url.as_str())
+}
+
+fn found(location: &str) -> Response {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+impl Handoff {
+    fn fail(&self, code: &str, description: &str) -> Response {
+        tracing::info!(code, "mobile hand-off refused");
+        redirect_to(
+            &self.redirect_uri,
+            &[
+                ("error", code),
+                ("error_description", description),
+                ("state", &self.state),
+            ],
+        )
+    }
+}
+
+/// Checks `state` and `redirect_uri`; what is wrong (for the error page) otherwise.
+fn validate(state: &AppState, raw_query: &str) -> Result<Handoff, String> {
+    let params = Params::parse(raw_query.as_bytes()).map_err(|e| e.description)?;
+    let Some(app_state) = params.get("state").map(str::to_owned) else {
+        return Err(
+            "The app did not send a state parameter, so sign-in cannot continue safely (state is required). \
+             Start the sign-in again from the app."
+                .into(),
+        );
+    };
+    if app_state.len() > 512 {
+        return Err("The state parameter is too long (at most 512 characters).".into());
+    }
+    let Some(raw_redirect) = params.get("redirect_uri") else {
+        return Err("The app did not send a redirect_uri.".into());
+    };
+    let Ok(redirect_uri) = url::Url::parse(raw_redirect) else {
+        return Err("The redirect_uri is not a valid URL.".into());
+    };
+    if !state.mobile.redirect_allowed(&redirect_uri) {
+        return Err(
+            "The redirect_uri does not use an app scheme or universal link registered on this server \
+             (PORTCULLIS_MOBILE_SCHEMES / mobile_universal_links), so sign-in stops here."
+                .into(),
+        );
+    }
+    Ok(Handoff {
+        state: app_state,
+        redirect_uri,
+        provider: params.get("provider").map(str::to_owned),
+        code_challenge: params.get("code_challenge").map(str::to_owned),
+        params,
+    })
+}
+
+/// What only a good request may learn: refusals that go back to the app, as
+/// `(error, error_description)`.
+fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &Handoff,
+) -> Result<(), (&'static str, String)> {
+    if !state.mobile.enabled {
+        return Err((
+            "feature_disabled",
+            "mobile sign-in is switched off on this server".into(),
+        ));
+    }
+    let host = crate::features::mobile::http::request_host(headers);
+    if !state.mobile.host_allowed(host) {
+        return Err((
+            "host_not_allowlisted",
+            format!("host {host} is not in PORTCULLIS_MOBILE_HOST_ALLOWLIST"),
+        ));
+    }
+    match (
+        req.code_challenge.as_deref(),
+        req.params.get("code_challenge_method"),
+    ) {
+        (Some(c), None | Some("S256")) if portcullis_core::pkce::challenge_well_formed(c) => Ok(()),
+        (Some(_), None | Some("S256")) => Err((
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 (43 characters)".into(),
+        )),
+        (Some(_), Some(_)) => Err((
+            "invalid_request",
+            "code_challenge_method must be S256; plain is not accepted".into(),
+        )),
+        (None, Some(_)) => Err((
+            "invalid_request",
+            "code_challenge_method without code_challenge".into(),
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Sources the sign-in form's redirect chain may end at (Content-Security-Policy).
+fn form_targets(state: &AppState) -> String {
+    let mut out: Vec<String> = state
+        .mobile
+        .schemes
+        .iter()
+        .map(|s| format!("{s}:"))
+        .collect();
+    out.extend(state.mobile.universal_links.iter().filter_map(|l| {
+        url::Url::parse(l)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }));
+    out.join(" ")
+}
+
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    cont: &str,
+    email: &str,
+    message: Option<&str>,
+) -> Response {
+    pages::login_form(
+        LOGIN_PATH,
+        &form_targets(state),
+        status,
+        cont,
+        "the mobile app",
+        email,
+        message,
+    )
+}
+
+async fn browser_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<std::sync::Arc<SessionWithUser>> {
+    let (_, token) = portcullis_guard::session_cookie(headers)?;
+    resolve_session(state, token).await.ok()
+}
+
+#[utoipa::path(get, path = "/auth/mobile/handoff", tag = "mobile",
+    params(
+        ("state" = String, Query, description = "Required; returned unchanged on the deep link"),
+        ("redirect_uri" = String, Query, description = "A registered app scheme (PORTCULLIS_MOBILE_SCHEMES) or universal link"),
+        ("provider" = Option<String>, Query, description = "Sign in through this upstream provider"),
+        ("code_challenge" = Option<String>, Query, description = "PKCE S256 challenge binding the one-time token"),
+        ("code_challenge_method" = Option<String>, Query, description = "S256 (the default; plain is refused)"),
+    ),
+    responses(
+        (status = 302, description = "To redirect_uri with ott and state (or error, error_description and state), or to the upstream provider"),
+        (status = 200, description = "The sign-in page"),
+        (status = 400, description = "Error page: state missing or redirect_uri not registered (never redirected)"),
+    ),
+    security(()))]
+pub async fn handoff(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let req = match validate(&state, &query) {
+        Ok(r) => r,
+        Err(problem) => return pages::error(StatusCode::BAD_REQUEST, &problem),
+    };
+    if let Err((code, description)) = check(&state, &headers, &req) {
+        return req.fail(code, &description);
+    }
+    if let Some(session) = browser_session(&state, &headers).await {
+        return issue(&state, &req, &session, &meta).await;
+    }
+    if let Some(provider) = &req.provider {
+        if !state.sso.available().iter().any(|p| p.id == *provider) {
+            return req.fail(
+                "provider_unavailable",
+                &format!("sign-in provider {provider:?} is not available on this server"),
+            );
+        }
+        let return_to = format!("{}{PATH}?{query}", state.public_url);
+        let mut start = url::form_urlencoded::Serializer::new(String::new());
+        start.append_pair("return_to", &return_to);
+        let provider: String = url::form_urlencoded::byte_serialize(provider.as_bytes()).collect();
+        return found(&format!("/v1/auth/sso/{provider}/start?{}", start.finish()));
+    }
+    if !state.password_login {
+        return req.fail(
+            "feature_disabled",
+            "password sign-in is switched off on this server; choose a sign-in provider",
+        );
+    }
+    login_page(&state, StatusCode::OK, &query, "", None)
+}
+
+/// Mints the one-time token for a signed-in browser and sends it to the app.
+async fn issue(
+    state: &AppState,
+    req: &Handoff,
+    session: &SessionWithUser,
+    meta: &AuditContext,
+) -> Response {
+    let user = &session.user;
+    let target = match state.store.mobile().default_grant_target(user.id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return req.fail(
+                "access_denied",
+                "your account belongs to no organization, so the app has nothing to sign in to",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "mobile hand-off: cannot read memberships");
+            return req.fail("server_error", "sign-in failed; try again");
+        }
+    };
+    if !super::allowed_for_org(state, target.0).await {
+        return req.fail(
+            "feature_disabled",
+            "mobile sign-in is not available to your organization",
+        );
+    }
+    let (raw, hash) = match portcullis_core::token::new_one_time_token() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "mobile hand-off: no randomness");
+            return req.fail("server_error", "sign-in failed; try again");
+        }
+    };
+    let now = portcullis_core::now();
+    let ott = OneTimeToken {
+        token_hash: hash,
+        state_hash: TokenHash::of(&req.state),
+        code_challenge: req.code_challenge.clone(),
+        user_id: user.id,
+        org_id: target.0,
+        project_id: target.1,
+        auth_time: session.session.created_at,
+        created_at: now,
+        expires_at: now + state.mobile.ott_ttl,
+    };
+    if let Err(e) = state
+        .store
+        .mobile()
+        .insert_ott(&ott, &meta.with_actor(user.id))
+        .await
+    {
+        tracing::error!(error = %e, "mobile hand-off: cannot store the one-time token");
+        return req.fail("server_error", "sign-in failed; try again");
+    }
+    redirect_to(&req.redirect_uri, &[("ott", &raw), ("state", &req.state)])
+}
+
+#[utoipa::path(post, path = "/auth/mobile/login", tag = "mobile",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "email, password, continue (the hand-off query)"),
+    responses(
+        (status = 303, description = "Signed in; back to the hand-off, which redirects to the app"),
+        (status = 401, description = "The sign-in page again, with an error"),
+        (status = 403, description = "Error page: not sent from this server, or password sign-in is off (feature_disabled)"),
+    ),
+    security(()))]
+pub async fn login(
+    State(state): State<AppState>,
+    RequestMeta(meta): RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let PasswordForm {
+        continue_query: cont,
+        email,
+        password,
+    } = match password_form(&state, &headers, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused.into_response(),
+    };
+    // The way back must itself be a good hand-off request.
+    if let Err(problem) = validate(&state, &cont) {
+        return pages::error(StatusCode::BAD_REQUEST, &problem);
+    }
+    match crate::features::auth::service::password_sign_in(&state, &email, password, &meta).await {
+        Ok(Some((_, token, _))) => {
+            let mut r = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, format!("{PATH}?{cont}"))],
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                crate::http::cookies::session_cookie(&state, token.expose()),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Ok(None) => login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &cont,
+            &email,
+            Some("Email or password is incorrect."),
+        ),
+        Err(e) => login_page(&state, e.status, &cont, &email, Some(&e.message)),
+    }
+}

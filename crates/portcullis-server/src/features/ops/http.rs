@@ -1,0 +1,74 @@
+//! Liveness, readiness, metrics and the API description.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::dto::{Health, Readiness, ReadinessCheck};
+use crate::state::AppState;
+
+use crate::{COMMIT, VERSION};
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: VERSION.into(),
+        commit: COMMIT.into(),
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Database reachable and migrations applied", body = Readiness),
+        (status = 503, description = "A check failed; `checks` names it", body = Readiness),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut checks = Vec::new();
+    let db = state.store.ping().await;
+    checks.push(ReadinessCheck {
+        name: "database".into(),
+        ok: db.is_ok(),
+        error: db.err().map(|e| e.to_string()),
+    });
+    let migrations = state.store.migrations_current().await;
+    let (ok, error) = match migrations {
+        Ok(true) => (true, None),
+        Ok(false) => (
+            false,
+            Some("migrations pending: run `portcullis migrate`".to_owned()),
+        ),
+        Err(e) => (false, Some(e.to_string())),
+    };
+    checks.push(ReadinessCheck {
+        name: "migrations".into(),
+        ok,
+        error,
+    });
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" }.into(),
+            checks,
+        }),
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,28 @@
+//! Sign-in through upstream identity providers, and org admins' providers.
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub mod flow;
+pub mod http;
+pub mod link;
+pub mod service;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/sso/providers", get(http::list_available))
+        .route("/v1/auth/sso/{provider}/start", get(http::start))
+        .route("/v1/auth/sso/{provider}/callback", get(http::callback))
+        .route(
+            "/v1/orgs/{org_id}/sso-providers",
+            get(http::list_org_providers).post(http::create_org_provider),
+        )
+        .route(
+            "/v1/orgs/{org_id}/sso-providers/{id}",
+            get(http::get_org_provider)
+                .patch(http::patch_org_provider)
+                .delete(http::delete_org_provider),
+        )
+}

@@ -1,0 +1,28 @@
+//! The session cookie, per api.md: `__Host-portcullis_session` with `Secure` behind https,
+//! the bare name over plain http.
+
+use axum::http::HeaderValue;
+
+use crate::state::AppState;
+
+/// Builds the `Set-Cookie` value for a new session, per api.md: `__Host-` + `Secure`
+/// behind https, the bare name over plain http.
+pub fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
+    let max_age = state.sessions.absolute_ttl.whole_seconds();
+    let value = if state.secure_cookies {
+        format!(
+            "__Host-portcullis_session={token}; HttpOnly; Secure; Path=/; SameSite=Lax; Max-Age={max_age}"
+        )
+    } else {
+        format!("portcullis_session={token}; HttpOnly; Path=/; SameSite=Lax; Max-Age={max_age}")
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub fn clear_cookie(state: &AppState) -> HeaderValue {
+    HeaderValue::from_static(if state.secure_cookies {
+        "__Host-portcullis_session=; HttpOnly; Secure; Path=/; SameSite=Lax; Max-Age=0"
+    } else {
+        "portcullis_session=; HttpOnly; Path=/; SameSite=Lax; Max-Age=0"
+    })
+}

@@ -1,0 +1,220 @@
+//! The one place where failures become HTTP: the stable envelope
+//! `{code, message, correlation_id, details?}` of api.md. Internal causes are logged under
+//! the correlation id and never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::{AccessDenied, ValidationError};
+use portcullis_store::StoreError;
+use serde_json::{Value, json};
+
+use crate::http::correlation;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
+    /// The cause, for the log only.
+    pub internal: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            internal: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::invalid_request(message.clone())
+            .with_details(json!({"field": field, "reason": message}))
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// An SSO callback whose `state` is missing or not the one issued to this browser.
+    pub fn state_mismatch(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "state_mismatch", message)
+    }
+
+    /// The upstream identity provider returned no email claim.
+    pub fn email_is_missing(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "email_is_missing", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// A mobile one-time token that is unknown, expired, spent, or presented with the wrong
+    /// `state` or PKCE verifier (indistinguishable on purpose).
+    pub fn ott_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "ott_invalid", message)
+    }
+
+    /// The request's host is not one the mobile routes answer on.
+    pub fn host_not_allowlisted(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "host_not_allowlisted",
+            format!(
+                "host {host:?} is not allowed for mobile sign-in; add it to PORTCULLIS_MOBILE_HOST_ALLOWLIST \
+                 (mobile_host_allowlist) or use the server's public URL"
+            ),
+        )
+        .with_details(json!({"host": host, "setting": "PORTCULLIS_MOBILE_HOST_ALLOWLIST"}))
+    }
+
+    /// A feature switched off by configuration (or, later, by the org's plan).
+    pub fn feature_disabled(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "feature_disabled", message)
+    }
+
+    /// A rotated refresh token came back: its family (and session) are now revoked.
+    pub fn refresh_token_reused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "method not allowed on this route",
+        )
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; quote the correlation id to support",
+        );
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::invalid_field(e.field, e.message)
+    }
+}
+
+impl From<AccessDenied> for ApiError {
+    fn from(e: AccessDenied) -> Self {
+        match e {
+            AccessDenied::NotVisible => ApiError::not_found("no such organization"),
+            AccessDenied::RoleTooLow(role) => ApiError::forbidden(format!(
+                "this action requires the {} role or higher in the organization",
+                role.as_str()
+            ))
+            .with_details(json!({"required_role": role.as_str()})),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::NotFound => ApiError::not_found("not found"),
+            StoreError::Invalid(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let correlation_id = correlation::current();
+        if let Some(cause) = &self.internal {
+            tracing::error!(code = self.code, cause = %cause, "request failed");
+        } else if self.status.is_server_error() {
+            tracing::error!(code = self.code, "request failed");
+        } else {
+            tracing::debug!(
+                code = self.code,
+                status = self.status.as_u16(),
+                "request refused"
+            );
+        }
+        let mut body =
+            json!({"code": self.code, "message": self.message, "correlation_id": correlation_id});
+        if let Some(details) = self.details {
+            body["details"] = details;
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<crate::infra::keys::KeyError> for ApiError {
+    fn from(e: crate::infra::keys::KeyError) -> Self {
+        if e.is_rejection() {
+            ApiError::unauthenticated("token is invalid or expired")
+        } else if let crate::infra::keys::KeyError::Store(portcullis_store::StoreError::Conflict(
+            _,
+        )) = e
+        {
+            ApiError::conflict(
+                "another rotation of this algorithm happened at the same moment; retry",
+            )
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+impl From<crate::infra::passwords::PasswordError> for ApiError {
+    fn from(e: crate::infra::passwords::PasswordError) -> Self {
+        match e {
+            crate::infra::passwords::PasswordError::Busy => ApiError::rate_limited(
+                "too many sign-in attempts in progress; try again shortly",
+                2,
+            ),
+            e => ApiError::internal(e),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The shared edge: the error envelope and OAuth errors, correlation ids, extractors,
+//! cookies, DTOs shared by several features, HTML pages and the request middleware.
+
+pub mod cookies;
+pub mod correlation;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod html;
+pub mod oauth_error;

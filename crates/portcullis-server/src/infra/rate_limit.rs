@@ -1,0 +1,117 @@
+//! A fixed-window request counter per key, in this process. Good enough to stop one client
+//! or address hammering an endpoint; limits are per node when several run.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue};
+
+/// Where a key stands in its window after counting one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets (at least 1).
+    pub reset_secs: u64,
+}
+
+impl Quota {
+    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (draft-ietf-httpapi-ratelimit-headers).
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+    }
+}
+
+pub struct RateLimiter {
+    limit: u32,
+    window: Duration,
+    counters: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+/// Beyond this many keys, expired windows are swept on the next count.
+const SWEEP_AT: usize = 10_000;
+
+impl RateLimiter {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            counters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request for `key`: Ok while within the limit, Err once over it.
+    pub fn check(&self, key: &str) -> Result<Quota, Quota> {
+        let now = Instant::now();
+        let Ok(mut map) = self.counters.lock() else {
+            // A poisoned lock means a panic elsewhere; do not turn it into an outage here.
+            return Ok(Quota {
+                limit: self.limit,
+                remaining: self.limit,
+                reset_secs: self.window.as_secs().max(1),
+            });
+        };
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        }
+        let entry = map.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        let elapsed = now.duration_since(entry.0);
+        let reset_secs = self
+            .window
+            .saturating_sub(elapsed)
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64;
+        let quota = Quota {
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(entry.1),
+            reset_secs,
+        };
+        if entry.1 > self.limit {
+            Err(quota)
+        } else {
+            Ok(quota)
+        }
+    }
+}
+
+/// The exchange's rate limits: per client IP, and per app sign-in attempt (its `state`).
+pub struct ExchangeLimits {
+    pub per_ip: RateLimiter,
+    pub per_client: RateLimiter,
+}
+
+impl ExchangeLimits {
+    pub fn new(c: &crate::config::Config) -> Self {
+        let window = std::time::Duration::from_secs(c.mobile_exchange_limit_window_secs);
+        Self {
+            per_ip: RateLimiter::new(c.mobile_exchange_limit_per_ip, window),
+            per_client: RateLimiter::new(c.mobile_exchange_limit_per_client, window),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_key_and_resets() {
+        let l = RateLimiter::new(2, Duration::from_millis(200));
+        assert_eq!(l.check("a").map(|q| q.remaining), Ok(1));
+        assert_eq!(l.check("a").map(|q| q.remaining), Ok(0));
+        let over = l.check("a").unwrap_err();
+        assert_eq!(over.remaining, 0);
+        assert!(over.reset_secs >= 1);
+        assert!(l.check("b").is_ok(), "keys are independent");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(l.check("a").is_ok(), "a new window starts");
+    }
+}

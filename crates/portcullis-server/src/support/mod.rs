@@ -1,0 +1,3 @@
+//! Operator tools shared by the command line and (later) the console.
+
+pub mod doctor;

@@ -1,0 +1,1 @@
+//! Background tasks that run beside the server.
