@@ -11,14 +11,18 @@
 #   4. runs wrk pinned to LOAD_CPU against `GET /v1/me` with the session cookie, then against
 #      the hello server (also pinned to SERVER_CPU), alternating, until ROUNDS rounds were
 #      server-bound, i.e. undisturbed by other load (at most 3 x ROUNDS attempts);
-#   5. prints requests/s of each, the ratio portcullis/hello, p50/p99 latency, idle RSS and
+#   5. the storage path behind the session cache: GET /v1/me with session_cache_ttl_ms = 0
+#      on SQLite and on PostgreSQL (a fresh database), alternating with hello the same way
+#      (STORAGE="sqlite postgres" by default; STORAGE="" skips it);
+#   6. prints requests/s of each, the ratio portcullis/hello, p50/p99 latency, idle RSS and
 #      start-to-ready, with PASS/FAIL against the targets, and writes the same to
 #      bench/results/latest.txt.
 #
 # Knobs (environment): DURATION (s, default 10), WARMUP (s, 2), CONNECTIONS (32), ROUNDS (3),
 # STARTS (5), SERVER_CPU (0), LOAD_CPU (1), NOISE_MAX (a round is repeated when a server
 # kept its core less than 100 - NOISE_MAX % busy, default 10),
-# SKIP_BUILD=1 (use existing binaries), STRICT=1 (exit 1 when a target is missed; by
+# STORAGE ("sqlite postgres"), PG_URL (postgres://postgres@127.0.0.1:5432: a superuser on
+# loopback; a fresh database is made and dropped), SKIP_BUILD=1 (use existing binaries), STRICT=1 (exit 1 when a target is missed; by
 # default only a broken measurement fails).
 #
 # The machine may be shared: every wrk run also records how busy the server's core was with
@@ -46,6 +50,19 @@ LOAD_CPU=${LOAD_CPU:-1}
 NOISE_MAX=${NOISE_MAX:-10}
 SKIP_BUILD=${SKIP_BUILD:-0}
 STRICT=${STRICT:-0}
+STORAGE=${STORAGE-sqlite postgres}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+
+for b in $STORAGE; do
+    [[ $b == sqlite || $b == postgres ]] || {
+        echo "error: STORAGE: unknown backend '$b' (sqlite, postgres)" >&2
+        exit 2
+    }
+done
+[[ $PG_URL =~ ^postgres://[^/@]+@127\.0\.0\.1(:[0-9]+)?$ ]] || {
+    echo "error: PG_URL must be postgres://USER@127.0.0.1[:PORT] (no database, loopback only)" >&2
+    exit 2
+}
 
 # Targets (bench/README.md).
 TARGET_RATIO=0.50
@@ -89,11 +106,16 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+PG_DB=
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
         stop_pid "$pid"
     done
+    if [[ -n $PG_DB ]]; then
+        psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 ||
+            echo "warning: could not drop database $PG_DB" >&2
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -268,7 +290,59 @@ for ((r = 1; r <= 3 * ROUNDS && clean < ROUNDS; r++)); do
 done
 RSS_AFTER_KB=$(rss_kb "$P_PID")
 
-# --- 5. report --------------------------------------------------------------------------
+# --- 5. the storage path: no session cache, SQLite and PostgreSQL -----------------------
+
+# Every request reads the session (and the /v1/me body) from the database: what a unit of
+# work or a store change costs on reads shows here, not in the cached figure above.
+: >"$WORK/storage"
+for backend in $STORAGE; do
+    env_cmd=(env PORTCULLIS_SESSION_CACHE_TTL_MS=0)
+    if [[ $backend == postgres ]]; then
+        command -v psql >/dev/null || die "psql is required for STORAGE=postgres (or STORAGE=sqlite)"
+        PG_DB="portcullis_run_bench_$$_$RANDOM"
+        psql -q -v ON_ERROR_STOP=1 "$PG_URL/postgres" -c "CREATE DATABASE \"$PG_DB\"" >/dev/null ||
+            die "cannot create a database at $PG_URL"
+        env_cmd+=(PORTCULLIS_DATABASE_URL="$PG_URL/$PG_DB"
+            PORTCULLIS_MASTER_KEY="$(head -c 32 /dev/urandom | base64 -w0)")
+    fi
+    start_timed "nocache-$backend" /readyz keep -- "${env_cmd[@]}" "${PORTCULLIS_CMD[@]}" >"$WORK/s.start"
+    read -r S_PID _ <"$WORK/s.start"
+    PIDS+=("$S_PID")
+    S_URL="http://127.0.0.1:$LAST_PORT"
+    code=$(curl -sS -m 30 -o "$WORK/s.signup.json" -D "$WORK/s.signup.headers" -w '%{http_code}' \
+        -H 'Content-Type: application/json' \
+        --data '{"email":"bench@example.com","password":"correct horse battery staple"}' \
+        "$S_URL/v1/auth/signup")
+    [[ $code == 201 ]] || die "$backend signup answered $code: $(cat "$WORK/s.signup.json")"
+    S_TOKEN=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis_session=\([^;]*\);.*/\1/p' "$WORK/s.signup.headers" | tr -d '\r' | head -n 1)
+    S_COOKIE="Cookie: portcullis_session=$S_TOKEN"
+    ((WARMUP > 0)) && run_wrk "$WORK/warm.s" "$WARMUP" "$S_PID" "$S_URL/v1/me" "$S_COOKIE" >/dev/null
+    clean=0
+    for ((r = 1; r <= 3 * ROUNDS && clean < ROUNDS; r++)); do
+        p=$(run_wrk "$WORK/wrk.s.$backend.$r" "$DURATION" "$S_PID" "$S_URL/v1/me" "$S_COOKIE")
+        h=$(run_wrk "$WORK/wrk.sh.$backend.$r" "$DURATION" "$H_PID" "$H_URL")
+        read -r p_rps _ _ _ p_busy p_foreign <<<"$p"
+        read -r h_rps _ _ _ h_busy _ <<<"$h"
+        # PostgreSQL runs on the same two cores, so the server cannot keep its core busy:
+        # only hello's run decides whether a round was disturbed.
+        ok=1
+        if [[ $backend == sqlite ]]; then
+            awk -v a="$p_busy" -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(a < 100 - m || b < 100 - m) }' && ok=0
+        else
+            awk -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(b < 100 - m) }' && ok=0
+        fi
+        ((ok)) && clean=$((clean + 1))
+        echo "$backend $r $ok $p $h" >>"$WORK/storage"
+        log "$backend, no session cache, round $r: $p_rps req/s (its core ${p_busy}%), hello $h_rps req/s$( ((ok)) || echo '; disturbed, repeated')"
+    done
+    stop_pid "$S_PID"
+    if [[ $backend == postgres ]]; then
+        psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+        PG_DB=
+    fi
+done
+
+# --- 6. report --------------------------------------------------------------------------
 
 mkdir -p "$BENCH/results"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -276,7 +350,7 @@ DIRTY=
 [[ -z $(git -C "$ROOT" status --porcelain 2>/dev/null || true) ]] || DIRTY="+dirty"
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown)
 
-python3 - "$WORK/rounds" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARGET_READY_MS" "$STRICT" \
+python3 - "$WORK/rounds" "$WORK/storage" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARGET_READY_MS" "$STRICT" \
     "${READY_MS[*]}" "${HELLO_READY_MS[*]}" "$RSS_STARTED_KB" "$RSS_IDLE_KB" "$RSS_AFTER_KB" "$H_RSS_KB" \
     "$ME_BYTES" "commit $COMMIT$DIRTY; $(date -u +%Y-%m-%dT%H:%M:%SZ); $(uname -sr); $CPU_MODEL; $(nproc --all) CPUs" \
     "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; loopback; warm-up ${WARMUP}s; rounds alternate portcullis/hello; a round where a server kept its core < $((100 - NOISE_MAX))% busy is repeated" \
@@ -284,7 +358,7 @@ python3 - "$WORK/rounds" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARGET_READY_MS" "$S
 import statistics as st
 import sys
 
-(rounds_file, t_ratio, t_rss, t_ready, strict, ready, hready, rss_started, rss_idle,
+(rounds_file, storage_file, t_ratio, t_rss, t_ready, strict, ready, hready, rss_started, rss_idle,
  rss_after, h_rss, me_bytes, machine, method) = sys.argv[1:]
 loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
 t_ratio, t_rss, t_ready = float(t_ratio), float(t_rss), float(t_ready)
@@ -346,6 +420,24 @@ w(f"  start to ready, {len(ready)} fresh starts (ms): portcullis {', '.join(f'{x
 w(f"  RSS (MB): portcullis after start {mb(rss_started):.1f}, after signup (idle) {idle_mb:.1f},"
   f" after load {mb(rss_after):.1f}; hello idle {mb(h_rss):.1f}")
 w(f"  /v1/me body: {me_bytes} bytes; absolute figures are machine-dependent, read the ratios")
+# backend round clean | portcullis run (6 columns) | hello run (6 columns)
+storage = {}
+for line in open(storage_file):
+    f = line.split()
+    if f:
+        storage.setdefault(f[0], []).append([float(x) for x in f[1:]])
+if storage:
+    w("")
+    w("  storage path: GET /v1/me with session_cache_ttl_ms = 0 (every request reads the database)")
+    w(f"  {'backend':10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'hello':>9}{'ratio':>8}  rounds (ratio)")
+    for backend, rs in storage.items():
+        good = [r for r in rs if r[1] == 1] or rs
+        rat = [r[2] / r[8] for r in good]
+        w(f"  {backend:10}{med(r[2] for r in good):>9.0f}{med(r[3] for r in good):>9.3f}"
+          f"{med(r[4] for r in good):>9.3f}{med(r[8] for r in good):>9.0f}{med(rat):>8.3f}  "
+          + ", ".join(f"{r[2] / r[8]:.3f}{'' if r[1] == 1 else '*'}" for r in rs)
+          + ("" if any(r[1] == 1 for r in rs) else "  (all disturbed)"))
+    w("  (* disturbed round, not in the median)")
 print("\n".join(out))
 if strict == "1" and not all(ok for *_, ok in checks):
     sys.exit(1)
