@@ -147,20 +147,6 @@ impl ApiError {
     }
 }
 
-/// The OAuth helpers the JSON routes reuse (token issuing for the mobile routes): a server
-/// error keeps its cause for the log instead of the generic description.
-impl From<crate::http::oauth_error::OAuthError> for ApiError {
-    fn from(e: crate::http::oauth_error::OAuthError) -> Self {
-        if e.status.is_server_error() {
-            ApiError::internal(e.internal.unwrap_or(e.description))
-        } else if let Some(code) = e.code {
-            ApiError::new(e.status, code, e.description)
-        } else {
-            ApiError::invalid_request(e.description)
-        }
-    }
-}
-
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         ApiError::invalid_field(e.field, e.message)
@@ -244,7 +230,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::http::oauth_error::OAuthError;
 
     /// Everything logged while `f` runs, inside a request span like the middleware's.
     fn logged(f: impl FnOnce() -> Response) -> (Response, String) {
@@ -282,14 +267,14 @@ mod tests {
     #[tokio::test]
     async fn internal_errors_log_their_cause_once_and_never_send_it() {
         let store = || ApiError::from(StoreError::Corrupt("pool timed out".into()));
-        let oauth = || ApiError::from(OAuthError::server_error("getrandom failed"));
+        let keys = || ApiError::internal("getrandom failed");
         let bare = || ApiError {
             internal: None,
             ..ApiError::internal("unused")
         };
         for (make, cause) in [
             (&store as &dyn Fn() -> ApiError, "pool timed out"),
-            (&oauth, "getrandom failed"),
+            (&keys, "getrandom failed"),
             (&bare, "internal error; quote the correlation id to support"),
         ] {
             let (response, log) = logged(|| make().into_response());
