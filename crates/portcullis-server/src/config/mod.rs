@@ -134,7 +134,7 @@ impl Config {
             path: file
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("(environment)")),
-            source: Box::new(e),
+            source: e,
         })?;
         config.resolve_files()?;
         config.validate()?;
@@ -246,7 +246,7 @@ fn layers(file: Option<Data<Toml>>, env: impl Provider, overrides: &impl Seriali
 }
 
 /// Reads the layered settings into a `Config`.
-fn extract(figment: &Figment) -> Result<Config, figment::Error> {
+fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
     figment.extract::<Config>().map_err(|e| {
         // serde buffers flattened sections, which drops the key and the layer from their
         // errors; reading the section on its own names both.
@@ -255,7 +255,7 @@ fn extract(figment: &Figment) -> Result<Config, figment::Error> {
             .err()
             .or_else(|| figment.extract::<OidcConfig>().err())
             .or_else(|| figment.extract::<MobileConfig>().err())
-            .unwrap_or(e)
+            .map_or_else(|| Box::new(e), Box::new)
     })
 }
 
