@@ -10,7 +10,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use portcullis_core::SessionPolicy;
 use portcullis_store::Store;
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -99,7 +98,7 @@ async fn build_state(
     public_url: String,
 ) -> Result<AppState, StartError> {
     let cache = Arc::new(SessionCache::new(
-        Duration::from_millis(config.session_cache_ttl_ms),
+        Duration::from_millis(config.sessions.cache_ttl_ms),
         100_000,
     ));
     // Until another node's changes can be heard, serve nothing from memory.
@@ -137,7 +136,7 @@ async fn build_state(
         .map(|n| n.get())
         .unwrap_or(2);
     let mobile = crate::config::mobile::MobileSettings::new(
-        config,
+        &config.mobile,
         &public_url,
         derive_key(&master_key, label::MOBILE_SESSION),
     )?;
@@ -146,11 +145,7 @@ async fn build_state(
         cache,
         hasher: PasswordHasher::new(config.password_hash_concurrency.unwrap_or(cores)),
         metrics: Metrics::default(),
-        sessions: SessionPolicy {
-            idle_ttl: time::Duration::seconds(config.session_idle_ttl_secs as i64),
-            absolute_ttl: time::Duration::seconds(config.session_absolute_ttl_secs as i64),
-            ..SessionPolicy::default()
-        },
+        sessions: config.sessions.policy(),
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
         dev: config.dev,
@@ -158,15 +153,14 @@ async fn build_state(
             &public_url,
             crate::features::oidc::discovery::document(&public_url),
             derive_key(&master_key, label::REFRESH_ROTATION),
-            config.oidc_refresh_grace_secs,
-            config.oidc_refresh_ttl_secs,
+            &config.oidc,
         ),
         public_url,
         master_key,
         keys,
         sso,
         mobile,
-        mobile_limits: crate::infra::rate_limit::ExchangeLimits::new(config),
+        mobile_limits: crate::infra::rate_limit::ExchangeLimits::new(&config.mobile),
         password_login: config.password_login,
     })))
 }

@@ -51,7 +51,7 @@ fn decode_svg(svg: &str, scale: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_link_and_its_qr_code() {
     let app = TestApp::start_with(Backend::Sqlite, |c| {
-        c.mobile_schemes = StringList(vec!["alga".into(), "alga-beta".into()]);
+        c.mobile.schemes = StringList(vec!["alga".into(), "alga-beta".into()]);
     })
     .await;
     let url = expected_url(&app.base, "alga");
@@ -90,8 +90,8 @@ async fn connect_needs_a_scheme_and_mobile_switched_on() {
     }
 
     let off = TestApp::start_with(Backend::Sqlite, |c| {
-        c.mobile_schemes = StringList(vec!["alga".into()]);
-        c.mobile_enabled = false;
+        c.mobile.schemes = StringList(vec!["alga".into()]);
+        c.mobile.enabled = false;
     })
     .await;
     for path in ["/v1/mobile/connect", "/v1/mobile/connect.svg"] {

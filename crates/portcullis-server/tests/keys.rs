@@ -462,7 +462,7 @@ async fn private_keys_are_sealed_at_rest(app: TestApp) {
     assert_eq!(rows.len(), 3);
     let config = Config {
         data_dir: app.data_dir.clone(),
-        database_url: Some(app.database_url.clone()),
+        database_url: Some(app.database_url.clone().into()),
         dev: true,
         ..Config::default()
     };
@@ -511,7 +511,7 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
     // A second node: same database, same master key.
     let config = Config {
         data_dir: app.data_dir.clone(),
-        database_url: Some(app.database_url.clone()),
+        database_url: Some(app.database_url.clone().into()),
         dev: true,
         ..Config::default()
     };
@@ -561,7 +561,11 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
 
     // A node with another master key cannot open the keys: it refuses to start.
     let wrong = Config {
-        master_key: Some(base64::engine::general_purpose::STANDARD.encode([9u8; 32])),
+        master_key: Some(
+            base64::engine::general_purpose::STANDARD
+                .encode([9u8; 32])
+                .into(),
+        ),
         ..config.clone()
     };
     let wrong_key = wrong.master_key().unwrap();

@@ -18,10 +18,10 @@ const CALLBACK: &str = "alga://auth/callback";
 /// What every test server gets: the app's scheme registered, and no grace window for
 /// refresh retries (so a second use of a rotated token is reuse at once).
 fn mobile_config(c: &mut Config) {
-    c.mobile_schemes = serde_json::from_value(json!("alga")).unwrap();
-    c.mobile_universal_links =
+    c.mobile.schemes = serde_json::from_value(json!("alga")).unwrap();
+    c.mobile.universal_links =
         serde_json::from_value(json!(["https://app.example.com/auth/"])).unwrap();
-    c.oidc_refresh_grace_secs = 0;
+    c.oidc.refresh_grace_secs = 0;
 }
 
 /// Each test body once per backend, on a server configured by `mobile_config` + `$tweak`.
@@ -184,20 +184,20 @@ both_backends_with! {
     handoff_through_the_login_page => plain,
     handoff_refuses_without_state_or_registered_redirect => plain,
     handoff_failures_go_back_to_the_app => plain,
-    expired_ott_is_refused => |c: &mut Config| c.mobile_ott_ttl_sec = 1,
+    expired_ott_is_refused => |c: &mut Config| c.mobile.ott_ttl_sec = 1,
     ott_is_single_use_and_bound => plain,
     exchange_payload_is_validated => plain,
-    concurrent_exchanges_one_wins => |c: &mut Config| c.mobile_exchange_limit_per_client = 50,
+    concurrent_exchanges_one_wins => |c: &mut Config| c.mobile.exchange_limit_per_client = 50,
     host_allowlist_is_enforced => |c: &mut Config| {
-        c.mobile_host_allowlist = serde_json::from_value(json!("auth.example.com, psa.example.net")).unwrap();
+        c.mobile.host_allowlist = serde_json::from_value(json!("auth.example.com, psa.example.net")).unwrap();
     },
     own_host_is_allowed_by_default => plain,
-    mobile_disabled => |c: &mut Config| c.mobile_enabled = false,
+    mobile_disabled => |c: &mut Config| c.mobile.enabled = false,
     password_login_off => |c: &mut Config| c.password_login = false,
-    exchange_is_rate_limited_per_ip => |c: &mut Config| c.mobile_exchange_limit_per_ip = 3,
-    exchange_is_rate_limited_per_client => |c: &mut Config| c.mobile_exchange_limit_per_client = 2,
+    exchange_is_rate_limited_per_ip => |c: &mut Config| c.mobile.exchange_limit_per_ip = 3,
+    exchange_is_rate_limited_per_client => |c: &mut Config| c.mobile.exchange_limit_per_client = 2,
     revoking_the_session_stops_the_tokens => plain,
-    refresh_retry_within_grace_gets_the_same_successor => |c: &mut Config| c.oidc_refresh_grace_secs = 30,
+    refresh_retry_within_grace_gets_the_same_successor => |c: &mut Config| c.oidc.refresh_grace_secs = 30,
     other_clients_tokens_cannot_call_the_api => plain,
 }
 

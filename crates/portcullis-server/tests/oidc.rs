@@ -996,7 +996,7 @@ async fn reuse_after_grace(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_after_grace_revokes_the_family_sqlite() {
     reuse_after_grace(
-        TestApp::start_with(common::Backend::Sqlite, |c| c.oidc_refresh_grace_secs = 1).await,
+        TestApp::start_with(common::Backend::Sqlite, |c| c.oidc.refresh_grace_secs = 1).await,
     )
     .await;
 }
@@ -1004,7 +1004,7 @@ async fn reuse_after_grace_revokes_the_family_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_after_grace_revokes_the_family_postgres() {
     reuse_after_grace(
-        TestApp::start_with(common::Backend::Postgres, |c| c.oidc_refresh_grace_secs = 1).await,
+        TestApp::start_with(common::Backend::Postgres, |c| c.oidc.refresh_grace_secs = 1).await,
     )
     .await;
 }

@@ -1,7 +1,58 @@
-//! Mobile sign-in settings: the list type the configuration accepts for hosts, schemes and
-//! universal links, their validation, and the form the handlers use at run time.
+//! Mobile sign-in settings: the flat `mobile_*` keys, their validation, and the form the
+//! handlers use at run time.
 
-use crate::config::{Config, ConfigError};
+use serde::{Deserialize, Serialize};
+
+use crate::config::error::ConfigError;
+use crate::config::list::StringList;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MobileConfig {
+    /// Mobile sign-in (`/api/v1/mobile/auth/*`, `/auth/mobile/handoff`) is offered.
+    #[serde(rename = "mobile_enabled")]
+    pub enabled: bool,
+    /// Hostnames the mobile routes answer on (comma-separated or a list); empty means the
+    /// public URL's own host only.
+    #[serde(rename = "mobile_host_allowlist")]
+    pub host_allowlist: StringList,
+    /// App URL schemes the hand-off may redirect to, e.g. `alga` (for `alga://…`).
+    #[serde(rename = "mobile_schemes")]
+    pub schemes: StringList,
+    /// `https://` URL prefixes (universal / app links) the hand-off may redirect to.
+    #[serde(rename = "mobile_universal_links")]
+    pub universal_links: StringList,
+    /// Lifetime of a mobile one-time token, in seconds.
+    #[serde(rename = "mobile_ott_ttl_sec")]
+    pub ott_ttl_sec: u64,
+    /// Lifetime of mobile access tokens, in seconds.
+    #[serde(rename = "mobile_access_token_ttl_secs")]
+    pub access_token_ttl_secs: u32,
+    /// One-time-token exchanges allowed per client IP per window.
+    #[serde(rename = "mobile_exchange_limit_per_ip")]
+    pub exchange_limit_per_ip: u32,
+    /// Exchanges allowed per app sign-in attempt (its `state`) per window.
+    #[serde(rename = "mobile_exchange_limit_per_client")]
+    pub exchange_limit_per_client: u32,
+    #[serde(rename = "mobile_exchange_limit_window_secs")]
+    pub exchange_limit_window_secs: u64,
+}
+
+impl Default for MobileConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host_allowlist: StringList::default(),
+            schemes: StringList::default(),
+            universal_links: StringList::default(),
+            ott_ttl_sec: 60,
+            access_token_ttl_secs: 900,
+            exchange_limit_per_ip: 30,
+            exchange_limit_per_client: 5,
+            exchange_limit_window_secs: 60,
+        }
+    }
+}
 
 /// Schemes an app may not claim: they would turn the hand-off into an open redirect.
 const RESERVED_SCHEMES: &[&str] = &[
@@ -20,52 +71,56 @@ fn valid_scheme(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
-    for host in c.mobile_host_allowlist.iter() {
-        if host.contains("://") || host.contains('/') || host.contains(' ') {
-            return Err(ConfigError::Invalid(format!(
-                "mobile_host_allowlist entry {host:?} must be a bare hostname like auth.example.com"
-            )));
-        }
-    }
-    for scheme in c.mobile_schemes.iter() {
-        let scheme = scheme.trim_end_matches("://").trim_end_matches(':');
-        if !valid_scheme(scheme) || RESERVED_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
-        {
-            return Err(ConfigError::Invalid(format!(
-                "mobile_schemes entry {scheme:?} must be an app URL scheme like `alga` (not http, https, javascript, data or file)"
-            )));
-        }
-    }
-    for link in c.mobile_universal_links.iter() {
-        match url::Url::parse(link) {
-            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
-            _ => {
+impl MobileConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for host in self.host_allowlist.iter() {
+            if host.contains("://") || host.contains('/') || host.contains(' ') {
                 return Err(ConfigError::Invalid(format!(
-                    "mobile_universal_links entry {link:?} must be an https URL prefix like https://app.example.com/auth/callback"
+                    "mobile_host_allowlist entry {host:?} must be a bare hostname like auth.example.com"
                 )));
             }
         }
+        for scheme in self.schemes.iter() {
+            let scheme = scheme.trim_end_matches("://").trim_end_matches(':');
+            if !valid_scheme(scheme)
+                || RESERVED_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "mobile_schemes entry {scheme:?} must be an app URL scheme like `alga` (not http, https, javascript, data or file)"
+                )));
+            }
+        }
+        for link in self.universal_links.iter() {
+            match url::Url::parse(link) {
+                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "mobile_universal_links entry {link:?} must be an https URL prefix like https://app.example.com/auth/callback"
+                    )));
+                }
+            }
+        }
+        if self.ott_ttl_sec == 0 || self.ott_ttl_sec > 600 {
+            return Err(ConfigError::Invalid(
+                "mobile_ott_ttl_sec must be between 1 and 600 seconds".into(),
+            ));
+        }
+        if !(60..=86_400).contains(&self.access_token_ttl_secs) {
+            return Err(ConfigError::Invalid(
+                "mobile_access_token_ttl_secs must be between 60 and 86400".into(),
+            ));
+        }
+        if self.exchange_limit_per_ip == 0
+            || self.exchange_limit_per_client == 0
+            || self.exchange_limit_window_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "mobile_exchange_limit_per_ip, _per_client and _window_secs must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
-    if c.mobile_ott_ttl_sec == 0 || c.mobile_ott_ttl_sec > 600 {
-        return Err(ConfigError::Invalid(
-            "mobile_ott_ttl_sec must be between 1 and 600 seconds".into(),
-        ));
-    }
-    if !(60..=86_400).contains(&c.mobile_access_token_ttl_secs) {
-        return Err(ConfigError::Invalid(
-            "mobile_access_token_ttl_secs must be between 60 and 86400".into(),
-        ));
-    }
-    if c.mobile_exchange_limit_per_ip == 0
-        || c.mobile_exchange_limit_per_client == 0
-        || c.mobile_exchange_limit_window_secs == 0
-    {
-        return Err(ConfigError::Invalid(
-            "mobile_exchange_limit_per_ip, _per_client and _window_secs must be at least 1".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The mobile settings in the form the handlers use, fixed at start-up.
@@ -87,7 +142,11 @@ pub struct MobileSettings {
 }
 
 impl MobileSettings {
-    pub fn new(c: &Config, public_url: &str, session_key: [u8; 32]) -> Result<Self, ConfigError> {
+    pub fn new(
+        c: &MobileConfig,
+        public_url: &str,
+        session_key: [u8; 32],
+    ) -> Result<Self, ConfigError> {
         let client_id = portcullis_core::oauth::ClientId::parse(portcullis_store::MOBILE_CLIENT_ID)
             .ok_or_else(|| ConfigError::Invalid("the mobile client id is malformed".into()))?;
         let public_host = url::Url::parse(public_url)
@@ -95,15 +154,15 @@ impl MobileSettings {
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
         Ok(Self {
-            enabled: c.mobile_enabled,
+            enabled: c.enabled,
             host_allowlist: c
-                .mobile_host_allowlist
+                .host_allowlist
                 .iter()
                 .map(str::to_ascii_lowercase)
                 .collect(),
             public_host,
             schemes: c
-                .mobile_schemes
+                .schemes
                 .iter()
                 .map(|s| {
                     s.trim_end_matches("://")
@@ -112,13 +171,13 @@ impl MobileSettings {
                 })
                 .collect(),
             universal_links: c
-                .mobile_universal_links
+                .universal_links
                 .iter()
                 .filter_map(|l| url::Url::parse(l).ok())
                 .map(|u| origin_and_path(&u))
                 .collect(),
-            ott_ttl: time::Duration::seconds(c.mobile_ott_ttl_sec as i64),
-            access_token_ttl_secs: c.mobile_access_token_ttl_secs,
+            ott_ttl: time::Duration::seconds(c.ott_ttl_sec as i64),
+            access_token_ttl_secs: c.access_token_ttl_secs,
             session_key,
             client_id,
         })
@@ -167,50 +226,37 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::StringList;
 
-    fn settings(allow: &[&str], schemes: &[&str], links: &[&str]) -> MobileSettings {
-        let c = Config {
-            mobile_host_allowlist: StringList(allow.iter().map(|s| s.to_string()).collect()),
-            mobile_schemes: StringList(schemes.iter().map(|s| s.to_string()).collect()),
-            mobile_universal_links: StringList(links.iter().map(|s| s.to_string()).collect()),
-            ..Config::default()
-        };
-        validate(&c).unwrap();
-        MobileSettings::new(&c, "https://Auth.Example.com", [7; 32]).unwrap()
+    fn list(items: &[&str]) -> StringList {
+        StringList(items.iter().map(|s| s.to_string()).collect())
     }
 
-    #[test]
-    fn lists_come_from_strings_or_lists() {
-        let a: StringList = serde_json::from_str("\" a.example.com, b.example.com ,\"").unwrap();
-        assert_eq!(a.0, ["a.example.com", "b.example.com"]);
-        let b: StringList = serde_json::from_str("[\"alga\"]").unwrap();
-        assert_eq!(b.0, ["alga"]);
-        let empty: StringList = serde_json::from_str("\"\"").unwrap();
-        assert!(empty.is_empty());
+    fn settings(allow: &[&str], schemes: &[&str], links: &[&str]) -> MobileSettings {
+        let c = MobileConfig {
+            host_allowlist: list(allow),
+            schemes: list(schemes),
+            universal_links: list(links),
+            ..MobileConfig::default()
+        };
+        c.validate().unwrap();
+        MobileSettings::new(&c, "https://Auth.Example.com", [7; 32]).unwrap()
     }
 
     #[test]
     fn lists_load_from_the_config_layers() {
         use figment::Figment;
         use figment::providers::{Format, Serialized, Toml};
-        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+        let c: MobileConfig = Figment::from(Serialized::defaults(MobileConfig::default()))
             .merge(Toml::string(
                 "mobile_host_allowlist = \"a.example.com, b.example.com\"\nmobile_schemes = [\"alga\"]",
             ))
             .merge(Serialized::default("mobile_universal_links", "https://app.example.com/auth/"))
             .extract()
             .unwrap();
-        assert_eq!(
-            c.mobile_host_allowlist.0,
-            ["a.example.com", "b.example.com"]
-        );
-        assert_eq!(c.mobile_schemes.0, ["alga"]);
-        assert_eq!(
-            c.mobile_universal_links.0,
-            ["https://app.example.com/auth/"]
-        );
-        validate(&c).unwrap();
+        assert_eq!(c.host_allowlist.0, ["a.example.com", "b.example.com"]);
+        assert_eq!(c.schemes.0, ["alga"]);
+        assert_eq!(c.universal_links.0, ["https://app.example.com/auth/"]);
+        c.validate().unwrap();
     }
 
     #[test]
@@ -241,10 +287,10 @@ mod tests {
 
     #[test]
     fn reserved_schemes_are_refused() {
-        let c = Config {
-            mobile_schemes: StringList(vec!["https".into()]),
-            ..Config::default()
+        let c = MobileConfig {
+            schemes: list(&["https"]),
+            ..MobileConfig::default()
         };
-        assert!(validate(&c).is_err());
+        assert!(c.validate().is_err());
     }
 }

@@ -1,19 +1,33 @@
 //! Layered configuration: defaults → `portcullis.toml` → `PORTCULLIS_*` environment
 //! (`__` for nesting, `*_FILE` for secrets) → command-line flags. Errors name the setting
 //! and say what to do; unknown keys warn instead of silently doing nothing.
+//!
+//! The keys are flat (`mobile_schemes`, `session_idle_ttl_secs`); in Rust they are grouped
+//! into one section struct per file, flattened into [`Config`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Deserializer, Serialize};
+use figment::providers::{Data, Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
+use serde::{Deserialize, Serialize};
 
+mod error;
+mod list;
+mod master_key;
 pub mod mobile;
 pub mod oidc;
+mod secret;
+pub mod sessions;
 pub mod sso;
+
+pub use error::ConfigError;
+pub use list::StringList;
+pub use master_key::MasterKey;
+pub use mobile::MobileConfig;
+pub use oidc::OidcConfig;
+pub use secret::Secret;
+pub use sessions::SessionConfig;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,14 +38,18 @@ pub enum LogFormat {
 }
 
 /// Everything `portcullis serve` (and every other subcommand) can be told.
+///
+/// `Serialize` exists for figment's layering and writes secrets in clear; `Debug` does not.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`; defaults to SQLite in `data_dir`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     pub database_url_file: Option<PathBuf>,
+    /// Database connections per server process.
+    pub database_max_connections: u32,
     /// Where the embedded database and the generated master key live.
     pub data_dir: PathBuf,
     /// The URL users reach this server at; decides cookie names and the CSRF origin.
@@ -43,44 +61,23 @@ pub struct Config {
     pub log_level: String,
     /// Base64 of 32 bytes; encrypts secrets that must be recovered (signing keys, webhook
     /// secrets). Required in production; generated into `data_dir` when embedded or `--dev`.
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     pub master_key_file: Option<PathBuf>,
-    pub session_idle_ttl_secs: u64,
-    pub session_absolute_ttl_secs: u64,
-    /// How long a resolved session may be served from memory before the database is asked
-    /// again. Revocations invalidate it immediately; this bounds staleness of everything else.
-    pub session_cache_ttl_ms: u64,
     /// Concurrent password hashes; each takes 19 MiB. Defaults to the number of cores.
     pub password_hash_concurrency: Option<usize>,
-    /// Database connections per server process.
-    pub database_max_connections: u32,
-    /// A rotated refresh token presented again within this many seconds gets the same
-    /// successor instead of revoking its family (two tabs refreshing at once).
-    pub oidc_refresh_grace_secs: u64,
-    /// Lifetime of each refresh token (a rotation issues a fresh one).
-    pub oidc_refresh_ttl_secs: u64,
-    /// Mobile sign-in (`/api/v1/mobile/auth/*`, `/auth/mobile/handoff`) is offered.
-    pub mobile_enabled: bool,
-    /// Hostnames the mobile routes answer on (comma-separated or a list); empty means the
-    /// public URL's own host only.
-    pub mobile_host_allowlist: StringList,
-    /// App URL schemes the hand-off may redirect to, e.g. `alga` (for `alga://…`).
-    pub mobile_schemes: StringList,
-    /// `https://` URL prefixes (universal / app links) the hand-off may redirect to.
-    pub mobile_universal_links: StringList,
-    /// Lifetime of a mobile one-time token, in seconds.
-    pub mobile_ott_ttl_sec: u64,
-    /// Lifetime of mobile access tokens, in seconds.
-    pub mobile_access_token_ttl_secs: u32,
     /// Email + password sign-in (`/v1/auth/login` and the sign-in pages).
     pub password_login: bool,
-    /// One-time-token exchanges allowed per client IP per window.
-    pub mobile_exchange_limit_per_ip: u32,
-    /// Exchanges allowed per app sign-in attempt (its `state`) per window.
-    pub mobile_exchange_limit_per_client: u32,
-    pub mobile_exchange_limit_window_secs: u64,
+    /// `session_*`
+    #[serde(flatten)]
+    pub sessions: SessionConfig,
+    /// `oidc_*`
+    #[serde(flatten)]
+    pub oidc: OidcConfig,
+    /// `mobile_*`
+    #[serde(flatten)]
+    pub mobile: MobileConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
-    pub sso: crate::config::sso::SsoConfig,
+    pub sso: sso::SsoConfig,
 }
 
 impl Default for Config {
@@ -89,6 +86,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             database_url_file: None,
+            database_max_connections: 16,
             data_dir: PathBuf::from("portcullis-data"),
             public_url: None,
             dev: false,
@@ -96,72 +94,15 @@ impl Default for Config {
             log_level: "info".into(),
             master_key: None,
             master_key_file: None,
-            session_idle_ttl_secs: 7 * 24 * 3600,
-            session_absolute_ttl_secs: 30 * 24 * 3600,
-            session_cache_ttl_ms: 10_000,
             password_hash_concurrency: None,
-            database_max_connections: 16,
-            oidc_refresh_grace_secs: 10,
-            oidc_refresh_ttl_secs: 30 * 24 * 3600,
-            mobile_enabled: true,
-            mobile_host_allowlist: Default::default(),
-            mobile_schemes: Default::default(),
-            mobile_universal_links: Default::default(),
-            mobile_ott_ttl_sec: 60,
-            mobile_access_token_ttl_secs: 900,
             password_login: true,
-            mobile_exchange_limit_per_ip: 30,
-            mobile_exchange_limit_per_client: 5,
-            mobile_exchange_limit_window_secs: 60,
-            sso: Default::default(),
+            sessions: SessionConfig::default(),
+            oidc: OidcConfig::default(),
+            mobile: MobileConfig::default(),
+            sso: sso::SsoConfig::default(),
         }
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Invalid(String),
-    #[error("configuration file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: Box<figment::Error>,
-    },
-    #[error("{0}")]
-    Io(String),
-}
-
-/// Keys a file or the environment may set; anything else is reported as unknown.
-const KNOWN_KEYS: &[&str] = &[
-    "listen",
-    "database_url",
-    "database_url_file",
-    "data_dir",
-    "public_url",
-    "dev",
-    "log_format",
-    "log_level",
-    "master_key",
-    "master_key_file",
-    "session_idle_ttl_secs",
-    "session_absolute_ttl_secs",
-    "session_cache_ttl_ms",
-    "password_hash_concurrency",
-    "database_max_connections",
-    "oidc_refresh_grace_secs",
-    "oidc_refresh_ttl_secs",
-    "mobile_enabled",
-    "mobile_host_allowlist",
-    "mobile_schemes",
-    "mobile_universal_links",
-    "mobile_ott_ttl_sec",
-    "mobile_access_token_ttl_secs",
-    "password_login",
-    "mobile_exchange_limit_per_ip",
-    "mobile_exchange_limit_per_client",
-    "mobile_exchange_limit_window_secs",
-    "sso",
-];
 
 /// Environment variables with the prefix that belong to tooling, not to the server.
 const FOREIGN_ENV_PREFIXES: &[&str] = &["test_", "config"];
@@ -173,44 +114,27 @@ impl Config {
         file: Option<&Path>,
         overrides: &impl Serialize,
     ) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
         let default_file = Path::new("portcullis.toml");
         let file = file.or_else(|| default_file.exists().then_some(default_file));
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "configuration file {} does not exist",
-                    path.display()
-                )));
-            }
-            figment = figment.merge(Toml::file(path));
+        if let Some(path) = file
+            && !path.exists()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "configuration file {} does not exist",
+                path.display()
+            )));
         }
-        let env = Env::prefixed("PORTCULLIS_").split("__").filter(|k| {
-            !FOREIGN_ENV_PREFIXES
-                .iter()
-                .any(|p| k.as_str().starts_with(p))
-        });
-        figment = figment.merge(env).merge(Serialized::defaults(overrides));
-
-        let mut warnings = Vec::new();
-        if let Ok(all) = figment.extract::<serde_json::Map<String, serde_json::Value>>() {
-            for key in all.keys() {
-                if key == "sso" {
-                    warnings.extend(crate::config::sso::unknown_keys(&all[key]));
-                }
-                if !KNOWN_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!(
-                        "unknown configuration key `{key}` is ignored (known keys: {})",
-                        KNOWN_KEYS.join(", ")
-                    ));
-                }
-            }
-        }
-        let mut config: Config = figment.extract().map_err(|e| ConfigError::File {
+        // The name still has its upper case here: `UncasedStr::starts_with` ignores case.
+        let env = Env::prefixed("PORTCULLIS_")
+            .split("__")
+            .filter(|k| !FOREIGN_ENV_PREFIXES.iter().any(|p| k.starts_with(p)));
+        let figment = layers(file.map(Toml::file), env, overrides);
+        let warnings = unknown_keys(&figment);
+        let mut config = extract(&figment).map_err(|e| ConfigError::File {
             path: file
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("(environment)")),
-            source: Box::new(e),
+            source: e,
         })?;
         config.resolve_files()?;
         config.validate()?;
@@ -221,7 +145,7 @@ impl Config {
     fn resolve_files(&mut self) -> Result<(), ConfigError> {
         let read = |path: &Path, what: &str| {
             std::fs::read_to_string(path)
-                .map(|s| s.trim().to_owned())
+                .map(|s| Secret(s.trim().to_owned()))
                 .map_err(|e| {
                     ConfigError::Io(format!("cannot read {what} from {}: {e}", path.display()))
                 })
@@ -248,7 +172,7 @@ impl Config {
                 )));
             }
         }
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.database_url.as_ref().map(Secret::expose)
             && !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
                 || url.starts_with("postgresql://"))
@@ -257,25 +181,18 @@ impl Config {
                 "database_url must start with sqlite:// or postgres://".into(),
             ));
         }
-        if self.session_idle_ttl_secs == 0
-            || self.session_absolute_ttl_secs < self.session_idle_ttl_secs
-        {
-            return Err(ConfigError::Invalid(
-                "session_idle_ttl_secs must be > 0 and at most session_absolute_ttl_secs".into(),
-            ));
-        }
-        crate::config::mobile::validate(self)?;
+        self.sessions.validate()?;
+        self.mobile.validate()?;
         Ok(())
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose().clone(),
             None => format!("sqlite://{}", self.data_dir.join("portcullis.db").display()),
         }
     }
-
     /// Embedded mode: SQLite in the data dir, one process, nothing else to run.
     pub fn is_embedded(&self) -> bool {
         self.database_url().starts_with("sqlite:")
@@ -306,7 +223,7 @@ impl Config {
     /// into `data_dir/master.key` with owner-only permissions.
     pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
         if let Some(k) = &self.master_key {
-            return MasterKey::parse(k);
+            return MasterKey::parse(k.expose());
         }
         if !(self.is_embedded() || self.dev) {
             return Err(ConfigError::Invalid(
@@ -315,108 +232,61 @@ impl Config {
                     .into(),
             ));
         }
-        let path = self.data_dir.join("master.key");
-        if path.exists() {
-            let raw = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::Io(format!("cannot read {}: {e}", path.display())))?;
-            return MasterKey::parse(raw.trim());
+        MasterKey::read_or_generate(&self.data_dir.join("master.key"))
+    }
+}
+
+/// defaults → file → environment → flags; later layers win.
+fn layers(file: Option<Data<Toml>>, env: impl Provider, overrides: &impl Serialize) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(file) = file {
+        figment = figment.merge(file);
+    }
+    figment.merge(env).merge(Serialized::defaults(overrides))
+}
+
+/// Reads the layered settings into a `Config`.
+fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
+    figment.extract::<Config>().map_err(|e| {
+        // serde buffers flattened sections, which drops the key and the layer from their
+        // errors; reading the section on its own names both.
+        figment
+            .extract::<SessionConfig>()
+            .err()
+            .or_else(|| figment.extract::<OidcConfig>().err())
+            .or_else(|| figment.extract::<MobileConfig>().err())
+            .map_or_else(|| Box::new(e), Box::new)
+    })
+}
+
+/// Keys a file or the environment may set: the defaults' own serialized keys, so a field
+/// (of `Config` or of a flattened section) is known the moment it exists.
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(keys)) => keys.into_iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Warnings for keys that nothing reads (a typo would otherwise silently do nothing).
+fn unknown_keys(figment: &Figment) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Ok(all) = figment.extract::<serde_json::Map<String, serde_json::Value>>() else {
+        return warnings;
+    };
+    let known = known_keys();
+    for (key, value) in &all {
+        if key == "sso" {
+            warnings.extend(sso::unknown_keys(value));
         }
-        let key = portcullis_core::token::random_bytes::<32>()
-            .map_err(|e| ConfigError::Io(format!("no randomness for the master key: {e}")))?;
-        write_private(&path, STANDARD.encode(key).as_bytes())?;
-        Ok(MasterKey(key))
-    }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .map_err(|e| ConfigError::Io(format!("cannot create {}: {e}", path.display())))?;
-    f.write_all(bytes)
-        .map_err(|e| ConfigError::Io(format!("cannot write {}: {e}", path.display())))
-}
-
-/// A list setting that accepts either a comma-separated string (as environment variables
-/// give it: `PORTCULLIS_MOBILE_SCHEMES=alga,alga-dev`) or a TOML list.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct StringList(pub Vec<String>);
-
-impl StringList {
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(String),
-            Many(Vec<String>),
+        if !known.contains(key) {
+            warnings.push(format!(
+                "unknown configuration key `{key}` is ignored (known keys: {})",
+                known.join(", ")
+            ));
         }
-        let items = match Raw::deserialize(d)? {
-            Raw::One(s) => vec![s],
-            Raw::Many(v) => v,
-        };
-        Ok(StringList(
-            items
-                .iter()
-                .flat_map(|s| s.split(','))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ))
     }
-}
-
-/// The key that encrypts recoverable secrets at rest. Never printed.
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
-
-impl MasterKey {
-    /// The raw key, for the ciphers that encrypt recoverable secrets.
-    pub fn expose(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    fn parse(b64: &str) -> Result<Self, ConfigError> {
-        let bytes = STANDARD.decode(b64.trim()).map_err(|_| {
-            ConfigError::Invalid("master_key must be base64 (of 32 random bytes)".into())
-        })?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map(MasterKey)
-            .map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "master_key must decode to 32 bytes, not {}",
-                    bytes.len()
-                ))
-            })
-    }
-}
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(***)")
-    }
+    warnings
 }
 
 #[cfg(test)]
@@ -433,7 +303,7 @@ mod tests {
         embedded.prepare_data_dir().unwrap();
         let k1 = embedded.master_key().unwrap();
         let k2 = embedded.master_key().unwrap();
-        assert_eq!(k1.0, k2.0, "generated once, then read back");
+        assert_eq!(k1.expose(), k2.expose(), "generated once, then read back");
         assert_eq!(format!("{k1:?}"), "MasterKey(***)");
         let prod = Config {
             database_url: Some("postgres://x@localhost/db".into()),
@@ -460,5 +330,162 @@ mod tests {
         assert_eq!(c.public_url(), "http://127.0.0.1:8080");
         assert!(c.database_url().starts_with("sqlite://portcullis-data/"));
         assert!(c.is_embedded());
+    }
+
+    #[test]
+    fn debug_output_hides_the_master_key_and_the_database_password() {
+        let key = "ZmFrZS1tYXN0ZXIta2V5LWZvci10aGUtZGVidWctdGVzdA==";
+        let c = Config {
+            master_key: Some(key.into()),
+            database_url: Some("postgres://portcullis:s3cr3t-pw@db.internal/auth".into()),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(shown.contains("master_key: Some(***)"), "{shown}");
+        assert_eq!(
+            c.database_url(),
+            "postgres://portcullis:s3cr3t-pw@db.internal/auth"
+        );
+    }
+
+    /// Every key of every section is known, and nothing else is.
+    #[test]
+    fn known_keys_come_from_the_fields() {
+        let known = known_keys();
+        for key in [
+            "listen",
+            "database_url_file",
+            "database_max_connections",
+            "master_key",
+            "session_idle_ttl_secs",
+            "session_cache_ttl_ms",
+            "oidc_refresh_grace_secs",
+            "mobile_schemes",
+            "mobile_exchange_limit_window_secs",
+            "password_login",
+            "sso",
+        ] {
+            assert!(
+                known.iter().any(|k| k == key),
+                "{key} missing from {known:?}"
+            );
+        }
+        assert!(
+            !known
+                .iter()
+                .any(|k| ["sessions", "oidc", "mobile"].contains(&k.as_str()))
+        );
+        assert_eq!(Config::default().database_max_connections, 16);
+    }
+
+    /// docs/configuration.md lists every key an operator can set.
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        for key in known_keys() {
+            assert!(
+                doc.contains(&format!("`{key}`")) || doc.contains(&format!("`{key}.")),
+                "`{key}` is not in docs/configuration.md"
+            );
+        }
+    }
+
+    fn toml_only(toml: &str) -> Figment {
+        layers(
+            Some(Toml::string(toml)),
+            Serialized::defaults(serde_json::Map::new()),
+            &serde_json::Map::new(),
+        )
+    }
+
+    #[test]
+    fn flattened_keys_warn_like_the_others() {
+        let figment =
+            toml_only("mobile_schemes = [\"alga\"]\nsession_cache_ttl_ms = 5\nlisten_port = 5\n");
+        let warnings = unknown_keys(&figment);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("unknown configuration key `listen_port` is ignored (known keys: ")
+        );
+        assert!(warnings[0].contains("mobile_schemes"));
+        let c = extract(&figment).unwrap();
+        assert_eq!(c.mobile.schemes.0, ["alga"]);
+        assert_eq!(c.sessions.cache_ttl_ms, 5);
+    }
+
+    #[test]
+    fn errors_in_flattened_sections_name_the_key() {
+        for (toml, key) in [
+            ("mobile_ott_ttl_sec = \"soon\"", "mobile_ott_ttl_sec"),
+            ("session_idle_ttl_secs = -1", "session_idle_ttl_secs"),
+            ("oidc_refresh_ttl_secs = [1]", "oidc_refresh_ttl_secs"),
+            ("listen = 5", "listen"),
+        ] {
+            let err = extract(&toml_only(toml)).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    /// The real layers, environment included: defaults → TOML → `PORTCULLIS_*` → flags. The
+    /// test runs itself again in a child process with the variables set, so this process's
+    /// environment (shared with every other test thread) is never changed.
+    #[test]
+    fn layers_reach_flattened_sections() {
+        const CHILD: &str = "PORTCULLIS_TEST_CONFIG_CHILD";
+        let Some(toml) = std::env::var_os(CHILD) else {
+            let dir = std::env::temp_dir().join(format!("pc-layers-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let toml = dir.join("portcullis.toml");
+            std::fs::write(
+                &toml,
+                "listen = \"127.0.0.1:9000\"\n\
+                 mobile_schemes = [\"alga\"]\n\
+                 mobile_ott_ttl_sec = 30\n\
+                 session_idle_ttl_secs = 100\n\
+                 oidc_refresh_grace_secs = 3\n\
+                 oidc_refresh_ttl_secs = 60\n",
+            )
+            .unwrap();
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "config::tests::layers_reach_flattened_sections"])
+                .args(["--nocapture", "--test-threads=1"])
+                .env_clear()
+                .env(CHILD, &toml)
+                .env("PORTCULLIS_LISTEN", "127.0.0.1:9001")
+                .env("PORTCULLIS_MOBILE_SCHEMES", "alga, alga-dev")
+                .env("PORTCULLIS_MOBILE_ENABLED", "false")
+                .env("PORTCULLIS_SESSION_CACHE_TTL_MS", "250")
+                .env("PORTCULLIS_OIDC_REFRESH_TTL_SECS", "7200")
+                .env("PORTCULLIS_SSO__GOOGLE__CLIENT_ID", "g-id")
+                .env("PORTCULLIS_MASTER_KEY", "a2V5")
+                .output()
+                .unwrap();
+            std::fs::remove_dir_all(dir).unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        };
+        let flags = serde_json::json!({"listen": "127.0.0.1:9002"});
+        let (c, warnings) = Config::load(Some(Path::new(&toml)), &flags).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.listen.port(), 9002, "flags beat the environment");
+        assert_eq!(c.mobile.schemes.0, ["alga", "alga-dev"], "env beats TOML");
+        assert!(!c.mobile.enabled);
+        assert_eq!(c.mobile.ott_ttl_sec, 30, "TOML beats defaults");
+        assert_eq!(c.mobile.access_token_ttl_secs, 900, "defaults stay");
+        assert_eq!(c.sessions.idle_ttl_secs, 100);
+        assert_eq!(c.sessions.cache_ttl_ms, 250);
+        assert_eq!(c.oidc.refresh_grace_secs, 3);
+        assert_eq!(c.oidc.refresh_ttl_secs, 7200);
+        let google = c.sso.google.as_ref().unwrap();
+        assert_eq!(google.client_id.as_deref(), Some("g-id"));
+        assert_eq!(c.master_key.as_ref().unwrap().expose(), "a2V5");
     }
 }

@@ -1,4 +1,28 @@
-//! The OpenID Connect provider's settings, fixed at start-up.
+//! The OpenID Connect provider's settings: the flat `oidc_*` keys, and the form the
+//! handlers use, fixed at start-up.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcConfig {
+    /// A rotated refresh token presented again within this many seconds gets the same
+    /// successor instead of revoking its family (two tabs refreshing at once).
+    #[serde(rename = "oidc_refresh_grace_secs")]
+    pub refresh_grace_secs: u64,
+    /// Lifetime of each refresh token (a rotation issues a fresh one).
+    #[serde(rename = "oidc_refresh_ttl_secs")]
+    pub refresh_ttl_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            refresh_grace_secs: 10,
+            refresh_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
 
 /// Provider settings fixed at start-up.
 pub struct OidcSettings {
@@ -18,15 +42,14 @@ impl OidcSettings {
         issuer: &str,
         discovery: serde_json::Value,
         rotation_key: [u8; 32],
-        refresh_grace_secs: u64,
-        refresh_ttl_secs: u64,
+        config: &OidcConfig,
     ) -> Self {
         Self {
             issuer: issuer.to_owned(),
             discovery,
             rotation_key,
-            refresh_grace: time::Duration::seconds(refresh_grace_secs as i64),
-            refresh_ttl: time::Duration::seconds(refresh_ttl_secs as i64),
+            refresh_grace: time::Duration::seconds(config.refresh_grace_secs as i64),
+            refresh_ttl: time::Duration::seconds(config.refresh_ttl_secs as i64),
             id_token_ttl: time::Duration::hours(1),
         }
     }

@@ -23,16 +23,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A secret from the configuration; never printed.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ConfigSecret(pub String);
-
-impl std::fmt::Debug for ConfigSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The client secrets' type under the name callers already use.
+pub use crate::config::secret::Secret as ConfigSecret;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]

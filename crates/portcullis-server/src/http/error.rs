@@ -129,6 +129,22 @@ impl ApiError {
         self.details = Some(details);
         self
     }
+
+    /// The one log line of a failure, inside the request span that carries the correlation
+    /// id. The body never names the cause of a server error, so this line always does: the
+    /// recorded cause, else the message.
+    fn log(&self) {
+        let status = self.status.as_u16();
+        match &self.internal {
+            Some(cause) => {
+                tracing::error!(code = self.code, status, cause = %cause, "request failed")
+            }
+            None if self.status.is_server_error() => {
+                tracing::error!(code = self.code, status, cause = %self.message, "request failed")
+            }
+            None => tracing::debug!(code = self.code, status, "request refused"),
+        }
+    }
 }
 
 impl From<ValidationError> for ApiError {
@@ -164,17 +180,7 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let correlation_id = correlation::current();
-        if let Some(cause) = &self.internal {
-            tracing::error!(code = self.code, cause = %cause, "request failed");
-        } else if self.status.is_server_error() {
-            tracing::error!(code = self.code, "request failed");
-        } else {
-            tracing::debug!(
-                code = self.code,
-                status = self.status.as_u16(),
-                "request refused"
-            );
-        }
+        self.log();
         let mut body =
             json!({"code": self.code, "message": self.message, "correlation_id": correlation_id});
         if let Some(details) = self.details {
@@ -216,5 +222,81 @@ impl From<crate::infra::passwords::PasswordError> for ApiError {
             ),
             e => ApiError::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Everything logged while `f` runs, inside a request span like the middleware's.
+    fn logged(f: impl FnOnce() -> Response) -> (Response, String) {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let response = tracing::subscriber::with_default(subscriber, || {
+            let _span = tracing::info_span!("request", correlation_id = "corr-42").entered();
+            f()
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (response, text)
+    }
+
+    async fn body(r: Response) -> Value {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn internal_errors_log_their_cause_once_and_never_send_it() {
+        let store = || ApiError::from(StoreError::Corrupt("pool timed out".into()));
+        let keys = || ApiError::internal("getrandom failed");
+        let bare = || ApiError {
+            internal: None,
+            ..ApiError::internal("unused")
+        };
+        for (make, cause) in [
+            (&store as &dyn Fn() -> ApiError, "pool timed out"),
+            (&keys, "getrandom failed"),
+            (&bare, "internal error; quote the correlation id to support"),
+        ] {
+            let (response, log) = logged(|| make().into_response());
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let lines: Vec<_> = log.lines().filter(|l| l.contains(cause)).collect();
+            assert_eq!(lines.len(), 1, "{log}");
+            assert!(
+                lines[0].contains("corr-42") && lines[0].contains("ERROR"),
+                "{log}"
+            );
+            let body = body(response).await;
+            assert_eq!(body["code"], "internal");
+            assert!(!body.to_string().contains("pool timed out"), "{body}");
+            assert!(!body.to_string().contains("getrandom"), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_log_quietly() {
+        let (response, log) = logged(|| ApiError::not_found("no such org").into_response());
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(log.contains("DEBUG") && !log.contains("ERROR"), "{log}");
+        assert_eq!(body(response).await["message"], "no such org");
     }
 }

@@ -129,7 +129,11 @@ mod tests {
     fn master(byte: u8) -> MasterKey {
         use base64::Engine;
         crate::Config {
-            master_key: Some(base64::engine::general_purpose::STANDARD.encode([byte; 32])),
+            master_key: Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode([byte; 32])
+                    .into(),
+            ),
             ..crate::Config::default()
         }
         .master_key()

@@ -89,11 +89,11 @@ pub struct ExchangeLimits {
 }
 
 impl ExchangeLimits {
-    pub fn new(c: &crate::config::Config) -> Self {
-        let window = std::time::Duration::from_secs(c.mobile_exchange_limit_window_secs);
+    pub fn new(c: &crate::config::MobileConfig) -> Self {
+        let window = std::time::Duration::from_secs(c.exchange_limit_window_secs);
         Self {
-            per_ip: RateLimiter::new(c.mobile_exchange_limit_per_ip, window),
-            per_client: RateLimiter::new(c.mobile_exchange_limit_per_client, window),
+            per_ip: RateLimiter::new(c.exchange_limit_per_ip, window),
+            per_client: RateLimiter::new(c.exchange_limit_per_client, window),
         }
     }
 }

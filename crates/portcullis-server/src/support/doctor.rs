@@ -166,18 +166,21 @@ fn is_loopback(host: &str) -> bool {
 fn mobile(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     // The master key only derives a token key here; the checks never use it.
-    let settings =
-        match crate::config::mobile::MobileSettings::new(config, &config.public_url(), [0; 32]) {
-            Ok(s) => s,
-            Err(e) => {
-                out.push(Finding::fail(
-                    "mobile",
-                    e.to_string(),
-                    "fix the mobile_* settings",
-                ));
-                return out;
-            }
-        };
+    let settings = match crate::config::mobile::MobileSettings::new(
+        &config.mobile,
+        &config.public_url(),
+        [0; 32],
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Finding::fail(
+                "mobile",
+                e.to_string(),
+                "fix the mobile_* settings",
+            ));
+            return out;
+        }
+    };
     if !settings.enabled {
         out.push(Finding::ok(
             "mobile",

@@ -112,7 +112,7 @@ impl TestApp {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
-            database_url: Some(database_url.clone()),
+            database_url: Some(database_url.clone().into()),
             dev: true,
             ..Config::default()
         };

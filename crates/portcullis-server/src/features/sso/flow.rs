@@ -236,7 +236,11 @@ mod tests {
 
     fn master() -> MasterKey {
         crate::Config {
-            master_key: Some(base64::engine::general_purpose::STANDARD.encode([3u8; 32])),
+            master_key: Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode([3u8; 32])
+                    .into(),
+            ),
             ..crate::Config::default()
         }
         .master_key()
