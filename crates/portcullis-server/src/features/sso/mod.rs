@@ -7,7 +7,6 @@ use crate::state::AppState;
 
 pub mod flow;
 pub mod http;
-pub mod link;
 pub mod service;
 
 pub fn routes() -> Router<AppState> {

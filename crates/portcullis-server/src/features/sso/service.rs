@@ -1,17 +1,17 @@
 //! The two steps of an upstream sign-in, on top of the protocol pieces: `start` sends the
 //! browser to the upstream; `complete` checks what comes back, decides who the user is
-//! (see [`super::link`]), and opens a session exactly as a password sign-in does.
+//! (see [`portcullis_core::link`]), and opens a session exactly as a password sign-in does.
 
 use portcullis_core::{Action, AuditContext, Email, SessionToken, User, UserId, UserName};
 use portcullis_store::{SignupBootstrap, UserIdentity};
 use serde_json::json;
 
 use super::flow::{self, PendingSignIn, ReturnTo};
-use super::link::{self, Decision};
 use crate::http::error::{ApiError, ApiResult};
 use crate::infra::upstream::id_token::{self, IdTokenError, IdentityClaims};
 use crate::infra::upstream::{Ready, SsoError};
 use crate::state::AppState;
+use portcullis_core::link::{self, Decision};
 
 /// The upstream's redirect back to us.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
