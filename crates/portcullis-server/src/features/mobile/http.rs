@@ -37,6 +37,7 @@ impl From<MobileError> for ApiError {
             MobileError::NoOrganization => ApiError::forbidden(message),
             MobileError::NoAppScheme => ApiError::not_found(message),
             MobileError::Store(e) => e.into(),
+            MobileError::Mint(e) => ApiError::internal(e),
             MobileError::Internal(cause) => ApiError::internal(cause),
         }
     }
@@ -338,4 +339,46 @@ pub async fn revoke(
     let req: RefreshRequest = parse_json(&headers, &body)?;
     mobile.revoke(&req.refresh_token, meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_api_code() {
+        let cases = [
+            (MobileError::SwitchedOff, 403, "feature_disabled"),
+            (MobileError::FeatureDisabled, 403, "feature_disabled"),
+            (
+                MobileError::RateLimited {
+                    retry_after: 7,
+                    by: Limit::Attempt,
+                },
+                429,
+                "rate_limited",
+            ),
+            (MobileError::OttInvalid, 401, "ott_invalid"),
+            (MobileError::MembershipEnded, 403, "forbidden"),
+            (MobileError::ProjectAccessEnded, 403, "forbidden"),
+            (MobileError::RefreshTokenReused, 401, "refresh_token_reused"),
+            (MobileError::Unauthenticated, 401, "unauthenticated"),
+            (MobileError::NoAppScheme, 404, "not_found"),
+            (MobileError::Internal("x".into()), 500, "internal"),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+        let limited = ApiError::from(MobileError::RateLimited {
+            retry_after: 7,
+            by: Limit::Address,
+        });
+        assert_eq!(limited.retry_after, Some(7));
+        assert!(
+            limited.message.contains("from this address"),
+            "{}",
+            limited.message
+        );
+    }
 }

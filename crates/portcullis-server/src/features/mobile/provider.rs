@@ -5,12 +5,16 @@
 
 use portcullis_core::{SessionId, TokenHash};
 
-use super::service::{MobileError, MobileResult};
 use crate::features::oidc::issue::{self, Grant};
 use crate::state::AppState;
 
 #[derive(Clone, Copy)]
 pub struct Provider<'a>(&'a AppState);
+
+/// The provider could not mint a token (no randomness, signing failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MintError(String);
 
 impl<'a> Provider<'a> {
     pub fn new(state: &'a AppState) -> Self {
@@ -18,21 +22,21 @@ impl<'a> Provider<'a> {
     }
 
     /// A signed access token for `grant` and its lifetime in seconds.
-    pub async fn access_token(&self, grant: &Grant<'_>) -> MobileResult<(String, i64)> {
+    pub async fn access_token(&self, grant: &Grant<'_>) -> Result<(String, i64), MintError> {
         let token = issue::access_token(self.0, grant, portcullis_core::now())
             .await
-            .map_err(|e| MobileError::Internal(e.description))?;
+            .map_err(|e| MintError(e.description))?;
         Ok((token.token, token.expires_in))
     }
 
     /// A fresh refresh token and its digest.
-    pub fn new_refresh_token(&self) -> MobileResult<(String, TokenHash)> {
-        issue::new_refresh_token().map_err(|e| MobileError::Internal(e.description))
+    pub fn new_refresh_token(&self) -> Result<(String, TokenHash), MintError> {
+        issue::new_refresh_token().map_err(|e| MintError(e.description))
     }
 
     /// The one successor a refresh token can have, and its digest.
-    pub fn successor_of(&self, presented: &str) -> MobileResult<(String, TokenHash)> {
-        issue::successor_of(self.0, presented).map_err(|e| MobileError::Internal(e.description))
+    pub fn successor_of(&self, presented: &str) -> Result<(String, TokenHash), MintError> {
+        issue::successor_of(self.0, presented).map_err(|e| MintError(e.description))
     }
 
     /// Whether the mobile session `sid` is live; resolving it also slides its expiry. Any

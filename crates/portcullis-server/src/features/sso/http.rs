@@ -394,3 +394,62 @@ pub async fn delete_org_provider(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_api_code() {
+        let cases = [
+            (SignInError::NotAvailable, 404, "not_found"),
+            (SignInError::ReturnToRefused, 400, "invalid_request"),
+            (
+                SignInError::StateMismatch {
+                    cookie_missing: true,
+                },
+                400,
+                "state_mismatch",
+            ),
+            (SignInError::IssuerMismatch, 400, "invalid_request"),
+            (SignInError::CodeMissing, 400, "invalid_request"),
+            (
+                SignInError::EmailIsMissing {
+                    provider: "Upstream".into(),
+                    scopes: "openid".into(),
+                },
+                400,
+                "email_is_missing",
+            ),
+            (
+                SignInError::EmailNotVerified {
+                    provider: "Upstream".into(),
+                },
+                409,
+                "conflict",
+            ),
+            (
+                SignInError::Upstream(UpstreamError::Internal("x".into())),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn what_the_upstream_said_stays_in_the_log() {
+        let api = ApiError::from(SignInError::Upstream(UpstreamError::Failed(
+            "token endpoint: secret detail".into(),
+        )));
+        assert_eq!(api.code, "invalid_request");
+        assert!(!api.message.contains("secret detail"));
+        assert_eq!(
+            api.internal.as_deref(),
+            Some("token endpoint: secret detail")
+        );
+    }
+}

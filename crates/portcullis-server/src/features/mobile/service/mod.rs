@@ -16,7 +16,7 @@ use portcullis_core::{
 use portcullis_store::{RefreshFamily, Store, StoreError};
 use serde_json::json;
 
-use super::provider::Provider;
+use super::provider::{MintError, Provider};
 use crate::config::mobile::MobileSettings;
 use crate::config::oidc::OidcSettings;
 use crate::features::oidc::issue::Grant;
@@ -62,6 +62,8 @@ pub enum MobileError {
         "no app scheme is registered: set PORTCULLIS_MOBILE_SCHEMES (e.g. alga) to offer a connect link"
     )]
     NoAppScheme,
+    #[error(transparent)]
+    Mint(#[from] MintError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -224,6 +226,6 @@ impl Mobile<'_> {
             session_id: family.session_id,
             family_id: Some(family.id),
         };
-        self.provider.access_token(&grant).await
+        Ok(self.provider.access_token(&grant).await?)
     }
 }
