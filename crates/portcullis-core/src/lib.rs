@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod link;
 pub mod oauth;
 pub mod org;
 pub mod password;

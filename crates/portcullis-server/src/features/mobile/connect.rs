@@ -7,30 +7,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use qrcodegen::{QrCode, QrCodeEcc};
 
+use super::mobile;
 use crate::http::dto::MobileConnect;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Modules of white border around the code; the QR specification asks for four.
 const QUIET_ZONE: i32 = 4;
-
-/// The deep link for this server: the first registered app scheme, the literal host
-/// `server`, and the public origin as the `url` query parameter.
-pub fn connect_url(state: &AppState) -> Result<String, ApiError> {
-    if !state.mobile.enabled {
-        return Err(ApiError::feature_disabled(
-            "mobile sign-in is switched off on this server (PORTCULLIS_MOBILE_ENABLED=false)",
-        ));
-    }
-    let Some(scheme) = state.mobile.schemes.first() else {
-        return Err(ApiError::not_found(
-            "no app scheme is registered: set PORTCULLIS_MOBILE_SCHEMES (e.g. alga) to offer a connect link",
-        ));
-    };
-    let origin: String =
-        url::form_urlencoded::byte_serialize(state.public_origin.as_bytes()).collect();
-    Ok(format!("{scheme}://server?url={origin}"))
-}
 
 #[utoipa::path(get, path = "/v1/mobile/connect", tag = "mobile",
     responses(
@@ -40,7 +23,7 @@ pub fn connect_url(state: &AppState) -> Result<String, ApiError> {
     ))]
 pub async fn connect(State(state): State<AppState>) -> Result<Json<MobileConnect>, ApiError> {
     Ok(Json(MobileConnect {
-        url: connect_url(&state)?,
+        url: mobile(&state).connect_url()?,
     }))
 }
 
@@ -51,7 +34,7 @@ pub async fn connect(State(state): State<AppState>) -> Result<Json<MobileConnect
         (status = 404, description = "not_found: no app scheme is registered", body = crate::http::dto::ErrorBody),
     ))]
 pub async fn connect_svg(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let url = connect_url(&state)?;
+    let url = mobile(&state).connect_url()?;
     let code = QrCode::encode_text(&url, QrCodeEcc::Medium)
         .map_err(|e| ApiError::internal(format!("connect link too long for a QR code: {e:?}")))?;
     let mut response = qr_svg(&code).into_response();

@@ -10,9 +10,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use portcullis_core::{AuditContext, TokenHash};
-use portcullis_store::{OneTimeToken, SessionWithUser};
+use portcullis_core::AuditContext;
+use portcullis_store::SessionWithUser;
 
+use super::mobile;
+use super::service::MobileError;
 use crate::features::oidc::authorize::{PasswordForm, password_form};
 use crate::features::oidc::params::Params;
 use crate::http::extract::{RequestMeta, resolve_session};
@@ -51,6 +53,25 @@ fn found(location: &str) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// A refused step as the app's redirect states it: `(error, error_description)`.
+fn refusal(e: &MobileError) -> (&'static str, String) {
+    match e {
+        MobileError::SwitchedOff => (
+            "feature_disabled",
+            "mobile sign-in is switched off on this server".into(),
+        ),
+        MobileError::FeatureDisabled => (
+            "feature_disabled",
+            "mobile sign-in is not available to your organization".into(),
+        ),
+        MobileError::NoOrganization => ("access_denied", e.to_string()),
+        other => {
+            tracing::error!(error = %other, "mobile hand-off failed");
+            ("server_error", "sign-in failed; try again".into())
+        }
+    }
 }
 
 impl Handoff {
@@ -109,12 +130,7 @@ fn check(
     headers: &HeaderMap,
     req: &Handoff,
 ) -> Result<(), (&'static str, String)> {
-    if !state.mobile.enabled {
-        return Err((
-            "feature_disabled",
-            "mobile sign-in is switched off on this server".into(),
-        ));
-    }
+    mobile(state).ensure_enabled().map_err(|e| refusal(&e))?;
     let host = crate::features::mobile::http::request_host(headers);
     if !state.mobile.host_allowed(host) {
         return Err((
@@ -245,55 +261,16 @@ async fn issue(
     session: &SessionWithUser,
     meta: &AuditContext,
 ) -> Response {
-    let user = &session.user;
-    let target = match state.store.mobile().default_grant_target(user.id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return req.fail(
-                "access_denied",
-                "your account belongs to no organization, so the app has nothing to sign in to",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "mobile hand-off: cannot read memberships");
-            return req.fail("server_error", "sign-in failed; try again");
-        }
-    };
-    if !super::allowed_for_org(state, target.0).await {
-        return req.fail(
-            "feature_disabled",
-            "mobile sign-in is not available to your organization",
-        );
-    }
-    let (raw, hash) = match portcullis_core::token::new_one_time_token() {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "mobile hand-off: no randomness");
-            return req.fail("server_error", "sign-in failed; try again");
-        }
-    };
-    let now = portcullis_core::now();
-    let ott = OneTimeToken {
-        token_hash: hash,
-        state_hash: TokenHash::of(&req.state),
-        code_challenge: req.code_challenge.clone(),
-        user_id: user.id,
-        org_id: target.0,
-        project_id: target.1,
-        auth_time: session.session.created_at,
-        created_at: now,
-        expires_at: now + state.mobile.ott_ttl,
-    };
-    if let Err(e) = state
-        .store
-        .mobile()
-        .insert_ott(&ott, &meta.with_actor(user.id))
+    match mobile(state)
+        .issue_ott(session, &req.state, req.code_challenge.as_deref(), meta)
         .await
     {
-        tracing::error!(error = %e, "mobile hand-off: cannot store the one-time token");
-        return req.fail("server_error", "sign-in failed; try again");
+        Ok(raw) => redirect_to(&req.redirect_uri, &[("ott", &raw), ("state", &req.state)]),
+        Err(e) => {
+            let (code, description) = refusal(&e);
+            req.fail(code, &description)
+        }
     }
-    redirect_to(&req.redirect_uri, &[("ott", &raw), ("state", &req.state)])
 }
 
 #[utoipa::path(post, path = "/auth/mobile/login", tag = "mobile",

@@ -9,12 +9,39 @@ use portcullis_core::{AuditContext, DeviceInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::features::mobile::service::{self, Exchange, Exchanged, Tokens};
+use super::mobile;
+use super::service::{Exchange, Exchanged, Limit, Mobile, MobileError, Tokens};
 use crate::http::dto::{OrgDto, ProjectDto, UserDto};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestMeta;
 use crate::infra::rate_limit::Quota;
 use crate::state::AppState;
+
+impl From<MobileError> for ApiError {
+    fn from(e: MobileError) -> Self {
+        let message = e.to_string();
+        match e {
+            MobileError::SwitchedOff | MobileError::FeatureDisabled => {
+                ApiError::feature_disabled(message)
+            }
+            MobileError::RateLimited { retry_after, .. } => {
+                ApiError::rate_limited(message, retry_after)
+            }
+            MobileError::OttInvalid => ApiError::ott_invalid(message),
+            MobileError::MembershipEnded | MobileError::ProjectAccessEnded => {
+                ApiError::forbidden(message)
+            }
+            MobileError::RefreshTokenReused => ApiError::refresh_token_reused(message),
+            MobileError::Unauthenticated => ApiError::unauthenticated(message),
+            // Only the hand-off meets it, and it answers on the redirect; here it is a refusal.
+            MobileError::NoOrganization => ApiError::forbidden(message),
+            MobileError::NoAppScheme => ApiError::not_found(message),
+            MobileError::Store(e) => e.into(),
+            MobileError::Mint(e) => ApiError::internal(e),
+            MobileError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ServerInfo {
@@ -102,16 +129,6 @@ fn check_host(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-fn check_enabled(state: &AppState) -> ApiResult<()> {
-    if state.mobile.enabled {
-        Ok(())
-    } else {
-        Err(ApiError::feature_disabled(
-            "mobile sign-in is switched off on this server (PORTCULLIS_MOBILE_ENABLED)",
-        ))
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/mobile/auth/capabilities", tag = "mobile",
     responses(
         (status = 200, description = "What the app may offer; `enabled: false` when mobile sign-in is off", body = Capabilities),
@@ -164,11 +181,12 @@ fn device_info(d: DeviceRequest) -> ApiResult<DeviceInfo> {
     })
 }
 
-fn limited(quota: Quota, what: &str) -> ApiError {
-    ApiError::rate_limited(
-        format!("too many sign-in attempts from this {what}; retry after the Retry-After seconds"),
-        quota.reset_secs,
-    )
+fn limited(quota: Quota, by: Limit) -> ApiError {
+    MobileError::RateLimited {
+        retry_after: quota.reset_secs,
+        by,
+    }
+    .into()
 }
 
 #[utoipa::path(post, path = "/api/v1/mobile/auth/exchange", tag = "mobile", request_body = ExchangeRequest,
@@ -205,13 +223,12 @@ async fn exchange_inner(
     body: axum::body::Bytes,
     quota: &mut Option<Quota>,
 ) -> ApiResult<Response> {
-    check_host(state, &headers)?;
-    check_enabled(state)?;
-    match service::ip_quota(state, &meta) {
+    let mobile = checked(state, &headers)?;
+    match mobile.ip_quota(&meta) {
         Ok(q) => *quota = Some(q),
         Err(q) => {
             *quota = Some(q);
-            return Err(limited(q, "address"));
+            return Err(limited(q, Limit::Address));
         }
     }
     let req: ExchangeRequest = parse_json(&headers, &body)?;
@@ -219,13 +236,13 @@ async fn exchange_inner(
         return Err(ApiError::invalid_field("state", "state is required"));
     }
     let device = device_info(req.device)?;
-    match service::attempt_quota(state, &req.state) {
+    match mobile.attempt_quota(&req.state) {
         // The tighter of the two limits is the one the app must respect.
         Ok(q) if quota.is_none_or(|ip| q.remaining < ip.remaining) => *quota = Some(q),
         Ok(_) => {}
         Err(q) => {
             *quota = Some(q);
-            return Err(limited(q, "app"));
+            return Err(limited(q, Limit::Attempt));
         }
     }
     let request = Exchange {
@@ -239,7 +256,7 @@ async fn exchange_inner(
         user,
         org,
         project,
-    } = service::exchange(state, request, meta).await?;
+    } = mobile.exchange(request, meta).await?;
     let body = ExchangeResponse {
         access_token: issued.access_token,
         token_type: "Bearer".into(),
@@ -250,6 +267,14 @@ async fn exchange_inner(
         project: (&project).into(),
     };
     Ok(no_store(Json(body).into_response()))
+}
+
+/// The service, once the request came to an allowed host while mobile sign-in is on.
+fn checked<'a>(state: &'a AppState, headers: &HeaderMap) -> ApiResult<Mobile<'a>> {
+    check_host(state, headers)?;
+    let mobile = mobile(state);
+    mobile.ensure_enabled()?;
+    Ok(mobile)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
@@ -279,14 +304,13 @@ pub async fn refresh(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    check_host(&state, &headers)?;
-    check_enabled(&state)?;
+    let mobile = checked(&state, &headers)?;
     let req: RefreshRequest = parse_json(&headers, &body)?;
     let Tokens {
         access_token,
         expires_in,
         refresh_token,
-    } = service::refresh(&state, &req.refresh_token, meta).await?;
+    } = mobile.refresh(&req.refresh_token, meta).await?;
     Ok(no_store(
         Json(TokenPair {
             access_token,
@@ -311,9 +335,50 @@ pub async fn revoke(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    check_host(&state, &headers)?;
-    check_enabled(&state)?;
+    let mobile = checked(&state, &headers)?;
     let req: RefreshRequest = parse_json(&headers, &body)?;
-    service::revoke(&state, &req.refresh_token, meta).await?;
+    mobile.revoke(&req.refresh_token, meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_api_code() {
+        let cases = [
+            (MobileError::SwitchedOff, 403, "feature_disabled"),
+            (MobileError::FeatureDisabled, 403, "feature_disabled"),
+            (
+                MobileError::RateLimited {
+                    retry_after: 7,
+                    by: Limit::Attempt,
+                },
+                429,
+                "rate_limited",
+            ),
+            (MobileError::OttInvalid, 401, "ott_invalid"),
+            (MobileError::MembershipEnded, 403, "forbidden"),
+            (MobileError::ProjectAccessEnded, 403, "forbidden"),
+            (MobileError::RefreshTokenReused, 401, "refresh_token_reused"),
+            (MobileError::Unauthenticated, 401, "unauthenticated"),
+            (MobileError::NoAppScheme, 404, "not_found"),
+            (MobileError::Internal("x".into()), 500, "internal"),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+        let limited = ApiError::from(MobileError::RateLimited {
+            retry_after: 7,
+            by: Limit::Address,
+        });
+        assert_eq!(limited.retry_after, Some(7));
+        assert!(
+            limited.message.contains("from this address"),
+            "{}",
+            limited.message
+        );
+    }
 }

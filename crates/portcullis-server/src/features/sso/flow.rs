@@ -13,7 +13,7 @@ use sha2::Digest;
 use crate::config::MasterKey;
 use crate::infra::crypto::SecretBox;
 use crate::infra::upstream::discovery::Metadata;
-use crate::infra::upstream::{SsoError, Upstream};
+use crate::infra::upstream::{Upstream, UpstreamError};
 
 /// HKDF purpose of the state cookie's key (distinct from every other sealed secret).
 pub const STATE_PURPOSE: &str = "portcullis sso state cookie";
@@ -43,7 +43,7 @@ pub struct PendingSignIn {
 }
 
 impl PendingSignIn {
-    pub fn new(provider: &str, return_to: String) -> Result<Self, SsoError> {
+    pub fn new(provider: &str, return_to: String) -> Result<Self, UpstreamError> {
         Ok(Self {
             provider: provider.to_owned(),
             state: random()?,
@@ -54,11 +54,11 @@ impl PendingSignIn {
         })
     }
 
-    pub fn seal(&self, master: &MasterKey) -> Result<String, SsoError> {
-        let json = serde_json::to_vec(self).map_err(|e| SsoError::Internal(e.to_string()))?;
+    pub fn seal(&self, master: &MasterKey) -> Result<String, UpstreamError> {
+        let json = serde_json::to_vec(self).map_err(|e| UpstreamError::Internal(e.to_string()))?;
         let sealed = SecretBox::new(master, STATE_PURPOSE)
             .and_then(|b| b.seal(&json, STATE_AAD))
-            .map_err(|e| SsoError::Internal(e.to_string()))?;
+            .map_err(|e| UpstreamError::Internal(e.to_string()))?;
         Ok(URL_SAFE_NO_PAD.encode(sealed))
     }
 
@@ -85,10 +85,10 @@ impl PendingSignIn {
     }
 }
 
-fn random() -> Result<String, SsoError> {
+fn random() -> Result<String, UpstreamError> {
     portcullis_core::token::random_bytes::<32>()
         .map(|b| URL_SAFE_NO_PAD.encode(b))
-        .map_err(|e| SsoError::Internal(format!("no randomness: {e}")))
+        .map_err(|e| UpstreamError::Internal(format!("no randomness: {e}")))
 }
 
 /// The upstream authorization request the browser is sent to.
@@ -98,9 +98,9 @@ pub fn authorize_url(
     redirect_uri: &str,
     pending: &PendingSignIn,
     login_hint: Option<&str>,
-) -> Result<String, SsoError> {
+) -> Result<String, UpstreamError> {
     let mut url = url::Url::parse(&meta.discovery.authorization_endpoint)
-        .map_err(|e| SsoError::Upstream(format!("authorization_endpoint: {e}")))?;
+        .map_err(|e| UpstreamError::Failed(format!("authorization_endpoint: {e}")))?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -126,7 +126,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: &str,
     verifier: &str,
-) -> Result<String, SsoError> {
+) -> Result<String, UpstreamError> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -154,15 +154,14 @@ pub async fn exchange_code(
         .form(&form)
         .send()
         .await
-        .map_err(|e| SsoError::Upstream(format!("token endpoint: {e}")))?;
+        .map_err(|e| UpstreamError::Failed(format!("token endpoint: {e}")))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| SsoError::Upstream(format!("token endpoint answered unreadable JSON: {e}")))?;
+    let body: serde_json::Value = response.json().await.map_err(|e| {
+        UpstreamError::Failed(format!("token endpoint answered unreadable JSON: {e}"))
+    })?;
     if !status.is_success() {
         let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("?");
-        return Err(SsoError::Upstream(format!(
+        return Err(UpstreamError::Failed(format!(
             "token endpoint refused the code: HTTP {} {}",
             status.as_u16(),
             error.chars().take(64).collect::<String>()
@@ -172,7 +171,7 @@ pub async fn exchange_code(
         .and_then(|v| v.as_str())
         .map(str::to_owned)
         .ok_or_else(|| {
-            SsoError::Upstream(
+            UpstreamError::Failed(
                 "token endpoint answered without an id_token (is `openid` among the scopes?)"
                     .into(),
             )

@@ -6,19 +6,66 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::{OrgId, Role};
-use portcullis_store::{OrgSsoProvider, SsoProviderPatch};
+use portcullis_store::OrgSsoProvider;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::features::sso::flow;
-use crate::features::sso::service::{self, CallbackParams};
+use super::flow;
+use super::service::org_providers::{NewOrgProvider, OrgProviderChanges, OrgProviderError};
+use super::service::{SignInError, UpstreamAnswer};
+use super::sso;
 use crate::http::cookies::session_cookie;
 use crate::http::dto::{ErrorBody, ts};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth, RequestMeta};
-use crate::infra::upstream::ProviderSummary;
+use crate::infra::upstream::{ProviderSummary, UpstreamError};
 use crate::state::AppState;
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        let message = e.to_string();
+        match e {
+            SignInError::NotAvailable => ApiError::not_found(message),
+            SignInError::ReturnToRefused => ApiError::invalid_field("return_to", message),
+            SignInError::StateMismatch { .. } => ApiError::state_mismatch(message),
+            SignInError::UpstreamRefused { error, .. } => {
+                ApiError::invalid_request(message).with_details(json!({"upstream_error": error}))
+            }
+            SignInError::IssuerMismatch => ApiError::invalid_field("iss", message),
+            SignInError::CodeMissing => ApiError::invalid_field("code", message),
+            SignInError::IdTokenRefused(_) | SignInError::EmailInvalid => {
+                ApiError::invalid_request(message)
+            }
+            SignInError::EmailIsMissing { .. } => ApiError::email_is_missing(message),
+            SignInError::EmailNotVerified { .. } => ApiError::conflict(message),
+            SignInError::Upstream(UpstreamError::Internal(cause))
+            | SignInError::Internal(cause) => ApiError::internal(cause),
+            // What the upstream said goes to the log only, under the correlation id.
+            SignInError::Upstream(UpstreamError::Failed(cause)) => {
+                let mut err = ApiError::invalid_request(
+                    "the identity provider could not complete the sign-in; try again, and quote the correlation id if it persists",
+                );
+                err.internal = Some(cause);
+                err
+            }
+            SignInError::Invalid(e) => e.into(),
+            SignInError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OrgProviderError> for ApiError {
+    fn from(e: OrgProviderError) -> Self {
+        match e {
+            OrgProviderError::NotFound => ApiError::not_found(e.to_string()),
+            OrgProviderError::Invalid(e) => e.into(),
+            OrgProviderError::Store(e) => e.into(),
+            OrgProviderError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
@@ -49,15 +96,7 @@ pub async fn list_available(
     params: QueryResult<ProvidersParams>,
 ) -> ApiResult<Json<SsoProviderList>> {
     let params = query(params)?;
-    let mut providers = state.sso.available();
-    if let Some(slug) = params
-        .org
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        providers.extend(state.sso.org_available(slug).await?);
-    }
+    let providers = sso(&state).available(params.org.as_deref()).await?;
     Ok(Json(SsoProviderList { providers }))
 }
 
@@ -94,13 +133,13 @@ pub async fn start(
     params: QueryResult<StartParams>,
 ) -> ApiResult<Response> {
     let params = query(params)?;
-    let started = service::start(
-        &state,
-        &provider,
-        params.return_to.as_deref(),
-        params.login_hint.as_deref(),
-    )
-    .await?;
+    let started = sso(&state)
+        .start(
+            &provider,
+            params.return_to.as_deref(),
+            params.login_hint.as_deref(),
+        )
+        .await?;
     let location = HeaderValue::from_str(&started.location)
         .map_err(|_| ApiError::internal("authorization URL is not a header value"))?;
     Ok((
@@ -115,6 +154,31 @@ pub async fn start(
         ],
     )
         .into_response())
+}
+
+/// The upstream's redirect back to us.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Set by the upstream when it refused or failed the sign-in.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// RFC 9207 issuer identification; checked when present.
+    pub iss: Option<String>,
+}
+
+impl From<CallbackParams> for UpstreamAnswer {
+    fn from(p: CallbackParams) -> Self {
+        Self {
+            code: p.code,
+            state: p.state,
+            error: p.error,
+            error_description: p.error_description,
+            iss: p.iss,
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/auth/sso/{provider}/callback", tag = "sso",
@@ -140,7 +204,10 @@ pub async fn callback(
         Err(e) => return ([clear], e).into_response(),
     };
     let cookie = portcullis_guard::cookie(&headers, flow::cookie_name(state.secure_cookies));
-    match service::complete(&state, &provider, &params, cookie, &meta).await {
+    match sso(&state)
+        .complete(&provider, &params.into(), cookie, &meta)
+        .await
+    {
         Ok(done) => {
             let Ok(location) = HeaderValue::from_str(&done.return_to) else {
                 return ApiError::internal("return_to is not a header value").into_response();
@@ -161,7 +228,7 @@ pub async fn callback(
             );
             response
         }
-        Err(e) => ([clear], e).into_response(),
+        Err(e) => ([clear], ApiError::from(e)).into_response(),
     }
 }
 
@@ -234,56 +301,6 @@ fn provider_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("no such SSO provider"))
 }
 
-fn text(field: &str, v: &str, max: usize) -> ApiResult<String> {
-    let v = v.trim();
-    if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("{field} must be 1 to {max} characters"),
-        ));
-    }
-    Ok(v.to_owned())
-}
-
-fn issuer(state: &AppState, v: &str) -> ApiResult<String> {
-    let v = text("issuer", v, 512)?;
-    let parsed = url::Url::parse(&v).ok();
-    let shape_ok = parsed
-        .as_ref()
-        .is_some_and(|u| u.query().is_none() && u.fragment().is_none());
-    if !shape_ok || !crate::infra::upstream::discovery::url_allowed(&v, state.dev) {
-        return Err(ApiError::invalid_field(
-            "issuer",
-            "issuer must be an https:// URL without query or fragment (http:// only for loopback hosts or in development mode)",
-        ));
-    }
-    Ok(v)
-}
-
-fn scopes(v: Vec<String>) -> ApiResult<Vec<String>> {
-    if v.len() > 20
-        || v.iter().any(|s| {
-            s.is_empty()
-                || s.len() > 64
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
-        })
-    {
-        return Err(ApiError::invalid_field(
-            "scopes",
-            "scopes must be up to 20 scope tokens (no spaces or quotes)",
-        ));
-    }
-    Ok(crate::infra::upstream::normalize_scopes(v))
-}
-
-fn seal(state: &AppState, id: Uuid, secret: &str) -> ApiResult<Vec<u8>> {
-    let secret = text("client_secret", secret, 4096)?;
-    crate::infra::upstream::seal_client_secret(&state.master_key, id, &secret)
-        .map_err(ApiError::internal)
-}
-
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/sso-providers", tag = "sso",
     params(("org_id" = uuid::Uuid, Path)),
     responses((status = 200, body = OrgSsoProviderList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -293,7 +310,7 @@ pub async fn list_org_providers(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgSsoProviderList>> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let rows = state.store.sso().list_providers(&access).await?;
+    let rows = sso(&state).org_providers(&access).await?;
     Ok(Json(OrgSsoProviderList {
         providers: rows.iter().map(SsoProviderDto::from).collect(),
     }))
@@ -312,23 +329,15 @@ pub async fn create_org_provider(
     ApiJson(req): ApiJson<CreateSsoProviderRequest>,
 ) -> ApiResult<(StatusCode, Json<SsoProviderDto>)> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let now = portcullis_core::now();
-    let id = Uuid::now_v7();
-    let p = OrgSsoProvider {
-        id,
-        org_id: access.org_id(),
-        name: text("name", &req.name, 100)?,
-        issuer: issuer(&state, &req.issuer)?,
-        client_id: text("client_id", &req.client_id, 512)?,
-        client_secret_sealed: seal(&state, id, &req.client_secret)?,
-        scopes: scopes(req.scopes.unwrap_or_default())?,
-        created_at: now,
-        updated_at: now,
+    let new = NewOrgProvider {
+        name: req.name,
+        issuer: req.issuer,
+        client_id: req.client_id,
+        client_secret: req.client_secret,
+        scopes: req.scopes,
     };
-    state
-        .store
-        .sso()
-        .create_provider(&access, &p, &auth.audit)
+    let p = sso(&state)
+        .create_org_provider(&access, new, &auth.audit)
         .await?;
     Ok((StatusCode::CREATED, Json((&p).into())))
 }
@@ -342,12 +351,7 @@ pub async fn get_org_provider(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SsoProviderDto>> {
     let access = auth.org_access(&state, org_id(&org)?, Role::Admin).await?;
-    let p = state
-        .store
-        .sso()
-        .get_provider(&access, provider_id(&id)?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such SSO provider"))?;
+    let p = sso(&state).org_provider(&access, provider_id(&id)?).await?;
     Ok(Json((&p).into()))
 }
 
@@ -362,35 +366,16 @@ pub async fn patch_org_provider(
 ) -> ApiResult<Json<SsoProviderDto>> {
     let access = auth.org_access(&state, org_id(&org)?, Role::Admin).await?;
     let id = provider_id(&id)?;
-    let patch = SsoProviderPatch {
-        name: req
-            .name
-            .as_deref()
-            .map(|v| text("name", v, 100))
-            .transpose()?,
-        issuer: req
-            .issuer
-            .as_deref()
-            .map(|v| issuer(&state, v))
-            .transpose()?,
-        client_id: req
-            .client_id
-            .as_deref()
-            .map(|v| text("client_id", v, 512))
-            .transpose()?,
-        client_secret_sealed: req
-            .client_secret
-            .as_deref()
-            .map(|v| seal(&state, id, v))
-            .transpose()?,
-        scopes: req.scopes.map(scopes).transpose()?,
+    let changes = OrgProviderChanges {
+        name: req.name,
+        issuer: req.issuer,
+        client_id: req.client_id,
+        client_secret: req.client_secret,
+        scopes: req.scopes,
     };
-    let p = state
-        .store
-        .sso()
-        .update_provider(&access, id, &patch, &auth.audit)
+    let p = sso(&state)
+        .update_org_provider(&access, id, changes, &auth.audit)
         .await?;
-    state.sso.forget_org(id);
     Ok(Json((&p).into()))
 }
 
@@ -404,11 +389,67 @@ pub async fn delete_org_provider(
 ) -> ApiResult<StatusCode> {
     let access = auth.org_access(&state, org_id(&org)?, Role::Admin).await?;
     let id = provider_id(&id)?;
-    state
-        .store
-        .sso()
-        .delete_provider(&access, id, &auth.audit)
+    sso(&state)
+        .delete_org_provider(&access, id, &auth.audit)
         .await?;
-    state.sso.forget_org(id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_api_code() {
+        let cases = [
+            (SignInError::NotAvailable, 404, "not_found"),
+            (SignInError::ReturnToRefused, 400, "invalid_request"),
+            (
+                SignInError::StateMismatch {
+                    cookie_missing: true,
+                },
+                400,
+                "state_mismatch",
+            ),
+            (SignInError::IssuerMismatch, 400, "invalid_request"),
+            (SignInError::CodeMissing, 400, "invalid_request"),
+            (
+                SignInError::EmailIsMissing {
+                    provider: "Upstream".into(),
+                    scopes: "openid".into(),
+                },
+                400,
+                "email_is_missing",
+            ),
+            (
+                SignInError::EmailNotVerified {
+                    provider: "Upstream".into(),
+                },
+                409,
+                "conflict",
+            ),
+            (
+                SignInError::Upstream(UpstreamError::Internal("x".into())),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn what_the_upstream_said_stays_in_the_log() {
+        let api = ApiError::from(SignInError::Upstream(UpstreamError::Failed(
+            "token endpoint: secret detail".into(),
+        )));
+        assert_eq!(api.code, "invalid_request");
+        assert!(!api.message.contains("secret detail"));
+        assert_eq!(
+            api.internal.as_deref(),
+            Some("token endpoint: secret detail")
+        );
+    }
 }

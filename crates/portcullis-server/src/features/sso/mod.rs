@@ -4,11 +4,25 @@ use axum::Router;
 use axum::routing::get;
 
 use crate::state::AppState;
+use service::Sso;
 
 pub mod flow;
 pub mod http;
-pub mod link;
 pub mod service;
+
+/// The service over the parts of the server state it works with.
+fn sso(state: &AppState) -> Sso<'_> {
+    Sso {
+        store: &*state.store,
+        cache: &state.cache,
+        sessions: &state.sessions,
+        providers: &state.sso,
+        master_key: &state.master_key,
+        public_url: &state.public_url,
+        public_origin: &state.public_origin,
+        dev: state.dev,
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()

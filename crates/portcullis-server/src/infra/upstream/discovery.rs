@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
 
-use super::SsoError;
+use super::UpstreamError;
 
 /// The parts of `/.well-known/openid-configuration` the sign-in flow uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -99,9 +99,9 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
     dev: bool,
-) -> Result<T, SsoError> {
+) -> Result<T, UpstreamError> {
     if !url_allowed(url, dev) {
-        return Err(SsoError::Upstream(format!(
+        return Err(UpstreamError::Failed(format!(
             "{url} is not https (plain http is allowed only for loopback hosts or in development mode)"
         )));
     }
@@ -110,9 +110,9 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| SsoError::Upstream(format!("GET {url}: {e}")))?;
+        .map_err(|e| UpstreamError::Failed(format!("GET {url}: {e}")))?;
     if !response.status().is_success() {
-        return Err(SsoError::Upstream(format!(
+        return Err(UpstreamError::Failed(format!(
             "GET {url}: HTTP {}",
             response.status().as_u16()
         )));
@@ -120,7 +120,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     response
         .json::<T>()
         .await
-        .map_err(|e| SsoError::Upstream(format!("GET {url}: unreadable JSON: {e}")))
+        .map_err(|e| UpstreamError::Failed(format!("GET {url}: unreadable JSON: {e}")))
 }
 
 /// The keys of a JWKS this server can use; others (unknown key types) are skipped.
@@ -128,7 +128,7 @@ pub async fn fetch_jwks(
     http: &reqwest::Client,
     uri: &str,
     dev: bool,
-) -> Result<Vec<Jwk>, SsoError> {
+) -> Result<Vec<Jwk>, UpstreamError> {
     #[derive(Deserialize)]
     struct RawSet {
         keys: Vec<serde_json::Value>,
@@ -146,7 +146,7 @@ pub async fn fetch_jwks(
         })
         .collect();
     if keys.is_empty() {
-        return Err(SsoError::Upstream(format!(
+        return Err(UpstreamError::Failed(format!(
             "{uri} holds no usable signing key"
         )));
     }
@@ -160,7 +160,7 @@ pub async fn load(
     issuer: &str,
     issuer_template: bool,
     dev: bool,
-) -> Result<Metadata, SsoError> {
+) -> Result<Metadata, UpstreamError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -175,7 +175,7 @@ pub async fn load(
                 .issuer
                 .starts_with("https://login.microsoftonline.com/"));
     if !(matches || template) {
-        return Err(SsoError::Upstream(format!(
+        return Err(UpstreamError::Failed(format!(
             "the discovery document of {issuer} names another issuer ({}); configure the issuer exactly as the provider states it",
             discovery.issuer
         )));
@@ -186,7 +186,7 @@ pub async fn load(
         &discovery.jwks_uri,
     ] {
         if !url_allowed(endpoint, dev) {
-            return Err(SsoError::Upstream(format!(
+            return Err(UpstreamError::Failed(format!(
                 "the discovery document of {issuer} names a non-https endpoint {endpoint}"
             )));
         }

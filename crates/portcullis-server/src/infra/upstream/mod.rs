@@ -1,6 +1,6 @@
 //! Upstream SSO (federation): sign-in through Google, Microsoft or any OpenID Connect
 //! provider, configured server-wide (`sso` configuration section) or per org (through the
-//! API). Protocol logic lives here; the HTTP handlers in `routes/sso.rs` stay thin.
+//! API). Protocol logic lives here; the sign-in itself is `features/sso`.
 //!
 //! A provider is *available* only when its credentials resolve and its discovery document
 //! and JWKS loaded. Server-wide providers load in the background from start-up (never
@@ -45,11 +45,12 @@ const ORG_FAILURE_TTL: Duration = Duration::from_secs(30);
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Why talking to an upstream provider failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SsoError {
+pub enum UpstreamError {
     /// The upstream could not be reached or answered something unusable.
     #[error("{0}")]
-    Upstream(String),
+    Failed(String),
     #[error("{0}")]
     Internal(String),
 }

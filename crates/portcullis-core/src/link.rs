@@ -1,6 +1,7 @@
-//! Who an upstream sign-in becomes locally. Pure rules; the callback does the I/O.
+//! Account linking: who an upstream (SSO) sign-in becomes locally. A pure rule; the
+//! server's SSO callback looks the users up and does what the decision says.
 
-use portcullis_core::User;
+use crate::User;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -30,7 +31,7 @@ pub fn decide(by_identity: Option<User>, by_email: Option<User>, email_verified:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_core::{Email, PosixId, UserId};
+    use crate::{Email, PosixId, UserId};
 
     fn user(email: &str) -> User {
         User {
@@ -39,7 +40,7 @@ mod tests {
             name: None,
             posix: PosixId::from_allocated(10_001),
             is_platform_admin: false,
-            created_at: portcullis_core::now(),
+            created_at: crate::now(),
         }
     }
 
