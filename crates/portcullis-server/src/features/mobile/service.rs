@@ -12,6 +12,7 @@ use crate::features::oidc::issue::{self, Grant, REFRESH_PREFIX};
 use crate::http::error::{ApiError, ApiResult};
 use crate::infra::rate_limit::Quota;
 use crate::state::AppState;
+use portcullis_core::grant::RevocationReason;
 
 /// A one-time token as the app presents it, its request already well-formed.
 pub struct Exchange {
@@ -189,10 +190,9 @@ pub async fn exchange(state: &AppState, req: Exchange, meta: AuditContext) -> Ap
             "app_version": device.app_version,
             "pkce": ott.code_challenge.is_some(),
         }));
-    let (refresh_token, refresh_hash) =
-        issue::new_refresh_token().map_err(|e| ApiError::internal(e.description))?;
+    let (refresh_token, refresh_hash) = issue::new_refresh_token().map_err(ApiError::internal)?;
     let family = RefreshFamily {
-        id: uuid::Uuid::now_v7(),
+        id: portcullis_core::FamilyId::new(),
         client_id: state.mobile.client_id.clone(),
         org_id: ott.org_id,
         project_id: ott.project_id,
@@ -234,10 +234,11 @@ async fn access_token_for(
     family: &RefreshFamily,
 ) -> ApiResult<(String, i64)> {
     let client = super::client(state, family.org_id, family.project_id);
+    let scope = portcullis_core::scope::ScopeSet::granted(&family.scope);
     let grant = Grant {
         client: &client,
         user: Some(user),
-        scope: &family.scope,
+        scope: &scope,
         org_id: family.org_id,
         project_id: family.project_id,
         session_id: family.session_id,
@@ -245,7 +246,7 @@ async fn access_token_for(
     };
     let token = issue::access_token(state, &grant, portcullis_core::now())
         .await
-        .map_err(|e| ApiError::internal(e.description))?;
+        .map_err(ApiError::internal)?;
     Ok((token.token, token.expires_in))
 }
 
@@ -288,8 +289,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
         return Err(refresh_invalid());
     };
     let now = portcullis_core::now();
-    let (successor, successor_hash) =
-        issue::successor_of(state, presented).map_err(|e| ApiError::internal(e.description))?;
+    let (successor, successor_hash) = issue::successor_of(state, presented);
     let outcome = state
         .store
         .grants()
@@ -357,7 +357,7 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
         state
             .store
             .grants()
-            .revoke_family(org, family.id, "session_ended", &meta)
+            .revoke_family(org, family.id, RevocationReason::SessionEnded, &meta)
             .await?;
         state.cache.invalidate();
         audit_failure(
@@ -409,7 +409,7 @@ pub async fn revoke(state: &AppState, presented: &str, meta: AuditContext) -> Ap
     state
         .store
         .grants()
-        .revoke_family(org, t.family.id, "logout", &meta)
+        .revoke_family(org, t.family.id, RevocationReason::Logout, &meta)
         .await?;
     end_session(state, &t.family, &meta).await?;
     state
