@@ -10,6 +10,7 @@ use portcullis_store::{AuthCode, SessionWithUser, StoreError};
 
 use crate::features::oidc::issue::{self, IssueError};
 use crate::state::AppState;
+use AuthorizeErrorCode as E;
 
 const CODE_TTL: time::Duration = time::Duration::seconds(60);
 
@@ -158,7 +159,6 @@ pub async fn validate(
     let refuse = |req: &AuthorizeRequest, error, description: &str| {
         AuthorizeError::Refused(ClientRefusal::to(req, error, description))
     };
-    use AuthorizeErrorCode as E;
     if p.request_object {
         return Err(refuse(
             &req,
