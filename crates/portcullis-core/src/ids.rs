@@ -68,3 +68,7 @@ id_type!(
     /// One audit event.
     AuditEventId
 );
+id_type!(
+    /// A refresh-token family: the chain of refresh tokens from one sign-in, revoked as one.
+    FamilyId
+);

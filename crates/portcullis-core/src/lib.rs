@@ -3,11 +3,13 @@
 //! Nothing here does I/O, knows about HTTP or SQL, or needs an async runtime: the
 //! store persists these types, the server parses requests into them.
 
+pub mod access_token;
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod email;
 pub mod error;
+pub mod grant;
 pub mod ids;
 pub mod link;
 pub mod oauth;
@@ -15,6 +17,7 @@ pub mod org;
 pub mod password;
 pub mod pkce;
 pub mod project;
+pub mod scope;
 pub mod session;
 pub mod token;
 pub mod user;
@@ -23,7 +26,7 @@ pub use audit::{Action, AuditContext, AuditEvent, AuditQuery, Outcome};
 pub use authz::{AccessDenied, OrgAccess, Principal};
 pub use email::Email;
 pub use error::ValidationError;
-pub use ids::{AuditEventId, OrgId, ProjectId, SessionId, UserId};
+pub use ids::{AuditEventId, FamilyId, OrgId, ProjectId, SessionId, UserId};
 pub use org::{Membership, Org, OrgName, Role, Slug};
 pub use project::{Origin, Project, ProjectMembership, ProjectName, ProjectStatus, RedirectUri};
 pub use session::{DeviceInfo, Session, SessionPolicy};

@@ -130,6 +130,13 @@ impl TokenEndpointAuthMethod {
 #[serde(transparent)]
 pub struct ClientId(String);
 
+impl<'de> serde::Deserialize<'de> for ClientId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        ClientId::parse(&raw).ok_or_else(|| serde::de::Error::custom("malformed client_id"))
+    }
+}
+
 impl ClientId {
     pub fn generate() -> Result<Self, getrandom::Error> {
         use base64::Engine;
@@ -486,37 +493,15 @@ fn loopback_without_port(uri: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// Scopes Portcullis understands; others are refused with `invalid_scope`.
-pub const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
-
-/// Parses a space-separated scope list, refusing unknown scopes and keeping order unique.
-pub fn parse_scopes(raw: &str) -> Result<Vec<String>, ValidationError> {
-    let mut out: Vec<String> = Vec::new();
-    for s in raw.split(' ').filter(|s| !s.is_empty()) {
-        if !SUPPORTED_SCOPES.contains(&s) {
-            return Err(ValidationError::new(
-                "scope",
-                format!("unsupported scope {s:?}"),
-            ));
-        }
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_owned());
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scopes_and_algs() {
-        assert_eq!(
-            parse_scopes("openid  email openid").unwrap(),
-            vec!["openid", "email"]
-        );
-        assert_eq!(parse_scopes("openid admin").unwrap_err().field, "scope");
+    fn algs_and_client_ids() {
+        let id: ClientId = serde_json::from_str("\"pcc_x\"").unwrap();
+        assert_eq!(id.as_str(), "pcc_x");
+        assert!(serde_json::from_str::<ClientId>("\"\"").is_err());
         for alg in SigningAlg::ALL {
             assert_eq!(SigningAlg::parse(alg.as_str()).unwrap(), alg);
         }

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 both_backends!(
     jwks_is_public_and_well_formed,
     sign_and_verify_with_every_alg,
+    verify_reads_claims_as_the_asked_type,
     verify_refuses_tampered_expired_and_unknown,
     rotation_via_api_keeps_the_old_key_published,
     only_platform_admins_see_and_rotate_keys,
@@ -173,7 +174,7 @@ async fn sign_and_verify_with_every_alg(app: TestApp) {
         assert_eq!(header["typ"], "JWT");
         let kid = header["kid"].as_str().unwrap();
         assert_eq!(part(&jwt, 1), c);
-        assert_eq!(keys.verify(&jwt).await.unwrap(), c, "{alg:?}");
+        assert_eq!(keys.verify::<Value>(&jwt).await.unwrap(), c, "{alg:?}");
         // The kid is published (EdDSA from the start; the others once made).
         let now_published = kids(&jwks(&app).await);
         assert!(now_published.contains(kid), "{alg:?}");
@@ -186,11 +187,45 @@ async fn sign_and_verify_with_every_alg(app: TestApp) {
     }
     // Within the 30 s leeway an expired token still verifies; `nbf` likewise.
     let jwt = keys.sign(SigningAlg::EdDSA, &claims(-10)).await.unwrap();
-    keys.verify(&jwt).await.unwrap();
+    keys.verify::<Value>(&jwt).await.unwrap();
     let mut early = claims(600);
     early["nbf"] = json!(now() + 10);
     let jwt = keys.sign(SigningAlg::ES256, &early).await.unwrap();
-    keys.verify(&jwt).await.unwrap();
+    keys.verify::<Value>(&jwt).await.unwrap();
+}
+
+/// What the signer serializes is what the verifier returns, typed; claims that do not read
+/// as the asked type (an ID token where an access token is expected) are malformed.
+async fn verify_reads_claims_as_the_asked_type(app: TestApp) {
+    use portcullis_core::access_token::AccessTokenClaims;
+    let keys = &app.state.keys;
+    let client = portcullis_core::oauth::ClientId::parse("pcc_client").unwrap();
+    let access = AccessTokenClaims {
+        iss: "https://issuer.test".into(),
+        sub: UserId::new().to_string(),
+        aud: client.clone(),
+        client_id: client,
+        iat: now(),
+        exp: now() + 600,
+        jti: "jti-1".into(),
+        scope: portcullis_core::scope::ScopeSet::parse("openid email").unwrap(),
+        org_id: portcullis_core::OrgId::new(),
+        project_id: portcullis_core::ProjectId::new(),
+        sid: Some(portcullis_core::SessionId::new()),
+        fid: Some(portcullis_core::FamilyId::new()),
+    };
+    for alg in SigningAlg::ALL {
+        let jwt = keys.sign(alg, &access).await.unwrap();
+        let back: AccessTokenClaims = keys.verify(&jwt).await.unwrap();
+        assert_eq!(back, access, "{alg:?}");
+    }
+    let id_token = keys.sign(SigningAlg::EdDSA, &claims(600)).await.unwrap();
+    let err = keys
+        .verify::<AccessTokenClaims>(&id_token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::Malformed(_)), "{err:?}");
+    assert!(err.is_rejection());
 }
 
 async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
@@ -208,7 +243,7 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
             segments[1],
             URL_SAFE_NO_PAD.encode(&sig)
         );
-        let err = keys.verify(&tampered).await.unwrap_err();
+        let err = keys.verify::<Value>(&tampered).await.unwrap_err();
         assert!(matches!(err, KeyError::BadSignature), "{alg:?}: {err:?}");
         assert!(err.is_rejection());
 
@@ -217,7 +252,10 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         c["sub"] = json!("admin");
         let forged = format!("{}.{}.{}", segments[0], encode_part(&c), segments[2]);
         assert!(
-            matches!(keys.verify(&forged).await, Err(KeyError::BadSignature)),
+            matches!(
+                keys.verify::<Value>(&forged).await,
+                Err(KeyError::BadSignature)
+            ),
             "{alg:?}"
         );
 
@@ -226,28 +264,31 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         h["alg"] = json!("HS256");
         let confused = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
         assert!(
-            matches!(keys.verify(&confused).await, Err(KeyError::BadSignature)),
+            matches!(
+                keys.verify::<Value>(&confused).await,
+                Err(KeyError::BadSignature)
+            ),
             "{alg:?}"
         );
     }
 
     let expired = keys.sign(SigningAlg::EdDSA, &claims(-120)).await.unwrap();
     assert!(matches!(
-        keys.verify(&expired).await,
+        keys.verify::<Value>(&expired).await,
         Err(KeyError::Expired)
     ));
     let mut future = claims(600);
     future["nbf"] = json!(now() + 300);
     let jwt = keys.sign(SigningAlg::EdDSA, &future).await.unwrap();
     assert!(matches!(
-        keys.verify(&jwt).await,
+        keys.verify::<Value>(&jwt).await,
         Err(KeyError::NotYetValid)
     ));
     let mut no_exp = claims(600);
     no_exp.as_object_mut().unwrap().remove("exp");
     let jwt = keys.sign(SigningAlg::EdDSA, &no_exp).await.unwrap();
     assert!(matches!(
-        keys.verify(&jwt).await,
+        keys.verify::<Value>(&jwt).await,
         Err(KeyError::Malformed(_))
     ));
 
@@ -258,14 +299,14 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         let mut h = part(&jwt, 0);
         h["kid"] = json!(kid);
         let unknown = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
-        let err = keys.verify(&unknown).await.unwrap_err();
+        let err = keys.verify::<Value>(&unknown).await.unwrap_err();
         assert!(matches!(err, KeyError::UnknownKid), "{err:?}");
     }
     let mut h = part(&jwt, 0);
     h.as_object_mut().unwrap().remove("kid");
     let kidless = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
     assert!(matches!(
-        keys.verify(&kidless).await,
+        keys.verify::<Value>(&kidless).await,
         Err(KeyError::Malformed(_))
     ));
     for garbage in [
@@ -274,7 +315,7 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         "a.b.c",
         &format!("{}.{}", segments[0], segments[1]),
     ] {
-        let err = keys.verify(garbage).await.unwrap_err();
+        let err = keys.verify::<Value>(garbage).await.unwrap_err();
         assert!(err.is_rejection(), "{garbage:?}: {err:?}");
     }
 }
@@ -313,10 +354,13 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
     // signing until the pre-publication window has passed.
     let published = kids(&jwks(&app).await);
     assert!(published.contains(&old_kid) && published.contains(&new_kid));
-    assert_eq!(keys.verify(&before).await.unwrap(), part(&before, 1));
+    assert_eq!(
+        keys.verify::<Value>(&before).await.unwrap(),
+        part(&before, 1)
+    );
     let after = keys.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
     assert_eq!(part(&after, 0)["kid"], old_kid.as_str());
-    keys.verify(&after).await.unwrap();
+    keys.verify::<Value>(&after).await.unwrap();
 
     // The admin listing tells which is which, and shows no private material.
     let list = app.get("/v1/admin/signing-keys", &token).await;
@@ -540,7 +584,10 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
         .unwrap();
     let jwt = other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
     assert_eq!(part(&jwt, 0)["kid"], old_kid);
-    assert_eq!(app.state.keys.verify(&jwt).await.unwrap(), part(&jwt, 1));
+    assert_eq!(
+        app.state.keys.verify::<Value>(&jwt).await.unwrap(),
+        part(&jwt, 1)
+    );
     tokio::time::sleep(JWKS_MAX_AGE).await;
     assert!(kids(&jwks(&app).await).contains(&new_kid));
     // And the other way round: a first ES256 key made here is found there.
@@ -550,7 +597,7 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
         .sign(SigningAlg::ES256, &claims(60))
         .await
         .unwrap();
-    other.verify(&es).await.unwrap();
+    other.verify::<Value>(&es).await.unwrap();
 
     // A key the other node made is published here within JWKS_MAX_AGE, before this server
     // ever signs with or reloads for it.

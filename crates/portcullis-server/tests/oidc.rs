@@ -364,6 +364,45 @@ async fn token_endpoint_errors(app: TestApp) {
         r.body["error"], "invalid_client",
         "auth method must match the registered one"
     );
+    // A request that does not say which client it is fails client authentication (RFC 6749
+    // §5.2), without a Basic challenge since it did not try Basic.
+    for form in [
+        &[("grant_type", "client_credentials")][..],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_secret", c.secret.as_deref().unwrap()),
+        ][..],
+    ] {
+        let r = token(&app, None, form).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{}",
+            r.body
+        );
+        assert!(r.headers.get("www-authenticate").is_none());
+        assert!(r.body["correlation_id"].is_string());
+    }
+    let r = token(
+        &app,
+        Some(basic(&c)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_secret", c.secret.as_deref().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "two authentication methods"
+    );
+    let r = token(&app, Some(basic(&c)), &[("scope", "openid")]).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "grant_type missing"
+    );
     let r = token(&app, Some(basic(&c)), &[("grant_type", "password")]).await;
     assert_eq!(
         (r.status, r.body["error"].as_str()),
@@ -454,6 +493,21 @@ async fn pkce_for_public_clients(app: TestApp) {
         "PKCE is mandatory"
     );
     let (verifier, challenge) = pkce();
+    // An S256 challenge is 43 characters; a longer one could never be met.
+    let r = authorize(
+        &app,
+        Some(&owner.token),
+        &[
+            ("response_type", "code"),
+            ("client_id", &c.id),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            ("code_challenge", &format!("{challenge}A")),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(location_params(&r)["error"], "invalid_request");
     let r = authorize(
         &app,
         Some(&owner.token),
@@ -815,7 +869,23 @@ async fn introspection_revocation_and_userinfo(app: TestApp) {
             .body(query(&[("token", at)])),
     )
     .await;
-    assert_eq!(r.body["error"], "invalid_request", "client_id missing");
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "no client authentication"
+    );
+    let r = TestApp::send(
+        app.req(Method::POST, "/oauth2/introspect")
+            .header("authorization", basic(&c))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(""),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "token missing"
+    );
     // Revoking the access token ends it at introspection and userinfo.
     let revoke = |tok: &str| {
         app.req(Method::POST, "/oauth2/revoke")
@@ -862,6 +932,17 @@ async fn client_credentials_grant(app: TestApp) {
     assert_eq!(claims["sub"], json!(c.id));
     assert_eq!(claims["project_id"], json!(owner.project_id));
     assert!(r.body.get("refresh_token").is_none() && r.body.get("id_token").is_none());
+    // The client is its own subject: userinfo has no user to describe (RFC 6750 §3.1).
+    let at = r.body["access_token"].as_str().unwrap();
+    let r = TestApp::send(app.with_bearer(Method::GET, "/oauth2/userinfo", at)).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Bearer error=\"insufficient_scope\""
+    );
     let post = token(
         &app,
         None,

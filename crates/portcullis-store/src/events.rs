@@ -190,15 +190,15 @@ pub(crate) fn refresh_reuse(ctx: &AuditContext, f: &crate::RefreshFamily) -> Aud
 pub(crate) fn family_revoked(
     ctx: &AuditContext,
     org: OrgId,
-    family: uuid::Uuid,
-    reason: &str,
+    family: portcullis_core::FamilyId,
+    reason: portcullis_core::grant::RevocationReason,
 ) -> AuditEvent {
     ctx.event(
         Some(org),
         Action::OauthTokenRevoked,
         format!("refresh_family:{family}"),
     )
-    .with_details(json!({"reason": reason}))
+    .with_details(json!({"reason": reason.as_str()}))
 }
 
 pub(crate) fn consent(

@@ -3,9 +3,12 @@
 //! the row-level security context on PostgreSQL.
 
 use async_trait::async_trait;
+use portcullis_core::grant::{Consent, RevocationReason};
 use portcullis_core::oauth::ClientId;
-use portcullis_core::{AuditContext, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId};
-use uuid::Uuid;
+use portcullis_core::scope::ScopeSet;
+use portcullis_core::{
+    AuditContext, FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId,
+};
 
 use crate::StoreResult;
 
@@ -43,7 +46,7 @@ pub enum CodeRedemption {
 /// The chain of refresh tokens issued from one sign-in; revoking it ends them all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshFamily {
-    pub id: Uuid,
+    pub id: FamilyId,
     pub client_id: ClientId,
     pub org_id: OrgId,
     pub project_id: ProjectId,
@@ -121,11 +124,11 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_family(
         &self,
         org_id: OrgId,
-        family_id: Uuid,
-        reason: &str,
+        family_id: FamilyId,
+        reason: RevocationReason,
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
-    async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool>;
+    async fn family_revoked(&self, org_id: OrgId, family_id: FamilyId) -> StoreResult<bool>;
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Scopes the user consented to for this client, if any.
@@ -134,7 +137,7 @@ pub trait GrantStore: Send + Sync {
         org_id: OrgId,
         user_id: UserId,
         client_id: &ClientId,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Option<ScopeSet>>;
     async fn grant_consent(
         &self,
         org_id: OrgId,
@@ -150,9 +153,6 @@ pub trait GrantStore: Send + Sync {
         client_id: &ClientId,
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
-    /// The user's consents: (client id, scope, granted at).
-    async fn consents_of_user(
-        &self,
-        user_id: UserId,
-    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>>;
+    /// The user's consents, newest first.
+    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<Consent>>;
 }

@@ -162,25 +162,23 @@ async fn resolve_mobile_access_token(
         &state.oidc.issuer,
         token,
     )
-    .await?
+    .await
+    .map_err(ApiError::internal)?
     .ok_or_else(invalid)?;
-    if claims["client_id"] != json!(portcullis_store::MOBILE_CLIENT_ID) {
+    if claims.client_id.as_str() != portcullis_store::MOBILE_CLIENT_ID {
         // A third-party application's token speaks for the user to that application, not
         // to the admin API.
         return Err(ApiError::unauthenticated(
             "access tokens of OAuth applications cannot call the Portcullis API; use a session",
         ));
     }
-    let sid = claims["sid"]
-        .as_str()
-        .and_then(portcullis_core::SessionId::parse)
-        .ok_or_else(invalid)?;
+    let sid = claims.sid.ok_or_else(invalid)?;
     let resolved = resolve_session(
         state,
         &access_tokens::mobile_session_token(&state.mobile.session_key, sid),
     )
     .await?;
-    if claims["sub"] != json!(resolved.user.id.to_string()) {
+    if claims.user_id() != Some(resolved.user.id) {
         return Err(invalid());
     }
     Ok(resolved)

@@ -1,10 +1,13 @@
 //! The shared edge: the error envelope and OAuth errors, correlation ids, extractors,
-//! cookies, DTOs shared by several features, HTML pages and the request middleware.
+//! cookies, DTOs shared by several features, HTML pages and the forms they post, OAuth-style
+//! request parameters, and the request middleware.
 
 pub mod cookies;
 pub mod correlation;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod forms;
 pub mod html;
 pub mod oauth_error;
+pub mod params;

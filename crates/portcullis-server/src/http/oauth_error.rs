@@ -1,5 +1,7 @@
 //! Errors of the OAuth endpoints keep the RFC 6749 shape (`error`, `error_description`) and
 //! add `correlation_id`; a stable Portcullis `code` is added where the contract names one.
+//! Nothing converts into it implicitly: each OAuth service error names its `error` per
+//! cause (features/oidc/http), so a store failure cannot turn into a caller's mistake.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -92,22 +94,6 @@ impl OAuthError {
     }
 }
 
-impl From<portcullis_store::StoreError> for OAuthError {
-    fn from(e: portcullis_store::StoreError) -> Self {
-        OAuthError::server_error(e)
-    }
-}
-
-impl From<crate::http::error::ApiError> for OAuthError {
-    fn from(e: crate::http::error::ApiError) -> Self {
-        if e.status.is_server_error() {
-            OAuthError::server_error(e.internal.unwrap_or(e.message))
-        } else {
-            OAuthError::invalid_request(e.message)
-        }
-    }
-}
-
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         if let Some(cause) = &self.internal {
@@ -136,10 +122,16 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"portcullis\""),
             );
         }
-        if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
+        // RFC 6750 §3: a resource server's refusals challenge for a bearer token.
+        let bearer_challenge = match self.error {
+            "invalid_token" => Some("Bearer error=\"invalid_token\""),
+            "insufficient_scope" => Some("Bearer error=\"insufficient_scope\""),
+            _ => None,
+        };
+        if let Some(challenge) = bearer_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                HeaderValue::from_static(challenge),
             );
         }
         response

@@ -1,55 +1,62 @@
 //! Verification of Portcullis' own access tokens, shared by the OAuth resource endpoints
 //! and the API's bearer authentication, and the session token behind a mobile access token.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_core::access_token::AccessTokenClaims;
 use portcullis_core::{SessionId, TokenHash};
 use portcullis_store::{Store, StoreError};
-use serde_json::{Value, json};
 
 use crate::infra::crypto;
-use crate::infra::keys::KeyRing;
+use crate::infra::keys::{KeyError, KeyRing};
 use crate::infra::session_cache::SessionCache;
 
+/// The server failed while checking a token (as opposed to refusing it): callers answer
+/// with a server error, never with "invalid token".
+#[derive(Debug, thiserror::Error)]
+pub enum LiveTokenError {
+    #[error("token revocation lookup: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(KeyError),
+}
+
 /// A Portcullis access token that verifies, is unexpired, was issued here, and has not been
-/// revoked (by itself, or through its refresh family).
+/// revoked (by itself, or through its refresh family). ID tokens never qualify: their
+/// claims do not read as [`AccessTokenClaims`].
 pub async fn live_access_token(
     cache: &SessionCache,
     keys: &KeyRing,
     store: &dyn Store,
     issuer: &str,
     token: &str,
-) -> Result<Option<Value>, StoreError> {
+) -> Result<Option<Arc<AccessTokenClaims>>, LiveTokenError> {
     let hash = TokenHash::of(token);
-    let now = portcullis_core::now().unix_timestamp();
+    let now = portcullis_core::now();
     if let Some(claims) = cache.live_token(&hash) {
-        if claims["exp"].as_i64().is_some_and(|exp| exp > now) {
-            return Ok(Some(Value::clone(&claims)));
-        }
-        return Ok(None);
+        return Ok((!claims.expired(now)).then_some(claims));
     }
     // Read before the checks: a revocation landing meanwhile makes this entry stale at once.
     let epoch = cache.epoch();
-    let Ok(claims) = keys.verify(token).await else {
-        return Ok(None);
+    let claims: AccessTokenClaims = match keys.verify(token).await {
+        Ok(claims) => claims,
+        Err(e) if e.is_rejection() => return Ok(None),
+        Err(e) => return Err(LiveTokenError::Keys(e)),
     };
-    if claims["iss"] != json!(issuer) || claims.get("client_id").is_none() {
+    if claims.iss != issuer {
         return Ok(None);
     }
-    if let Some(jti) = claims["jti"].as_str()
-        && store.grants().access_token_revoked(jti).await?
+    if store.grants().access_token_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    if let Some(fid) = claims.fid
+        && store.grants().family_revoked(claims.org_id, fid).await?
     {
         return Ok(None);
     }
-    if let (Some(fid), Some(org)) = (claims["fid"].as_str(), claims["org_id"].as_str())
-        && let (Ok(fid), Some(org)) = (
-            uuid::Uuid::parse_str(fid),
-            portcullis_core::OrgId::parse(org),
-        )
-        && store.grants().family_revoked(org, fid).await?
-    {
-        return Ok(None);
-    }
+    let claims = Arc::new(claims);
     cache.put_live_token(epoch, hash, claims.clone());
     Ok(Some(claims))
 }

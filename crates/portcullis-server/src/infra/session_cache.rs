@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use portcullis_core::access_token::AccessTokenClaims;
 use portcullis_core::oauth::{ClientId, OAuthClient};
 use portcullis_core::{TokenHash, UserId};
 use portcullis_store::{Change, ChangeSink, MembershipView, SessionWithUser};
@@ -86,7 +87,7 @@ pub struct SessionCache {
     /// OAuth clients by id, for the token and introspection endpoints.
     clients: EpochMap<String, CachedClient>,
     /// Claims of access tokens already verified and found unrevoked, by token digest.
-    live_tokens: EpochMap<TokenHash, serde_json::Value>,
+    live_tokens: EpochMap<TokenHash, AccessTokenClaims>,
     epoch: AtomicU64,
     /// False while a cross-process change feed should exist but is not connected.
     feed_up: AtomicBool,
@@ -183,12 +184,12 @@ impl SessionCache {
         client
     }
 
-    pub fn live_token(&self, hash: &TokenHash) -> Option<Arc<serde_json::Value>> {
+    pub fn live_token(&self, hash: &TokenHash) -> Option<Arc<AccessTokenClaims>> {
         self.live_tokens.get(self, hash)
     }
 
-    pub fn put_live_token(&self, epoch: u64, hash: TokenHash, claims: serde_json::Value) {
-        self.live_tokens.put(self, hash, epoch, Arc::new(claims));
+    pub fn put_live_token(&self, epoch: u64, hash: TokenHash, claims: Arc<AccessTokenClaims>) {
+        self.live_tokens.put(self, hash, epoch, claims);
     }
 }
 

@@ -3,8 +3,12 @@
 //! many concurrent presentations exactly one sees it unused.
 
 use async_trait::async_trait;
+use portcullis_core::grant::{Consent, RevocationReason};
 use portcullis_core::oauth::ClientId;
-use portcullis_core::{AuditContext, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId};
+use portcullis_core::scope::ScopeSet;
+use portcullis_core::{
+    AuditContext, FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId,
+};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -34,7 +38,7 @@ macro_rules! family_cols {
 
 fn family_from(row: &PgRow) -> StoreResult<RefreshFamily> {
     Ok(RefreshFamily {
-        id: row.try_get("f_id")?,
+        id: FamilyId(row.try_get("f_id")?),
         client_id: client_id(row.try_get("f_client_id")?)?,
         org_id: OrgId(row.try_get("f_org_id")?),
         project_id: ProjectId(row.try_get("f_project_id")?),
@@ -68,14 +72,14 @@ fn code_from(row: &PgRow) -> StoreResult<AuthCode> {
 
 async fn revoke_family_in(
     tx: &mut Tx,
-    family: Uuid,
-    reason: &str,
+    family: FamilyId,
+    reason: RevocationReason,
     now: Timestamp,
 ) -> StoreResult<bool> {
     let n = sqlx::query("UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
         .bind(now)
-        .bind(reason)
-        .bind(family)
+        .bind(reason.as_str())
+        .bind(family.0)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -96,7 +100,7 @@ pub(super) async fn insert_family(
         "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(f.id)
+    .bind(f.id.0)
     .bind(f.client_id.as_str())
     .bind(f.org_id.0)
     .bind(f.project_id.0)
@@ -109,7 +113,7 @@ pub(super) async fn insert_family(
     .await?;
     sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&first.0[..])
-        .bind(f.id)
+        .bind(f.id.0)
         .bind(f.org_id.0)
         .bind(f.created_at)
         .bind(expires_at)
@@ -167,7 +171,7 @@ impl GrantStore for PgStore {
         if row.try_get::<Option<Timestamp>, _>("used_at")?.is_some() {
             let family: Option<Uuid> = row.try_get("family_id")?;
             if let Some(f) = family {
-                revoke_family_in(&mut tx, f, "code_replay", now).await?;
+                revoke_family_in(&mut tx, FamilyId(f), RevocationReason::CodeReplay, now).await?;
             }
             insert_audit(
                 &mut tx,
@@ -199,7 +203,7 @@ impl GrantStore for PgStore {
         insert_family(&mut tx, f, first, expires_at).await?;
         if let Some(code) = from_code {
             sqlx::query("UPDATE oauth_codes SET family_id = $1 WHERE code_hash = $2")
-                .bind(f.id)
+                .bind(f.id.0)
                 .bind(&code.0[..])
                 .execute(&mut *tx)
                 .await?;
@@ -282,7 +286,7 @@ impl GrantStore for PgStore {
             if same_successor && now - used_at <= grace {
                 return Ok(RefreshOutcome::Retried(family));
             }
-            revoke_family_in(&mut tx, family.id, "reuse", now).await?;
+            revoke_family_in(&mut tx, family.id, RevocationReason::Reuse, now).await?;
             insert_audit(&mut tx, &crate::events::refresh_reuse(ctx, &family)).await?;
             tx.commit().await?;
             return Ok(RefreshOutcome::ReuseDetected(family));
@@ -300,7 +304,7 @@ impl GrantStore for PgStore {
         .await?;
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&successor.0[..])
-            .bind(family.id)
+            .bind(family.id.0)
             .bind(org_id.0)
             .bind(now)
             .bind(successor_expires_at)
@@ -341,8 +345,8 @@ impl GrantStore for PgStore {
     async fn revoke_family(
         &self,
         org_id: OrgId,
-        family_id: Uuid,
-        reason: &str,
+        family_id: FamilyId,
+        reason: RevocationReason,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
@@ -350,8 +354,8 @@ impl GrantStore for PgStore {
             "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND org_id = $4 AND revoked_at IS NULL",
         )
         .bind(portcullis_core::now())
-        .bind(reason)
-        .bind(family_id)
+        .bind(reason.as_str())
+        .bind(family_id.0)
         .bind(org_id.0)
         .execute(&mut *tx)
         .await?
@@ -369,12 +373,12 @@ impl GrantStore for PgStore {
         Ok(true)
     }
 
-    async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool> {
+    async fn family_revoked(&self, org_id: OrgId, family_id: FamilyId) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
         let revoked: Option<Option<Timestamp>> = sqlx::query_scalar(
             "SELECT revoked_at FROM refresh_families WHERE id = $1 AND org_id = $2",
         )
-        .bind(family_id)
+        .bind(family_id.0)
         .bind(org_id.0)
         .fetch_optional(&mut *tx)
         .await?;
@@ -412,16 +416,16 @@ impl GrantStore for PgStore {
         org_id: OrgId,
         user_id: UserId,
         client: &ClientId,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Option<ScopeSet>> {
         let mut tx = self.begin(Scope::Org(org_id)).await?;
-        let scope = sqlx::query_scalar("SELECT scope FROM oauth_consents WHERE org_id = $1 AND user_id = $2 AND client_id = $3")
+        let scope: Option<String> = sqlx::query_scalar("SELECT scope FROM oauth_consents WHERE org_id = $1 AND user_id = $2 AND client_id = $3")
             .bind(org_id.0)
             .bind(user_id.0)
             .bind(client.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(scope)
+        Ok(scope.as_deref().map(ScopeSet::granted))
     }
 
     async fn grant_consent(
@@ -492,10 +496,7 @@ impl GrantStore for PgStore {
         Ok(true)
     }
 
-    async fn consents_of_user(
-        &self,
-        user_id: UserId,
-    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
+    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<Consent>> {
         let mut tx = self.begin(Scope::User(user_id)).await?;
         let rows = sqlx::query("SELECT client_id, scope, granted_at FROM oauth_consents WHERE user_id = $1 ORDER BY granted_at DESC")
             .bind(user_id.0)
@@ -504,11 +505,11 @@ impl GrantStore for PgStore {
         tx.commit().await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    client_id(r.try_get("client_id")?)?,
-                    r.try_get("scope")?,
-                    r.try_get("granted_at")?,
-                ))
+                Ok(Consent {
+                    client_id: client_id(r.try_get("client_id")?)?,
+                    scope: ScopeSet::granted(r.try_get("scope")?),
+                    granted_at: r.try_get("granted_at")?,
+                })
             })
             .collect()
     }

@@ -3,8 +3,12 @@
 //! it unused.
 
 use async_trait::async_trait;
+use portcullis_core::grant::{Consent, RevocationReason};
 use portcullis_core::oauth::ClientId;
-use portcullis_core::{AuditContext, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId};
+use portcullis_core::scope::ScopeSet;
+use portcullis_core::{
+    AuditContext, FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
@@ -33,7 +37,7 @@ macro_rules! family_cols {
 
 fn family_from(row: &SqliteRow) -> StoreResult<RefreshFamily> {
     Ok(RefreshFamily {
-        id: row.try_get("f_id")?,
+        id: FamilyId(row.try_get("f_id")?),
         client_id: client_id(row.try_get("f_client_id")?)?,
         org_id: OrgId(row.try_get("f_org_id")?),
         project_id: ProjectId(row.try_get("f_project_id")?),
@@ -69,14 +73,14 @@ type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 async fn revoke_family_in(
     tx: &mut Tx,
-    family: Uuid,
-    reason: &str,
+    family: FamilyId,
+    reason: RevocationReason,
     now: Timestamp,
 ) -> StoreResult<bool> {
     let n = sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
         .bind(micros(now))
-        .bind(reason)
-        .bind(family)
+        .bind(reason.as_str())
+        .bind(family.0)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -94,7 +98,7 @@ pub(super) async fn insert_family(
         "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(f.id)
+    .bind(f.id.0)
     .bind(f.client_id.as_str())
     .bind(f.org_id.0)
     .bind(f.project_id.0)
@@ -107,7 +111,7 @@ pub(super) async fn insert_family(
     .await?;
     sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
         .bind(&first.0[..])
-        .bind(f.id)
+        .bind(f.id.0)
         .bind(f.org_id.0)
         .bind(micros(f.created_at))
         .bind(micros(expires_at))
@@ -163,7 +167,7 @@ impl GrantStore for SqliteStore {
         if row.try_get::<Option<i64>, _>("was_used")?.is_some() {
             let family: Option<Uuid> = row.try_get("family_id")?;
             if let Some(f) = family {
-                revoke_family_in(&mut tx, f, "code_replay", now).await?;
+                revoke_family_in(&mut tx, FamilyId(f), RevocationReason::CodeReplay, now).await?;
             }
             insert_audit(
                 &mut tx,
@@ -195,7 +199,7 @@ impl GrantStore for SqliteStore {
         insert_family(&mut tx, f, first, expires_at).await?;
         if let Some(code) = from_code {
             sqlx::query("UPDATE oauth_codes SET family_id = ? WHERE code_hash = ?")
-                .bind(f.id)
+                .bind(f.id.0)
                 .bind(&code.0[..])
                 .execute(&mut *tx)
                 .await?;
@@ -242,7 +246,7 @@ impl GrantStore for SqliteStore {
             if same_successor && now - from_micros(used_at)? <= grace {
                 return Ok(RefreshOutcome::Retried(family));
             }
-            revoke_family_in(&mut tx, family.id, "reuse", now).await?;
+            revoke_family_in(&mut tx, family.id, RevocationReason::Reuse, now).await?;
             insert_audit(&mut tx, &crate::events::refresh_reuse(ctx, &family)).await?;
             tx.commit().await?;
             return Ok(RefreshOutcome::ReuseDetected(family));
@@ -260,7 +264,7 @@ impl GrantStore for SqliteStore {
         .await?;
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&successor.0[..])
-            .bind(family.id)
+            .bind(family.id.0)
             .bind(org_id.0)
             .bind(micros(now))
             .bind(micros(successor_expires_at))
@@ -299,15 +303,15 @@ impl GrantStore for SqliteStore {
     async fn revoke_family(
         &self,
         org_id: OrgId,
-        family_id: Uuid,
-        reason: &str,
+        family_id: FamilyId,
+        reason: RevocationReason,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL")
             .bind(micros(portcullis_core::now()))
-            .bind(reason)
-            .bind(family_id)
+            .bind(reason.as_str())
+            .bind(family_id.0)
             .bind(org_id.0)
             .execute(&mut *tx)
             .await?
@@ -324,11 +328,11 @@ impl GrantStore for SqliteStore {
         Ok(true)
     }
 
-    async fn family_revoked(&self, org_id: OrgId, family_id: Uuid) -> StoreResult<bool> {
+    async fn family_revoked(&self, org_id: OrgId, family_id: FamilyId) -> StoreResult<bool> {
         let revoked: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT revoked_at FROM refresh_families WHERE id = ? AND org_id = ?",
         )
-        .bind(family_id)
+        .bind(family_id.0)
         .bind(org_id.0)
         .fetch_optional(&self.pool)
         .await?;
@@ -366,15 +370,16 @@ impl GrantStore for SqliteStore {
         org_id: OrgId,
         user_id: UserId,
         client: &ClientId,
-    ) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
+    ) -> StoreResult<Option<ScopeSet>> {
+        let scope: Option<String> = sqlx::query_scalar(
             "SELECT scope FROM oauth_consents WHERE org_id = ? AND user_id = ? AND client_id = ?",
         )
         .bind(org_id.0)
         .bind(user_id.0)
         .bind(client.as_str())
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(scope.as_deref().map(ScopeSet::granted))
     }
 
     async fn grant_consent(
@@ -436,21 +441,18 @@ impl GrantStore for SqliteStore {
         Ok(true)
     }
 
-    async fn consents_of_user(
-        &self,
-        user_id: UserId,
-    ) -> StoreResult<Vec<(ClientId, String, Timestamp)>> {
+    async fn consents_of_user(&self, user_id: UserId) -> StoreResult<Vec<Consent>> {
         let rows = sqlx::query("SELECT client_id, scope, granted_at FROM oauth_consents WHERE user_id = ? ORDER BY granted_at DESC")
             .bind(user_id.0)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    client_id(r.try_get("client_id")?)?,
-                    r.try_get("scope")?,
-                    from_micros(r.try_get("granted_at")?)?,
-                ))
+                Ok(Consent {
+                    client_id: client_id(r.try_get("client_id")?)?,
+                    scope: ScopeSet::granted(r.try_get("scope")?),
+                    granted_at: from_micros(r.try_get("granted_at")?)?,
+                })
             })
             .collect()
     }

@@ -62,7 +62,7 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
         }
     };
     let grace = Duration::seconds(10);
-    let f1 = uuid::Uuid::now_v7();
+    let f1 = portcullis_core::FamilyId::new();
     start(family(f1), "rt_a", now + Duration::days(1)).await;
 
     // Another client's presentation learns nothing and leaves the token as it was.
@@ -115,7 +115,7 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
     ));
 
     // An expired token is reported as such and not rotated.
-    let f2 = uuid::Uuid::now_v7();
+    let f2 = portcullis_core::FamilyId::new();
     start(family(f2), "rt_old", now - Duration::seconds(1)).await;
     assert!(matches!(
         rotate(client.clone(), "rt_old", "rt_new", now, grace).await,
@@ -132,7 +132,7 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
     );
 
     // Many simultaneous presentations of one token: one successor, no reuse verdict.
-    let f3 = uuid::Uuid::now_v7();
+    let f3 = portcullis_core::FamilyId::new();
     start(family(f3), "rt_race", now + Duration::days(1)).await;
     let mut tasks = Vec::new();
     for _ in 0..16 {

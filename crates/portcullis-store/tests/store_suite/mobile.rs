@@ -128,7 +128,7 @@ pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
 
     let now = portcullis_core::now();
     let family = RefreshFamily {
-        id: uuid::Uuid::now_v7(),
+        id: portcullis_core::FamilyId::new(),
         client_id: ClientId::parse(MOBILE_CLIENT_ID).unwrap(),
         org_id: alice.org.id,
         project_id: alice.project.id,
@@ -287,7 +287,7 @@ fn device_sign_in(s: &super::SignedUp, session_token: &str) -> DeviceSignIn {
         )
         .with_details(serde_json::json!({"platform": "android", "pkce": true}));
     let family = RefreshFamily {
-        id: uuid::Uuid::now_v7(),
+        id: portcullis_core::FamilyId::new(),
         client_id: ClientId::parse(MOBILE_CLIENT_ID).unwrap(),
         org_id: s.org.id,
         project_id: s.project.id,

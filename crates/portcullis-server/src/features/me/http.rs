@@ -152,10 +152,10 @@ pub async fn list_consents(
     Ok(Json(ConsentList {
         consents: consents
             .into_iter()
-            .map(|(client_id, scope, at)| ConsentDto {
-                client_id: client_id.as_str().to_owned(),
-                scope,
-                granted_at: crate::http::dto::ts(at),
+            .map(|c| ConsentDto {
+                client_id: c.client_id.as_str().to_owned(),
+                scope: c.scope.to_string(),
+                granted_at: crate::http::dto::ts(c.granted_at),
             })
             .collect(),
     }))

@@ -15,10 +15,10 @@ use portcullis_store::SessionWithUser;
 
 use super::mobile;
 use super::service::MobileError;
-use crate::features::oidc::authorize::{PasswordForm, password_form};
-use crate::features::oidc::params::Params;
 use crate::http::extract::{RequestMeta, resolve_session};
+use crate::http::forms::{PasswordForm, password_form};
 use crate::http::html as pages;
+use crate::http::params::Params;
 use crate::state::AppState;
 
 pub const PATH: &str = "/auth/mobile/handoff";
@@ -90,7 +90,7 @@ impl Handoff {
 
 /// Checks `state` and `redirect_uri`; what is wrong (for the error page) otherwise.
 fn validate(state: &AppState, raw_query: &str) -> Result<Handoff, String> {
-    let params = Params::parse(raw_query.as_bytes()).map_err(|e| e.description)?;
+    let params = Params::parse(raw_query.as_bytes()).map_err(|e| e.to_string())?;
     let Some(app_state) = params.get("state").map(str::to_owned) else {
         return Err(
             "The app did not send a state parameter, so sign-in cannot continue safely (state is required). \

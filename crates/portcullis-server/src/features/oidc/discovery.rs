@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use portcullis_core::oauth::{SUPPORTED_SCOPES, SigningAlg};
+use portcullis_core::oauth::SigningAlg;
+use portcullis_core::scope::SUPPORTED_SCOPES;
 use serde_json::{Value, json};
 
 use crate::state::AppState;

@@ -1,13 +1,14 @@
 //! The OpenID Connect provider: discovery, the authorization code flow with its login and
 //! consent pages, the token endpoint, userinfo, introspection, revocation and logout.
+//!
+//! `service` holds the rules (no HTTP types, one error enum per endpoint group), `http`
+//! the handlers and the one mapping of those errors to the RFC error responses; `issue`
+//! mints tokens for this feature and for mobile sign-in.
 
-pub mod authorize;
 pub mod discovery;
+pub mod http;
 pub mod issue;
-pub mod logout;
-pub mod params;
-pub mod resources;
-pub mod token;
+pub mod service;
 
 /// The provider's routes (the JWKS route lives with the key ring's).
 pub fn routes() -> axum::Router<crate::state::AppState> {
@@ -17,43 +18,15 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration),
         )
-        .route("/oauth2/authorize", get(authorize::authorize))
-        .route("/oauth2/login", post(authorize::login_form))
-        .route("/oauth2/consent", post(authorize::consent_form))
-        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/authorize", get(http::authorize::authorize))
+        .route("/oauth2/login", post(http::authorize::login_form))
+        .route("/oauth2/consent", post(http::authorize::consent_form))
+        .route("/oauth2/token", post(http::token::token))
         .route(
             "/oauth2/userinfo",
-            get(resources::userinfo).post(resources::userinfo),
+            get(http::resources::userinfo).post(http::resources::userinfo),
         )
-        .route("/oauth2/introspect", post(resources::introspect))
-        .route("/oauth2/revoke", post(resources::revoke))
-        .route("/oauth2/logout", get(logout::logout))
-}
-
-/// A client by id, with its project's status: from memory while nothing changed (client and
-/// project edits and revocations bump the cache epoch on every node), else from the store.
-/// Unknown ids are never cached.
-pub async fn find_client(
-    state: &crate::state::AppState,
-    id: &portcullis_core::oauth::ClientId,
-) -> Result<
-    Option<std::sync::Arc<crate::infra::session_cache::CachedClient>>,
-    portcullis_store::StoreError,
-> {
-    if let Some(c) = state.cache.client(id) {
-        return Ok(Some(c));
-    }
-    let epoch = state.cache.epoch();
-    let Some(client) = state.store.clients().client_by_id(id).await? else {
-        return Ok(None);
-    };
-    let status = state.store.project_status(client.project_id).await?;
-    let project_active = status == Some(portcullis_core::ProjectStatus::Active);
-    Ok(Some(state.cache.put_client(
-        epoch,
-        crate::infra::session_cache::CachedClient {
-            client: std::sync::Arc::new(client),
-            project_active,
-        },
-    )))
+        .route("/oauth2/introspect", post(http::resources::introspect))
+        .route("/oauth2/revoke", post(http::resources::revoke))
+        .route("/oauth2/logout", get(http::logout::logout))
 }

@@ -249,10 +249,11 @@ impl KeyRing {
         }
     }
 
-    /// Verifies a JWS made by [`KeyRing::sign`] (on any node) and returns its claims.
-    /// Checks the signature, `exp` (required) and `nbf` with [`LEEWAY_SECS`]; not `iss` or
-    /// `aud`, which are the caller's.
-    pub async fn verify(&self, jwt: &str) -> Result<Value, KeyError> {
+    /// Verifies a JWS made by [`KeyRing::sign`] (on any node) and returns its claims read
+    /// as `T` (claims that do not read as `T` are [`KeyError::Malformed`]). Checks the
+    /// signature, `exp` (required) and `nbf` with [`LEEWAY_SECS`]; not `iss` or `aud`,
+    /// which are the caller's.
+    pub async fn verify<T: serde::de::DeserializeOwned>(&self, jwt: &str) -> Result<T, KeyError> {
         let header =
             jsonwebtoken::decode_header(jwt).map_err(|e| KeyError::Malformed(e.to_string()))?;
         let kid = header
@@ -277,7 +278,7 @@ impl KeyRing {
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
-        jsonwebtoken::decode::<Value>(jwt, &key.decoding, &validation)
+        jsonwebtoken::decode::<T>(jwt, &key.decoding, &validation)
             .map(|data| data.claims)
             .map_err(rejection)
     }

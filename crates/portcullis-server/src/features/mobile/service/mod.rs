@@ -217,10 +217,11 @@ impl Mobile<'_> {
         family: &RefreshFamily,
     ) -> MobileResult<(String, i64)> {
         let client = self.client(family.org_id, family.project_id);
+        let scope = portcullis_core::scope::ScopeSet::granted(&family.scope);
         let grant = Grant {
             client: &client,
             user: Some(user),
-            scope: &family.scope,
+            scope: &scope,
             org_id: family.org_id,
             project_id: family.project_id,
             session_id: family.session_id,

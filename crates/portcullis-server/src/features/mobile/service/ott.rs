@@ -148,7 +148,7 @@ impl Mobile<'_> {
             }));
         let (refresh_token, refresh_hash) = self.provider.new_refresh_token()?;
         let family = RefreshFamily {
-            id: uuid::Uuid::now_v7(),
+            id: portcullis_core::FamilyId::new(),
             client_id: self.settings.client_id.clone(),
             org_id: ott.org_id,
             project_id: ott.project_id,

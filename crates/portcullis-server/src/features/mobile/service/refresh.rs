@@ -30,7 +30,7 @@ impl Mobile<'_> {
             return Err(MobileError::Unauthenticated);
         };
         let now = portcullis_core::now();
-        let (successor, successor_hash) = self.provider.successor_of(presented)?;
+        let (successor, successor_hash) = self.provider.successor_of(presented);
         let outcome = self
             .store
             .grants()
@@ -138,7 +138,12 @@ impl Mobile<'_> {
     ) -> MobileResult<()> {
         self.store
             .grants()
-            .revoke_family(org, family.id, "logout", meta)
+            .revoke_family(
+                org,
+                family.id,
+                portcullis_core::grant::RevocationReason::Logout,
+                meta,
+            )
             .await?;
         self.end_session(family, meta).await?;
         self.store
@@ -161,7 +166,12 @@ impl Mobile<'_> {
     ) -> MobileResult<()> {
         self.store
             .grants()
-            .revoke_family(org, family.id, "session_ended", meta)
+            .revoke_family(
+                org,
+                family.id,
+                portcullis_core::grant::RevocationReason::SessionEnded,
+                meta,
+            )
             .await?;
         self.cache.invalidate();
         self.audit_failure(
