@@ -12,6 +12,7 @@ pub mod ids;
 pub mod oauth;
 pub mod org;
 pub mod password;
+pub mod patch;
 pub mod pkce;
 pub mod project;
 pub mod session;
