@@ -2,6 +2,7 @@
 //! principal against an active membership (or platform-admin status), and every
 //! tenant-scoped store call takes one. Forgetting the check is a compile error, not a leak.
 
+use crate::project::effective_project_role;
 use crate::{Membership, OrgId, Role, SessionId, UserId};
 
 /// Who is making a request, once their credentials were verified.
@@ -18,6 +19,12 @@ pub enum AccessDenied {
     /// The caller may not know this org exists.
     #[error("no such organization")]
     NotVisible,
+    /// The caller was a member of the org and so knows it exists, but the membership ended.
+    #[error("your membership of this organization has ended")]
+    MembershipEnded,
+    /// A member of the org with no role in this project.
+    #[error("you are not a member of this project")]
+    NotInProject,
     /// The caller is a member, but their role is too weak.
     #[error("this action requires the {0:?} role or higher")]
     RoleTooLow(Role),
@@ -84,6 +91,63 @@ impl OrgAccess {
     }
 }
 
+/// How a caller stands towards one org, before any role is weighed.
+enum Standing {
+    /// An active member with this role.
+    Member(Role),
+    /// A platform admin with no active membership of the org.
+    Operator,
+}
+
+/// The one rule behind org and project access: an active member is in; a platform admin is
+/// in everywhere; someone whose membership ended is told so (403), since they know the org
+/// exists; a stranger may not learn that it does (404).
+fn standing(
+    principal: &Principal,
+    org_id: OrgId,
+    membership: Option<&Membership>,
+) -> Result<Standing, AccessDenied> {
+    let own = membership.filter(|m| m.org_id == org_id && m.user_id == principal.user_id);
+    match own {
+        Some(m) if m.is_active() => Ok(Standing::Member(m.role)),
+        _ if principal.is_platform_admin => Ok(Standing::Operator),
+        Some(_) => Err(AccessDenied::MembershipEnded),
+        None => Err(AccessDenied::NotVisible),
+    }
+}
+
+/// Access to an org at `needed` role or better, from the principal's membership row of it
+/// (active or ended; None when there never was one).
+pub fn decide_org_access(
+    principal: &Principal,
+    org_id: OrgId,
+    membership: Option<&Membership>,
+    needed: Role,
+) -> Result<OrgAccess, AccessDenied> {
+    standing(principal, org_id, membership)?;
+    OrgAccess::authorize(principal, org_id, membership, needed)
+}
+
+/// The caller's effective role in a project of `org_id`, and the org access it implies.
+/// `membership` is their membership row of the org (active or ended), `project_role` their
+/// role in the project itself. Platform admins act as owners of every project.
+pub fn decide_project_access(
+    principal: &Principal,
+    org_id: OrgId,
+    membership: Option<&Membership>,
+    project_role: Option<Role>,
+) -> Result<(Role, OrgAccess), AccessDenied> {
+    let role = match standing(principal, org_id, membership)? {
+        _ if principal.is_platform_admin => Role::Owner,
+        Standing::Member(org_role) => {
+            effective_project_role(org_role, project_role).ok_or(AccessDenied::NotInProject)?
+        }
+        Standing::Operator => Role::Owner,
+    };
+    let access = OrgAccess::authorize(principal, org_id, membership, Role::Member)?;
+    Ok((role, access))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +202,112 @@ mod tests {
                 .role(),
             Role::Owner
         );
+    }
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+
+    fn principal(admin: bool) -> Principal {
+        Principal {
+            user_id: UserId::new(),
+            session_id: None,
+            is_platform_admin: admin,
+        }
+    }
+
+    fn membership(p: &Principal, org: OrgId, role: Role, ended: bool) -> Membership {
+        Membership {
+            org_id: org,
+            user_id: p.user_id,
+            role,
+            created_at: crate::now(),
+            deleted_at: ended.then(crate::now),
+        }
+    }
+
+    #[test]
+    fn org_and_project_routes_agree_on_a_removed_member() {
+        let org = OrgId::new();
+        let p = principal(false);
+        let gone = membership(&p, org, Role::Admin, true);
+        assert_eq!(
+            decide_org_access(&p, org, Some(&gone), Role::Member).unwrap_err(),
+            AccessDenied::MembershipEnded
+        );
+        for project_role in [None, Some(Role::Owner)] {
+            assert_eq!(
+                decide_project_access(&p, org, Some(&gone), project_role).unwrap_err(),
+                AccessDenied::MembershipEnded
+            );
+        }
+    }
+
+    #[test]
+    fn strangers_see_nothing() {
+        let org = OrgId::new();
+        let p = principal(false);
+        assert_eq!(
+            decide_org_access(&p, org, None, Role::Member).unwrap_err(),
+            AccessDenied::NotVisible
+        );
+        assert_eq!(
+            decide_project_access(&p, org, None, None).unwrap_err(),
+            AccessDenied::NotVisible
+        );
+        // Someone else's row, or a row of another org, is no relation either.
+        let other = principal(false);
+        let theirs = membership(&other, org, Role::Owner, false);
+        assert_eq!(
+            decide_project_access(&p, org, Some(&theirs), None).unwrap_err(),
+            AccessDenied::NotVisible
+        );
+        let elsewhere = membership(&p, OrgId::new(), Role::Owner, true);
+        assert_eq!(
+            decide_org_access(&p, org, Some(&elsewhere), Role::Member).unwrap_err(),
+            AccessDenied::NotVisible
+        );
+    }
+
+    #[test]
+    fn active_members_get_their_effective_role() {
+        let org = OrgId::new();
+        let p = principal(false);
+        let admin = membership(&p, org, Role::Admin, false);
+        let (role, access) = decide_project_access(&p, org, Some(&admin), None).unwrap();
+        assert_eq!(
+            (role, access.role(), access.org_id()),
+            (Role::Admin, Role::Admin, org)
+        );
+        assert_eq!(
+            decide_org_access(&p, org, Some(&admin), Role::Owner).unwrap_err(),
+            AccessDenied::RoleTooLow(Role::Owner)
+        );
+        let plain = membership(&p, org, Role::Member, false);
+        assert_eq!(
+            decide_project_access(&p, org, Some(&plain), None).unwrap_err(),
+            AccessDenied::NotInProject
+        );
+        let (role, access) =
+            decide_project_access(&p, org, Some(&plain), Some(Role::Admin)).unwrap();
+        assert_eq!((role, access.role()), (Role::Admin, Role::Member));
+    }
+
+    #[test]
+    fn platform_admins_act_as_owners_everywhere() {
+        let org = OrgId::new();
+        let p = principal(true);
+        let plain = membership(&p, org, Role::Member, false);
+        let gone = membership(&p, org, Role::Member, true);
+        for m in [None, Some(&plain), Some(&gone)] {
+            assert_eq!(
+                decide_org_access(&p, org, m, Role::Owner).unwrap().role(),
+                Role::Owner
+            );
+            let (role, access) = decide_project_access(&p, org, m, None).unwrap();
+            assert_eq!((role, access.role()), (Role::Owner, Role::Owner));
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod link;
 pub mod oauth;
 pub mod org;
 pub mod password;
+pub mod patch;
 pub mod pkce;
 pub mod project;
 pub mod scope;

@@ -18,6 +18,7 @@ both_backends!(
     project_context_header_is_required_and_checked,
     other_tenants_project_is_invisible,
     removed_member_is_forbidden,
+    removed_member_gets_one_answer_from_org_and_project_routes,
     members_lifecycle_and_owner_rules,
     admin_created_member_gets_default_project_and_audit,
     org_admin_revokes_member_session,
@@ -469,7 +470,7 @@ async fn removed_member_is_forbidden(app: TestApp) {
             .header("x-project-id", &owner.project_id),
     )
     .await;
-    assert!(matches!(r.status.as_u16(), 403 | 404), "{}", r.body);
+    r.assert_error(403, "forbidden");
     let me = app.get("/v1/me", &member.token).await;
     assert_eq!(
         me.body["memberships"].as_array().unwrap().len(),
@@ -487,6 +488,58 @@ async fn removed_member_is_forbidden(app: TestApp) {
         app.get(&members, &member.token).await.status,
         StatusCode::OK
     );
+}
+
+/// Org routes and project routes apply one rule (core `authz`): a caller whose membership
+/// ended knows the org exists and is told 403; a stranger gets 404 from both.
+async fn removed_member_gets_one_answer_from_org_and_project_routes(app: TestApp) {
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let stranger = app.user("stranger").await;
+    let members = format!("/v1/orgs/{}/members", owner.org_id);
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &members, &owner.token)
+            .json(&json!({"email": member.email, "role": "member"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let org = format!("/v1/orgs/{}", owner.org_id);
+    let project = |token: &str| {
+        TestApp::send(
+            app.with_bearer(Method::GET, "/v1/project", token)
+                .header("x-project-id", &owner.project_id),
+        )
+    };
+    // While a member, both answer 200.
+    assert_eq!(app.get(&org, &member.token).await.status, StatusCode::OK);
+    assert_eq!(project(&member.token).await.status, StatusCode::OK);
+
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("{members}/{}", member.user_id),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let by_org = app.get(&org, &member.token).await;
+    let by_project = project(&member.token).await;
+    by_org.assert_error(403, "forbidden");
+    by_project.assert_error(403, "forbidden");
+    assert_eq!(by_org.body["message"], by_project.body["message"]);
+    let with_context = TestApp::send(
+        app.with_bearer(Method::GET, "/v1/me", &member.token)
+            .header("x-project-id", &owner.project_id),
+    )
+    .await;
+    with_context.assert_error(403, "forbidden");
+
+    app.get(&org, &stranger.token)
+        .await
+        .assert_error(404, "not_found");
+    project(&stranger.token)
+        .await
+        .assert_error(404, "not_found");
 }
 
 async fn members_lifecycle_and_owner_rules(app: TestApp) {

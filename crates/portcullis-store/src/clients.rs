@@ -7,16 +7,16 @@
 //! secret digest cleared, and no call returns it again, so it never authenticates.
 
 use async_trait::async_trait;
-use portcullis_core::oauth::{
-    ClientId, GrantType, OAuthClient, SigningAlg, TokenEndpointAuthMethod,
-};
+use portcullis_core::oauth::{ClientId, OAuthClient};
 use portcullis_core::{
-    Action, AuditContext, AuditEvent, OrgAccess, ProjectId, RedirectUri, Timestamp, TokenHash,
-    ValidationError,
+    Action, AuditContext, AuditEvent, OrgAccess, ProjectId, TokenHash, ValidationError,
 };
 use serde_json::json;
 
 use crate::StoreResult;
+
+/// Merged in the domain ([`portcullis_core::patch`]); [`ClientStore::update`] persists the result.
+pub use portcullis_core::patch::ClientPatch;
 
 #[async_trait]
 pub trait ClientStore: Send + Sync {
@@ -79,86 +79,6 @@ pub trait ClientStore: Send + Sync {
     /// The live client with this id in any project of any live org, for the OAuth endpoints.
     /// Deleted clients (and clients of deleted orgs) are None: they never authenticate.
     async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>>;
-}
-
-/// Fields of `PATCH /v1/project/clients/{client_id}`; None leaves a field as it is. The
-/// client type never changes (a public client cannot be given a secret after the fact).
-#[derive(Clone, Debug, Default)]
-pub struct ClientPatch {
-    pub name: Option<String>,
-    pub redirect_uris: Option<Vec<RedirectUri>>,
-    pub post_logout_redirect_uris: Option<Vec<RedirectUri>>,
-    pub grant_types: Option<Vec<GrantType>>,
-    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    pub access_token_ttl_secs: Option<u32>,
-    pub signing_alg: Option<SigningAlg>,
-}
-
-impl ClientPatch {
-    /// The patched client and the names of the fields that changed; the result as a whole
-    /// must validate. `updated_at` moves only when something changed.
-    pub fn apply(
-        &self,
-        mut c: OAuthClient,
-        now: Timestamp,
-    ) -> Result<(OAuthClient, Vec<&'static str>), ValidationError> {
-        let mut changed = Vec::new();
-        fn set<T: PartialEq + Clone>(
-            field: &mut T,
-            new: Option<&T>,
-            name: &'static str,
-            changed: &mut Vec<&'static str>,
-        ) {
-            if let Some(new) = new
-                && new != field
-            {
-                *field = new.clone();
-                changed.push(name);
-            }
-        }
-        set(&mut c.name, self.name.as_ref(), "name", &mut changed);
-        set(
-            &mut c.redirect_uris,
-            self.redirect_uris.as_ref(),
-            "redirect_uris",
-            &mut changed,
-        );
-        set(
-            &mut c.post_logout_redirect_uris,
-            self.post_logout_redirect_uris.as_ref(),
-            "post_logout_redirect_uris",
-            &mut changed,
-        );
-        set(
-            &mut c.grant_types,
-            self.grant_types.as_ref(),
-            "grant_types",
-            &mut changed,
-        );
-        set(
-            &mut c.token_endpoint_auth_method,
-            self.token_endpoint_auth_method.as_ref(),
-            "token_endpoint_auth_method",
-            &mut changed,
-        );
-        set(
-            &mut c.access_token_ttl_secs,
-            self.access_token_ttl_secs.as_ref(),
-            "access_token_ttl_secs",
-            &mut changed,
-        );
-        set(
-            &mut c.signing_alg,
-            self.signing_alg.as_ref(),
-            "signing_alg",
-            &mut changed,
-        );
-        c.validate()?;
-        if !changed.is_empty() {
-            c.updated_at = now;
-        }
-        Ok((c, changed))
-    }
 }
 
 // ---- audit events, the same on both backends ----------------------------------------------

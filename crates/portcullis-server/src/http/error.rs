@@ -157,6 +157,9 @@ impl From<AccessDenied> for ApiError {
     fn from(e: AccessDenied) -> Self {
         match e {
             AccessDenied::NotVisible => ApiError::not_found("no such organization"),
+            AccessDenied::MembershipEnded | AccessDenied::NotInProject => {
+                ApiError::forbidden(e.to_string())
+            }
             AccessDenied::RoleTooLow(role) => ApiError::forbidden(format!(
                 "this action requires the {} role or higher in the organization",
                 role.as_str()

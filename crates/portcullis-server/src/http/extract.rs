@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use bytes::Bytes;
+use portcullis_core::authz::{self, AccessDenied};
 use portcullis_core::{AuditContext, OrgAccess, Principal, ProjectId, Role, TokenHash};
 use portcullis_store::{ProjectAccessRecord, SessionWithUser};
 use serde::de::DeserializeOwned;
@@ -267,8 +268,8 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 impl Auth {
-    /// Access to an org at `needed` role or better. A caller with no relation to the org
-    /// gets 404 (it may not learn the org exists); a removed or too-weak member gets 403.
+    /// Access to an org at `needed` role or better ([`authz::decide_org_access`]): a caller
+    /// with no relation to the org gets 404, a removed or too-weak member 403.
     pub async fn org_access(
         &self,
         state: &AppState,
@@ -279,15 +280,7 @@ impl Auth {
             .store
             .membership(org_id, self.principal.user_id)
             .await?;
-        if let Some(m) = &membership
-            && !m.is_active()
-            && !self.principal.is_platform_admin
-        {
-            return Err(ApiError::forbidden(
-                "your membership of this organization has ended",
-            ));
-        }
-        Ok(OrgAccess::authorize(
+        Ok(authz::decide_org_access(
             &self.principal,
             org_id,
             membership.as_ref(),
@@ -323,8 +316,9 @@ pub fn project_id_header(headers: &HeaderMap) -> Result<ProjectId, ApiError> {
 }
 
 /// The caller's access to a project: its record, their effective role, and the org access
-/// it implies. A project of an org they have no active membership of is 404 (they may not
-/// learn it exists); one of their org that they are not in is 403.
+/// it implies ([`authz::decide_project_access`], the same rule as the org routes). A project
+/// of an org they never belonged to is 404; one of an org they left, or of their org but
+/// not theirs, is 403.
 pub async fn authorize_project(
     state: &AppState,
     principal: &Principal,
@@ -336,16 +330,16 @@ pub async fn authorize_project(
         .project_access(project_id, principal.user_id)
         .await?
         .ok_or_else(not_found)?;
-    let active = record.org_membership.as_ref().filter(|m| m.is_active());
-    let role = match active {
-        Some(m) => portcullis_core::project::effective_project_role(m.role, record.project_role),
-        None if principal.is_platform_admin => Some(Role::Owner),
-        None => return Err(not_found()),
-    };
-    let Some(role) = role else {
-        return Err(ApiError::forbidden("you are not a member of this project"));
-    };
-    let access = OrgAccess::authorize(principal, record.project.org_id, active, Role::Member)?;
+    let (role, access) = authz::decide_project_access(
+        principal,
+        record.project.org_id,
+        record.org_membership.as_ref(),
+        record.project_role,
+    )
+    .map_err(|denied| match denied {
+        AccessDenied::NotVisible => not_found(),
+        denied => denied.into(),
+    })?;
     Ok((record, role, access))
 }
 

@@ -118,6 +118,44 @@ impl PgStore {
         Ok((row.try_get("role")?, row.try_get("bound")?))
     }
 
+    /// The project with `user_id`'s org membership and project role, read in `scope`;
+    /// with `ended_only`, only when that org membership exists and has ended.
+    async fn project_access_in(
+        &self,
+        scope: Scope,
+        project_id: ProjectId,
+        user_id: UserId,
+        ended_only: bool,
+    ) -> StoreResult<Option<ProjectAccessRecord>> {
+        let mut tx = self.begin(scope).await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            project_cols!(),
+            ", m.org_id, m.user_id, m.role, m.created_at, m.deleted_at, pm.role AS project_role \
+             FROM projects p JOIN orgs o ON o.id = p.org_id AND o.deleted_at IS NULL \
+             LEFT JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 \
+             LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = $1 \
+             WHERE p.id = $2 AND (NOT $3 OR m.deleted_at IS NOT NULL)"
+        ))
+        .bind(user_id.0)
+        .bind(project_id.0)
+        .bind(ended_only)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let has_membership = row.try_get::<Option<String>, _>("role")?.is_some();
+        Ok(Some(ProjectAccessRecord {
+            project: project_from(&row)?,
+            org_membership: if has_membership {
+                Some(membership_from(&row)?)
+            } else {
+                None
+            },
+            project_role: opt_role(row.try_get("project_role")?)?,
+        }))
+    }
+
     /// Starts a transaction whose row-level security context is `scope`. One statement, with
     /// bind parameters (`SET LOCAL` cannot take them); `true` makes each setting end with
     /// the transaction, so a pooled connection never carries it into the next one.
@@ -485,37 +523,22 @@ impl Store for PgStore {
         .bind(user_id.0)
         .fetch_optional(&self.pool)
         .await?;
-        let scope = if platform_admin == Some(true) {
-            Scope::Platform
-        } else {
-            Scope::User(user_id)
-        };
-        let mut tx = self.begin(scope).await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            ", m.org_id, m.user_id, m.role, m.created_at, m.deleted_at, pm.role AS project_role \
-             FROM projects p JOIN orgs o ON o.id = p.org_id AND o.deleted_at IS NULL \
-             LEFT JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 \
-             LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = $1 \
-             WHERE p.id = $2"
-        ))
-        .bind(user_id.0)
-        .bind(project_id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        let has_membership = row.try_get::<Option<String>, _>("role")?.is_some();
-        Ok(Some(ProjectAccessRecord {
-            project: project_from(&row)?,
-            org_membership: if has_membership {
-                Some(membership_from(&row)?)
-            } else {
-                None
-            },
-            project_role: opt_role(row.try_get("project_role")?)?,
-        }))
+        if platform_admin == Some(true) {
+            return self
+                .project_access_in(Scope::Platform, project_id, user_id, false)
+                .await;
+        }
+        let found = self
+            .project_access_in(Scope::User(user_id), project_id, user_id, false)
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        // Someone whose membership of the project's org ended knows the org exists: they get
+        // the record (with that ended membership), as on SQLite, so the domain can tell them
+        // why they lost access. Strangers still find nothing.
+        self.project_access_in(Scope::Platform, project_id, user_id, true)
+            .await
     }
 
     async fn create_org(
@@ -841,7 +864,7 @@ impl Store for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
+        let (project, changed) = patch.apply(project_from(&row)?, portcullis_core::now());
         sqlx::query(
             "UPDATE projects SET name = $1, status = $2, redirect_uris = $3, allowed_origins = $4, \
              updated_at = $5 WHERE id = $6",

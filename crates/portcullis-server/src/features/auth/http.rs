@@ -1,19 +1,32 @@
 //! Web sign-up, sign-in and sign-out.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::bootstrap::personal_org;
 use portcullis_core::password::Password;
-use portcullis_core::{Email, UserId, UserName};
-use portcullis_store::SignupBootstrap;
+use portcullis_core::{Email, UserName};
 
-use crate::features::auth::service::{password_sign_in, start_session};
+use crate::features::auth::accounts;
+use crate::features::auth::service::{AuthError, NewAccount};
 use crate::http::cookies::{clear_cookie, session_cookie};
 use crate::http::dto::{LoginRequest, LoginResponse, SessionDto, SignupRequest, SignupResponse};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth, RequestMeta};
 use crate::state::AppState;
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => ApiError::unauthenticated(e.to_string()),
+            AuthError::EmailTaken => ApiError::conflict(e.to_string()),
+            AuthError::PasswordLoginDisabled => ApiError::feature_disabled(e.to_string()),
+            AuthError::Invalid(e) => e.into(),
+            AuthError::Password(e) => e.into(),
+            AuthError::Store(e) => e.into(),
+            AuthError::Randomness(_) => ApiError::internal(e),
+        }
+    }
+}
 
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
@@ -26,37 +39,23 @@ pub async fn signup(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> ApiResult<Response> {
-    let email = Email::parse(&req.email)?;
-    let password = Password::new_for_signup(req.password)?;
-    let name = req.name.as_deref().map(UserName::parse).transpose()?;
-    if state.store.user_by_email(&email).await?.is_some() {
-        return Err(ApiError::conflict(
-            "an account with this email already exists",
-        ));
-    }
-    let password_hash = state.hasher.hash(password).await?;
-    let (org, project) = personal_org(&email, name.as_ref())?;
-    let bootstrap = SignupBootstrap {
-        user_id: UserId::new(),
-        email,
-        name,
-        password_hash: Some(password_hash),
-        org,
-        project,
-        self_signup: true,
+    let account = NewAccount {
+        email: Email::parse(&req.email)?,
+        password: Password::new_for_signup(req.password)?,
+        name: req.name.as_deref().map(UserName::parse).transpose()?,
     };
-    // The unique index decides races: of two concurrent signups one gets the conflict.
-    let user = state.store.bootstrap_signup(&bootstrap, &meta).await?;
-    let meta = meta.with_actor(user.id);
-    let (token, _) = start_session(&state, &user, &meta, &[]).await?;
+    let signed_up = accounts(&state).sign_up(account, &meta).await?;
     let body = SignupResponse {
-        user: (&user).into(),
-        org: (&bootstrap.org).into(),
-        project: (&bootstrap.project).into(),
+        user: (&signed_up.user).into(),
+        org: (&signed_up.org).into(),
+        project: (&signed_up.project).into(),
     };
     Ok((
         StatusCode::CREATED,
-        [(header::SET_COOKIE, session_cookie(&state, token.expose()))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(&state, signed_up.token.expose()),
+        )],
         axum::Json(body),
     )
         .into_response())
@@ -75,22 +74,18 @@ pub async fn login(
     RequestMeta(meta): RequestMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    if !state.password_login {
-        return Err(ApiError::feature_disabled(
-            "password sign-in is switched off on this server (password_login); use a sign-in provider",
-        ));
-    }
-    let Some((user, token, session)) =
-        password_sign_in(&state, &req.email, req.password, &meta).await?
-    else {
-        return Err(ApiError::unauthenticated("email or password is incorrect"));
-    };
+    let signed_in = accounts(&state)
+        .password_sign_in(&req.email, req.password, &meta)
+        .await?;
     let body = LoginResponse {
-        user: (&user).into(),
-        session: SessionDto::new(&session, Some(session.id)),
+        user: (&signed_in.user).into(),
+        session: SessionDto::new(&signed_in.session, Some(signed_in.session.id)),
     };
     Ok((
-        [(header::SET_COOKIE, session_cookie(&state, token.expose()))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(&state, signed_in.token.expose()),
+        )],
         axum::Json(body),
     )
         .into_response())
@@ -102,17 +97,10 @@ pub async fn login(
         (status = 401, description = "unauthenticated", body = crate::http::dto::ErrorBody),
         (status = 403, description = "forbidden: CSRF check failed", body = crate::http::dto::ErrorBody),
     ))]
-pub async fn logout(
-    State(state): State<AppState>,
-    auth: Auth,
-    _headers: HeaderMap,
-) -> ApiResult<Response> {
-    let session = &auth.session.session;
-    state
-        .store
-        .revoke_user_session(auth.principal.user_id, session.id, &auth.audit)
+pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<Response> {
+    accounts(&state)
+        .sign_out(auth.principal.user_id, &auth.session.session, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, clear_cookie(&state))],

@@ -14,3 +14,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/login", post(http::login))
         .route("/v1/auth/logout", post(http::logout))
 }
+
+/// The account service over the app state; the sign-in pages of other features use it too.
+pub fn accounts(state: &AppState) -> service::Accounts<'_> {
+    service::Accounts {
+        store: &*state.store,
+        cache: &state.cache,
+        hasher: &state.hasher,
+        sessions: &state.sessions,
+        password_login: state.password_login,
+    }
+}

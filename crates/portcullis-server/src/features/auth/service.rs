@@ -1,73 +1,183 @@
-//! Password sign-in and the session it opens, shared by the JSON API, the provider's login
-//! page and the mobile hand-off.
+//! Accounts and their sessions: self-signup, password sign-in (shared by the JSON API, the
+//! provider's login page and the mobile hand-off) and sign-out.
 
+use portcullis_core::bootstrap::personal_org;
 use portcullis_core::password::Password;
-use portcullis_core::{Email, SessionToken, User};
+use portcullis_core::{
+    Action, AuditContext, AuditEvent, Email, Org, Project, Session, SessionPolicy, SessionToken,
+    User, UserId, UserName, ValidationError,
+};
+use portcullis_store::{SignupBootstrap, Store, StoreError};
 
-use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::infra::passwords::{PasswordError, PasswordHasher};
+use crate::infra::session_cache::SessionCache;
 
-/// Signs a user in: a new session row (audited) and its token for the cookie.
-pub async fn start_session(
-    state: &AppState,
-    user: &User,
-    meta: &portcullis_core::AuditContext,
-    also: &[portcullis_core::AuditEvent],
-) -> ApiResult<(SessionToken, portcullis_core::Session)> {
-    let token = SessionToken::generate().map_err(ApiError::internal)?;
-    let session = state.sessions.new_session(
-        user.id,
-        token.hash(),
-        portcullis_core::now(),
-        meta.ip.clone(),
-        meta.user_agent.clone(),
-    );
-    state.store.create_session(&session, meta, also).await?;
-    Ok((token, session))
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown email, malformed email or wrong password: indistinguishable on purpose.
+    #[error("email or password is incorrect")]
+    InvalidCredentials,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error(
+        "password sign-in is switched off on this server (password_login); use a sign-in provider"
+    )]
+    PasswordLoginDisabled,
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("could not generate a session token: {0}")]
+    Randomness(#[from] getrandom::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Email + password sign-in, shared by the JSON API and the provider's login page. None
-/// when the credentials are wrong — unknown, malformed or wrong alike, after the same
-/// hashing work — and the failure is audited.
-pub async fn password_sign_in(
-    state: &AppState,
-    email: &str,
-    password: String,
-    meta: &portcullis_core::AuditContext,
-) -> ApiResult<Option<(User, SessionToken, portcullis_core::Session)>> {
-    let password = Password::for_login(password)?;
-    let account = match Email::parse(email) {
-        Ok(email) => state.store.user_by_email(&email).await?,
-        Err(_) => None,
-    };
-    let ok = state
-        .hasher
-        .verify(
-            password,
-            account.as_ref().and_then(|a| a.password_hash.clone()),
-        )
-        .await?;
-    let account = match account {
-        Some(a) if ok => a,
-        account => {
-            let mut event = meta
-                .event(None, portcullis_core::Action::LoginFailed, "user:unknown")
-                .failed();
-            if let Some(a) = &account {
-                event.actor_id = Some(a.user.id);
-                event.target = Some(format!("user:{}", a.user.id));
-            }
-            state.store.record_audit(&event).await?;
-            return Ok(None);
+/// What the account operations need; borrowed from the app state for one request.
+pub struct Accounts<'a> {
+    pub store: &'a dyn Store,
+    pub cache: &'a SessionCache,
+    pub hasher: &'a PasswordHasher,
+    pub sessions: &'a SessionPolicy,
+    /// Email + password sign-in is offered (`password_login`).
+    pub password_login: bool,
+}
+
+/// Self-signup as parsed from the request.
+pub struct NewAccount {
+    pub email: Email,
+    pub password: Password,
+    pub name: Option<UserName>,
+}
+
+/// A new account with its personal org, default project and first session.
+pub struct SignedUp {
+    pub user: User,
+    pub org: Org,
+    pub project: Project,
+    pub token: SessionToken,
+}
+
+/// A user signed in: their new session and its token for the cookie.
+pub struct SignedIn {
+    pub user: User,
+    pub token: SessionToken,
+    pub session: Session,
+}
+
+impl Accounts<'_> {
+    /// Creates the account, a personal org and a default project with owner memberships of
+    /// both (one transaction), and signs the new user in.
+    pub async fn sign_up(
+        &self,
+        account: NewAccount,
+        meta: &AuditContext,
+    ) -> Result<SignedUp, AuthError> {
+        if self.store.user_by_email(&account.email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
         }
-    };
-    let user = account.user;
-    let meta = meta.with_actor(user.id);
-    let succeeded = meta.event(
-        None,
-        portcullis_core::Action::LoginSucceeded,
-        format!("user:{}", user.id),
-    );
-    let (token, session) = start_session(state, &user, &meta, &[succeeded]).await?;
-    Ok(Some((user, token, session)))
+        let password_hash = self.hasher.hash(account.password).await?;
+        let (org, project) = personal_org(&account.email, account.name.as_ref())?;
+        let bootstrap = SignupBootstrap {
+            user_id: UserId::new(),
+            email: account.email,
+            name: account.name,
+            password_hash: Some(password_hash),
+            org,
+            project,
+            self_signup: true,
+        };
+        // The unique index decides races: of two concurrent signups one gets the conflict.
+        let user = self.store.bootstrap_signup(&bootstrap, meta).await?;
+        let meta = meta.with_actor(user.id);
+        let (token, _) = self.start_session(&user, &meta, &[]).await?;
+        Ok(SignedUp {
+            user,
+            org: bootstrap.org,
+            project: bootstrap.project,
+            token,
+        })
+    }
+
+    /// Signs a user in: a new session row (audited, with `also` in the same transaction)
+    /// and its token for the cookie.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        meta: &AuditContext,
+        also: &[AuditEvent],
+    ) -> Result<(SessionToken, Session), AuthError> {
+        let token = SessionToken::generate()?;
+        let session = self.sessions.new_session(
+            user.id,
+            token.hash(),
+            portcullis_core::now(),
+            meta.ip.clone(),
+            meta.user_agent.clone(),
+        );
+        self.store.create_session(&session, meta, also).await?;
+        Ok((token, session))
+    }
+
+    /// Email + password sign-in. Wrong credentials — unknown, malformed or wrong alike,
+    /// after the same hashing work — are [`AuthError::InvalidCredentials`], and audited.
+    pub async fn password_sign_in(
+        &self,
+        email: &str,
+        password: String,
+        meta: &AuditContext,
+    ) -> Result<SignedIn, AuthError> {
+        if !self.password_login {
+            return Err(AuthError::PasswordLoginDisabled);
+        }
+        let password = Password::for_login(password)?;
+        let account = match Email::parse(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let ok = self
+            .hasher
+            .verify(
+                password,
+                account.as_ref().and_then(|a| a.password_hash.clone()),
+            )
+            .await?;
+        let account = match account {
+            Some(a) if ok => a,
+            account => {
+                let mut event = meta
+                    .event(None, Action::LoginFailed, "user:unknown")
+                    .failed();
+                if let Some(a) = &account {
+                    event.actor_id = Some(a.user.id);
+                    event.target = Some(format!("user:{}", a.user.id));
+                }
+                self.store.record_audit(&event).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let user = account.user;
+        let meta = meta.with_actor(user.id);
+        let succeeded = meta.event(None, Action::LoginSucceeded, format!("user:{}", user.id));
+        let (token, session) = self.start_session(&user, &meta, &[succeeded]).await?;
+        Ok(SignedIn {
+            user,
+            token,
+            session,
+        })
+    }
+
+    /// Revokes the caller's current session; every node refuses it from the next request.
+    pub async fn sign_out(
+        &self,
+        user_id: UserId,
+        session: &Session,
+        meta: &AuditContext,
+    ) -> Result<(), AuthError> {
+        self.store
+            .revoke_user_session(user_id, session.id, meta)
+            .await?;
+        self.cache.invalidate();
+        Ok(())
+    }
 }

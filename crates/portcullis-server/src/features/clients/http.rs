@@ -1,16 +1,10 @@
-//! OAuth clients (applications) of the project named by `X-Project-ID`. Any project role
-//! reads them; changing them needs the admin role in the project. A secret is shown once,
-//! in the reply that issued it, and stored only as its SHA-256.
-//!
-//! The OAuth endpoints cache clients by id, so changing, rotating or deleting one bumps the
-//! cache epoch (other nodes hear of it through the store's change feed). A new client needs
-//! no bump: unknown ids are never cached.
+//! OAuth clients (applications) of the project named by `X-Project-ID`; the rules are in
+//! [`service`](crate::features::clients::service).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::Role;
 use portcullis_core::oauth::{
     ClientId, ClientRegistration, ClientSecret, ClientType, OAuthClient, SigningAlg,
     TokenEndpointAuthMethod, parse_access_token_ttl, parse_client_name, parse_client_uris,
@@ -18,6 +12,7 @@ use portcullis_core::oauth::{
 };
 use portcullis_store::ClientPatch;
 
+use crate::features::clients::service::{ClientError, ProjectClients};
 use crate::http::dto::{
     ClientDto, ClientList, ClientWithSecret, CreateClientRequest, ErrorBody, PatchClientRequest,
 };
@@ -25,23 +20,33 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ProjectCtx};
 use crate::state::AppState;
 
-fn require_admin(ctx: &ProjectCtx) -> ApiResult<()> {
-    if ctx.role < Role::Admin {
-        return Err(ApiError::forbidden(
-            "managing the project's clients requires the admin role in it",
-        )
-        .with_details(serde_json::json!({"required_role": "admin"})));
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::AdminRequired => ApiError::forbidden(e.to_string())
+                .with_details(serde_json::json!({"required_role": "admin"})),
+            ClientError::NotFound => ApiError::not_found(e.to_string()),
+            ClientError::Invalid(e) => e.into(),
+            ClientError::Store(e) => e.into(),
+            ClientError::Randomness(_) => ApiError::internal(e),
+        }
     }
-    Ok(())
+}
+
+fn clients<'a>(state: &'a AppState, ctx: &'a ProjectCtx) -> ProjectClients<'a> {
+    ProjectClients {
+        store: state.store.clients(),
+        cache: &state.cache,
+        access: &ctx.access,
+        project: &ctx.record.project,
+        role: ctx.role,
+        audit: &ctx.auth.audit,
+    }
 }
 
 /// An id from the path; one that cannot be a client id names no client.
-fn client_id(raw: &str) -> ApiResult<ClientId> {
-    ClientId::parse(raw).ok_or_else(not_found)
-}
-
-fn not_found() -> ApiError {
-    ApiError::not_found("no such client in this project")
+fn client_id(raw: &str) -> Result<ClientId, ClientError> {
+    ClientId::parse(raw).ok_or(ClientError::NotFound)
 }
 
 /// The reply that carries a secret: never cached by anyone on the way (RFC 6749 §5.1).
@@ -73,13 +78,9 @@ pub async fn list_clients(
     State(state): State<AppState>,
     ctx: ProjectCtx,
 ) -> ApiResult<Json<ClientList>> {
-    let clients = state
-        .store
-        .clients()
-        .list(&ctx.access, ctx.record.project.id)
-        .await?;
+    let list = clients(&state, &ctx).list().await?;
     Ok(Json(ClientList {
-        clients: clients.iter().map(ClientDto::from).collect(),
+        clients: list.iter().map(ClientDto::from).collect(),
     }))
 }
 
@@ -96,7 +97,8 @@ pub async fn create_client(
     ctx: ProjectCtx,
     ApiJson(req): ApiJson<CreateClientRequest>,
 ) -> ApiResult<Response> {
-    require_admin(&ctx)?;
+    let clients = clients(&state, &ctx);
+    let admin = clients.manage()?;
     let client_type = ClientType::parse(&req.client_type)?;
     let registration = ClientRegistration {
         name: req.name,
@@ -126,24 +128,7 @@ pub async fn create_client(
             .map(SigningAlg::parse)
             .transpose()?,
     };
-    let secret = match client_type {
-        ClientType::Confidential => Some(ClientSecret::generate().map_err(ApiError::internal)?),
-        ClientType::Public => None,
-    };
-    let project = &ctx.record.project;
-    let client = OAuthClient::register(
-        ClientId::generate().map_err(ApiError::internal)?,
-        project.org_id,
-        project.id,
-        registration,
-        secret.as_ref().map(ClientSecret::hash),
-        portcullis_core::now(),
-    )?;
-    state
-        .store
-        .clients()
-        .create(&ctx.access, &client, &ctx.auth.audit)
-        .await?;
+    let (client, secret) = admin.create(registration).await?;
     Ok(with_secret(StatusCode::CREATED, &client, secret.as_ref()))
 }
 
@@ -162,12 +147,7 @@ pub async fn get_client(
     ctx: ProjectCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ClientDto>> {
-    let client = state
-        .store
-        .clients()
-        .get(&ctx.access, ctx.record.project.id, &client_id(&id)?)
-        .await?
-        .ok_or_else(not_found)?;
+    let client = clients(&state, &ctx).get(&client_id(&id)?).await?;
     Ok(Json((&client).into()))
 }
 
@@ -187,25 +167,15 @@ pub async fn patch_client(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PatchClientRequest>,
 ) -> ApiResult<Json<ClientDto>> {
-    require_admin(&ctx)?;
+    let clients = clients(&state, &ctx);
+    let admin = clients.manage()?;
     let id = client_id(&id)?;
-    let project_id = ctx.record.project.id;
-    if let Some(raw) = &req.client_type {
-        let wanted = ClientType::parse(raw)?;
-        let current = state
-            .store
-            .clients()
-            .get(&ctx.access, project_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
-        if wanted != current.client_type {
-            return Err(ApiError::invalid_field(
-                "type",
-                "the client type cannot change; register a new client instead",
-            ));
-        }
-    }
     let patch = ClientPatch {
+        client_type: req
+            .client_type
+            .as_deref()
+            .map(ClientType::parse)
+            .transpose()?,
         name: req.name.as_deref().map(parse_client_name).transpose()?,
         redirect_uris: req
             .redirect_uris
@@ -237,13 +207,7 @@ pub async fn patch_client(
             .map(SigningAlg::parse)
             .transpose()?,
     };
-    let client = state
-        .store
-        .clients()
-        .update(&ctx.access, project_id, &id, &patch, &ctx.auth.audit)
-        .await
-        .map_err(not_found_in_project)?;
-    state.cache.invalidate();
+    let client = admin.update(&id, &patch).await?;
     Ok(Json((&client).into()))
 }
 
@@ -261,19 +225,10 @@ pub async fn delete_client(
     ctx: ProjectCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    require_admin(&ctx)?;
-    state
-        .store
-        .clients()
-        .delete(
-            &ctx.access,
-            ctx.record.project.id,
-            &client_id(&id)?,
-            &ctx.auth.audit,
-        )
-        .await
-        .map_err(not_found_in_project)?;
-    state.cache.invalidate();
+    clients(&state, &ctx)
+        .manage()?
+        .delete(&client_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,28 +247,9 @@ pub async fn rotate_client_secret(
     ctx: ProjectCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    require_admin(&ctx)?;
-    let secret = ClientSecret::generate().map_err(ApiError::internal)?;
-    let client = state
-        .store
-        .clients()
-        .rotate_secret(
-            &ctx.access,
-            ctx.record.project.id,
-            &client_id(&id)?,
-            &secret.hash(),
-            &ctx.auth.audit,
-        )
-        .await
-        .map_err(not_found_in_project)?;
-    state.cache.invalidate();
+    let (client, secret) = clients(&state, &ctx)
+        .manage()?
+        .rotate_secret(&client_id(&id)?)
+        .await?;
     Ok(with_secret(StatusCode::OK, &client, Some(&secret)))
-}
-
-/// The store's bare `NotFound`, said in this resource's words.
-fn not_found_in_project(e: portcullis_store::StoreError) -> ApiError {
-    match e {
-        portcullis_store::StoreError::NotFound => not_found(),
-        other => other.into(),
-    }
 }

@@ -2,19 +2,38 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use portcullis_core::SessionId;
-
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use portcullis_core::SessionId;
+use portcullis_core::oauth::ClientId;
 
+use crate::features::me::service::{Me, MeError};
 use crate::http::dto::{
     MeResponse, MembershipDto, ProjectContextDto, SessionDto, SessionList, role_str,
 };
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, ProjectHeader, authorize_project};
 use crate::state::AppState;
+
+impl From<MeError> for ApiError {
+    fn from(e: MeError) -> Self {
+        match e {
+            MeError::NoSuchSession | MeError::NoSuchConsent => ApiError::not_found(e.to_string()),
+            MeError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The service over the caller's own account.
+fn own<'a>(state: &'a AppState, auth: &'a Auth) -> Me<'a> {
+    Me {
+        store: &*state.store,
+        cache: &state.cache,
+        user_id: auth.principal.user_id,
+        audit: &auth.audit,
+    }
+}
 
 #[utoipa::path(get, path = "/v1/me", tag = "sessions",
     params(("X-Project-ID" = Option<uuid::Uuid>, Header, description = "Optional: also resolve this project's context")),
@@ -33,29 +52,20 @@ pub async fn me(
     if !wants_context && let Some(body) = state.cache.me_body(&hash) {
         return Ok(json_bytes(body));
     }
-    let user_id = auth.principal.user_id;
-    let memberships = match state.cache.memberships(user_id) {
-        Some(m) => m,
-        None => {
-            let epoch = state.cache.epoch();
-            let fresh = state.store.memberships_of_user(user_id).await?;
-            state.cache.put_memberships(epoch, user_id, fresh)
-        }
-    };
+    let own = own(&state, &auth);
+    let memberships = own.memberships().await?;
     let context = match project {
         None => None,
         Some(project_id) => {
-            let project_id = project_id?;
             let (record, role, access) =
-                authorize_project(&state, &auth.principal, project_id).await?;
-            let org = match memberships.iter().find(|m| m.org.id == access.org_id()) {
-                Some(m) => (&m.org).into(),
-                None => (&state.store.org(&access).await?).into(),
-            };
+                authorize_project(&state, &auth.principal, project_id?).await?;
+            let context = own
+                .project_context(&memberships, record.project, role, &access)
+                .await?;
             Some(ProjectContextDto {
-                org,
-                project: (&record.project).into(),
-                role: role_str(role),
+                org: (&context.org).into(),
+                project: (&context.project).into(),
+                role: role_str(context.role),
             })
         }
     };
@@ -88,10 +98,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<Json<SessionList>> {
-    let sessions = state
-        .store
-        .list_user_sessions(auth.principal.user_id, portcullis_core::now())
-        .await?;
+    let sessions = own(&state, &auth).sessions().await?;
     let current = auth.principal.session_id;
     Ok(Json(SessionList {
         sessions: sessions
@@ -113,15 +120,8 @@ pub async fn revoke_session(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = SessionId::parse(&id).ok_or_else(|| ApiError::not_found("no such session"))?;
-    if !state
-        .store
-        .revoke_user_session(auth.principal.user_id, id, &auth.audit)
-        .await?
-    {
-        return Err(ApiError::not_found("no such session"));
-    }
-    state.cache.invalidate();
+    let id = SessionId::parse(&id).ok_or(MeError::NoSuchSession)?;
+    own(&state, &auth).revoke_session(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -144,11 +144,7 @@ pub async fn list_consents(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<Json<ConsentList>> {
-    let consents = state
-        .store
-        .grants()
-        .consents_of_user(auth.principal.user_id)
-        .await?;
+    let consents = own(&state, &auth).consents().await?;
     Ok(Json(ConsentList {
         consents: consents
             .into_iter()
@@ -170,16 +166,7 @@ pub async fn revoke_consent(
     auth: Auth,
     Path(client_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let client_id = portcullis_core::oauth::ClientId::parse(&client_id)
-        .ok_or_else(|| ApiError::not_found("no such consent"))?;
-    if !state
-        .store
-        .grants()
-        .revoke_consent(auth.principal.user_id, &client_id, &auth.audit)
-        .await?
-    {
-        return Err(ApiError::not_found("no such consent"));
-    }
-    state.cache.invalidate();
+    let client_id = ClientId::parse(&client_id).ok_or(MeError::NoSuchConsent)?;
+    own(&state, &auth).revoke_consent(&client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -299,8 +299,12 @@ pub async fn login(
     if let Err(problem) = validate(&state, &cont) {
         return pages::error(StatusCode::BAD_REQUEST, &problem);
     }
-    match crate::features::auth::service::password_sign_in(&state, &email, password, &meta).await {
-        Ok(Some((_, token, _))) => {
+    use crate::features::auth::service::AuthError;
+    let signed_in = crate::features::auth::accounts(&state)
+        .password_sign_in(&email, password, &meta)
+        .await;
+    match signed_in {
+        Ok(signed_in) => {
             let mut r = (
                 StatusCode::SEE_OTHER,
                 [(header::LOCATION, format!("{PATH}?{cont}"))],
@@ -308,19 +312,22 @@ pub async fn login(
                 .into_response();
             r.headers_mut().insert(
                 header::SET_COOKIE,
-                crate::http::cookies::session_cookie(&state, token.expose()),
+                crate::http::cookies::session_cookie(&state, signed_in.token.expose()),
             );
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Ok(None) => login_page(
+        Err(AuthError::InvalidCredentials) => login_page(
             &state,
             StatusCode::UNAUTHORIZED,
             &cont,
             &email,
             Some("Email or password is incorrect."),
         ),
-        Err(e) => login_page(&state, e.status, &cont, &email, Some(&e.message)),
+        Err(e) => {
+            let e = crate::http::error::ApiError::from(e);
+            login_page(&state, e.status, &cont, &email, Some(&e.message))
+        }
     }
 }

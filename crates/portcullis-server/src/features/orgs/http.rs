@@ -3,28 +3,63 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use portcullis_core::authz::may_manage_member;
 use portcullis_core::{
-    AuditEventId, AuditQuery, Email, Org, OrgId, OrgName, Project, ProjectId, ProjectName,
-    ProjectStatus, Role, SessionId, Slug, UserId, UserName,
+    AuditEventId, AuditQuery, Email, OrgId, OrgName, Origin, ProjectName, RedirectUri, Role,
+    SessionId, Slug, UserId, UserName,
 };
-use portcullis_core::{Origin, RedirectUri};
-use portcullis_store::NewMember;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::features::orgs::service::{
+    AUDIT_PAGE_SIZE, MemberInvite, NewProject, OrgError, Orgs, role_to_remove,
+};
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth};
 use crate::state::AppState;
-use portcullis_core::bootstrap::default_project;
+
+impl From<OrgError> for ApiError {
+    fn from(e: OrgError) -> Self {
+        match e {
+            OrgError::OnlyOwnersAddOwners
+            | OrgError::OnlyOwnersChangeOwners
+            | OrgError::OnlyOwnersRemoveOwners => {
+                ApiError::forbidden(e.to_string()).with_details(json!({"required_role": "owner"}))
+            }
+            OrgError::NoSuchMember | OrgError::NoSuchSession => ApiError::not_found(e.to_string()),
+            OrgError::Invalid(e) => e.into(),
+            OrgError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn orgs(state: &AppState) -> Orgs<'_> {
+    Orgs {
+        store: &*state.store,
+        cache: &state.cache,
+    }
+}
 
 fn org_id(raw: &str) -> ApiResult<OrgId> {
     OrgId::parse(raw).ok_or_else(|| ApiError::not_found("no such organization"))
 }
 
 fn user_id(raw: &str) -> ApiResult<UserId> {
-    UserId::parse(raw).ok_or_else(|| ApiError::not_found("no such member"))
+    UserId::parse(raw).ok_or_else(|| OrgError::NoSuchMember.into())
+}
+
+fn redirect_uris(raw: &[String]) -> ApiResult<Vec<RedirectUri>> {
+    Ok(raw
+        .iter()
+        .map(|s| RedirectUri::parse(s))
+        .collect::<Result<_, _>>()?)
+}
+
+fn origins(raw: &[String]) -> ApiResult<Vec<Origin>> {
+    Ok(raw
+        .iter()
+        .map(|s| Origin::parse(s))
+        .collect::<Result<_, _>>()?)
 }
 
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrgRequest,
@@ -39,27 +74,10 @@ pub async fn create_org(
     ApiJson(req): ApiJson<CreateOrgRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateOrgResponse>)> {
     let name = OrgName::parse(&req.name)?;
-    let slug = match &req.slug {
-        Some(s) => Slug::parse(s)?,
-        None => {
-            let id = uuid::Uuid::now_v7().simple().to_string();
-            Slug::derive(name.as_str()).with_suffix(&id[24..])
-        }
-    };
-    let now = portcullis_core::now();
-    let org = Org {
-        id: OrgId::new(),
-        name,
-        slug,
-        personal: false,
-        created_at: now,
-    };
-    let project = default_project(org.id, now)?;
-    state
-        .store
-        .create_org(auth.principal.user_id, &org, &project, &auth.audit)
+    let slug = req.slug.as_deref().map(Slug::parse).transpose()?;
+    let (org, project) = orgs(&state)
+        .create(auth.principal.user_id, name, slug, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::CREATED,
         Json(CreateOrgResponse {
@@ -72,10 +90,7 @@ pub async fn create_org(
 #[utoipa::path(get, path = "/v1/orgs", tag = "orgs",
     responses((status = 200, description = "Orgs the caller is an active member of, with the role", body = OrgList)))]
 pub async fn list_orgs(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<OrgList>> {
-    let views = state
-        .store
-        .memberships_of_user(auth.principal.user_id)
-        .await?;
+    let views = orgs(&state).of_user(auth.principal.user_id).await?;
     Ok(Json(OrgList {
         orgs: views
             .iter()
@@ -100,7 +115,7 @@ pub async fn get_org(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgDto>> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
-    Ok(Json((&state.store.org(&access).await?).into()))
+    Ok(Json((&orgs(&state).get(&access).await?).into()))
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "members",
@@ -112,7 +127,7 @@ pub async fn list_members(
     Path(id): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
-    let members = state.store.list_members(&access).await?;
+    let members = orgs(&state).members(&access).await?;
     Ok(Json(MemberList {
         members: members.iter().map(MemberDto::from).collect(),
     }))
@@ -133,22 +148,14 @@ pub async fn add_member(
 ) -> ApiResult<(StatusCode, Json<AddMemberResponse>)> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let role = Role::parse(&req.role)?;
-    if !may_manage_member(access.role(), None, Some(role)) {
-        return Err(ApiError::forbidden("only owners may add owners")
-            .with_details(json!({"required_role": "owner"})));
-    }
-    let member = NewMember {
-        new_user_id: UserId::new(),
+    let invite = MemberInvite {
         email: Email::parse(&req.email)?,
         name: req.name.as_deref().map(UserName::parse).transpose()?,
-        password_hash: None,
         role,
     };
-    let added = state
-        .store
-        .add_member(&access, &member, &auth.audit)
+    let added = orgs(&state)
+        .add_member(&access, invite, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::CREATED,
         Json(AddMemberResponse {
@@ -173,23 +180,9 @@ pub async fn change_role(
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let target = user_id(&uid)?;
     let role = Role::parse(&req.role)?;
-    let current = state
-        .store
-        .membership(access.org_id(), target)
-        .await?
-        .filter(|m| m.is_active())
-        .ok_or_else(|| ApiError::not_found("no such member"))?;
-    if !may_manage_member(access.role(), Some(current.role), Some(role)) {
-        return Err(
-            ApiError::forbidden("only owners may grant or change the owner role")
-                .with_details(json!({"required_role": "owner"})),
-        );
-    }
-    let record = state
-        .store
-        .change_member_role(&access, target, role, &auth.audit)
+    let record = orgs(&state)
+        .change_role(&access, target, role, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok(Json((&record).into()))
 }
 
@@ -206,24 +199,13 @@ pub async fn remove_member(
     Path((id, uid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let target = user_id(&uid)?;
-    let leaving = target == auth.principal.user_id;
-    let needed = if leaving { Role::Member } else { Role::Admin };
-    let access = auth.org_access(&state, org_id(&id)?, needed).await?;
-    let current = state
-        .store
-        .membership(access.org_id(), target)
-        .await?
-        .filter(|m| m.is_active())
-        .ok_or_else(|| ApiError::not_found("no such member"))?;
-    if !leaving && !may_manage_member(access.role(), Some(current.role), None) {
-        return Err(ApiError::forbidden("only owners may remove owners")
-            .with_details(json!({"required_role": "owner"})));
-    }
-    state
-        .store
-        .remove_member(&access, target, &auth.audit)
+    let actor = auth.principal.user_id;
+    let access = auth
+        .org_access(&state, org_id(&id)?, role_to_remove(actor, target))
         .await?;
-    state.cache.invalidate();
+    orgs(&state)
+        .remove_member(&access, actor, target, &auth.audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,10 +218,7 @@ pub async fn list_org_sessions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgSessionList>> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let sessions = state
-        .store
-        .list_org_sessions(&access, portcullis_core::now())
-        .await?;
+    let sessions = orgs(&state).sessions(&access).await?;
     let current = auth.principal.session_id;
     Ok(Json(OrgSessionList {
         sessions: sessions
@@ -258,15 +237,10 @@ pub async fn revoke_org_session(
     Path((id, sid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let sid = SessionId::parse(&sid).ok_or_else(|| ApiError::not_found("no such session"))?;
-    if !state
-        .store
-        .revoke_org_session(&access, sid, &auth.audit)
-        .await?
-    {
-        return Err(ApiError::not_found("no such session"));
-    }
-    state.cache.invalidate();
+    let sid = SessionId::parse(&sid).ok_or(OrgError::NoSuchSession)?;
+    orgs(&state)
+        .revoke_session(&access, sid, &auth.audit)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -279,37 +253,12 @@ pub async fn list_projects(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProjectList>> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
-    let mut projects = state.store.list_projects(&access).await?;
-    if !access.role().can_administer() {
-        // Members see only the projects they belong to.
-        let mine = state
-            .store
-            .memberships_of_user(auth.principal.user_id)
-            .await?;
-        let visible: Vec<ProjectId> = mine
-            .iter()
-            .filter(|m| m.org.id == access.org_id())
-            .flat_map(|m| m.projects.iter().map(|p| p.project.id))
-            .collect();
-        projects.retain(|p| visible.contains(&p.id));
-    }
+    let projects = orgs(&state)
+        .projects(&access, auth.principal.user_id)
+        .await?;
     Ok(Json(ProjectList {
         projects: projects.iter().map(ProjectDto::from).collect(),
     }))
-}
-
-pub fn parse_redirect_uris(raw: &[String]) -> ApiResult<Vec<RedirectUri>> {
-    Ok(raw
-        .iter()
-        .map(|s| RedirectUri::parse(s))
-        .collect::<Result<_, _>>()?)
-}
-
-pub fn parse_origins(raw: &[String]) -> ApiResult<Vec<Origin>> {
-    Ok(raw
-        .iter()
-        .map(|s| Origin::parse(s))
-        .collect::<Result<_, _>>()?)
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/projects", tag = "projects", request_body = CreateProjectRequest,
@@ -322,22 +271,14 @@ pub async fn create_project(
     ApiJson(req): ApiJson<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<ProjectDto>)> {
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let now = portcullis_core::now();
-    let project = Project {
-        id: ProjectId::new(),
-        org_id: access.org_id(),
+    let new = NewProject {
         name: ProjectName::parse(&req.name)?,
-        status: ProjectStatus::Active,
-        redirect_uris: parse_redirect_uris(&req.redirect_uris)?,
-        allowed_origins: parse_origins(&req.allowed_origins)?,
-        created_at: now,
-        updated_at: now,
+        redirect_uris: redirect_uris(&req.redirect_uris)?,
+        allowed_origins: origins(&req.allowed_origins)?,
     };
-    state
-        .store
-        .create_project(&access, &project, &auth.audit)
+    let project = orgs(&state)
+        .create_project(&access, new, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((StatusCode::CREATED, Json((&project).into())))
 }
 
@@ -380,13 +321,6 @@ pub async fn audit(
     let Query(p) = query
         .map_err(|e| ApiError::invalid_request(format!("invalid query: {}", e.body_text())))?;
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "limit must be between 1 and 200",
-        ));
-    }
     let q = AuditQuery {
         correlation_id: p.correlation_id,
         action: p.action,
@@ -400,7 +334,7 @@ pub async fn audit(
             .transpose()?,
         since: parse_time("since", &p.since)?,
         until: parse_time("until", &p.until)?,
-        limit: limit + 1,
+        limit: p.limit.unwrap_or(AUDIT_PAGE_SIZE),
         before: p
             .cursor
             .as_deref()
@@ -411,15 +345,9 @@ pub async fn audit(
             })
             .transpose()?,
     };
-    let mut events = state.store.query_audit(&access, &q).await?;
-    let next_cursor = if events.len() > limit as usize {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
+    let page = orgs(&state).audit_page(&access, q).await?;
     Ok(Json(AuditPage {
-        events: events.iter().map(AuditEventDto::from).collect(),
-        next_cursor,
+        events: page.events.iter().map(AuditEventDto::from).collect(),
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
     }))
 }

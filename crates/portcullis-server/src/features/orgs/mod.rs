@@ -6,6 +6,7 @@ use axum::routing::{delete, get, patch};
 use crate::state::AppState;
 
 pub mod http;
+pub mod service;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

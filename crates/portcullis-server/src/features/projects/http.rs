@@ -2,14 +2,23 @@
 
 use axum::Json;
 use axum::extract::State;
-use portcullis_core::{ProjectName, ProjectStatus, Role};
+use portcullis_core::{Origin, ProjectName, ProjectStatus, RedirectUri};
 use portcullis_store::ProjectPatch;
 
-use crate::features::orgs::http::{parse_origins, parse_redirect_uris};
+use crate::features::projects::service::{ProjectError, ProjectScope};
 use crate::http::dto::{ErrorBody, PatchProjectRequest, ProjectDto};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ProjectCtx};
 use crate::state::AppState;
+
+impl From<ProjectError> for ApiError {
+    fn from(e: ProjectError) -> Self {
+        match e {
+            ProjectError::AdminRequired => ApiError::forbidden(e.to_string()),
+            ProjectError::Store(e) => e.into(),
+        }
+    }
+}
 
 #[utoipa::path(get, path = "/v1/project", tag = "projects",
     params(("X-Project-ID" = uuid::Uuid, Header, description = "The project to act on")),
@@ -34,11 +43,13 @@ pub async fn patch_project(
     ctx: ProjectCtx,
     ApiJson(req): ApiJson<PatchProjectRequest>,
 ) -> ApiResult<Json<ProjectDto>> {
-    if ctx.role < Role::Admin {
-        return Err(ApiError::forbidden(
-            "changing a project requires the admin role in it",
-        ));
+    let admin = ProjectScope {
+        access: &ctx.access,
+        project_id: ctx.record.project.id,
+        role: ctx.role,
+        audit: &ctx.auth.audit,
     }
+    .admin()?;
     let patch = ProjectPatch {
         name: req.name.as_deref().map(ProjectName::parse).transpose()?,
         status: req
@@ -49,18 +60,14 @@ pub async fn patch_project(
         redirect_uris: req
             .redirect_uris
             .as_deref()
-            .map(parse_redirect_uris)
+            .map(|raw| raw.iter().map(|s| RedirectUri::parse(s)).collect())
             .transpose()?,
         allowed_origins: req
             .allowed_origins
             .as_deref()
-            .map(parse_origins)
+            .map(|raw| raw.iter().map(|s| Origin::parse(s)).collect())
             .transpose()?,
     };
-    let project = state
-        .store
-        .update_project(&ctx.access, ctx.record.project.id, &patch, &ctx.auth.audit)
-        .await?;
-    state.cache.invalidate();
+    let project = admin.update(&*state.store, &state.cache, &patch).await?;
     Ok(Json((&project).into()))
 }

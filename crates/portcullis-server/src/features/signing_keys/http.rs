@@ -9,11 +9,20 @@ use portcullis_core::oauth::SigningAlg;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::features::signing_keys::service::{self, SigningKeyError};
 use crate::http::dto::{ErrorBody, ts};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth};
-use crate::infra::keys::{JWKS_MAX_AGE, KeyInfo};
+use crate::infra::keys::KeyInfo;
 use crate::state::AppState;
+
+impl From<SigningKeyError> for ApiError {
+    fn from(e: SigningKeyError) -> Self {
+        match e {
+            SigningKeyError::Keys(e) => e.into(),
+        }
+    }
+}
 
 /// Relying parties may cache the set this long; they refetch on an unknown kid anyway.
 const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
@@ -113,13 +122,9 @@ pub struct RotateSigningKeyResponse {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oidc", security(()),
     responses((status = 200, description = "The public keys that verify Portcullis tokens (`Cache-Control: public, max-age=300`)", body = JwkSetDto)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    // Stale beats absent: when the database is unreachable, serve the keys already loaded.
-    if let Err(e) = state.keys.reload_if_older_than(JWKS_MAX_AGE).await {
-        tracing::warn!(error = %e, "could not refresh signing keys for the JWKS; serving the loaded ones");
-    }
     (
         [(header::CACHE_CONTROL, JWKS_CACHE_CONTROL)],
-        Json(state.keys.jwks()),
+        Json(service::published(&state.keys).await),
     )
         .into_response()
 }
@@ -134,7 +139,7 @@ pub async fn list_signing_keys(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
 ) -> ApiResult<Json<SigningKeyList>> {
-    let keys = state.keys.list().await?;
+    let keys = service::list(&state.keys).await?;
     Ok(Json(SigningKeyList {
         keys: keys.iter().map(SigningKeyDto::from).collect(),
     }))
@@ -152,13 +157,16 @@ pub async fn rotate_signing_key(
     PlatformAdmin(auth): PlatformAdmin,
     ApiJson(req): ApiJson<RotateSigningKeyRequest>,
 ) -> ApiResult<Json<RotateSigningKeyResponse>> {
-    let alg = match req.alg.as_deref() {
-        None => SigningAlg::EdDSA,
-        Some(s) => SigningAlg::parse(s).map_err(|_| {
-            ApiError::invalid_field("alg", "alg must be one of EdDSA, ES256, RS256")
-        })?,
-    };
-    let rotated = state.keys.rotate_detailed(alg, &auth.audit).await?;
+    let alg = req
+        .alg
+        .as_deref()
+        .map(|s| {
+            SigningAlg::parse(s).map_err(|_| {
+                ApiError::invalid_field("alg", "alg must be one of EdDSA, ES256, RS256")
+            })
+        })
+        .transpose()?;
+    let rotated = service::rotate(&state.keys, alg, &auth.audit).await?;
     Ok(Json(RotateSigningKeyResponse {
         kid: rotated.kid,
         alg: rotated.alg.as_str().to_owned(),

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub mod http;
+pub mod service;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

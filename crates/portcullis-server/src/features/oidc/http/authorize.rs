@@ -195,30 +195,36 @@ pub async fn login_form(
             .unwrap_or_default(),
         None => String::new(),
     };
-    match crate::features::auth::service::password_sign_in(&state, &email, password, &meta).await {
-        Ok(Some((_, token, _))) => {
+    use crate::features::auth::service::AuthError;
+    let signed_in = crate::features::auth::accounts(&state)
+        .password_sign_in(&email, password, &meta)
+        .await;
+    match signed_in {
+        Ok(signed_in) => {
             let mut r = back_to_authorize(&cont);
             r.headers_mut().insert(
                 header::SET_COOKIE,
-                crate::http::cookies::session_cookie(&state, token.expose()),
+                crate::http::cookies::session_cookie(&state, signed_in.token.expose()),
             );
             r
         }
-        Ok(None) => pages::login(
+        Err(AuthError::InvalidCredentials) => pages::login(
             StatusCode::UNAUTHORIZED,
             &cont,
             &client_name,
             &email,
             Some("Email or password is incorrect."),
         ),
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => pages::login(
-            StatusCode::TOO_MANY_REQUESTS,
-            &cont,
-            &client_name,
-            &email,
-            Some("Too many sign-ins right now; try again shortly."),
-        ),
-        Err(e) => pages::login(e.status, &cont, &client_name, &email, Some(&e.message)),
+        Err(e) => match crate::http::error::ApiError::from(e) {
+            e if e.status == StatusCode::TOO_MANY_REQUESTS => pages::login(
+                StatusCode::TOO_MANY_REQUESTS,
+                &cont,
+                &client_name,
+                &email,
+                Some("Too many sign-ins right now; try again shortly."),
+            ),
+            e => pages::login(e.status, &cont, &client_name, &email, Some(&e.message)),
+        },
     }
 }
 
