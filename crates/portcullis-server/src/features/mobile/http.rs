@@ -298,7 +298,7 @@ pub async fn refresh(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/mobile/auth/revoke", tag = "mobile", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/mobile/auth/revoke", tag = "mobile", operation_id = "mobile_revoke", request_body = RefreshRequest,
     responses(
         (status = 204, description = "Signed out: the refresh family and its session are revoked (also answered for unknown tokens)"),
         (status = 400, description = "invalid_request", body = crate::http::dto::ErrorBody),
