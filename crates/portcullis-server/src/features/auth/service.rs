@@ -50,6 +50,9 @@ pub async fn password_sign_in(
     let account = match account {
         Some(a) if ok => a,
         account => {
+            state
+                .metrics
+                .sign_in(crate::infra::metrics::SignInMethod::Password, false);
             let mut event = meta
                 .event(None, portcullis_core::Action::LoginFailed, "user:unknown")
                 .failed();
@@ -69,5 +72,8 @@ pub async fn password_sign_in(
         format!("user:{}", user.id),
     );
     let (token, session) = start_session(state, &user, &meta, &[succeeded]).await?;
+    state
+        .metrics
+        .sign_in(crate::infra::metrics::SignInMethod::Password, true);
     Ok(Some((user, token, session)))
 }

@@ -192,6 +192,7 @@ pub async fn exchange(
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    state.metrics.ott_exchange(r.status().as_u16());
     if let Some(q) = quota {
         q.write_headers(r.headers_mut());
     }
@@ -287,6 +288,9 @@ pub async fn refresh(
         expires_in,
         refresh_token,
     } = service::refresh(&state, &req.refresh_token, meta).await?;
+    state
+        .metrics
+        .token_issued(crate::infra::metrics::TokenGrant::MobileRefresh);
     Ok(no_store(
         Json(TokenPair {
             access_token,

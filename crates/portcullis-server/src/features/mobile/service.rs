@@ -307,6 +307,9 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
     let (family, reason) = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
         RefreshOutcome::ReuseDetected(f) => {
+            state
+                .metrics
+                .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Mobile);
             // The store revoked the family and wrote mobile.refresh.reuse_detected.
             end_session(state, &f, &meta.with_actor(f.user_id)).await?;
             return Err(ApiError::refresh_token_reused(

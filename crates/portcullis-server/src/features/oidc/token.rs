@@ -58,6 +58,7 @@ pub async fn token(
         GrantType::RefreshToken => refresh(&state, &client, &params, &meta).await?,
         GrantType::ClientCredentials => client_credentials(&state, &client, &params).await?,
     };
+    state.metrics.token_issued(grant.into());
     Ok(token_response(body))
 }
 
@@ -212,6 +213,9 @@ async fn refresh(
     let family = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
         RefreshOutcome::ReuseDetected(_) => {
+            state
+                .metrics
+                .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Oauth);
             state.cache.invalidate();
             return Err(OAuthError::invalid_grant(
                 "refresh token was already used; every token of its family is now revoked",

@@ -116,6 +116,9 @@ async fn audit_failure(
     user: Option<UserId>,
     reason: &str,
 ) {
+    state
+        .metrics
+        .sign_in(crate::infra::metrics::SignInMethod::Sso, false);
     let mut event = meta
         .event(None, Action::LoginFailed, "user:unknown")
         .failed()
@@ -360,5 +363,8 @@ async fn open_session(
         .store
         .create_session(&session, &meta, &[succeeded])
         .await?;
+    state
+        .metrics
+        .sign_in(crate::infra::metrics::SignInMethod::Sso, true);
     Ok(token)
 }
