@@ -1,5 +1,7 @@
 //! `docs/openapi.json` is the published copy of the generated document; CI fails when they
 //! drift. Regenerate with `UPDATE_OPENAPI=1 cargo test -p portcullis-server --test openapi`.
+//! The document must also pass an independent validator (`openapi-spec-validator` from PyPI),
+//! so what utoipa emits is checked against the OpenAPI 3.1 schema, not only against itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[test]
@@ -74,4 +76,48 @@ fn every_contract_route_of_the_foundation_is_documented() {
         );
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+/// Runs `python3 -m openapi_spec_validator` on the generated document. In CI (`CI=true`) a
+/// missing validator fails the test; locally it skips with a notice, since `.ci/run` installs it.
+#[test]
+fn openapi_document_passes_an_independent_validator() {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let probe = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", "--version"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = match &probe {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            !in_ci,
+            "openapi-spec-validator is not installed (CI=true): {why}\n\
+             install it with `python3 -m pip install openapi-spec-validator`"
+        );
+        // Straight to stderr: the test harness swallows `eprintln!` of passing tests.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!! SKIPPED: openapi-spec-validator is not installed, so the OpenAPI document was \
+              NOT validated.\n!!! Install it with `python3 -m pip install openapi-spec-validator`.\n",
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("portcullis-openapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, portcullis_server::openapi::json()).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", "--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator rejects the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

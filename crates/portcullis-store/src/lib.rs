@@ -22,6 +22,7 @@ mod events;
 pub mod grants;
 pub mod keys;
 pub mod mobile;
+mod pool;
 pub mod postgres;
 pub mod sqlite;
 pub mod sso;
@@ -34,6 +35,7 @@ pub use grants::{
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
+pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
 pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
@@ -177,6 +179,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Upstream SSO: org providers and linked identities.
     fn sso(&self) -> &dyn SsoStore;
+
+    /// The connection pools' sizes and waits, for `/metrics`; reads counters, no query.
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

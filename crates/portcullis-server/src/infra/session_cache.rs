@@ -24,29 +24,67 @@ struct Entry<T> {
     value: Arc<T>,
 }
 
-/// One kind of cached answer, keyed by `K`, valid under the cache's epoch rules.
-struct EpochMap<K, T>(RwLock<HashMap<K, Entry<T>>>);
+/// One kind of cached answer, keyed by `K`, valid under the cache's epoch rules, with the
+/// hit and miss counts `/metrics` shows.
+struct EpochMap<K, T> {
+    entries: RwLock<HashMap<K, Entry<T>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How often one kind of answer was served from memory (hits) or not (misses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheLookups {
+    pub kind: &'static str,
+    pub hits: u64,
+    pub misses: u64,
+}
 
 impl<K: std::hash::Hash + Eq, T> EpochMap<K, T> {
     fn new() -> Self {
-        Self(RwLock::new(HashMap::new()))
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     fn get(&self, cache: &SessionCache, key: &K) -> Option<Arc<T>> {
+        let found = self.lookup(cache, key);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(&self, cache: &SessionCache, key: &K) -> Option<Arc<T>> {
         if !cache.usable() {
             return None;
         }
-        let map = self.0.read().ok()?;
+        let map = self.entries.read().ok()?;
         map.get(key)
             .filter(|e| cache.fresh(e))
             .map(|e| e.value.clone())
+    }
+
+    fn lookups(&self, kind: &'static str) -> CacheLookups {
+        CacheLookups {
+            kind,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     fn put(&self, cache: &SessionCache, key: K, epoch: u64, value: Arc<T>) {
         if !cache.usable() {
             return;
         }
-        let Ok(mut map) = self.0.write() else { return };
+        let Ok(mut map) = self.entries.write() else {
+            return;
+        };
         if map.len() >= cache.capacity {
             // Drop what can no longer be served; if the cache is full of live entries,
             // start over rather than track recency on the read path.
@@ -66,7 +104,7 @@ impl<K: std::hash::Hash + Eq, T> EpochMap<K, T> {
     }
 
     fn remove(&self, key: &K) {
-        if let Ok(mut map) = self.0.write() {
+        if let Ok(mut map) = self.entries.write() {
             map.remove(key);
         }
     }
@@ -190,6 +228,17 @@ impl SessionCache {
 
     pub fn put_live_token(&self, epoch: u64, hash: TokenHash, claims: Arc<AccessTokenClaims>) {
         self.live_tokens.put(self, hash, epoch, claims);
+    }
+
+    /// Hits and misses per kind of cached answer since start.
+    pub fn lookups(&self) -> [CacheLookups; 5] {
+        [
+            self.sessions.lookups("session"),
+            self.memberships.lookups("memberships"),
+            self.me_bodies.lookups("me_body"),
+            self.clients.lookups("client"),
+            self.live_tokens.lookups("access_token"),
+        ]
     }
 }
 

@@ -388,7 +388,7 @@ impl GrantStore for PgStore {
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.acquire_wait.time(self.pool.begin()).await?;
         sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < now()")
             .execute(&mut *tx)
             .await?;

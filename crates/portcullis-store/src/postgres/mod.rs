@@ -53,6 +53,7 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 pub struct PgStore {
     pool: PgPool,
+    acquire_wait: crate::pool::AcquireWait,
     /// The connecting role itself, without `SET ROLE`: migrations and the change feed.
     owner: PgConnectOptions,
     listeners: Mutex<Vec<JoinHandle<()>>>,
@@ -101,6 +102,7 @@ impl PgStore {
         let pool = pool.connect_lazy_with(owner.clone());
         Ok(Self {
             pool,
+            acquire_wait: Default::default(),
             owner,
             listeners: Mutex::new(Vec::new()),
         })
@@ -161,7 +163,7 @@ impl PgStore {
     /// the transaction, so a pooled connection never carries it into the next one.
     async fn begin(&self, scope: Scope) -> StoreResult<Tx> {
         let (org_id, user_id, platform) = scope.settings();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.acquire_wait.time(self.pool.begin()).await?;
         sqlx::query(
             "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
              set_config('app.platform', $3, true)",
@@ -209,6 +211,14 @@ impl Store for PgStore {
 
     fn sso(&self) -> &dyn crate::SsoStore {
         self
+    }
+
+    fn pool_stats(&self) -> Vec<crate::PoolStats> {
+        vec![crate::pool::stats(
+            "main",
+            &self.pool,
+            Some(&self.acquire_wait),
+        )]
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -42,6 +42,8 @@ pub struct SqliteStore {
     /// naps), which made the refresh benchmark's p99 0.2–0.5 s. Queued here they wait their
     /// turn in order and are woken the moment the writer before them commits.
     writer: SqlitePool,
+    /// Time write transactions spent queued for the writer.
+    write_wait: crate::pool::AcquireWait,
 }
 
 impl SqliteStore {
@@ -64,11 +66,16 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            write_wait: Default::default(),
+        })
     }
 
     async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        let begin = self.writer.begin_with("BEGIN IMMEDIATE");
+        Ok(self.write_wait.time(begin).await?)
     }
 }
 
@@ -480,6 +487,13 @@ impl Store for SqliteStore {
 
     fn sso(&self) -> &dyn crate::SsoStore {
         self
+    }
+
+    fn pool_stats(&self) -> Vec<crate::PoolStats> {
+        vec![
+            crate::pool::stats("read", &self.pool, None),
+            crate::pool::stats("write", &self.writer, Some(&self.write_wait)),
+        ]
     }
 
     async fn ping(&self) -> StoreResult<()> {

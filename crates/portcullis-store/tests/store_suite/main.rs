@@ -19,6 +19,7 @@ mod grants;
 mod keys;
 mod members;
 mod mobile;
+mod pool;
 mod postgres_only;
 mod projects;
 mod sessions;
@@ -104,6 +105,7 @@ store_suite! {
         sso::identities_link_and_sign_up,
         sso::joining_an_org_via_sso_is_once_only,
         sso::allowed_origins_are_found,
+        pool::pool_stats_count_transactions,
     ],
     unmigrated: [
         accounts::migrations_current,

@@ -22,6 +22,7 @@ pub fn accounts(state: &AppState) -> service::Accounts<'_> {
         cache: &state.cache,
         hasher: &state.hasher,
         sessions: &state.sessions,
+        metrics: &state.metrics,
         password_login: state.password_login,
     }
 }

@@ -1,6 +1,7 @@
 //! Accounts and their sessions: self-signup, password sign-in (shared by the JSON API, the
 //! provider's login page and the mobile hand-off) and sign-out.
 
+use crate::infra::metrics::{Metrics, SignInMethod};
 use portcullis_core::bootstrap::personal_org;
 use portcullis_core::password::Password;
 use portcullis_core::{
@@ -39,6 +40,7 @@ pub struct Accounts<'a> {
     pub cache: &'a SessionCache,
     pub hasher: &'a PasswordHasher,
     pub sessions: &'a SessionPolicy,
+    pub metrics: &'a Metrics,
     /// Email + password sign-in is offered (`password_login`).
     pub password_login: bool,
 }
@@ -153,6 +155,7 @@ impl Accounts<'_> {
                     event.target = Some(format!("user:{}", a.user.id));
                 }
                 self.store.record_audit(&event).await?;
+                self.metrics.sign_in(SignInMethod::Password, false);
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -160,6 +163,7 @@ impl Accounts<'_> {
         let meta = meta.with_actor(user.id);
         let succeeded = meta.event(None, Action::LoginSucceeded, format!("user:{}", user.id));
         let (token, session) = self.start_session(&user, &meta, &[succeeded]).await?;
+        self.metrics.sign_in(SignInMethod::Password, true);
         Ok(SignedIn {
             user,
             token,

@@ -138,8 +138,8 @@ pub async fn create_client(
         ("client_id" = String, Path),
     ),
     responses(
-        (status = 200, body = ClientDto),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, description = "The client (never its secret)", body = ClientDto),
+        (status = 400, description = "invalid_request: X-Project-ID missing or malformed", body = ErrorBody), (status = 403, description = "forbidden: not a member of the project", body = ErrorBody),
         (status = 404, description = "not_found: no such client in this project (deleted, or another project's)", body = ErrorBody),
     ))]
 pub async fn get_client(
@@ -157,9 +157,9 @@ pub async fn get_client(
         ("client_id" = String, Path),
     ),
     responses(
-        (status = 200, body = ClientDto),
+        (status = 200, description = "The client after the change", body = ClientDto),
         (status = 400, description = "invalid_request: a bad or unknown field (`details.field`), or a result whose fields do not fit together", body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, description = "forbidden: not an admin of the project", body = ErrorBody), (status = 404, description = "not_found: no such client in this project", body = ErrorBody),
     ))]
 pub async fn patch_client(
     State(state): State<AppState>,
@@ -218,7 +218,7 @@ pub async fn patch_client(
     ),
     responses(
         (status = 204, description = "Deleted (softly): the client no longer authenticates or appears anywhere"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "invalid_request: X-Project-ID missing or malformed", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the project", body = ErrorBody), (status = 404, description = "not_found: no such client in this project", body = ErrorBody),
     ))]
 pub async fn delete_client(
     State(state): State<AppState>,
@@ -240,7 +240,7 @@ pub async fn delete_client(
     responses(
         (status = 200, description = "The client with its new `client_secret`, shown once; the old secret stops working at once", body = ClientWithSecret),
         (status = 400, description = "invalid_request: public clients have no secret (`details.field` = `type`)", body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, description = "forbidden: not an admin of the project", body = ErrorBody), (status = 404, description = "not_found: no such client in this project", body = ErrorBody),
     ))]
 pub async fn rotate_client_secret(
     State(state): State<AppState>,

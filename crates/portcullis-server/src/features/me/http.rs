@@ -139,7 +139,7 @@ pub struct ConsentList {
 
 #[utoipa::path(get, path = "/v1/me/consents", tag = "sessions",
     responses((status = 200, description = "Third-party applications the caller has consented to", body = ConsentList),
-              (status = 401, body = crate::http::dto::ErrorBody)))]
+              (status = 401, description = "unauthenticated", body = crate::http::dto::ErrorBody)))]
 pub async fn list_consents(
     State(state): State<AppState>,
     auth: Auth,
@@ -160,7 +160,7 @@ pub async fn list_consents(
 #[utoipa::path(delete, path = "/v1/me/consents/{client_id}", tag = "sessions",
     params(("client_id" = String, Path)),
     responses((status = 204, description = "Consent withdrawn; the application's refresh tokens for the caller are revoked"),
-              (status = 404, body = crate::http::dto::ErrorBody)))]
+              (status = 404, description = "not_found: the caller has no consent for this client", body = crate::http::dto::ErrorBody)))]
 pub async fn revoke_consent(
     State(state): State<AppState>,
     auth: Auth,

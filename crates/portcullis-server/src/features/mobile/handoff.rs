@@ -273,7 +273,7 @@ async fn issue(
     }
 }
 
-#[utoipa::path(post, path = "/auth/mobile/login", tag = "mobile",
+#[utoipa::path(post, path = "/auth/mobile/login", tag = "mobile", operation_id = "mobile_login",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "email, password, continue (the hand-off query)"),
     responses(
         (status = 303, description = "Signed in; back to the hand-off, which redirects to the app"),

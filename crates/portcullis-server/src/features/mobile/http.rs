@@ -210,6 +210,7 @@ pub async fn exchange(
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    state.metrics.ott_exchange(r.status().as_u16());
     if let Some(q) = quota {
         q.write_headers(r.headers_mut());
     }
@@ -311,6 +312,9 @@ pub async fn refresh(
         expires_in,
         refresh_token,
     } = mobile.refresh(&req.refresh_token, meta).await?;
+    state
+        .metrics
+        .token_issued(crate::infra::metrics::TokenGrant::MobileRefresh);
     Ok(no_store(
         Json(TokenPair {
             access_token,
@@ -322,7 +326,7 @@ pub async fn refresh(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/mobile/auth/revoke", tag = "mobile", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/mobile/auth/revoke", tag = "mobile", operation_id = "mobile_revoke", request_body = RefreshRequest,
     responses(
         (status = 204, description = "Signed out: the refresh family and its session are revoked (also answered for unknown tokens)"),
         (status = 400, description = "invalid_request", body = crate::http::dto::ErrorBody),

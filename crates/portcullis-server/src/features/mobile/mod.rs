@@ -31,6 +31,7 @@ fn mobile(state: &AppState) -> Mobile<'_> {
         store: &*state.store,
         cache: &state.cache,
         sessions: &state.sessions,
+        metrics: &state.metrics,
         settings: &state.mobile,
         limits: &state.mobile_limits,
         oidc: &state.oidc,

@@ -105,7 +105,7 @@ pub async fn list_orgs(State(state): State<AppState>, auth: Auth) -> ApiResult<J
 #[utoipa::path(get, path = "/v1/orgs/{org_id}", tag = "orgs",
     params(("org_id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, body = OrgDto),
+        (status = 200, description = "The org", body = OrgDto),
         (status = 403, description = "forbidden: membership ended", body = ErrorBody),
         (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody),
     ))]
@@ -120,7 +120,7 @@ pub async fn get_org(
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "members",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = MemberList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The org's active members with their roles", body = MemberList), (status = 403, description = "forbidden: membership ended", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     auth: Auth,
@@ -137,7 +137,7 @@ pub async fn list_members(
     params(("org_id" = uuid::Uuid, Path)),
     responses(
         (status = 201, description = "Added; an account is created (without a password) when none has this email", body = AddMemberResponse),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org, or only owners may add owners", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody),
         (status = 409, description = "conflict: already a member", body = ErrorBody),
     ))]
 pub async fn add_member(
@@ -168,7 +168,7 @@ pub async fn add_member(
 #[utoipa::path(patch, path = "/v1/orgs/{org_id}/members/{user_id}", tag = "members", request_body = ChangeRoleRequest,
     params(("org_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, body = MemberDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "The membership with its new role", body = MemberDto), (status = 400, description = "invalid_request: unknown role", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org, or only owners may grant or change the owner role", body = ErrorBody), (status = 404, description = "not_found: no such org or member visible to the caller", body = ErrorBody),
         (status = 409, description = "conflict: the org would have no owner left", body = ErrorBody),
     ))]
 pub async fn change_role(
@@ -190,7 +190,7 @@ pub async fn change_role(
     params(("org_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path)),
     responses(
         (status = 204, description = "Membership ended (soft delete); a member may remove themselves"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, description = "forbidden: not an admin of the org, or only owners may remove owners", body = ErrorBody), (status = 404, description = "not_found: no such org or member visible to the caller", body = ErrorBody),
         (status = 409, description = "conflict: the org would have no owner left", body = ErrorBody),
     ))]
 pub async fn remove_member(
@@ -211,7 +211,7 @@ pub async fn remove_member(
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/sessions", tag = "members",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "Active sessions of the org's members", body = OrgSessionList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Active sessions of the org's members", body = OrgSessionList), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_org_sessions(
     State(state): State<AppState>,
     auth: Auth,
@@ -230,7 +230,7 @@ pub async fn list_org_sessions(
 
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/sessions/{id}", tag = "members",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Revoked on every node"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Revoked on every node"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org or active session visible to the caller", body = ErrorBody)))]
 pub async fn revoke_org_session(
     State(state): State<AppState>,
     auth: Auth,
@@ -246,7 +246,7 @@ pub async fn revoke_org_session(
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/projects", tag = "projects",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = ProjectList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The org's projects; members see only those they belong to", body = ProjectList), (status = 403, description = "forbidden: membership ended", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_projects(
     State(state): State<AppState>,
     auth: Auth,
@@ -263,7 +263,7 @@ pub async fn list_projects(
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/projects", tag = "projects", request_body = CreateProjectRequest,
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 201, body = ProjectDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = ProjectDto), (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn create_project(
     State(state): State<AppState>,
     auth: Auth,
@@ -283,6 +283,7 @@ pub async fn create_project(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     pub correlation_id: Option<String>,
@@ -311,7 +312,7 @@ fn parse_time(field: &str, raw: &Option<String>) -> ApiResult<Option<portcullis_
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit", tag = "audit",
     params(("org_id" = uuid::Uuid, Path), AuditParams),
-    responses((status = 200, description = "Newest first", body = AuditPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Newest first", body = AuditPage), (status = 400, description = "invalid_request: a malformed filter or cursor", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
     auth: Auth,

@@ -23,7 +23,7 @@ impl From<ProjectError> for ApiError {
 #[utoipa::path(get, path = "/v1/project", tag = "projects",
     params(("X-Project-ID" = uuid::Uuid, Header, description = "The project to act on")),
     responses(
-        (status = 200, body = ProjectDto),
+        (status = 200, description = "The project named by X-Project-ID", body = ProjectDto),
         (status = 400, description = "invalid_request: X-Project-ID missing or malformed", body = ErrorBody),
         (status = 403, description = "forbidden: not a member of the project", body = ErrorBody),
         (status = 404, description = "not_found: no such project visible to the caller", body = ErrorBody),
@@ -35,8 +35,8 @@ pub async fn get_project(ctx: ProjectCtx) -> Json<ProjectDto> {
 #[utoipa::path(patch, path = "/v1/project", tag = "projects", request_body = PatchProjectRequest,
     params(("X-Project-ID" = uuid::Uuid, Header, description = "The project to act on")),
     responses(
-        (status = 200, body = ProjectDto),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "The project after the change", body = ProjectDto),
+        (status = 400, description = "invalid_request: X-Project-ID missing or malformed, or a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not a member of the project, or not an admin of it", body = ErrorBody), (status = 404, description = "not_found: no such project visible to the caller", body = ErrorBody),
     ))]
 pub async fn patch_project(
     State(state): State<AppState>,

@@ -303,7 +303,7 @@ fn provider_id(raw: &str) -> ApiResult<Uuid> {
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/sso-providers", tag = "sso",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, body = OrgSsoProviderList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The org's SSO providers (never their client secrets)", body = OrgSsoProviderList), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_org_providers(
     State(state): State<AppState>,
     auth: Auth,
@@ -320,7 +320,7 @@ pub async fn list_org_providers(
     params(("org_id" = uuid::Uuid, Path)), request_body = CreateSsoProviderRequest,
     responses(
         (status = 201, description = "Created; members sign in at `/v1/auth/sso/{sign_in_id}/start` once its discovery loads", body = SsoProviderDto),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody),
     ))]
 pub async fn create_org_provider(
     State(state): State<AppState>,
@@ -344,7 +344,7 @@ pub async fn create_org_provider(
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/sso-providers/{id}", tag = "sso",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = SsoProviderDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The provider (never its client secret)", body = SsoProviderDto), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such provider in this org", body = ErrorBody)))]
 pub async fn get_org_provider(
     State(state): State<AppState>,
     auth: Auth,
@@ -357,7 +357,7 @@ pub async fn get_org_provider(
 
 #[utoipa::path(patch, path = "/v1/orgs/{org_id}/sso-providers/{id}", tag = "sso",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)), request_body = PatchSsoProviderRequest,
-    responses((status = 200, body = SsoProviderDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The provider after the change", body = SsoProviderDto), (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such provider in this org", body = ErrorBody)))]
 pub async fn patch_org_provider(
     State(state): State<AppState>,
     auth: Auth,
@@ -381,7 +381,7 @@ pub async fn patch_org_provider(
 
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/sso-providers/{id}", tag = "sso",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Deleted; identities linked through it stay with their users"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted; identities linked through it stay with their users"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such provider in this org", body = ErrorBody)))]
 pub async fn delete_org_provider(
     State(state): State<AppState>,
     auth: Auth,

@@ -16,6 +16,7 @@ fn sso(state: &AppState) -> Sso<'_> {
         store: &*state.store,
         cache: &state.cache,
         sessions: &state.sessions,
+        metrics: &state.metrics,
         providers: &state.sso,
         master_key: &state.master_key,
         public_url: &state.public_url,

@@ -93,6 +93,7 @@ pub struct Mobile<'a> {
     pub store: &'a dyn Store,
     pub cache: &'a SessionCache,
     pub sessions: &'a SessionPolicy,
+    pub metrics: &'a crate::infra::metrics::Metrics,
     pub settings: &'a MobileSettings,
     pub limits: &'a ExchangeLimits,
     /// Refresh-token lifetime and grace window: the provider's own.

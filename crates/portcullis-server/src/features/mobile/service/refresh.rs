@@ -48,6 +48,8 @@ impl Mobile<'_> {
         let (family, reason) = match outcome {
             RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
             RefreshOutcome::ReuseDetected(f) => {
+                self.metrics
+                    .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Mobile);
                 // The store revoked the family and wrote mobile.refresh.reuse_detected.
                 self.end_session(&f, &meta.with_actor(f.user_id)).await?;
                 return Err(MobileError::RefreshTokenReused);

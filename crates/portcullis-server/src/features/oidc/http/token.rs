@@ -37,6 +37,13 @@ pub async fn token(
     };
     let issued =
         token::exchange(&state, client_credentials(&headers, &params), &req, &meta).await?;
+    // The exchange succeeded, so the grant type parsed.
+    if let Some(grant) = req
+        .grant_type
+        .and_then(|g| portcullis_core::oauth::GrantType::parse(g).ok())
+    {
+        state.metrics.token_issued(grant.into());
+    }
     let mut response = no_store(issued);
     response
         .headers_mut()

@@ -234,6 +234,9 @@ async fn refresh(
     let family = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
         RefreshOutcome::ReuseDetected(_) => {
+            state
+                .metrics
+                .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Oauth);
             state.cache.invalidate();
             return Err(TokenError::RefreshReused);
         }

@@ -94,6 +94,8 @@ impl Sso<'_> {
         self.store
             .create_session(&session, &meta, &[succeeded])
             .await?;
+        self.metrics
+            .sign_in(crate::infra::metrics::SignInMethod::Sso, true);
         Ok(token)
     }
 }

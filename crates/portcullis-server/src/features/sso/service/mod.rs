@@ -23,6 +23,7 @@ pub struct Sso<'a> {
     pub store: &'a dyn Store,
     pub cache: &'a SessionCache,
     pub sessions: &'a SessionPolicy,
+    pub metrics: &'a crate::infra::metrics::Metrics,
     /// The upstream providers and their discovery state.
     pub providers: &'a Providers,
     /// Seals the state cookie and org providers' client secrets.
@@ -188,6 +189,8 @@ impl Sso<'_> {
         user: Option<UserId>,
         reason: &str,
     ) {
+        self.metrics
+            .sign_in(crate::infra::metrics::SignInMethod::Sso, false);
         let mut event = meta
             .event(None, Action::LoginFailed, "user:unknown")
             .failed()
