@@ -29,7 +29,7 @@ fn refused(e: LogoutError) -> Response {
     }
 }
 
-#[utoipa::path(get, path = "/oauth2/logout", tag = "oidc",
+#[utoipa::path(get, path = "/oauth2/logout", tag = "oidc", operation_id = "oidc_logout",
     params(("id_token_hint" = Option<String>, Query), ("post_logout_redirect_uri" = Option<String>, Query),
            ("state" = Option<String>, Query), ("client_id" = Option<String>, Query)),
     responses((status = 303, description = "To the registered post-logout redirect URI, with state"),
