@@ -9,7 +9,9 @@ use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, RedirectUri, To
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, from_micros, insert_audit, json_list, micros, to_json_list};
+use super::SqliteStore;
+use super::rows::{from_micros, json_list, micros, to_json_list};
+use super::statements::insert_audit;
 use crate::clients::{
     ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,

@@ -9,7 +9,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::{SqliteStore, from_micros, insert_audit, micros};
+use super::SqliteStore;
+use super::rows::{from_micros, micros};
+use super::statements::insert_audit;
 use crate::grants::{
     AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
 };

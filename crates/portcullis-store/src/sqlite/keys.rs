@@ -7,7 +7,9 @@ use portcullis_core::{AuditContext, Timestamp};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, from_micros, insert_audit, micros, opt_micros};
+use super::SqliteStore;
+use super::rows::{from_micros, micros, opt_micros};
+use super::statements::insert_audit;
 use crate::keys::{Rotation, SigningKeyRecord, SigningKeyStore, rotated_event};
 use crate::{StoreError, StoreResult};
 

@@ -8,8 +8,10 @@ use portcullis_core::{
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::SqliteStore;
 use super::grants::insert_family;
-use super::{SqliteStore, from_micros, insert_audit, insert_session, micros};
+use super::rows::{from_micros, micros};
+use super::statements::{insert_audit, insert_session};
 use crate::mobile::{MobileStore, OneTimeToken};
 use crate::{RefreshFamily, StoreError, StoreResult};
 

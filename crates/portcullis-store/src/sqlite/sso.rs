@@ -6,7 +6,9 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{SqliteStore, from_micros, insert_audit, insert_signup_bootstrap, micros};
+use super::SqliteStore;
+use super::rows::{from_micros, micros};
+use super::statements::{insert_audit, insert_signup_bootstrap};
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
     provider_created, provider_deleted, provider_updated, scopes_from, scopes_json,

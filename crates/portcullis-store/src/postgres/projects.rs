@@ -1,0 +1,147 @@
+//! Projects of an org, and the way a user reaches one.
+
+use portcullis_core::{AuditContext, OrgAccess, Project, ProjectId, UserId};
+use sqlx::Row;
+
+use super::rows::{membership_from, opt_role, project_cols, project_from, to_json_list};
+use super::statements::{insert_audit, insert_project, notify};
+use super::{PgStore, Scope};
+use crate::{Change, ProjectAccessRecord, ProjectPatch, StoreError, StoreResult};
+
+pub(super) async fn project_status(
+    store: &PgStore,
+    project_id: ProjectId,
+) -> StoreResult<Option<portcullis_core::ProjectStatus>> {
+    let mut tx = store.begin(Scope::Platform).await?;
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM projects WHERE id = $1")
+        .bind(project_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(status
+        .as_deref()
+        .map(portcullis_core::ProjectStatus::parse)
+        .transpose()?)
+}
+
+pub(super) async fn project_access(
+    store: &PgStore,
+    project_id: ProjectId,
+    user_id: UserId,
+) -> StoreResult<Option<ProjectAccessRecord>> {
+    // Platform admins may act in every org, so they must see projects of orgs they are
+    // not members of; anyone else sees only projects of their active memberships.
+    let platform_admin: Option<bool> = sqlx::query_scalar(
+        "SELECT is_platform_admin FROM users WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(user_id.0)
+    .fetch_optional(&store.pool)
+    .await?;
+    let scope = if platform_admin == Some(true) {
+        Scope::Platform
+    } else {
+        Scope::User(user_id)
+    };
+    let mut tx = store.begin(scope).await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        project_cols!(),
+        ", m.org_id, m.user_id, m.role, m.created_at, m.deleted_at, pm.role AS project_role \
+         FROM projects p JOIN orgs o ON o.id = p.org_id AND o.deleted_at IS NULL \
+         LEFT JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 \
+         LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = $1 \
+         WHERE p.id = $2"
+    ))
+    .bind(user_id.0)
+    .bind(project_id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some(row) = row else { return Ok(None) };
+    let has_membership = row.try_get::<Option<String>, _>("role")?.is_some();
+    Ok(Some(ProjectAccessRecord {
+        project: project_from(&row)?,
+        org_membership: if has_membership {
+            Some(membership_from(&row)?)
+        } else {
+            None
+        },
+        project_role: opt_role(row.try_get("project_role")?)?,
+    }))
+}
+
+pub(super) async fn list_projects(
+    store: &PgStore,
+    access: &OrgAccess,
+) -> StoreResult<Vec<Project>> {
+    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        project_cols!(),
+        " FROM projects p WHERE p.org_id = $1 ORDER BY p.created_at"
+    ))
+    .bind(access.org_id().0)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.iter().map(project_from).collect()
+}
+
+pub(super) async fn create_project(
+    store: &PgStore,
+    access: &OrgAccess,
+    project: &Project,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    if project.org_id != access.org_id() {
+        return Err(StoreError::NotFound);
+    }
+    let mut tx = store.begin(Scope::Org(project.org_id)).await?;
+    insert_project(&mut tx, project, false).await?;
+    insert_audit(&mut tx, &crate::events::project_created(ctx, project)).await?;
+    notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn update_project(
+    store: &PgStore,
+    access: &OrgAccess,
+    id: ProjectId,
+    patch: &ProjectPatch,
+    ctx: &AuditContext,
+) -> StoreResult<Project> {
+    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    // FOR UPDATE: two concurrent patches of different fields must not undo each other.
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        project_cols!(),
+        " FROM projects p WHERE p.id = $1 AND p.org_id = $2 FOR UPDATE"
+    ))
+    .bind(id.0)
+    .bind(access.org_id().0)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
+    sqlx::query(
+        "UPDATE projects SET name = $1, status = $2, redirect_uris = $3, allowed_origins = $4, \
+         updated_at = $5 WHERE id = $6",
+    )
+    .bind(project.name.as_str())
+    .bind(project.status.as_str())
+    .bind(to_json_list(&project.redirect_uris, |u| u.as_str()))
+    .bind(to_json_list(&project.allowed_origins, |o| o.as_str()))
+    .bind(project.updated_at)
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
+    insert_audit(
+        &mut tx,
+        &crate::events::project_updated(ctx, &project, &changed),
+    )
+    .await?;
+    notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
+    tx.commit().await?;
+    Ok(project)
+}

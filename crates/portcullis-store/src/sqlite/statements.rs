@@ -1,0 +1,231 @@
+//! Statements several operations share. Each runs inside the caller's write transaction.
+
+use portcullis_core::password::PasswordHash;
+use portcullis_core::{
+    AuditContext, AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User,
+    UserId, UserName,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::rows::{from_micros, micros, role, to_json_list, user_cols, user_from};
+use crate::{MemberRecord, SignupBootstrap, StoreError, StoreResult};
+
+pub(super) async fn insert_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    e: &AuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(micros(e.at))
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(e.details.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A new session with its `session.created` event.
+pub(super) async fn insert_session(
+    tx: &mut Transaction<'static, Sqlite>,
+    s: &Session,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, expires_at, ip, user_agent, \
+         device_platform, device_model, app_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(s.id.0)
+    .bind(s.user_id.0)
+    .bind(&s.token_hash.0[..])
+    .bind(micros(s.created_at))
+    .bind(micros(s.last_seen_at))
+    .bind(micros(s.expires_at))
+    .bind(&s.ip)
+    .bind(&s.user_agent)
+    .bind(s.device.as_ref().map(|d| &d.platform))
+    .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
+    .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
+    .execute(&mut **tx)
+    .await?;
+    insert_audit(tx, &crate::events::session_created(ctx, s)).await
+}
+
+pub(super) async fn insert_user(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: UserId,
+    email: &Email,
+    name: Option<&UserName>,
+    password_hash: Option<&PasswordHash>,
+    now: Timestamp,
+) -> StoreResult<User> {
+    let n: i64 = sqlx::query_scalar("INSERT INTO posix_ids DEFAULT VALUES RETURNING id")
+        .fetch_one(&mut **tx)
+        .await?;
+    let posix = PosixId::from_allocated(n as u32);
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, posix_uid, posix_gid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.0)
+    .bind(email.as_str())
+    .bind(name.map(UserName::as_str))
+    .bind(password_hash.map(PasswordHash::as_str))
+    .bind(posix.uid as i64)
+    .bind(posix.gid as i64)
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(User {
+        id,
+        email: email.clone(),
+        name: name.cloned(),
+        posix,
+        is_platform_admin: false,
+        created_at: now,
+    })
+}
+
+pub(super) async fn insert_org_with_default_project(
+    tx: &mut Transaction<'static, Sqlite>,
+    owner: UserId,
+    org: &Org,
+    project: &Project,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO orgs (id, name, slug, personal, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(org.id.0)
+        .bind(org.name.as_str())
+        .bind(org.slug.as_str())
+        .bind(org.personal)
+        .bind(micros(org.created_at))
+        .execute(&mut **tx)
+        .await?;
+    insert_project(tx, project, true).await?;
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)",
+    )
+    .bind(org.id.0)
+    .bind(owner.0)
+    .bind(micros(org.created_at))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) VALUES (?, ?, ?, 'owner', ?)",
+    )
+    .bind(project.id.0)
+    .bind(org.id.0)
+    .bind(owner.0)
+    .bind(micros(org.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Self-signup's rows in the caller's transaction: the user, a personal org with its default
+/// project, owner memberships of both, and the bootstrap's audit events.
+pub(super) async fn insert_signup_bootstrap(
+    tx: &mut Transaction<'static, Sqlite>,
+    b: &SignupBootstrap,
+    ctx: &AuditContext,
+) -> StoreResult<User> {
+    let user = insert_user(
+        tx,
+        b.user_id,
+        &b.email,
+        b.name.as_ref(),
+        b.password_hash.as_ref(),
+        b.org.created_at,
+    )
+    .await?;
+    insert_org_with_default_project(tx, user.id, &b.org, &b.project).await?;
+    for e in crate::events::bootstrap(ctx, b, &user) {
+        insert_audit(tx, &e).await?;
+    }
+    Ok(user)
+}
+
+pub(super) async fn insert_project(
+    tx: &mut Transaction<'static, Sqlite>,
+    p: &Project,
+    is_default: bool,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO projects (id, org_id, name, is_default, status, redirect_uris, allowed_origins, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(p.id.0)
+    .bind(p.org_id.0)
+    .bind(p.name.as_str())
+    .bind(is_default)
+    .bind(p.status.as_str())
+    .bind(to_json_list(&p.redirect_uris, |u| u.as_str()))
+    .bind(to_json_list(&p.allowed_origins, |o| o.as_str()))
+    .bind(micros(p.created_at))
+    .bind(micros(p.updated_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn member_record(
+    tx: &mut Transaction<'static, Sqlite>,
+    org_id: OrgId,
+    user_id: UserId,
+) -> StoreResult<MemberRecord> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        ", m.role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.org_id = ? AND m.user_id = ? AND m.deleted_at IS NULL"
+    ))
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(MemberRecord {
+        user: user_from(&row)?,
+        role: role(row.try_get("role")?)?,
+        joined_at: from_micros(row.try_get("joined_at")?)?,
+    })
+}
+
+/// The active membership, or NotFound; refuses to take away the org's last owner.
+pub(super) async fn guard_last_owner(
+    tx: &mut Transaction<'static, Sqlite>,
+    org_id: OrgId,
+    user_id: UserId,
+    new_role: Option<Role>,
+) -> StoreResult<Role> {
+    let current: String = sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE org_id = ? AND user_id = ? AND deleted_at IS NULL",
+    )
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let current = role(&current)?;
+    if current == Role::Owner && new_role != Some(Role::Owner) {
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM memberships WHERE org_id = ? AND role = 'owner' AND deleted_at IS NULL",
+        )
+        .bind(org_id.0)
+        .fetch_one(&mut **tx)
+        .await?;
+        if owners <= 1 {
+            return Err(StoreError::Conflict(
+                "an organization must keep at least one owner".into(),
+            ));
+        }
+    }
+    Ok(current)
+}
