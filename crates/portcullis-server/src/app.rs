@@ -100,6 +100,8 @@ async fn build_state(
         Duration::from_millis(config.session_cache_ttl_ms),
         100_000,
     ));
+    // The store tells the cache of its own commits; other nodes' arrive through the feed.
+    store.set_change_sink(cache.clone());
     // Until another node's changes can be heard, serve nothing from memory.
     portcullis_store::ChangeSink::feed_up(&*cache, false);
     if !store.listen_changes(cache.clone()).await? {

@@ -26,11 +26,13 @@ pub mod postgres;
 pub mod sqlite;
 pub mod sso;
 pub mod testing;
+mod unit;
 
 pub use clients::{ClientPatch, ClientStore};
 pub use error::{StoreError, StoreResult};
 pub use grants::{
-    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
+    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
+    RefreshTokenState,
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
@@ -146,7 +148,8 @@ pub struct MemberSession {
     pub email: Email,
 }
 
-/// A change another node must hear about, because it may have cached what changed.
+/// A change a cache must hear about (this process's, through the store's change sink, and
+/// other nodes', through the change feed), because it may have cached what changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     SessionRevoked(SessionId),
@@ -190,6 +193,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every migration this binary knows is applied.
     async fn migrations_current(&self) -> StoreResult<bool>;
     async fn migrate(&self) -> StoreResult<()>;
+
+    /// Tells `sink` of every change this store commits, right after the commit (and never
+    /// of a change that did not commit). The changes of other processes sharing the
+    /// database arrive through [`Store::listen_changes`] instead.
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
     /// Starts delivering other processes' changes to `sink`. Returns false when the backend
     /// has no cross-process feed (embedded SQLite: one server process owns the file).

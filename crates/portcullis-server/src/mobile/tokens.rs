@@ -3,8 +3,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_core::{Action, AuditContext, DeviceInfo, Org, OrgId, Project, TokenHash, User};
-use portcullis_store::{RefreshFamily, RefreshOutcome};
+use portcullis_core::{
+    Action, AuditContext, DeviceInfo, Org, OrgId, Project, TokenHash, User, classify_refresh,
+};
+use portcullis_store::{RefreshFamily, RefreshOutcome, RefreshRotation};
 use serde_json::json;
 
 use super::MOBILE_SCOPE;
@@ -239,33 +241,17 @@ async fn access_token_for(
     Ok((token.token, token.expires_in))
 }
 
-/// Ends a family's session too: the device is signed out, not just its refresh tokens.
-async fn end_session(
-    state: &AppState,
-    family: &RefreshFamily,
-    meta: &AuditContext,
-) -> ApiResult<()> {
-    if let Some(sid) = family.session_id {
-        state
-            .store
-            .revoke_user_session(family.user_id, sid, meta)
-            .await?;
-    }
-    state.cache.invalidate();
-    Ok(())
-}
-
 /// Rotates `presented`: a new access token and its successor, while the family, its
 /// session and the org's access to mobile sign-in all hold. A rotated token presented
 /// again past the grace window revokes the family and signs the device out.
 pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> ApiResult<Tokens> {
     let hash = TokenHash::of(presented);
-    let org = if presented.starts_with(REFRESH_PREFIX) {
-        state.store.mobile().refresh_token_org(&hash).await?
+    let token = if presented.starts_with(REFRESH_PREFIX) {
+        state.store.mobile().refresh_token(&hash).await?
     } else {
         None
     };
-    let Some(org) = org else {
+    let Some(token) = token else {
         audit_failure(
             state,
             &meta,
@@ -277,28 +263,75 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
         .await?;
         return Err(refresh_invalid());
     };
+    let org = token.family.org_id;
+    let target = format!("refresh_family:{}", token.family.id);
     let now = portcullis_core::now();
     let (successor, successor_hash) =
         issue::successor_of(state, presented).map_err(|e| ApiError::internal(e.description))?;
+    // The session must still be live (signed out elsewhere, expired, user removed), or the
+    // family ends with it. Checked before rotating, so that a rotation commits together
+    // with its `mobile.refresh.succeeded`; only a presentation that would get tokens is
+    // checked (reuse, revocation and expiry are the rotation's to tell). Resolving the
+    // session also slides its expiry.
+    let decision = classify_refresh(
+        &token.presented_by(&state.mobile.client_id),
+        &successor_hash,
+        now,
+        state.oidc.refresh_grace,
+    );
+    if decision.succeeds() {
+        let family = &token.family;
+        let session_live = match family.session_id {
+            Some(sid) => crate::extract::resolve_session(state, &super::session_token(state, sid))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !session_live || !super::allowed_for_org(state, org).await {
+            let meta = meta.with_actor(family.user_id);
+            let failed = meta
+                .event(Some(org), Action::MobileRefreshFailed, target)
+                .failed()
+                .with_details(json!({"reason": "session_ended"}));
+            state
+                .store
+                .mobile()
+                .end_device_grant(family, "session_ended", false, &meta, &[failed])
+                .await?;
+            if session_live {
+                return Err(org_disabled());
+            }
+            return Err(refresh_invalid());
+        }
+    }
+    let succeeded = meta.with_actor(token.family.user_id).event(
+        Some(org),
+        Action::MobileRefreshSucceeded,
+        target.clone(),
+    );
     let outcome = state
         .store
         .grants()
         .rotate_refresh(
-            org,
-            &state.mobile.client_id,
-            &hash,
-            &successor_hash,
-            now,
-            state.oidc.refresh_grace,
-            now + state.oidc.refresh_ttl,
+            &RefreshRotation {
+                org_id: org,
+                client_id: &state.mobile.client_id,
+                presented: &hash,
+                successor: &successor_hash,
+                now,
+                grace: state.oidc.refresh_grace,
+                successor_expires_at: now + state.oidc.refresh_ttl,
+                on_success: std::slice::from_ref(&succeeded),
+                reuse_ends_session: true,
+            },
             &meta,
         )
         .await?;
     let (family, reason) = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
-        RefreshOutcome::ReuseDetected(f) => {
-            // The store revoked the family and wrote mobile.refresh.reuse_detected.
-            end_session(state, &f, &meta.with_actor(f.user_id)).await?;
+        RefreshOutcome::ReuseDetected(_) => {
+            // The store revoked the family and the device's session, and wrote
+            // mobile.refresh.reuse_detected, all at once.
             return Err(ApiError::refresh_token_reused(
                 "this refresh token was already used; the sign-in it belonged to has been revoked — sign in again",
             ));
@@ -318,12 +351,10 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
             return Err(refresh_invalid());
         }
     };
-    let meta = meta.with_actor(family.user_id);
-    let target = format!("refresh_family:{}", family.id);
     if let Some(reason) = reason {
         audit_failure(
             state,
-            &meta,
+            &meta.with_actor(family.user_id),
             Some(org),
             Action::MobileRefreshFailed,
             target,
@@ -332,43 +363,10 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
         .await?;
         return Err(refresh_invalid());
     }
-    // The session must still be live (signed out elsewhere, expired, user removed): then
-    // the family ends with it. Resolving it also slides its expiry.
-    let session_live = match family.session_id {
-        Some(sid) => crate::extract::resolve_session(state, &super::session_token(state, sid))
-            .await
-            .is_ok(),
-        None => false,
-    };
-    if !session_live || !super::allowed_for_org(state, org).await {
-        state
-            .store
-            .grants()
-            .revoke_family(org, family.id, "session_ended", &meta)
-            .await?;
-        state.cache.invalidate();
-        audit_failure(
-            state,
-            &meta,
-            Some(org),
-            Action::MobileRefreshFailed,
-            target,
-            "session_ended",
-        )
-        .await?;
-        if session_live {
-            return Err(org_disabled());
-        }
-        return Err(refresh_invalid());
-    }
     let Some(user) = state.store.user_by_id(family.user_id).await? else {
         return Err(refresh_invalid());
     };
     let (access_token, expires_in) = access_token_for(state, &user, &family).await?;
-    state
-        .store
-        .record_audit(&meta.event(Some(org), Action::MobileRefreshSucceeded, target))
-        .await?;
     Ok(Tokens {
         access_token,
         expires_in,
@@ -379,33 +377,27 @@ pub async fn refresh(state: &AppState, presented: &str, meta: AuditContext) -> A
 /// Signs the device out: revokes the family of `presented` and its session. A token that is
 /// unknown, malformed or not a mobile one is quietly ignored (nothing to sign out).
 pub async fn revoke(state: &AppState, presented: &str, meta: AuditContext) -> ApiResult<()> {
-    let hash = TokenHash::of(presented);
     if !presented.starts_with(REFRESH_PREFIX) {
         return Ok(());
     }
-    let Some(org) = state.store.mobile().refresh_token_org(&hash).await? else {
-        return Ok(());
-    };
-    let Some(t) = state.store.grants().refresh_token_state(org, &hash).await? else {
+    let hash = TokenHash::of(presented);
+    let Some(t) = state.store.mobile().refresh_token(&hash).await? else {
         return Ok(());
     };
     if t.family.client_id != state.mobile.client_id {
         return Ok(());
     }
     let meta = meta.with_actor(t.family.user_id);
+    let logout = meta.event(
+        Some(t.family.org_id),
+        Action::MobileLogout,
+        format!("refresh_family:{}", t.family.id),
+    );
+    // One transaction: the family, the device's session and the logout event.
     state
         .store
-        .grants()
-        .revoke_family(org, t.family.id, "logout", &meta)
-        .await?;
-    end_session(state, &t.family, &meta).await?;
-    state
-        .store
-        .record_audit(&meta.event(
-            Some(org),
-            Action::MobileLogout,
-            format!("refresh_family:{}", t.family.id),
-        ))
+        .mobile()
+        .end_device_grant(&t.family, "logout", true, &meta, &[logout])
         .await?;
     Ok(())
 }

@@ -100,7 +100,6 @@ pub async fn logout(
             .revoke_user_session(sub, sid, &meta.with_actor(sub))
             .await;
     }
-    state.cache.invalidate();
 
     let mut response = match redirect {
         Some(uri) => match url::Url::parse(&uri) {

@@ -200,7 +200,6 @@ pub async fn revoke(
                 .grants()
                 .revoke_family(client.org_id, t.family.id, "revoked_by_client", &meta)
                 .await?;
-            state.cache.invalidate();
         }
     } else if let Ok(claims) = state.keys.verify(token).await
         && claims["client_id"] == json!(client.id.as_str())
@@ -209,7 +208,6 @@ pub async fn revoke(
         let exp =
             time::OffsetDateTime::from_unix_timestamp(exp).map_err(OAuthError::server_error)?;
         state.store.grants().revoke_access_token(jti, exp).await?;
-        state.cache.invalidate();
     }
     Ok(no_store(json!({})))
 }

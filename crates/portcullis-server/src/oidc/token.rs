@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use portcullis_core::oauth::{ClientType, GrantType, OAuthClient, parse_scopes, pkce_s256_matches};
 use portcullis_core::{AuditContext, TokenHash};
-use portcullis_store::{CodeRedemption, RefreshFamily, RefreshOutcome};
+use portcullis_store::{CodeRedemption, RefreshFamily, RefreshOutcome, RefreshRotation};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -78,7 +78,6 @@ async fn authorization_code(
     {
         CodeRedemption::Redeemed(c) => c,
         CodeRedemption::Replayed { .. } => {
-            state.cache.invalidate();
             return Err(OAuthError::invalid_grant(
                 "authorization code was already used; tokens issued from it are revoked",
             ));
@@ -198,20 +197,23 @@ async fn refresh(
         .store
         .grants()
         .rotate_refresh(
-            client.org_id,
-            &client.id,
-            &TokenHash::of(presented),
-            &successor_hash,
-            now,
-            state.oidc.refresh_grace,
-            now + state.oidc.refresh_ttl,
+            &RefreshRotation {
+                org_id: client.org_id,
+                client_id: &client.id,
+                presented: &TokenHash::of(presented),
+                successor: &successor_hash,
+                now,
+                grace: state.oidc.refresh_grace,
+                successor_expires_at: now + state.oidc.refresh_ttl,
+                on_success: &[],
+                reuse_ends_session: false,
+            },
             meta,
         )
         .await?;
     let family = match outcome {
         RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
         RefreshOutcome::ReuseDetected(_) => {
-            state.cache.invalidate();
             return Err(OAuthError::invalid_grant(
                 "refresh token was already used; every token of its family is now revoked",
             )

@@ -230,7 +230,6 @@ pub async fn logout(
         .store
         .revoke_user_session(auth.principal.user_id, session.id, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, clear_cookie(&state))],

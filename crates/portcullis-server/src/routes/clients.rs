@@ -243,7 +243,6 @@ pub async fn patch_client(
         .update(&ctx.access, project_id, &id, &patch, &ctx.auth.audit)
         .await
         .map_err(not_found_in_project)?;
-    state.cache.invalidate();
     Ok(Json((&client).into()))
 }
 
@@ -273,7 +272,6 @@ pub async fn delete_client(
         )
         .await
         .map_err(not_found_in_project)?;
-    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,7 +304,6 @@ pub async fn rotate_client_secret(
         )
         .await
         .map_err(not_found_in_project)?;
-    state.cache.invalidate();
     Ok(with_secret(StatusCode::OK, &client, Some(&secret)))
 }
 

@@ -119,7 +119,6 @@ pub async fn revoke_session(
     {
         return Err(ApiError::not_found("no such session"));
     }
-    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,6 +177,5 @@ pub async fn revoke_consent(
     {
         return Err(ApiError::not_found("no such consent"));
     }
-    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }

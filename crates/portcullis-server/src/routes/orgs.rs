@@ -59,7 +59,6 @@ pub async fn create_org(
         .store
         .create_org(auth.principal.user_id, &org, &project, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::CREATED,
         Json(CreateOrgResponse {
@@ -148,7 +147,6 @@ pub async fn add_member(
         .store
         .add_member(&access, &member, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((
         StatusCode::CREATED,
         Json(AddMemberResponse {
@@ -189,7 +187,6 @@ pub async fn change_role(
         .store
         .change_member_role(&access, target, role, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok(Json((&record).into()))
 }
 
@@ -223,7 +220,6 @@ pub async fn remove_member(
         .store
         .remove_member(&access, target, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -266,7 +262,6 @@ pub async fn revoke_org_session(
     {
         return Err(ApiError::not_found("no such session"));
     }
-    state.cache.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -337,7 +332,6 @@ pub async fn create_project(
         .store
         .create_project(&access, &project, &auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok((StatusCode::CREATED, Json((&project).into())))
 }
 

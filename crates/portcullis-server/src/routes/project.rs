@@ -61,6 +61,5 @@ pub async fn patch_project(
         .store
         .update_project(&ctx.access, ctx.record.project.id, &patch, &ctx.auth.audit)
         .await?;
-    state.cache.invalidate();
     Ok(Json((&project).into()))
 }

@@ -265,7 +265,6 @@ pub async fn complete(
             .sso()
             .join_org_via_sso(org_id, &user, provider_id, meta)
             .await?;
-        state.cache.invalidate();
     }
     let token = open_session(state, &user, meta, &ready.upstream.id).await?;
     Ok(Completed {

@@ -2,16 +2,17 @@
 
 use portcullis_core::{AuditEvent, AuditQuery, OrgAccess};
 
+use super::PgStore;
 use super::rows::audit_from;
-use super::statements::insert_audit;
-use super::{PgStore, Scope};
 use crate::StoreResult;
+use crate::unit::Scope;
+use sqlx::postgres::PgConnection;
 
 pub(super) async fn record_audit(store: &PgStore, event: &AuditEvent) -> StoreResult<()> {
     let scope = event.org_id.map_or(Scope::Nobody, Scope::Org);
-    let mut tx = store.begin(scope).await?;
-    insert_audit(&mut tx, event).await?;
-    tx.commit().await?;
+    let mut unit = store.unit(scope).await?;
+    unit.audit(event.clone());
+    unit.commit().await?;
     Ok(())
 }
 
@@ -20,7 +21,7 @@ pub(super) async fn query_audit(
     access: &OrgAccess,
     q: &AuditQuery,
 ) -> StoreResult<Vec<AuditEvent>> {
-    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(
         "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
          FROM audit_events e \
@@ -42,8 +43,30 @@ pub(super) async fn query_audit(
     .bind(q.until)
     .bind(q.before.map(|b| b.0))
     .bind(i64::from(q.limit))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     rows.iter().map(audit_from).collect()
+}
+
+/// One event of the trail; units insert the events they hold back just before committing.
+pub(super) async fn insert_audit(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(e.at)
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(&e.details)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -3,14 +3,13 @@
 use portcullis_core::{AuditContext, Membership, OrgAccess, OrgId, Role, Timestamp, UserId};
 use sqlx::Row;
 
+use super::PgStore;
 use super::rows::{
     membership_from, opt_role, org_cols, org_from, project_cols, project_from, role, user_cols,
     user_from,
 };
-use super::statements::{
-    guard_last_owner, insert_audit, insert_user, lock_org, member_record, notify,
-};
-use super::{PgStore, Scope};
+use super::statements::{guard_last_owner, insert_user, lock_org, member_record};
+use crate::unit::Scope;
 use crate::{
     AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreError,
     StoreResult,
@@ -21,7 +20,7 @@ pub(super) async fn membership(
     org_id: OrgId,
     user_id: UserId,
 ) -> StoreResult<Option<Membership>> {
-    let mut tx = store.begin(Scope::User(user_id)).await?;
+    let mut unit = store.unit(Scope::User(user_id)).await?;
     // The user context sees an org only through an active membership, so a removed
     // membership comes back without its org; it authorizes nothing either way.
     let row = sqlx::query(
@@ -32,9 +31,9 @@ pub(super) async fn membership(
     )
     .bind(org_id.0)
     .bind(user_id.0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     row.as_ref().map(membership_from).transpose()
 }
 
@@ -42,7 +41,7 @@ pub(super) async fn memberships_of_user(
     store: &PgStore,
     user_id: UserId,
 ) -> StoreResult<Vec<MembershipView>> {
-    let mut tx = store.begin(Scope::User(user_id)).await?;
+    let mut unit = store.unit(Scope::User(user_id)).await?;
     let orgs = sqlx::query(concat!(
         "SELECT ",
         org_cols!(),
@@ -50,7 +49,7 @@ pub(super) async fn memberships_of_user(
          WHERE m.user_id = $1 AND m.deleted_at IS NULL AND o.deleted_at IS NULL ORDER BY o.created_at"
     ))
     .bind(user_id.0)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
     let projects = sqlx::query(concat!(
         "SELECT ",
@@ -61,9 +60,9 @@ pub(super) async fn memberships_of_user(
          ORDER BY p.created_at"
     ))
     .bind(user_id.0)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     let mut views = Vec::with_capacity(orgs.len());
     for row in &orgs {
         views.push(MembershipView {
@@ -89,7 +88,7 @@ pub(super) async fn list_members(
     store: &PgStore,
     access: &OrgAccess,
 ) -> StoreResult<Vec<MemberRecord>> {
-    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
         user_cols!(),
@@ -97,9 +96,9 @@ pub(super) async fn list_members(
          WHERE m.org_id = $1 AND m.deleted_at IS NULL ORDER BY m.created_at"
     ))
     .bind(access.org_id().0)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     rows.iter()
         .map(|r| {
             Ok(MemberRecord {
@@ -119,21 +118,21 @@ pub(super) async fn add_member(
 ) -> StoreResult<AddedMember> {
     let org_id = access.org_id();
     let now = portcullis_core::now();
-    let mut tx = store.begin(Scope::Org(org_id)).await?;
-    lock_org(&mut tx, org_id).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
     let existing = sqlx::query(concat!(
         "SELECT ",
         user_cols!(),
         " FROM users u WHERE u.email = $1 AND u.deleted_at IS NULL"
     ))
     .bind(m.email.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
     let (user, user_created) = match existing {
         Some(row) => (user_from(&row)?, false),
         None => (
             insert_user(
-                &mut tx,
+                &mut unit,
                 m.new_user_id,
                 &m.email,
                 m.name.as_ref(),
@@ -148,7 +147,7 @@ pub(super) async fn add_member(
         sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org_id.0)
             .bind(user.id.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *unit)
             .await?;
     match previous {
         Some(None) => {
@@ -165,7 +164,7 @@ pub(super) async fn add_member(
             .bind(now)
             .bind(org_id.0)
             .bind(user.id.0)
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
         }
         None => {
@@ -176,7 +175,7 @@ pub(super) async fn add_member(
             .bind(user.id.0)
             .bind(m.role.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
         }
     }
@@ -188,13 +187,13 @@ pub(super) async fn add_member(
     .bind(user.id.0)
     .bind(now)
     .bind(org_id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
     for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
-        insert_audit(&mut tx, &e).await?;
+        unit.audit(e);
     }
-    notify(&mut tx, &Change::UserChanged(user.id)).await?;
-    tx.commit().await?;
+    unit.changed(Change::UserChanged(user.id));
+    unit.commit().await?;
     Ok(AddedMember {
         member: MemberRecord {
             user,
@@ -213,25 +212,23 @@ pub(super) async fn change_member_role(
     ctx: &AuditContext,
 ) -> StoreResult<MemberRecord> {
     let org_id = access.org_id();
-    let mut tx = store.begin(Scope::Org(org_id)).await?;
-    lock_org(&mut tx, org_id).await?;
-    let old = guard_last_owner(&mut tx, org_id, user_id, Some(new_role)).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
+    let old = guard_last_owner(&mut unit, org_id, user_id, Some(new_role)).await?;
     sqlx::query(
         "UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
     )
     .bind(new_role.as_str())
     .bind(org_id.0)
     .bind(user_id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
-    let record = member_record(&mut tx, org_id, user_id).await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::role_changed(ctx, org_id, user_id, old, new_role),
-    )
-    .await?;
-    notify(&mut tx, &Change::UserChanged(user_id)).await?;
-    tx.commit().await?;
+    let record = member_record(&mut unit, org_id, user_id).await?;
+    unit.audit(crate::events::role_changed(
+        ctx, org_id, user_id, old, new_role,
+    ));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
     Ok(record)
 }
 
@@ -242,28 +239,24 @@ pub(super) async fn remove_member(
     ctx: &AuditContext,
 ) -> StoreResult<()> {
     let org_id = access.org_id();
-    let mut tx = store.begin(Scope::Org(org_id)).await?;
-    lock_org(&mut tx, org_id).await?;
-    guard_last_owner(&mut tx, org_id, user_id, None).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
+    guard_last_owner(&mut unit, org_id, user_id, None).await?;
     sqlx::query(
         "UPDATE memberships SET deleted_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
     )
     .bind(portcullis_core::now())
     .bind(org_id.0)
     .bind(user_id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
     sqlx::query("DELETE FROM project_memberships WHERE org_id = $1 AND user_id = $2")
         .bind(org_id.0)
         .bind(user_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::member_removed(ctx, org_id, user_id),
-    )
-    .await?;
-    notify(&mut tx, &Change::UserChanged(user_id)).await?;
-    tx.commit().await?;
+    unit.audit(crate::events::member_removed(ctx, org_id, user_id));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
     Ok(())
 }

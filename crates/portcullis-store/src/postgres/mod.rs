@@ -1,11 +1,12 @@
 //! The scale-out backend: one PostgreSQL shared by every node. Tenant-owned tables are
-//! guarded twice: each query filters by the caller's org, and every transaction that touches
-//! them first sets a row-level security context ([`Scope`]) that the policies of migration
+//! guarded twice: each query filters by the caller's org, and every unit of work that touches
+//! them first sets a row-level security context (its `Scope`) that the policies of migration
 //! 0001 check again. Changes other nodes may have cached are announced with `pg_notify`.
 //!
 //! The files of this module mirror `sqlite/` one for one (`accounts`, `orgs`, `members`,
 //! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, with
-//! `rows` for decoding and `statements` for what several operations share), so a reviewer
+//! `rows` for decoding, `statements` for what several operations share and `unit` for the
+//! unit of work), so a reviewer
 //! can diff the two backends file by file. This file opens the store and delegates.
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
 
+use crate::unit::LocalSink;
 use crate::{
     AddedMember, Backend, ChangeSink, MemberRecord, MemberSession, MembershipView, NewMember,
     ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store, StoreError,
@@ -42,9 +44,9 @@ mod rows;
 mod sessions;
 mod sso;
 mod statements;
+mod unit;
 
 use role::RoleCheck;
-use statements::Tx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -58,31 +60,8 @@ pub struct PgStore {
     /// The connecting role itself, without `SET ROLE`: migrations and the change feed.
     owner: PgConnectOptions,
     listeners: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// Whose rows a transaction may see, set as three transaction-local settings that the
-/// row-level security policies read.
-#[derive(Clone, Copy, Debug)]
-enum Scope {
-    /// One org's rows: every call that holds an `OrgAccess`, and creating an org.
-    Org(OrgId),
-    /// A user's own memberships, and the orgs and projects of their active memberships.
-    User(UserId),
-    /// Everything: platform-wide reads and platform-admin operations.
-    Platform,
-    /// No tenant rows; only audit events outside any org may be written.
-    Nobody,
-}
-
-impl Scope {
-    fn settings(self) -> (String, String, &'static str) {
-        match self {
-            Scope::Org(id) => (id.to_string(), String::new(), ""),
-            Scope::User(id) => (String::new(), id.to_string(), ""),
-            Scope::Platform => (String::new(), String::new(), "on"),
-            Scope::Nobody => (String::new(), String::new(), ""),
-        }
-    }
+    /// This process's cache, told of each change a unit commits.
+    local: LocalSink,
 }
 
 impl PgStore {
@@ -105,6 +84,7 @@ impl PgStore {
             pool,
             owner,
             listeners: Mutex::new(Vec::new()),
+            local: LocalSink::default(),
         })
     }
 
@@ -118,24 +98,6 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get("role")?, row.try_get("bound")?))
-    }
-
-    /// Starts a transaction whose row-level security context is `scope`. One statement, with
-    /// bind parameters (`SET LOCAL` cannot take them); `true` makes each setting end with
-    /// the transaction, so a pooled connection never carries it into the next one.
-    async fn begin(&self, scope: Scope) -> StoreResult<Tx> {
-        let (org_id, user_id, platform) = scope.settings();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
-             set_config('app.platform', $3, true)",
-        )
-        .bind(org_id)
-        .bind(user_id)
-        .bind(platform)
-        .execute(&mut *tx)
-        .await?;
-        Ok(tx)
     }
 }
 
@@ -208,6 +170,10 @@ impl Store for PgStore {
         owner.close().await;
         check.after_migration()?;
         Ok(())
+    }
+
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        self.local.set(sink);
     }
 
     async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool> {

@@ -3,21 +3,22 @@
 use portcullis_core::{AuditContext, OrgAccess, Project, ProjectId, UserId};
 use sqlx::Row;
 
+use super::PgStore;
 use super::rows::{membership_from, opt_role, project_cols, project_from, to_json_list};
-use super::statements::{insert_audit, insert_project, notify};
-use super::{PgStore, Scope};
+use super::statements::insert_project;
+use crate::unit::Scope;
 use crate::{Change, ProjectAccessRecord, ProjectPatch, StoreError, StoreResult};
 
 pub(super) async fn project_status(
     store: &PgStore,
     project_id: ProjectId,
 ) -> StoreResult<Option<portcullis_core::ProjectStatus>> {
-    let mut tx = store.begin(Scope::Platform).await?;
+    let mut unit = store.unit(Scope::Platform).await?;
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM projects WHERE id = $1")
         .bind(project_id.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(status
         .as_deref()
         .map(portcullis_core::ProjectStatus::parse)
@@ -42,7 +43,7 @@ pub(super) async fn project_access(
     } else {
         Scope::User(user_id)
     };
-    let mut tx = store.begin(scope).await?;
+    let mut unit = store.unit(scope).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
         project_cols!(),
@@ -54,9 +55,9 @@ pub(super) async fn project_access(
     ))
     .bind(user_id.0)
     .bind(project_id.0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     let Some(row) = row else { return Ok(None) };
     let has_membership = row.try_get::<Option<String>, _>("role")?.is_some();
     Ok(Some(ProjectAccessRecord {
@@ -74,16 +75,16 @@ pub(super) async fn list_projects(
     store: &PgStore,
     access: &OrgAccess,
 ) -> StoreResult<Vec<Project>> {
-    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
         project_cols!(),
         " FROM projects p WHERE p.org_id = $1 ORDER BY p.created_at"
     ))
     .bind(access.org_id().0)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     rows.iter().map(project_from).collect()
 }
 
@@ -96,11 +97,11 @@ pub(super) async fn create_project(
     if project.org_id != access.org_id() {
         return Err(StoreError::NotFound);
     }
-    let mut tx = store.begin(Scope::Org(project.org_id)).await?;
-    insert_project(&mut tx, project, false).await?;
-    insert_audit(&mut tx, &crate::events::project_created(ctx, project)).await?;
-    notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
-    tx.commit().await?;
+    let mut unit = store.unit(Scope::Org(project.org_id)).await?;
+    insert_project(&mut unit, project, false).await?;
+    unit.audit(crate::events::project_created(ctx, project));
+    unit.changed(Change::OrgChanged(project.org_id));
+    unit.commit().await?;
     Ok(())
 }
 
@@ -111,7 +112,7 @@ pub(super) async fn update_project(
     patch: &ProjectPatch,
     ctx: &AuditContext,
 ) -> StoreResult<Project> {
-    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     // FOR UPDATE: two concurrent patches of different fields must not undo each other.
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -120,7 +121,7 @@ pub(super) async fn update_project(
     ))
     .bind(id.0)
     .bind(access.org_id().0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
@@ -134,14 +135,10 @@ pub(super) async fn update_project(
     .bind(to_json_list(&project.allowed_origins, |o| o.as_str()))
     .bind(project.updated_at)
     .bind(id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::project_updated(ctx, &project, &changed),
-    )
-    .await?;
-    notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
-    tx.commit().await?;
+    unit.audit(crate::events::project_updated(ctx, &project, &changed));
+    unit.changed(Change::OrgChanged(project.org_id));
+    unit.commit().await?;
     Ok(project)
 }

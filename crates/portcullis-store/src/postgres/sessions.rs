@@ -6,9 +6,10 @@ use portcullis_core::{
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::PgStore;
 use super::rows::{session_cols, session_from, user_cols, user_from};
-use super::statements::{insert_audit, insert_session, notify};
-use super::{PgStore, Scope};
+use super::statements::{end_session, insert_session};
+use crate::unit::Scope;
 use crate::{Change, MemberSession, SessionWithUser, StoreResult};
 
 pub(super) async fn create_session(
@@ -17,12 +18,12 @@ pub(super) async fn create_session(
     ctx: &AuditContext,
     also: &[AuditEvent],
 ) -> StoreResult<()> {
-    let mut tx = store.begin(Scope::User(s.user_id)).await?;
-    insert_session(&mut tx, s, ctx).await?;
+    let mut unit = store.unit(Scope::User(s.user_id)).await?;
+    insert_session(&mut unit, s, ctx).await?;
     for e in also {
-        insert_audit(&mut tx, e).await?;
+        unit.audit(e.clone());
     }
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(())
 }
 
@@ -56,15 +57,18 @@ pub(super) async fn touch_session(
     last_seen_at: Timestamp,
     expires_at: Timestamp,
 ) -> StoreResult<()> {
+    // Not audited, and no cache must forget anything but this session's entry, which
+    // the caller drops itself.
+    let mut unit = store.unit(Scope::Nobody).await?;
     sqlx::query(
         "UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
     )
     .bind(last_seen_at)
     .bind(expires_at)
     .bind(id.0)
-    .execute(&store.pool)
+    .execute(&mut *unit)
     .await?;
-    Ok(())
+    unit.commit().await
 }
 
 pub(super) async fn list_user_sessions(
@@ -91,26 +95,11 @@ pub(super) async fn revoke_user_session(
     id: SessionId,
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
-    let mut tx = store.begin(Scope::User(user_id)).await?;
-    let n = sqlx::query(
-        "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(portcullis_core::now())
-    .bind(id.0)
-    .bind(user_id.0)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
+    let mut unit = store.unit(Scope::User(user_id)).await?;
+    if !end_session(&mut unit, ctx, user_id, id, portcullis_core::now()).await? {
         return Ok(false);
     }
-    insert_audit(
-        &mut tx,
-        &crate::events::session_revoked(ctx, None, user_id, id),
-    )
-    .await?;
-    notify(&mut tx, &Change::SessionRevoked(id)).await?;
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(true)
 }
 
@@ -119,7 +108,7 @@ pub(super) async fn list_org_sessions(
     access: &OrgAccess,
     now: Timestamp,
 ) -> StoreResult<Vec<MemberSession>> {
-    let mut tx = store.begin(Scope::Org(access.org_id())).await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
         session_cols!(),
@@ -130,9 +119,9 @@ pub(super) async fn list_org_sessions(
     ))
     .bind(access.org_id().0)
     .bind(now)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *unit)
     .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     rows.iter()
         .map(|r| {
             let session = session_from(r)?;
@@ -152,7 +141,7 @@ pub(super) async fn revoke_org_session(
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
-    let mut tx = store.begin(Scope::Org(org_id)).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
          AND user_id IN (SELECT user_id FROM memberships WHERE org_id = $3 AND deleted_at IS NULL) \
@@ -161,15 +150,16 @@ pub(super) async fn revoke_org_session(
     .bind(portcullis_core::now())
     .bind(id.0)
     .bind(org_id.0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };
-    insert_audit(
-        &mut tx,
-        &crate::events::session_revoked(ctx, Some(org_id), UserId(owner), id),
-    )
-    .await?;
-    notify(&mut tx, &Change::SessionRevoked(id)).await?;
-    tx.commit().await?;
+    unit.audit(crate::events::session_revoked(
+        ctx,
+        Some(org_id),
+        UserId(owner),
+        id,
+    ));
+    unit.changed(Change::SessionRevoked(id));
+    unit.commit().await?;
     Ok(true)
 }

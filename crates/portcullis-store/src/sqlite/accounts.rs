@@ -6,8 +6,9 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use super::rows::{user_cols, user_from};
-use super::statements::{insert_audit, insert_signup_bootstrap};
-use crate::{SignupBootstrap, StoreError, StoreResult, UserCredentials};
+use super::statements::insert_signup_bootstrap;
+use crate::unit::Scope;
+use crate::{Change, SignupBootstrap, StoreError, StoreResult, UserCredentials};
 
 pub(super) async fn user_by_email(
     store: &SqliteStore,
@@ -49,9 +50,9 @@ pub(super) async fn bootstrap_signup(
     b: &SignupBootstrap,
     ctx: &AuditContext,
 ) -> StoreResult<User> {
-    let mut tx = store.write_tx().await?;
-    let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
-    tx.commit().await?;
+    let mut unit = store.unit(Scope::Org(b.org.id)).await?;
+    let user = insert_signup_bootstrap(&mut unit, b, ctx).await?;
+    unit.commit().await?;
     Ok(user)
 }
 
@@ -61,18 +62,19 @@ pub(super) async fn set_platform_admin(
     on: bool,
     ctx: &AuditContext,
 ) -> StoreResult<()> {
-    let mut tx = store.write_tx().await?;
+    let mut unit = store.unit(Scope::Platform).await?;
     let n =
         sqlx::query("UPDATE users SET is_platform_admin = ? WHERE id = ? AND deleted_at IS NULL")
             .bind(on)
             .bind(user_id.0)
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?
             .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound);
     }
-    insert_audit(&mut tx, &crate::events::platform_admin(ctx, user_id, on)).await?;
-    tx.commit().await?;
+    unit.audit(crate::events::platform_admin(ctx, user_id, on));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
     Ok(())
 }

@@ -4,13 +4,15 @@ use portcullis_core::{AuditEvent, AuditQuery, OrgAccess};
 
 use super::SqliteStore;
 use super::rows::{audit_from, micros};
-use super::statements::insert_audit;
 use crate::StoreResult;
+use crate::unit::Scope;
+use sqlx::sqlite::SqliteConnection;
 
 pub(super) async fn record_audit(store: &SqliteStore, event: &AuditEvent) -> StoreResult<()> {
-    let mut tx = store.write_tx().await?;
-    insert_audit(&mut tx, event).await?;
-    tx.commit().await?;
+    let scope = event.org_id.map_or(Scope::Nobody, Scope::Org);
+    let mut unit = store.unit(scope).await?;
+    unit.audit(event.clone());
+    unit.commit().await?;
     Ok(())
 }
 
@@ -43,4 +45,26 @@ pub(super) async fn query_audit(
     .fetch_all(&store.pool)
     .await?;
     rows.iter().map(audit_from).collect()
+}
+
+/// One event of the trail; units insert the events they hold back just before committing.
+pub(super) async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(micros(e.at))
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(e.details.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -8,9 +8,11 @@ use super::rows::{
     from_micros, membership_from, micros, org_cols, org_from, project_cols, project_from, role,
     user_cols, user_from,
 };
-use super::statements::{guard_last_owner, insert_audit, insert_user, member_record};
+use super::statements::{guard_last_owner, insert_user, member_record};
+use crate::unit::Scope;
 use crate::{
-    AddedMember, MemberRecord, MembershipView, NewMember, ProjectView, StoreError, StoreResult,
+    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreError,
+    StoreResult,
 };
 
 pub(super) async fn membership(
@@ -110,20 +112,20 @@ pub(super) async fn add_member(
 ) -> StoreResult<AddedMember> {
     let org_id = access.org_id();
     let now = portcullis_core::now();
-    let mut tx = store.write_tx().await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
     let existing = sqlx::query(concat!(
         "SELECT ",
         user_cols!(),
         " FROM users u WHERE u.email = ? AND u.deleted_at IS NULL"
     ))
     .bind(m.email.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
     let (user, user_created) = match existing {
         Some(row) => (user_from(&row)?, false),
         None => (
             insert_user(
-                &mut tx,
+                &mut unit,
                 m.new_user_id,
                 &m.email,
                 m.name.as_ref(),
@@ -138,7 +140,7 @@ pub(super) async fn add_member(
         sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = ? AND user_id = ?")
             .bind(org_id.0)
             .bind(user.id.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *unit)
             .await?;
     match previous {
         Some(None) => {
@@ -152,7 +154,7 @@ pub(super) async fn add_member(
                 .bind(micros(now))
                 .bind(org_id.0)
                 .bind(user.id.0)
-                .execute(&mut *tx)
+                .execute(&mut *unit)
                 .await?;
         }
         None => {
@@ -163,7 +165,7 @@ pub(super) async fn add_member(
             .bind(user.id.0)
             .bind(m.role.as_str())
             .bind(micros(now))
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
         }
     }
@@ -175,12 +177,13 @@ pub(super) async fn add_member(
     .bind(user.id.0)
     .bind(micros(now))
     .bind(org_id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
     for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
-        insert_audit(&mut tx, &e).await?;
+        unit.audit(e);
     }
-    tx.commit().await?;
+    unit.changed(Change::UserChanged(user.id));
+    unit.commit().await?;
     Ok(AddedMember {
         member: MemberRecord {
             user,
@@ -199,23 +202,22 @@ pub(super) async fn change_member_role(
     ctx: &AuditContext,
 ) -> StoreResult<MemberRecord> {
     let org_id = access.org_id();
-    let mut tx = store.write_tx().await?;
-    let old = guard_last_owner(&mut tx, org_id, user_id, Some(new_role)).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    let old = guard_last_owner(&mut unit, org_id, user_id, Some(new_role)).await?;
     sqlx::query(
         "UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND deleted_at IS NULL",
     )
     .bind(new_role.as_str())
     .bind(org_id.0)
     .bind(user_id.0)
-    .execute(&mut *tx)
+    .execute(&mut *unit)
     .await?;
-    let record = member_record(&mut tx, org_id, user_id).await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::role_changed(ctx, org_id, user_id, old, new_role),
-    )
-    .await?;
-    tx.commit().await?;
+    let record = member_record(&mut unit, org_id, user_id).await?;
+    unit.audit(crate::events::role_changed(
+        ctx, org_id, user_id, old, new_role,
+    ));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
     Ok(record)
 }
 
@@ -226,24 +228,21 @@ pub(super) async fn remove_member(
     ctx: &AuditContext,
 ) -> StoreResult<()> {
     let org_id = access.org_id();
-    let mut tx = store.write_tx().await?;
-    guard_last_owner(&mut tx, org_id, user_id, None).await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    guard_last_owner(&mut unit, org_id, user_id, None).await?;
     sqlx::query("UPDATE memberships SET deleted_at = ? WHERE org_id = ? AND user_id = ? AND deleted_at IS NULL")
         .bind(micros(portcullis_core::now()))
         .bind(org_id.0)
         .bind(user_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
     sqlx::query("DELETE FROM project_memberships WHERE org_id = ? AND user_id = ?")
         .bind(org_id.0)
         .bind(user_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::member_removed(ctx, org_id, user_id),
-    )
-    .await?;
-    tx.commit().await?;
+    unit.audit(crate::events::member_removed(ctx, org_id, user_id));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
     Ok(())
 }

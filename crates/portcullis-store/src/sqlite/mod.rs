@@ -1,10 +1,11 @@
-//! The embedded backend: one SQLite file in WAL mode. Write transactions start with
-//! `BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing on a
-//! read-to-write upgrade.
+//! The embedded backend: one SQLite file in WAL mode. Every write is a unit of work
+//! (`unit.rs`) on the one writer connection, started with `BEGIN IMMEDIATE` so it never
+//! fails on a read-to-write upgrade; reads use a pool of their own.
 //!
 //! The files of this module mirror `postgres/` one for one (`accounts`, `orgs`, `members`,
 //! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, with
-//! `rows` for decoding and `statements` for what several operations share), so a reviewer
+//! `rows` for decoding, `statements` for what several operations share and `unit` for the
+//! unit of work), so a reviewer
 //! can diff the two backends file by file. This file opens the store and delegates.
 
 use std::str::FromStr;
@@ -19,8 +20,8 @@ use portcullis_core::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 
+use crate::unit::LocalSink;
 use crate::{
     AddedMember, Backend, ChangeSink, MemberRecord, MemberSession, MembershipView, NewMember,
     ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store, StoreResult,
@@ -40,17 +41,20 @@ mod rows;
 mod sessions;
 mod sso;
 mod statements;
+mod unit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
-    /// Reads, and the few single-statement writes that run outside a write transaction.
+    /// Reads.
     pool: SqlitePool,
     /// The one connection write transactions use. SQLite admits one writer at a time; with
     /// several connections, waiting writers sleep in SQLite's busy handler (1, 2, 5 … 100 ms
     /// naps), which made the refresh benchmark's p99 0.2–0.5 s. Queued here they wait their
     /// turn in order and are woken the moment the writer before them commits.
     writer: SqlitePool,
+    /// This process's cache, told of each change a unit commits.
+    local: LocalSink,
 }
 
 impl SqliteStore {
@@ -73,11 +77,11 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, writer })
-    }
-
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(Self {
+            pool,
+            writer,
+            local: LocalSink::default(),
+        })
     }
 }
 
@@ -127,6 +131,10 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        self.local.set(sink);
     }
 
     async fn listen_changes(&self, _sink: Arc<dyn ChangeSink>) -> StoreResult<bool> {

@@ -4,8 +4,9 @@ use portcullis_core::{AuditContext, Org, OrgAccess, Project, UserId};
 
 use super::SqliteStore;
 use super::rows::{org_cols, org_from};
-use super::statements::{insert_audit, insert_org_with_default_project};
-use crate::{StoreError, StoreResult};
+use super::statements::insert_org_with_default_project;
+use crate::unit::Scope;
+use crate::{Change, StoreError, StoreResult};
 
 pub(super) async fn list_all_orgs(store: &SqliteStore) -> StoreResult<Vec<Org>> {
     let rows = sqlx::query(concat!(
@@ -25,12 +26,13 @@ pub(super) async fn create_org(
     project: &Project,
     ctx: &AuditContext,
 ) -> StoreResult<()> {
-    let mut tx = store.write_tx().await?;
-    insert_org_with_default_project(&mut tx, creator, org, project).await?;
+    let mut unit = store.unit(Scope::Org(org.id)).await?;
+    insert_org_with_default_project(&mut unit, creator, org, project).await?;
     for e in crate::events::org_created(ctx, org, project) {
-        insert_audit(&mut tx, &e).await?;
+        unit.audit(e);
     }
-    tx.commit().await?;
+    unit.changed(Change::UserChanged(creator));
+    unit.commit().await?;
     Ok(())
 }
 

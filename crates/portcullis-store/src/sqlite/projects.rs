@@ -5,8 +5,9 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use super::rows::{membership_from, micros, project_cols, project_from, role, to_json_list};
-use super::statements::{insert_audit, insert_project};
-use crate::{ProjectAccessRecord, ProjectPatch, StoreError, StoreResult};
+use super::statements::insert_project;
+use crate::unit::Scope;
+use crate::{Change, ProjectAccessRecord, ProjectPatch, StoreError, StoreResult};
 
 pub(super) async fn project_status(
     store: &SqliteStore,
@@ -79,10 +80,11 @@ pub(super) async fn create_project(
     if project.org_id != access.org_id() {
         return Err(StoreError::NotFound);
     }
-    let mut tx = store.write_tx().await?;
-    insert_project(&mut tx, project, false).await?;
-    insert_audit(&mut tx, &crate::events::project_created(ctx, project)).await?;
-    tx.commit().await?;
+    let mut unit = store.unit(Scope::Org(project.org_id)).await?;
+    insert_project(&mut unit, project, false).await?;
+    unit.audit(crate::events::project_created(ctx, project));
+    unit.changed(Change::OrgChanged(project.org_id));
+    unit.commit().await?;
     Ok(())
 }
 
@@ -93,7 +95,7 @@ pub(super) async fn update_project(
     patch: &ProjectPatch,
     ctx: &AuditContext,
 ) -> StoreResult<Project> {
-    let mut tx = store.write_tx().await?;
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
         project_cols!(),
@@ -101,7 +103,7 @@ pub(super) async fn update_project(
     ))
     .bind(id.0)
     .bind(access.org_id().0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
@@ -112,13 +114,10 @@ pub(super) async fn update_project(
         .bind(to_json_list(&project.allowed_origins, |o| o.as_str()))
         .bind(micros(project.updated_at))
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-    insert_audit(
-        &mut tx,
-        &crate::events::project_updated(ctx, &project, &changed),
-    )
-    .await?;
-    tx.commit().await?;
+    unit.audit(crate::events::project_updated(ctx, &project, &changed));
+    unit.changed(Change::OrgChanged(project.org_id));
+    unit.commit().await?;
     Ok(project)
 }

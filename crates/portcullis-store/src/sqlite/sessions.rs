@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use super::rows::{micros, session_cols, session_from, user_cols, user_from};
-use super::statements::{insert_audit, insert_session};
-use crate::{MemberSession, SessionWithUser, StoreResult};
+use super::statements::{end_session, insert_session};
+use crate::unit::Scope;
+use crate::{Change, MemberSession, SessionWithUser, StoreResult};
 
 pub(super) async fn create_session(
     store: &SqliteStore,
@@ -17,12 +18,12 @@ pub(super) async fn create_session(
     ctx: &AuditContext,
     also: &[AuditEvent],
 ) -> StoreResult<()> {
-    let mut tx = store.write_tx().await?;
-    insert_session(&mut tx, s, ctx).await?;
+    let mut unit = store.unit(Scope::User(s.user_id)).await?;
+    insert_session(&mut unit, s, ctx).await?;
     for e in also {
-        insert_audit(&mut tx, e).await?;
+        unit.audit(e.clone());
     }
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(())
 }
 
@@ -55,15 +56,18 @@ pub(super) async fn touch_session(
     last_seen_at: Timestamp,
     expires_at: Timestamp,
 ) -> StoreResult<()> {
+    // Not audited, and no cache must forget anything but this session's entry, which
+    // the caller drops itself.
+    let mut unit = store.unit(Scope::Nobody).await?;
     sqlx::query(
         "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL",
     )
     .bind(micros(last_seen_at))
     .bind(micros(expires_at))
     .bind(id.0)
-    .execute(&store.pool)
+    .execute(&mut *unit)
     .await?;
-    Ok(())
+    unit.commit().await
 }
 
 pub(super) async fn list_user_sessions(
@@ -89,26 +93,11 @@ pub(super) async fn revoke_user_session(
     id: SessionId,
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
-    let mut tx = store.write_tx().await?;
-    let now = portcullis_core::now();
-    let n = sqlx::query(
-        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-    )
-    .bind(micros(now))
-    .bind(id.0)
-    .bind(user_id.0)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if n == 0 {
+    let mut unit = store.unit(Scope::User(user_id)).await?;
+    if !end_session(&mut unit, ctx, user_id, id, portcullis_core::now()).await? {
         return Ok(false);
     }
-    insert_audit(
-        &mut tx,
-        &crate::events::session_revoked(ctx, None, user_id, id),
-    )
-    .await?;
-    tx.commit().await?;
+    unit.commit().await?;
     Ok(true)
 }
 
@@ -148,7 +137,7 @@ pub(super) async fn revoke_org_session(
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
-    let mut tx = store.write_tx().await?;
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
          AND user_id IN (SELECT user_id FROM memberships WHERE org_id = ? AND deleted_at IS NULL) RETURNING user_id",
@@ -156,14 +145,16 @@ pub(super) async fn revoke_org_session(
     .bind(micros(portcullis_core::now()))
     .bind(id.0)
     .bind(org_id.0)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };
-    insert_audit(
-        &mut tx,
-        &crate::events::session_revoked(ctx, Some(org_id), UserId(owner), id),
-    )
-    .await?;
-    tx.commit().await?;
+    unit.audit(crate::events::session_revoked(
+        ctx,
+        Some(org_id),
+        UserId(owner),
+        id,
+    ));
+    unit.changed(Change::SessionRevoked(id));
+    unit.commit().await?;
     Ok(true)
 }

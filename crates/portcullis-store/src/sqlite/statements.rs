@@ -1,42 +1,20 @@
-//! Statements several operations share. Each runs inside the caller's write transaction.
+//! Statements several operations share. Each runs inside the caller's unit.
 
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    AuditContext, AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User,
-    UserId, UserName,
+    AuditContext, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User, UserId,
+    UserName,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
 use super::rows::{from_micros, micros, role, to_json_list, user_cols, user_from};
-use crate::{MemberRecord, SignupBootstrap, StoreError, StoreResult};
-
-pub(super) async fn insert_audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    e: &AuditEvent,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.id.0)
-    .bind(e.org_id.map(|o| o.0))
-    .bind(micros(e.at))
-    .bind(e.actor_id.map(|u| u.0))
-    .bind(&e.action)
-    .bind(&e.target)
-    .bind(e.outcome.as_str())
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.correlation_id)
-    .bind(e.details.to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+use super::unit::Unit;
+use crate::{Change, MemberRecord, SignupBootstrap, StoreError, StoreResult};
+use portcullis_core::SessionId;
 
 /// A new session with its `session.created` event.
 pub(super) async fn insert_session(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     s: &Session,
     ctx: &AuditContext,
 ) -> StoreResult<()> {
@@ -55,13 +33,14 @@ pub(super) async fn insert_session(
     .bind(s.device.as_ref().map(|d| &d.platform))
     .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
     .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
-    insert_audit(tx, &crate::events::session_created(ctx, s)).await
+    unit.audit(crate::events::session_created(ctx, s));
+    Ok(())
 }
 
 pub(super) async fn insert_user(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     id: UserId,
     email: &Email,
     name: Option<&UserName>,
@@ -69,7 +48,7 @@ pub(super) async fn insert_user(
     now: Timestamp,
 ) -> StoreResult<User> {
     let n: i64 = sqlx::query_scalar("INSERT INTO posix_ids DEFAULT VALUES RETURNING id")
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut **unit)
         .await?;
     let posix = PosixId::from_allocated(n as u32);
     sqlx::query(
@@ -82,7 +61,7 @@ pub(super) async fn insert_user(
     .bind(posix.uid as i64)
     .bind(posix.gid as i64)
     .bind(micros(now))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(User {
         id,
@@ -95,7 +74,7 @@ pub(super) async fn insert_user(
 }
 
 pub(super) async fn insert_org_with_default_project(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     owner: UserId,
     org: &Org,
     project: &Project,
@@ -106,16 +85,16 @@ pub(super) async fn insert_org_with_default_project(
         .bind(org.slug.as_str())
         .bind(org.personal)
         .bind(micros(org.created_at))
-        .execute(&mut **tx)
+        .execute(&mut **unit)
         .await?;
-    insert_project(tx, project, true).await?;
+    insert_project(unit, project, true).await?;
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)",
     )
     .bind(org.id.0)
     .bind(owner.0)
     .bind(micros(org.created_at))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     sqlx::query(
         "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) VALUES (?, ?, ?, 'owner', ?)",
@@ -124,7 +103,7 @@ pub(super) async fn insert_org_with_default_project(
     .bind(org.id.0)
     .bind(owner.0)
     .bind(micros(org.created_at))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -132,12 +111,12 @@ pub(super) async fn insert_org_with_default_project(
 /// Self-signup's rows in the caller's transaction: the user, a personal org with its default
 /// project, owner memberships of both, and the bootstrap's audit events.
 pub(super) async fn insert_signup_bootstrap(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     b: &SignupBootstrap,
     ctx: &AuditContext,
 ) -> StoreResult<User> {
     let user = insert_user(
-        tx,
+        unit,
         b.user_id,
         &b.email,
         b.name.as_ref(),
@@ -145,15 +124,15 @@ pub(super) async fn insert_signup_bootstrap(
         b.org.created_at,
     )
     .await?;
-    insert_org_with_default_project(tx, user.id, &b.org, &b.project).await?;
+    insert_org_with_default_project(unit, user.id, &b.org, &b.project).await?;
     for e in crate::events::bootstrap(ctx, b, &user) {
-        insert_audit(tx, &e).await?;
+        unit.audit(e);
     }
     Ok(user)
 }
 
 pub(super) async fn insert_project(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     p: &Project,
     is_default: bool,
 ) -> StoreResult<()> {
@@ -170,13 +149,13 @@ pub(super) async fn insert_project(
     .bind(to_json_list(&p.allowed_origins, |o| o.as_str()))
     .bind(micros(p.created_at))
     .bind(micros(p.updated_at))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
 
 pub(super) async fn member_record(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     org_id: OrgId,
     user_id: UserId,
 ) -> StoreResult<MemberRecord> {
@@ -188,7 +167,7 @@ pub(super) async fn member_record(
     ))
     .bind(org_id.0)
     .bind(user_id.0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     Ok(MemberRecord {
@@ -200,7 +179,7 @@ pub(super) async fn member_record(
 
 /// The active membership, or NotFound; refuses to take away the org's last owner.
 pub(super) async fn guard_last_owner(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     org_id: OrgId,
     user_id: UserId,
     new_role: Option<Role>,
@@ -210,7 +189,7 @@ pub(super) async fn guard_last_owner(
     )
     .bind(org_id.0)
     .bind(user_id.0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     let current = role(&current)?;
@@ -219,7 +198,7 @@ pub(super) async fn guard_last_owner(
             "SELECT COUNT(*) FROM memberships WHERE org_id = ? AND role = 'owner' AND deleted_at IS NULL",
         )
         .bind(org_id.0)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut **unit)
         .await?;
         if owners <= 1 {
             return Err(StoreError::Conflict(
@@ -228,4 +207,30 @@ pub(super) async fn guard_last_owner(
         }
     }
     Ok(current)
+}
+
+/// Ends one of the user's live sessions, with its `session.revoked` event and the notice
+/// caches need; false when there is no such live session.
+pub(super) async fn end_session(
+    unit: &mut Unit<'_>,
+    ctx: &AuditContext,
+    user_id: UserId,
+    id: SessionId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+    )
+    .bind(micros(now))
+    .bind(id.0)
+    .bind(user_id.0)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    unit.audit(crate::events::session_revoked(ctx, None, user_id, id));
+    unit.changed(Change::SessionRevoked(id));
+    Ok(true)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portcullis_core::oauth::ClientId;
 use portcullis_core::{Timestamp, TokenHash};
-use portcullis_store::{RefreshFamily, RefreshOutcome, Store};
+use portcullis_store::{RefreshFamily, RefreshOutcome, RefreshRotation, Store};
 use time::Duration;
 
 use super::{ctx, signup};
@@ -48,13 +48,17 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
             store
                 .grants()
                 .rotate_refresh(
-                    org,
-                    &client,
-                    &TokenHash::of(presented),
-                    &TokenHash::of(successor),
-                    at,
-                    grace,
-                    at + Duration::days(30),
+                    &RefreshRotation {
+                        org_id: org,
+                        client_id: &client,
+                        presented: &TokenHash::of(presented),
+                        successor: &TokenHash::of(successor),
+                        now: at,
+                        grace,
+                        successor_expires_at: at + Duration::days(30),
+                        on_success: &[],
+                        reuse_ends_session: false,
+                    },
                     &ctx(),
                 )
                 .await

@@ -10,7 +10,8 @@ use portcullis_core::{
     Action, AuditContext, AuditEvent, AuditQuery, DeviceInfo, Session, SessionPolicy, TokenHash,
 };
 use portcullis_store::{
-    MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, Store, StoreError,
+    MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, RefreshRotation, Store,
+    StoreError,
 };
 use time::Duration;
 
@@ -175,13 +176,17 @@ pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
             store
                 .grants()
                 .rotate_refresh(
-                    org,
-                    &client,
-                    &TokenHash::of(presented),
-                    &TokenHash::of(successor),
-                    portcullis_core::now(),
-                    Duration::ZERO,
-                    portcullis_core::now() + Duration::days(1),
+                    &RefreshRotation {
+                        org_id: org,
+                        client_id: &client,
+                        presented: &TokenHash::of(presented),
+                        successor: &TokenHash::of(successor),
+                        now: portcullis_core::now(),
+                        grace: Duration::ZERO,
+                        successor_expires_at: portcullis_core::now() + Duration::days(1),
+                        on_success: &[],
+                        reuse_ends_session: false,
+                    },
                     &ctx(),
                 )
                 .await

@@ -1,0 +1,82 @@
+//! The SQLite unit of work: a `BEGIN IMMEDIATE` transaction on the one writer connection,
+//! with the audit events it holds back inserted just before `COMMIT`. SQLite has no
+//! row-level security; the unit's scope still bounds which audit events it may write.
+
+use std::ops::{Deref, DerefMut};
+
+use portcullis_core::AuditEvent;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Sqlite, Transaction};
+
+use super::SqliteStore;
+use super::audit::insert_audit;
+use crate::unit::{LocalSink, Pending, Scope};
+use crate::{Change, StoreResult};
+
+/// One write transaction. Statements run on it through `&mut *unit`; dropping it without
+/// [`Unit::commit`] rolls everything back, events and change notices included.
+pub(super) struct Unit<'s> {
+    tx: Transaction<'static, Sqlite>,
+    pending: Pending,
+    local: &'s LocalSink,
+}
+
+impl SqliteStore {
+    /// Opens a unit for `scope`; it waits its turn for the writer connection.
+    pub(super) async fn unit(&self, scope: Scope) -> StoreResult<Unit<'_>> {
+        Ok(Unit {
+            tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            pending: Pending::new(scope),
+            local: &self.local,
+        })
+    }
+}
+
+impl Unit<'_> {
+    /// Written with the change, just before the commit.
+    pub(super) fn audit(&mut self, event: AuditEvent) {
+        self.pending.audit(event);
+    }
+
+    /// Announced to the local sink once the unit has committed.
+    pub(super) fn changed(&mut self, change: Change) {
+        self.pending.changed(change);
+    }
+
+    /// Moves the rest of the unit into another scope, for a change that starts in a user's
+    /// rows and continues in an org's (withdrawing consent to an org's client). Async only
+    /// to read like PostgreSQL's, which must tell the database.
+    pub(super) async fn rescope(&mut self, scope: Scope) -> StoreResult<()> {
+        self.pending.rescope(scope);
+        Ok(())
+    }
+
+    pub(super) async fn commit(self) -> StoreResult<()> {
+        let Unit {
+            mut tx,
+            pending,
+            local,
+        } = self;
+        let checked = pending.check()?;
+        for event in &checked.audit {
+            insert_audit(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        local.deliver(checked.changes);
+        Ok(())
+    }
+}
+
+impl Deref for Unit<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Unit<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
