@@ -22,6 +22,7 @@ mod events;
 pub mod grants;
 pub mod keys;
 pub mod mobile;
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 pub mod sso;
@@ -36,6 +37,7 @@ pub use grants::{
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
+pub use outbox::{OutboxRecord, OutboxStore};
 pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
@@ -187,6 +189,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Upstream SSO: org providers and linked identities.
     fn sso(&self) -> &dyn SsoStore;
+
+    /// Events queued for delivery outside the database (webhooks).
+    fn outbox(&self) -> &dyn OutboxStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -1,17 +1,20 @@
 //! The unit of work: one tenant-scoped transaction in which a change, the audit events that
-//! describe it and the change notices other caches need commit together or not at all.
+//! describe it, the outbox rows that announce it and the change notices caches need commit
+//! together or not at all.
 //! Each backend wraps its own transaction in a `Unit` (`sqlite/unit.rs`, `postgres/unit.rs`);
 //! what they share is here: the scope a unit is opened in, what it holds back until commit,
 //! and the store's local change sink, which hears of a change only once it has committed.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use portcullis_core::{AuditEvent, OrgId, UserId};
+use portcullis_core::{AuditEvent, OrgId, OutboxEvent, Timestamp, UserId};
+use uuid::Uuid;
 
 use crate::{Change, ChangeSink, StoreError, StoreResult};
 
 /// Whose rows a unit may touch. PostgreSQL turns it into the row-level security context of
-/// the transaction; on both backends it bounds which audit events the unit may write.
+/// the transaction; on both backends it bounds which audit events and outbox rows the unit
+/// may write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scope {
     /// One org's rows: every call that holds an `OrgAccess`, and creating an org.
@@ -25,8 +28,9 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
-    /// PostgreSQL's `audit_events_insert` policy, checked on both backends so that SQLite
-    /// refuses what PostgreSQL would: an org's event only in that org (or the platform).
+    /// PostgreSQL's insert policies (`audit_events_insert`, `outbox_events_tenant`), checked
+    /// on both backends so that SQLite refuses what PostgreSQL would: an org's row only in
+    /// that org's scope (or the platform's); an audit event of no org in any.
     fn admits(self, event_org: Option<OrgId>) -> bool {
         match (self, event_org) {
             (_, None) | (Scope::Platform, _) => true,
@@ -36,18 +40,28 @@ impl Scope {
     }
 }
 
-/// What a unit holds back until it commits: the audit events to insert just before the
-/// commit, and the changes to announce.
+/// An outbox row as a unit queues it: its id and time are fixed when it is queued.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    pub event: OutboxEvent,
+}
+
+/// What a unit holds back until it commits: the audit events and outbox rows to insert just
+/// before the commit, and the changes to announce.
 #[derive(Debug)]
 pub(crate) struct Pending {
     scope: Scope,
     audit: Vec<AuditEvent>,
+    outbox: Vec<Queued>,
     changes: Vec<Change>,
 }
 
 /// A unit's pending rows, checked against its scope and ready to write.
 pub(crate) struct Checked {
     pub audit: Vec<AuditEvent>,
+    pub outbox: Vec<Queued>,
     pub changes: Vec<Change>,
 }
 
@@ -56,6 +70,7 @@ impl Pending {
         Self {
             scope,
             audit: Vec::new(),
+            outbox: Vec::new(),
             changes: Vec::new(),
         }
     }
@@ -69,6 +84,17 @@ impl Pending {
         self.audit.push(event);
     }
 
+    /// Returns the id the row will have.
+    pub(crate) fn outbox(&mut self, event: OutboxEvent) -> Uuid {
+        let id = Uuid::now_v7();
+        self.outbox.push(Queued {
+            id,
+            created_at: portcullis_core::now(),
+            event,
+        });
+        id
+    }
+
     /// Announced once per unit, however often the unit makes the change.
     pub(crate) fn changed(&mut self, change: Change) {
         if !self.changes.contains(&change) {
@@ -76,7 +102,7 @@ impl Pending {
         }
     }
 
-    /// Refuses the whole unit when one of its events lies outside its scope.
+    /// Refuses the whole unit when one of its rows lies outside its scope.
     pub(crate) fn check(self) -> StoreResult<Checked> {
         if let Some(e) = self.audit.iter().find(|e| !self.scope.admits(e.org_id)) {
             return Err(StoreError::OutOfScope(format!(
@@ -84,8 +110,19 @@ impl Pending {
                 e.action, e.org_id, self.scope
             )));
         }
+        if let Some(q) = self
+            .outbox
+            .iter()
+            .find(|q| !self.scope.admits(Some(q.event.org_id)))
+        {
+            return Err(StoreError::OutOfScope(format!(
+                "outbox event {} of org {} in a unit scoped to {:?}",
+                q.event.event_type, q.event.org_id, self.scope
+            )));
+        }
         Ok(Checked {
             audit: self.audit,
+            outbox: self.outbox,
             changes: self.changes,
         })
     }
@@ -157,6 +194,36 @@ mod tests {
         pending.audit(event(Some(org)));
         pending.audit(event(Some(OrgId::new())));
         assert!(matches!(pending.check(), Err(StoreError::OutOfScope(_))));
+    }
+
+    #[test]
+    fn an_outbox_row_belongs_to_its_orgs_scope() {
+        let org = OrgId::new();
+        let row = || OutboxEvent {
+            org_id: org,
+            project_id: None,
+            event_type: "member.added".into(),
+            payload: serde_json::json!({}),
+        };
+        for scope in [Scope::Org(org), Scope::Platform] {
+            let mut pending = Pending::new(scope);
+            let id = pending.outbox(row());
+            let checked = pending.check().unwrap();
+            assert_eq!(checked.outbox.len(), 1);
+            assert_eq!(checked.outbox[0].id, id);
+        }
+        for scope in [
+            Scope::Org(OrgId::new()),
+            Scope::User(UserId::new()),
+            Scope::Nobody,
+        ] {
+            let mut pending = Pending::new(scope);
+            pending.outbox(row());
+            assert!(
+                matches!(pending.check(), Err(StoreError::OutOfScope(_))),
+                "{scope:?}"
+            );
+        }
     }
 
     #[test]

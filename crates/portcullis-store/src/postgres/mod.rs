@@ -4,7 +4,8 @@
 //! 0001 check again. Changes other nodes may have cached are announced with `pg_notify`.
 //!
 //! The files of this module mirror `sqlite/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, with
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
 //! can diff the two backends file by file. This file opens the store and delegates.
@@ -38,6 +39,7 @@ mod listener;
 mod members;
 mod mobile;
 mod orgs;
+mod outbox;
 mod projects;
 mod role;
 mod rows;
@@ -134,6 +136,10 @@ impl Store for PgStore {
     }
 
     fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
+    fn outbox(&self) -> &dyn crate::OutboxStore {
         self
     }
 

@@ -1,15 +1,18 @@
 //! The PostgreSQL unit of work: a transaction whose first statement sets the row-level
-//! security context of its scope, with the audit events it holds back inserted and its
-//! changes `pg_notify`'d (delivered to other nodes on commit) just before `COMMIT`.
+//! security context of its scope, with the audit events and outbox rows it holds back
+//! inserted and its changes `pg_notify`'d (delivered to other nodes on commit) just before
+//! `COMMIT`.
 
 use std::ops::{Deref, DerefMut};
 
-use portcullis_core::AuditEvent;
+use portcullis_core::{AuditEvent, OutboxEvent};
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
 
 use super::PgStore;
 use super::audit::insert_audit;
+use super::outbox::insert_outbox;
 use crate::unit::{LocalSink, Pending, Scope};
 use crate::{Change, StoreResult};
 
@@ -66,6 +69,11 @@ impl Unit<'_> {
         self.pending.audit(event);
     }
 
+    /// Queued for delivery with the change, just before the commit; returns the row's id.
+    pub(super) fn outbox(&mut self, event: OutboxEvent) -> Uuid {
+        self.pending.outbox(event)
+    }
+
     /// Announced to other nodes on commit (`pg_notify` inside the transaction) and to the
     /// local sink once the unit has committed.
     pub(super) fn changed(&mut self, change: Change) {
@@ -89,6 +97,9 @@ impl Unit<'_> {
         let checked = pending.check()?;
         for event in &checked.audit {
             insert_audit(&mut tx, event).await?;
+        }
+        for queued in &checked.outbox {
+            insert_outbox(&mut tx, queued).await?;
         }
         for change in &checked.changes {
             sqlx::query("SELECT pg_notify($1, $2)")

@@ -3,7 +3,8 @@
 //! fails on a read-to-write upgrade; reads use a pool of their own.
 //!
 //! The files of this module mirror `postgres/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, with
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
 //! can diff the two backends file by file. This file opens the store and delegates.
@@ -36,6 +37,7 @@ mod keys;
 mod members;
 mod mobile;
 mod orgs;
+mod outbox;
 mod projects;
 mod rows;
 mod sessions;
@@ -108,6 +110,10 @@ impl Store for SqliteStore {
     }
 
     fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
+    fn outbox(&self) -> &dyn crate::OutboxStore {
         self
     }
 

@@ -11,7 +11,9 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::grants::{AuthCode, RefreshFamily, RefreshTokenState};
+use crate::outbox::OutboxRecord;
 use crate::{StoreError, StoreResult};
+use portcullis_core::OutboxEvent;
 use portcullis_core::oauth::ClientId;
 
 pub(super) fn micros(t: Timestamp) -> i64 {
@@ -253,5 +255,35 @@ pub(super) fn code_from(row: &SqliteRow) -> StoreResult<AuthCode> {
         auth_time: from_micros(row.try_get("auth_time")?)?,
         created_at: from_micros(row.try_get("created_at")?)?,
         expires_at: from_micros(row.try_get("expires_at")?)?,
+    })
+}
+
+// ---- the outbox ----------------------------------------------------------------------------
+
+macro_rules! outbox_cols {
+    () => {
+        "o.id, o.org_id, o.project_id, o.event_type, o.payload, o.created_at, o.attempts, \
+         o.next_attempt_at, o.delivered_at"
+    };
+}
+pub(super) use outbox_cols;
+
+pub(super) fn outbox_from(row: &SqliteRow) -> StoreResult<OutboxRecord> {
+    let payload: String = row.try_get("payload")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(OutboxRecord {
+        id: row.try_get("id")?,
+        event: OutboxEvent {
+            org_id: OrgId(row.try_get("org_id")?),
+            project_id: row.try_get::<Option<Uuid>, _>("project_id")?.map(ProjectId),
+            event_type: row.try_get("event_type")?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+        },
+        created_at: from_micros(row.try_get("created_at")?)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("outbox attempts {attempts}")))?,
+        next_attempt_at: from_micros(row.try_get("next_attempt_at")?)?,
+        delivered_at: opt_micros(row.try_get("delivered_at")?)?,
     })
 }

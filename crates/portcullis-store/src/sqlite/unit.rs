@@ -1,15 +1,18 @@
 //! The SQLite unit of work: a `BEGIN IMMEDIATE` transaction on the one writer connection,
-//! with the audit events it holds back inserted just before `COMMIT`. SQLite has no
-//! row-level security; the unit's scope still bounds which audit events it may write.
+//! with the audit events and outbox rows it holds back inserted just before `COMMIT`.
+//! SQLite has no row-level security; the unit's scope still bounds which of those rows it
+//! may write.
 
 use std::ops::{Deref, DerefMut};
 
-use portcullis_core::AuditEvent;
+use portcullis_core::{AuditEvent, OutboxEvent};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Sqlite, Transaction};
+use uuid::Uuid;
 
 use super::SqliteStore;
 use super::audit::insert_audit;
+use super::outbox::insert_outbox;
 use crate::unit::{LocalSink, Pending, Scope};
 use crate::{Change, StoreResult};
 
@@ -38,6 +41,11 @@ impl Unit<'_> {
         self.pending.audit(event);
     }
 
+    /// Queued for delivery with the change, just before the commit; returns the row's id.
+    pub(super) fn outbox(&mut self, event: OutboxEvent) -> Uuid {
+        self.pending.outbox(event)
+    }
+
     /// Announced to the local sink once the unit has committed.
     pub(super) fn changed(&mut self, change: Change) {
         self.pending.changed(change);
@@ -60,6 +68,9 @@ impl Unit<'_> {
         let checked = pending.check()?;
         for event in &checked.audit {
             insert_audit(&mut tx, event).await?;
+        }
+        for queued in &checked.outbox {
+            insert_outbox(&mut tx, queued).await?;
         }
         tx.commit().await?;
         local.deliver(checked.changes);

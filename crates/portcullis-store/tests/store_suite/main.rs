@@ -19,6 +19,7 @@ mod grants;
 mod keys;
 mod members;
 mod mobile;
+mod outbox;
 mod postgres_only;
 mod projects;
 mod sessions;
@@ -104,6 +105,8 @@ store_suite! {
         sso::identities_link_and_sign_up,
         sso::joining_an_org_via_sso_is_once_only,
         sso::allowed_origins_are_found,
+        outbox::queued_events_are_due_oldest_first,
+        outbox::a_failed_write_queues_nothing,
     ],
     unmigrated: [
         accounts::migrations_current,

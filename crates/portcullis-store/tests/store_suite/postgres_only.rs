@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::{Action, OrgId, Role, SessionPolicy, TokenHash, UserId};
+use portcullis_core::{Action, OrgId, OutboxEvent, Role, SessionPolicy, TokenHash, UserId};
 use portcullis_store::postgres::PgStore;
 use portcullis_store::{Change, ChangeSink, ProjectPatch, Store};
 use sqlx::postgres::PgConnection;
@@ -259,6 +259,50 @@ async fn rls_confines_each_context() {
         .execute(&mut *tx)
         .await
         .unwrap_err();
+    assert!(is_policy_violation(&err), "{err:?}");
+    tx.rollback().await.unwrap();
+}
+
+/// Outbox rows (migration 0007) are tenant rows like the others: an org's context sees and
+/// writes only its own, the platform's (the delivery worker's) all of them.
+#[tokio::test]
+async fn outbox_rows_are_confined_to_their_org() {
+    let db = fresh_postgres().await;
+    let store = open(&db.url, true).await;
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    for org in [alice.org.id, bob.org.id] {
+        let event = OutboxEvent {
+            org_id: org,
+            project_id: None,
+            event_type: "org.updated".into(),
+            payload: serde_json::json!({}),
+        };
+        store.outbox().enqueue(&event, &[]).await.unwrap();
+    }
+
+    let mut app = app_connection(&db.url).await;
+    assert_eq!(count(&mut app, Context::Unset, "outbox_events").await, 0);
+    assert_eq!(
+        count(&mut app, Context::Org(alice.org.id), "outbox_events").await,
+        1
+    );
+    assert_eq!(
+        count(&mut app, Context::User(alice.user.id), "outbox_events").await,
+        0
+    );
+    assert_eq!(count(&mut app, Context::Platform, "outbox_events").await, 2);
+
+    let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
+    let err = sqlx::query(
+        "INSERT INTO outbox_events (id, org_id, event_type, payload, created_at, next_attempt_at) \
+         VALUES ($1, $2, 'x', '{}', now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(bob.org.id.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
     assert!(is_policy_violation(&err), "{err:?}");
     tx.rollback().await.unwrap();
 }
