@@ -49,7 +49,13 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.prepare_data_dir()?;
         let master_key = config.master_key()?;
-        let store = portcullis_store::connect(&config.database_url()).await?;
+        let store = portcullis_store::connect_with(
+            &config.database_url(),
+            portcullis_store::ConnectOptions {
+                max_connections: config.database_max_connections,
+            },
+        )
+        .await?;
         store.migrate().await?;
         let listener =
             TcpListener::bind(config.listen)

@@ -326,15 +326,68 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Vec<AuditEvent>>;
 }
 
-/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating.
+/// How a store opens its database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// The most connections the store's pool holds open (`database_max_connections`). On
+    /// SQLite these are the readers; writes queue on one more connection of their own,
+    /// because SQLite admits one writer at a time.
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+        }
+    }
+}
+
+impl ConnectOptions {
+    fn check(self) -> StoreResult<Self> {
+        if self.max_connections == 0 {
+            return Err(StoreError::Config(
+                "database_max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating,
+/// with the default [`ConnectOptions`].
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    connect_with(url, ConnectOptions::default()).await
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating.
+pub async fn connect_with(url: &str, options: ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    let options = options.check()?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres::connect(url).await
+        postgres::connect(url, &options).await
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, &options).await?))
     } else {
         Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pool_needs_a_connection() {
+        let none = ConnectOptions { max_connections: 0 };
+        let Err(StoreError::Config(m)) = connect_with("sqlite::memory:", none).await else {
+            panic!("a pool of no connections was accepted");
+        };
+        assert!(m.contains("database_max_connections"), "{m}");
+        assert_eq!(
+            ConnectOptions::default().check().unwrap().max_connections,
+            10
+        );
     }
 }

@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 
 use crate::unit::LocalSink;
 use crate::{
-    AddedMember, Backend, ChangeSink, MemberRecord, MemberSession, MembershipView, NewMember,
-    ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store, StoreError,
-    StoreResult, UserCredentials,
+    AddedMember, Backend, ChangeSink, ConnectOptions, MemberRecord, MemberSession, MembershipView,
+    NewMember, ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store,
+    StoreError, StoreResult, UserCredentials,
 };
 
 mod accounts;
@@ -53,8 +53,8 @@ use role::RoleCheck;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Opens the store without migrating. Lib's [`crate::connect`] dispatches here.
-pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
-    Ok(Arc::new(PgStore::connect(url).await?))
+pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(PgStore::connect(url, options).await?))
 }
 
 pub struct PgStore {
@@ -67,14 +67,14 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         let mut owner = PgConnectOptions::from_str(url)?;
         if owner.get_application_name().is_none() {
             owner = owner.application_name("portcullis");
         }
         let must_switch = RoleCheck::connect(&owner).await?.must_switch()?;
         let mut pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10));
         if must_switch {
             pool = pool.after_connect(|conn, _| Box::pin(role::switch(conn)));

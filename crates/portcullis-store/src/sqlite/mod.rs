@@ -24,9 +24,9 @@ use sqlx::sqlite::{
 
 use crate::unit::LocalSink;
 use crate::{
-    AddedMember, Backend, ChangeSink, MemberRecord, MemberSession, MembershipView, NewMember,
-    ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store, StoreResult,
-    UserCredentials,
+    AddedMember, Backend, ChangeSink, ConnectOptions, MemberRecord, MemberSession, MembershipView,
+    NewMember, ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store,
+    StoreResult, UserCredentials,
 };
 
 mod accounts;
@@ -60,7 +60,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        let readers = options.max_connections;
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -70,7 +71,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(readers)
             .min_connections(1)
             .connect_with(options.clone())
             .await?;

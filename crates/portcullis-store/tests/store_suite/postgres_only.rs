@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use portcullis_core::{Action, OrgId, OutboxEvent, Role, SessionPolicy, TokenHash, UserId};
 use portcullis_store::postgres::PgStore;
-use portcullis_store::{Change, ChangeSink, ProjectPatch, Store};
+use portcullis_store::{Change, ChangeSink, ConnectOptions, ProjectPatch, Store};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::mpsc;
@@ -310,7 +310,9 @@ async fn outbox_rows_are_confined_to_their_org() {
 #[tokio::test]
 async fn superuser_connections_act_as_the_app_role() {
     let db = fresh_postgres().await;
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(&db.url, &ConnectOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let (role, bound) = store.acting_role().await.unwrap();
     assert_eq!(role, "portcullis_app");
@@ -452,7 +454,9 @@ async fn table_owner_without_superuser_is_bound_too() {
     admin.close().await.unwrap();
     let url = url_as(&db.url, &owner_role, "owner-pw");
 
-    let pg = PgStore::connect(&url).await.unwrap();
+    let pg = PgStore::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
     pg.migrate().await.unwrap();
     assert_eq!(pg.acting_role().await.unwrap(), (owner_role.clone(), true));
     let store: Arc<dyn Store> = Arc::new(pg);
