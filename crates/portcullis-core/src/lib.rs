@@ -9,6 +9,7 @@ pub mod email;
 pub mod error;
 pub mod grant;
 pub mod ids;
+pub mod membership;
 pub mod oauth;
 pub mod org;
 pub mod outbox;
@@ -24,9 +25,12 @@ pub use email::Email;
 pub use error::ValidationError;
 pub use grant::{PresentedRefresh, RefreshDecision, classify_refresh};
 pub use ids::{AuditEventId, OrgId, ProjectId, SessionId, UserId};
+pub use membership::{Admission, MembershipConflict, PriorMembership};
 pub use org::{Membership, Org, OrgName, Role, Slug};
 pub use outbox::OutboxEvent;
-pub use project::{Origin, Project, ProjectMembership, ProjectName, ProjectStatus, RedirectUri};
+pub use project::{
+    Origin, Project, ProjectMembership, ProjectName, ProjectPatch, ProjectStatus, RedirectUri,
+};
 pub use session::{DeviceInfo, Session, SessionPolicy};
 pub use token::{SessionToken, TokenHash};
 pub use user::{PosixId, User, UserName};

@@ -126,6 +126,49 @@ pub struct Project {
     pub updated_at: Timestamp,
 }
 
+/// Fields of `PATCH /v1/project`; None leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectPatch {
+    pub name: Option<ProjectName>,
+    pub status: Option<ProjectStatus>,
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    pub allowed_origins: Option<Vec<Origin>>,
+}
+
+impl ProjectPatch {
+    /// The patched project, updated at `now`, and the names of the fields that changed
+    /// (what `project.updated` records). A field set to its current value is no change.
+    pub fn apply(&self, mut p: Project, now: Timestamp) -> (Project, Vec<&'static str>) {
+        let mut changed = Vec::new();
+        if let Some(name) = &self.name
+            && *name != p.name
+        {
+            p.name = name.clone();
+            changed.push("name");
+        }
+        if let Some(status) = self.status
+            && status != p.status
+        {
+            p.status = status;
+            changed.push("status");
+        }
+        if let Some(uris) = &self.redirect_uris
+            && *uris != p.redirect_uris
+        {
+            p.redirect_uris = uris.clone();
+            changed.push("redirect_uris");
+        }
+        if let Some(origins) = &self.allowed_origins
+            && *origins != p.allowed_origins
+        {
+            p.allowed_origins = origins.clone();
+            changed.push("allowed_origins");
+        }
+        p.updated_at = now;
+        (p, changed)
+    }
+}
+
 /// A user's membership of a project (its org membership must be active too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectMembership {
@@ -214,6 +257,60 @@ mod role_tests {
         assert_eq!(
             effective_project_role(Role::Member, Some(Role::Admin)),
             Some(Role::Admin)
+        );
+    }
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+
+    fn project(now: Timestamp) -> Project {
+        Project {
+            id: ProjectId::new(),
+            org_id: OrgId::new(),
+            name: ProjectName::parse("Web").unwrap(),
+            status: ProjectStatus::Active,
+            redirect_uris: vec![RedirectUri::parse("https://a.example.com/cb").unwrap()],
+            allowed_origins: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn only_fields_that_differ_count_as_changed() {
+        let then = crate::now() - time::Duration::hours(1);
+        let now = crate::now();
+        let before = project(then);
+        let patch = ProjectPatch {
+            name: Some(ProjectName::parse("Web").unwrap()),
+            status: Some(ProjectStatus::Disabled),
+            redirect_uris: None,
+            allowed_origins: Some(vec![Origin::parse("https://a.example.com").unwrap()]),
+        };
+        let (after, changed) = patch.apply(before.clone(), now);
+        assert_eq!(changed, vec!["status", "allowed_origins"]);
+        assert_eq!(after.name, before.name);
+        assert_eq!(after.status, ProjectStatus::Disabled);
+        assert_eq!(after.redirect_uris, before.redirect_uris);
+        assert_eq!(after.allowed_origins.len(), 1);
+        assert_eq!(after.updated_at, now);
+        assert_eq!(after.created_at, then);
+    }
+
+    #[test]
+    fn an_empty_patch_changes_nothing_but_the_time() {
+        let now = crate::now();
+        let before = project(now - time::Duration::hours(1));
+        let (after, changed) = ProjectPatch::default().apply(before.clone(), now);
+        assert!(changed.is_empty());
+        assert_eq!(
+            after,
+            Project {
+                updated_at: now,
+                ..before
+            }
         );
     }
 }

@@ -51,6 +51,12 @@ fn conflict_message(constraint: Option<&str>, message: &str) -> String {
     }
 }
 
+impl From<portcullis_core::MembershipConflict> for StoreError {
+    fn from(e: portcullis_core::MembershipConflict) -> Self {
+        StoreError::Conflict(e.to_string())
+    }
+}
+
 impl From<portcullis_core::ValidationError> for StoreError {
     fn from(e: portcullis_core::ValidationError) -> Self {
         StoreError::Corrupt(e.to_string())

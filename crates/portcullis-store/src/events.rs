@@ -6,7 +6,7 @@ use portcullis_core::{
 };
 use serde_json::json;
 
-use crate::{ProjectPatch, SignupBootstrap};
+use crate::SignupBootstrap;
 
 pub(crate) fn bootstrap(ctx: &AuditContext, b: &SignupBootstrap, user: &User) -> Vec<AuditEvent> {
     let org = Some(b.org.id);
@@ -126,37 +126,6 @@ pub(crate) fn project_updated(ctx: &AuditContext, p: &Project, changed: &[&str])
         format!("project:{}", p.id),
     )
     .with_details(json!({"changed": changed}))
-}
-
-/// Applies a patch, returning the new project and the names of the fields that changed.
-pub(crate) fn apply_patch(mut p: Project, patch: &ProjectPatch) -> (Project, Vec<&'static str>) {
-    let mut changed = Vec::new();
-    if let Some(name) = &patch.name
-        && *name != p.name
-    {
-        p.name = name.clone();
-        changed.push("name");
-    }
-    if let Some(status) = patch.status
-        && status != p.status
-    {
-        p.status = status;
-        changed.push("status");
-    }
-    if let Some(uris) = &patch.redirect_uris
-        && *uris != p.redirect_uris
-    {
-        p.redirect_uris = uris.clone();
-        changed.push("redirect_uris");
-    }
-    if let Some(origins) = &patch.allowed_origins
-        && *origins != p.allowed_origins
-    {
-        p.allowed_origins = origins.clone();
-        changed.push("allowed_origins");
-    }
-    p.updated_at = portcullis_core::now();
-    (p, changed)
 }
 
 pub(crate) fn code_replayed(

@@ -38,6 +38,8 @@ pub use grants::{
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use outbox::{OutboxRecord, OutboxStore};
+/// Fields of `PATCH /v1/project`; the rule that applies them is the domain's.
+pub use portcullis_core::ProjectPatch;
 pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
@@ -131,15 +133,6 @@ pub struct ProjectAccessRecord {
     pub project: Project,
     pub org_membership: Option<Membership>,
     pub project_role: Option<Role>,
-}
-
-/// Fields of `PATCH /v1/project`; None leaves a field as it is.
-#[derive(Clone, Debug, Default)]
-pub struct ProjectPatch {
-    pub name: Option<portcullis_core::ProjectName>,
-    pub status: Option<ProjectStatus>,
-    pub redirect_uris: Option<Vec<portcullis_core::RedirectUri>>,
-    pub allowed_origins: Option<Vec<portcullis_core::Origin>>,
 }
 
 /// A session as an org admin sees it: with whose it is.

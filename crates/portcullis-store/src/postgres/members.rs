@@ -1,5 +1,7 @@
 //! Memberships: a user's own, and an org's members as its admins manage them.
 
+use portcullis_core::membership::admit_member;
+use portcullis_core::{Admission, PriorMembership};
 use portcullis_core::{AuditContext, Membership, OrgAccess, OrgId, Role, Timestamp, UserId};
 use sqlx::Row;
 
@@ -11,8 +13,7 @@ use super::rows::{
 use super::statements::{guard_last_owner, insert_user, lock_org, member_record};
 use crate::unit::Scope;
 use crate::{
-    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreError,
-    StoreResult,
+    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreResult,
 };
 
 pub(super) async fn membership(
@@ -143,19 +144,19 @@ pub(super) async fn add_member(
             true,
         ),
     };
-    let previous: Option<Option<Timestamp>> =
+    let prior: Option<Option<Timestamp>> =
         sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org_id.0)
             .bind(user.id.0)
             .fetch_optional(&mut *unit)
             .await?;
-    match previous {
-        Some(None) => {
-            return Err(StoreError::Conflict(
-                "this user is already a member of the organization".into(),
-            ));
-        }
-        Some(Some(_)) => {
+    let prior = match prior {
+        None => PriorMembership::Never,
+        Some(None) => PriorMembership::Active,
+        Some(Some(_)) => PriorMembership::Removed,
+    };
+    match admit_member(prior)? {
+        Admission::Reinstate => {
             sqlx::query(
                 "UPDATE memberships SET role = $1, created_at = $2, deleted_at = NULL \
                  WHERE org_id = $3 AND user_id = $4",
@@ -167,7 +168,7 @@ pub(super) async fn add_member(
             .execute(&mut *unit)
             .await?;
         }
-        None => {
+        Admission::Insert => {
             sqlx::query(
                 "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
             )

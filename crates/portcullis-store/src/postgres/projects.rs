@@ -124,7 +124,7 @@ pub(super) async fn update_project(
     .fetch_optional(&mut *unit)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
+    let (project, changed) = patch.apply(project_from(&row)?, portcullis_core::now());
     sqlx::query(
         "UPDATE projects SET name = $1, status = $2, redirect_uris = $3, allowed_origins = $4, \
          updated_at = $5 WHERE id = $6",

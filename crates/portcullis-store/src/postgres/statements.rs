@@ -12,6 +12,7 @@ use super::rows::{self, role, to_json_list, user_cols};
 use super::unit::Unit;
 use crate::{Change, MemberRecord, SignupBootstrap, StoreError, StoreResult};
 use portcullis_core::SessionId;
+use portcullis_core::membership::change_membership;
 
 /// A new session with its `session.created` event. Sessions are not tenant-owned (no
 /// row-level security) and the event belongs to no org, so any scope may write them.
@@ -197,7 +198,8 @@ pub(super) async fn member_record(
     })
 }
 
-/// The active membership's role, or NotFound; refuses to take away the org's last owner.
+/// The active membership's role, or NotFound; refuses ([`change_membership`]) to take away
+/// the org's last owner.
 /// The caller holds [`lock_org`].
 pub(super) async fn guard_last_owner(
     unit: &mut Unit<'_>,
@@ -205,28 +207,19 @@ pub(super) async fn guard_last_owner(
     user_id: UserId,
     new_role: Option<Role>,
 ) -> StoreResult<Role> {
-    let current: String = sqlx::query_scalar(
-        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    let row = sqlx::query(
+        "SELECT m.role, (SELECT count(*) FROM memberships o \
+           WHERE o.org_id = m.org_id AND o.role = 'owner' AND o.deleted_at IS NULL) AS owners \
+         FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2 AND m.deleted_at IS NULL",
     )
     .bind(org_id.0)
     .bind(user_id.0)
     .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let current = role(&current)?;
-    if current == Role::Owner && new_role != Some(Role::Owner) {
-        let owners: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner' AND deleted_at IS NULL",
-        )
-        .bind(org_id.0)
-        .fetch_one(&mut **unit)
-        .await?;
-        if owners <= 1 {
-            return Err(StoreError::Conflict(
-                "an organization must keep at least one owner".into(),
-            ));
-        }
-    }
+    let current = role(row.try_get("role")?)?;
+    let owners: i64 = row.try_get("owners")?;
+    change_membership(current, new_role, u64::try_from(owners).unwrap_or(0))?;
     Ok(current)
 }
 

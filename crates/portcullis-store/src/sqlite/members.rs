@@ -1,5 +1,7 @@
 //! Memberships: a user's own, and an org's members as its admins manage them.
 
+use portcullis_core::membership::admit_member;
+use portcullis_core::{Admission, PriorMembership};
 use portcullis_core::{AuditContext, Membership, OrgAccess, OrgId, Role, UserId};
 use sqlx::Row;
 
@@ -11,8 +13,7 @@ use super::rows::{
 use super::statements::{guard_last_owner, insert_user, member_record};
 use crate::unit::Scope;
 use crate::{
-    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreError,
-    StoreResult,
+    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreResult,
 };
 
 pub(super) async fn membership(
@@ -136,19 +137,19 @@ pub(super) async fn add_member(
             true,
         ),
     };
-    let previous: Option<Option<i64>> =
+    let prior: Option<Option<i64>> =
         sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = ? AND user_id = ?")
             .bind(org_id.0)
             .bind(user.id.0)
             .fetch_optional(&mut *unit)
             .await?;
-    match previous {
-        Some(None) => {
-            return Err(StoreError::Conflict(
-                "this user is already a member of the organization".into(),
-            ));
-        }
-        Some(Some(_)) => {
+    let prior = match prior {
+        None => PriorMembership::Never,
+        Some(None) => PriorMembership::Active,
+        Some(Some(_)) => PriorMembership::Removed,
+    };
+    match admit_member(prior)? {
+        Admission::Reinstate => {
             sqlx::query("UPDATE memberships SET role = ?, created_at = ?, deleted_at = NULL WHERE org_id = ? AND user_id = ?")
                 .bind(m.role.as_str())
                 .bind(micros(now))
@@ -157,7 +158,7 @@ pub(super) async fn add_member(
                 .execute(&mut *unit)
                 .await?;
         }
-        None => {
+        Admission::Insert => {
             sqlx::query(
                 "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
             )

@@ -106,7 +106,7 @@ pub(super) async fn update_project(
     .fetch_optional(&mut *unit)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let (project, changed) = crate::events::apply_patch(project_from(&row)?, patch);
+    let (project, changed) = patch.apply(project_from(&row)?, portcullis_core::now());
     sqlx::query("UPDATE projects SET name = ?, status = ?, redirect_uris = ?, allowed_origins = ?, updated_at = ? WHERE id = ?")
         .bind(project.name.as_str())
         .bind(project.status.as_str())

@@ -11,6 +11,7 @@ use super::rows::{from_micros, micros, role, to_json_list, user_cols, user_from}
 use super::unit::Unit;
 use crate::{Change, MemberRecord, SignupBootstrap, StoreError, StoreResult};
 use portcullis_core::SessionId;
+use portcullis_core::membership::change_membership;
 
 /// A new session with its `session.created` event.
 pub(super) async fn insert_session(
@@ -177,35 +178,27 @@ pub(super) async fn member_record(
     })
 }
 
-/// The active membership, or NotFound; refuses to take away the org's last owner.
+/// The active membership's role, or NotFound; refuses ([`change_membership`]) to take away
+/// the org's last owner.
 pub(super) async fn guard_last_owner(
     unit: &mut Unit<'_>,
     org_id: OrgId,
     user_id: UserId,
     new_role: Option<Role>,
 ) -> StoreResult<Role> {
-    let current: String = sqlx::query_scalar(
-        "SELECT role FROM memberships WHERE org_id = ? AND user_id = ? AND deleted_at IS NULL",
+    let row = sqlx::query(
+        "SELECT m.role, (SELECT COUNT(*) FROM memberships o \
+           WHERE o.org_id = m.org_id AND o.role = 'owner' AND o.deleted_at IS NULL) AS owners \
+         FROM memberships m WHERE m.org_id = ? AND m.user_id = ? AND m.deleted_at IS NULL",
     )
     .bind(org_id.0)
     .bind(user_id.0)
     .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let current = role(&current)?;
-    if current == Role::Owner && new_role != Some(Role::Owner) {
-        let owners: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM memberships WHERE org_id = ? AND role = 'owner' AND deleted_at IS NULL",
-        )
-        .bind(org_id.0)
-        .fetch_one(&mut **unit)
-        .await?;
-        if owners <= 1 {
-            return Err(StoreError::Conflict(
-                "an organization must keep at least one owner".into(),
-            ));
-        }
-    }
+    let current = role(row.try_get("role")?)?;
+    let owners: i64 = row.try_get("owners")?;
+    change_membership(current, new_role, u64::try_from(owners).unwrap_or(0))?;
     Ok(current)
 }
 
