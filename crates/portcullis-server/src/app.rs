@@ -50,7 +50,13 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         config.prepare_data_dir()?;
         let master_key = config.master_key()?;
-        let store = portcullis_store::connect(&config.database_url()).await?;
+        let store = portcullis_store::connect_with(
+            &config.database_url(),
+            portcullis_store::ConnectOptions {
+                max_connections: config.database_max_connections,
+            },
+        )
+        .await?;
         store.migrate().await?;
         let listener =
             TcpListener::bind(config.listen)
@@ -101,6 +107,8 @@ async fn build_state(
         Duration::from_millis(config.sessions.cache_ttl_ms),
         100_000,
     ));
+    // The store tells the cache of its own commits; other nodes' arrive through the feed.
+    store.set_change_sink(cache.clone());
     // Until another node's changes can be heard, serve nothing from memory.
     portcullis_store::ChangeSink::feed_up(&*cache, false);
     if !store.listen_changes(cache.clone()).await? {

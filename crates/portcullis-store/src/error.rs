@@ -14,6 +14,10 @@ pub enum StoreError {
     /// A stored value no longer parses into its domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A unit of work was asked to write a row outside the tenant scope it was opened in:
+    /// a bug in the store, never the caller's mistake. Nothing was written.
+    #[error("out of scope: {0}")]
+    OutOfScope(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("database: {0}")]
@@ -44,6 +48,12 @@ fn conflict_message(constraint: Option<&str>, message: &str) -> String {
         "this slug is already taken".into()
     } else {
         "this resource already exists".into()
+    }
+}
+
+impl From<portcullis_core::MembershipConflict> for StoreError {
+    fn from(e: portcullis_core::MembershipConflict) -> Self {
+        StoreError::Conflict(e.to_string())
     }
 }
 

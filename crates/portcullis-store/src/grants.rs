@@ -7,7 +7,8 @@ use portcullis_core::grant::{Consent, RevocationReason};
 use portcullis_core::oauth::ClientId;
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{
-    AuditContext, FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHash, UserId,
+    AuditContext, AuditEvent, FamilyId, OrgId, PresentedRefresh, ProjectId, SessionId, Timestamp,
+    TokenHash, UserId,
 };
 
 use crate::StoreResult;
@@ -80,6 +81,44 @@ pub struct RefreshTokenState {
     pub expires_at: Timestamp,
     pub used: bool,
     pub family_revoked: bool,
+    /// When it was rotated, and into which successor.
+    pub used_at: Option<Timestamp>,
+    pub successor: Option<TokenHash>,
+}
+
+impl RefreshTokenState {
+    /// The token as the rotation rules ([`portcullis_core::classify_refresh`]) see it when
+    /// `client` presents it.
+    pub fn presented_by(&self, client: &ClientId) -> PresentedRefresh {
+        PresentedRefresh {
+            client_matches: self.family.client_id == *client,
+            family_revoked: self.family_revoked,
+            expires_at: self.expires_at,
+            used_at: self.used_at,
+            successor: self.successor,
+        }
+    }
+}
+
+/// A refresh token presented for rotation, and what the rotation writes besides.
+#[derive(Clone, Copy, Debug)]
+pub struct RefreshRotation<'a> {
+    /// The org of the presenting client (the row-level security context on PostgreSQL).
+    pub org_id: OrgId,
+    pub client_id: &'a ClientId,
+    pub presented: &'a TokenHash,
+    pub successor: &'a TokenHash,
+    pub now: Timestamp,
+    /// How long after a rotation a retry with the same successor is still answered.
+    pub grace: time::Duration,
+    pub successor_expires_at: Timestamp,
+    /// Written in the rotation's transaction when the outcome is [`RefreshOutcome::Rotated`]
+    /// or [`RefreshOutcome::Retried`] (`mobile.refresh.succeeded`), so the trail never
+    /// shows a rotation that did not happen, nor misses one that did.
+    pub on_success: &'a [AuditEvent],
+    /// A detected reuse also revokes the session the family is bound to: for mobile
+    /// sign-in that session is the device's own, and a stolen token signs the device out.
+    pub reuse_ends_session: bool,
 }
 
 #[async_trait]
@@ -102,17 +141,13 @@ pub trait GrantStore: Send + Sync {
         from_code: Option<&TokenHash>,
     ) -> StoreResult<()>;
     /// Rotates `presented` into `successor` (exactly one successor, however many callers
-    /// race). A token of another client is `Unknown` and left untouched. A retry inside `grace` with the same successor is [`RefreshOutcome::Retried`].
-    #[allow(clippy::too_many_arguments)]
+    /// race), as [`portcullis_core::classify_refresh`] decides. A token of another client
+    /// is `Unknown` and left untouched. A retry inside `grace` with the same successor is
+    /// [`RefreshOutcome::Retried`]. A reuse revokes the family (and, when asked, its
+    /// session) with its `…reuse_detected` event, in the same transaction.
     async fn rotate_refresh(
         &self,
-        org_id: OrgId,
-        client_id: &ClientId,
-        presented: &TokenHash,
-        successor: &TokenHash,
-        now: Timestamp,
-        grace: time::Duration,
-        successor_expires_at: Timestamp,
+        rotation: &RefreshRotation<'_>,
         ctx: &AuditContext,
     ) -> StoreResult<RefreshOutcome>;
     async fn refresh_token_state(
@@ -129,6 +164,7 @@ pub trait GrantStore: Send + Sync {
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
     async fn family_revoked(&self, org_id: OrgId, family_id: FamilyId) -> StoreResult<bool>;
+    /// Remembers a revoked access token until it would have expired anyway.
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
     async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
     /// Scopes the user consented to for this client, if any.

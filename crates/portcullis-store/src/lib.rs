@@ -22,19 +22,23 @@ mod events;
 pub mod grants;
 pub mod keys;
 pub mod mobile;
+pub mod outbox;
 mod pool;
 pub mod postgres;
 pub mod sqlite;
 pub mod sso;
 pub mod testing;
+mod unit;
 
 pub use clients::{ClientPatch, ClientStore};
 pub use error::{StoreError, StoreResult};
 pub use grants::{
-    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshTokenState,
+    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
+    RefreshTokenState,
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
+pub use outbox::{OutboxRecord, OutboxStore};
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
@@ -141,7 +145,8 @@ pub struct MemberSession {
     pub email: Email,
 }
 
-/// A change another node must hear about, because it may have cached what changed.
+/// A change a cache must hear about (this process's, through the store's change sink, and
+/// other nodes', through the change feed), because it may have cached what changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     SessionRevoked(SessionId),
@@ -183,11 +188,19 @@ pub trait Store: Send + Sync + 'static {
     /// The connection pools' sizes and waits, for `/metrics`; reads counters, no query.
     fn pool_stats(&self) -> Vec<PoolStats>;
 
+    /// Events queued for delivery outside the database (webhooks).
+    fn outbox(&self) -> &dyn OutboxStore;
+
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Every migration this binary knows is applied.
     async fn migrations_current(&self) -> StoreResult<bool>;
     async fn migrate(&self) -> StoreResult<()>;
+
+    /// Tells `sink` of every change this store commits, right after the commit (and never
+    /// of a change that did not commit). The changes of other processes sharing the
+    /// database arrive through [`Store::listen_changes`] instead.
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
     /// Starts delivering other processes' changes to `sink`. Returns false when the backend
     /// has no cross-process feed (embedded SQLite: one server process owns the file).
@@ -311,15 +324,68 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Vec<AuditEvent>>;
 }
 
-/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating.
+/// How a store opens its database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// The most connections the store's pool holds open (`database_max_connections`). On
+    /// SQLite these are the readers; writes queue on one more connection of their own,
+    /// because SQLite admits one writer at a time.
+    pub max_connections: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+        }
+    }
+}
+
+impl ConnectOptions {
+    fn check(self) -> StoreResult<Self> {
+        if self.max_connections == 0 {
+            return Err(StoreError::Config(
+                "database_max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating,
+/// with the default [`ConnectOptions`].
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    connect_with(url, ConnectOptions::default()).await
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`) without migrating.
+pub async fn connect_with(url: &str, options: ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    let options = options.check()?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres::connect(url).await
+        postgres::connect(url, &options).await
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, &options).await?))
     } else {
         Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pool_needs_a_connection() {
+        let none = ConnectOptions { max_connections: 0 };
+        let Err(StoreError::Config(m)) = connect_with("sqlite::memory:", none).await else {
+            panic!("a pool of no connections was accepted");
+        };
+        assert!(m.contains("database_max_connections"), "{m}");
+        assert_eq!(
+            ConnectOptions::default().check().unwrap().max_connections,
+            10
+        );
     }
 }

@@ -10,7 +10,7 @@ use portcullis_core::{
     AuditContext, AuditEvent, OrgId, ProjectId, Session, Timestamp, TokenHash, UserId,
 };
 
-use crate::{RefreshFamily, StoreResult};
+use crate::{RefreshFamily, RefreshTokenState, StoreResult};
 
 /// The reserved client id of Portcullis' own mobile app. No registered client can have it
 /// (registered ids are `pcc_…`), so the OAuth endpoints never accept its tokens.
@@ -61,6 +61,22 @@ pub trait MobileStore: Send + Sync {
     /// The org a refresh token belongs to: a bare token names no org, and the grant store's
     /// calls (row-level security on PostgreSQL) need one.
     async fn refresh_token_org(&self, token_hash: &TokenHash) -> StoreResult<Option<OrgId>>;
+    /// A refresh token and its family, found by the token alone in whichever org it belongs
+    /// to (the 256-bit token is the capability, as for [`MobileStore::consume_ott`]).
+    async fn refresh_token(&self, token_hash: &TokenHash)
+    -> StoreResult<Option<RefreshTokenState>>;
+    /// Ends a device's grant all or nothing: revokes `family` (`oauth.token.revoked` with
+    /// `reason`, when it was live), ends the session it is bound to when `end_session`
+    /// (`session.revoked`, when it was live), and writes the `also` events (`mobile.logout`,
+    /// `mobile.refresh.failed`). True when the family was still live.
+    async fn end_device_grant(
+        &self,
+        family: &RefreshFamily,
+        reason: portcullis_core::grant::RevocationReason,
+        end_session: bool,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<bool>;
     /// Where a mobile sign-in lands when the app names no org: the user's oldest active
     /// membership and that org's default project.
     async fn default_grant_target(

@@ -268,7 +268,10 @@ async fn shutdown_signal() {
 async fn open_store(storage: &StorageArgs) -> Result<std::sync::Arc<dyn Store>, String> {
     let config = load(storage, &ServeArgs::default())?;
     config.prepare_data_dir().map_err(|e| e.to_string())?;
-    let store = portcullis_store::connect(&config.database_url())
+    let options = portcullis_store::ConnectOptions {
+        max_connections: config.database_max_connections,
+    };
+    let store = portcullis_store::connect_with(&config.database_url(), options)
         .await
         .map_err(|e| e.to_string())?;
     Ok(store)

@@ -1,7 +1,7 @@
 //! OAuth clients on PostgreSQL. Management runs in the caller's org scope, so row-level
 //! security checks the org filter a second time; `client_by_id` runs in the platform scope,
 //! because the OAuth endpoints learn the tenant only from the client they find. Nodes cache
-//! clients by id, so every change to an existing client is announced (`OrgChanged`): a
+//! clients by id, so every change to a client is announced (`OrgChanged`): a
 //! rotated secret or a deleted client must stop working on every node at once.
 
 use async_trait::async_trait;
@@ -12,13 +12,14 @@ use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, RedirectUri, To
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use super::PgStore;
 use super::rows::{json_list, to_json_list};
-use super::statements::{Tx, insert_audit, notify};
-use super::{PgStore, Scope};
+use super::unit::Unit;
 use crate::clients::{
     ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,
 };
+use crate::unit::Scope;
 use crate::{Change, StoreError, StoreResult};
 
 macro_rules! client_cols {
@@ -71,7 +72,7 @@ fn ttl(c: &OAuthClient) -> StoreResult<i32> {
 /// The live client of the project, locked until the transaction ends: two concurrent
 /// patches of different fields must not undo each other.
 async fn lock_live_client(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     access: &OrgAccess,
     project_id: ProjectId,
     id: &ClientId,
@@ -86,7 +87,7 @@ async fn lock_live_client(
     .bind(id.as_str())
     .bind(project_id.0)
     .bind(access.org_id().0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     client_from(&row)
@@ -104,7 +105,7 @@ impl ClientStore for PgStore {
             return Err(StoreError::NotFound);
         }
         c.validate().map_err(StoreError::Invalid)?;
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         // Inserted only when the project belongs to the org the caller acts in.
         let n = sqlx::query(
             "INSERT INTO oauth_clients (id, org_id, project_id, name, client_type, secret_hash, \
@@ -127,14 +128,15 @@ impl ClientStore for PgStore {
         .bind(c.signing_alg.as_str())
         .bind(c.created_at)
         .bind(c.updated_at)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?
         .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        insert_audit(&mut tx, &created_event(ctx, c)).await?;
-        tx.commit().await?;
+        unit.audit(created_event(ctx, c));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -143,7 +145,7 @@ impl ClientStore for PgStore {
         access: &OrgAccess,
         project_id: ProjectId,
     ) -> StoreResult<Vec<OAuthClient>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             client_cols!(),
@@ -153,9 +155,9 @@ impl ClientStore for PgStore {
         ))
         .bind(project_id.0)
         .bind(access.org_id().0)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         rows.iter().map(client_from).collect()
     }
 
@@ -165,7 +167,7 @@ impl ClientStore for PgStore {
         project_id: ProjectId,
         id: &ClientId,
     ) -> StoreResult<Option<OAuthClient>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             client_cols!(),
@@ -175,9 +177,9 @@ impl ClientStore for PgStore {
         .bind(id.as_str())
         .bind(project_id.0)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.as_ref().map(client_from).transpose()
     }
 
@@ -189,13 +191,13 @@ impl ClientStore for PgStore {
         patch: &ClientPatch,
         ctx: &AuditContext,
     ) -> StoreResult<OAuthClient> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let current = lock_live_client(&mut tx, access, project_id, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let current = lock_live_client(&mut unit, access, project_id, id).await?;
         let (c, changed) = patch
             .apply(current, portcullis_core::now())
             .map_err(StoreError::Invalid)?;
         if changed.is_empty() {
-            tx.commit().await?;
+            unit.commit().await?;
             return Ok(c);
         }
         sqlx::query(
@@ -212,11 +214,11 @@ impl ClientStore for PgStore {
         .bind(c.signing_alg.as_str())
         .bind(c.updated_at)
         .bind(c.id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &updated_event(ctx, &c, &changed)).await?;
-        notify(&mut tx, &Change::OrgChanged(c.org_id)).await?;
-        tx.commit().await?;
+        unit.audit(updated_event(ctx, &c, &changed));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(c)
     }
 
@@ -228,7 +230,7 @@ impl ClientStore for PgStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let now = portcullis_core::now();
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let name: Option<String> = sqlx::query_scalar(
             "UPDATE oauth_clients SET deleted_at = $1, updated_at = $1, secret_hash = NULL \
              WHERE id = $2 AND project_id = $3 AND org_id = $4 AND deleted_at IS NULL RETURNING name",
@@ -237,12 +239,12 @@ impl ClientStore for PgStore {
         .bind(id.as_str())
         .bind(project_id.0)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
         let name = name.ok_or(StoreError::NotFound)?;
-        insert_audit(&mut tx, &deleted_event(ctx, access, project_id, id, &name)).await?;
-        notify(&mut tx, &Change::OrgChanged(access.org_id())).await?;
-        tx.commit().await?;
+        unit.audit(deleted_event(ctx, access, project_id, id, &name));
+        unit.changed(Change::OrgChanged(access.org_id()));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -254,8 +256,8 @@ impl ClientStore for PgStore {
         new_secret: &TokenHash,
         ctx: &AuditContext,
     ) -> StoreResult<OAuthClient> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let mut c = lock_live_client(&mut tx, access, project_id, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let mut c = lock_live_client(&mut unit, access, project_id, id).await?;
         if c.client_type != ClientType::Confidential {
             return Err(no_secret_to_rotate());
         }
@@ -265,16 +267,16 @@ impl ClientStore for PgStore {
             .bind(&new_secret.0[..])
             .bind(c.updated_at)
             .bind(c.id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
-        insert_audit(&mut tx, &secret_rotated_event(ctx, &c)).await?;
-        notify(&mut tx, &Change::OrgChanged(c.org_id)).await?;
-        tx.commit().await?;
+        unit.audit(secret_rotated_event(ctx, &c));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(c)
     }
 
     async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             client_cols!(),
@@ -282,9 +284,9 @@ impl ClientStore for PgStore {
              WHERE c.id = $1 AND c.deleted_at IS NULL"
         ))
         .bind(id.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.as_ref().map(client_from).transpose()
     }
 }

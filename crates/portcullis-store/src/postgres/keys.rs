@@ -9,10 +9,11 @@ use portcullis_core::{AuditContext, Timestamp};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::statements::{Tx, insert_audit};
-use super::{PgStore, Scope};
+use super::PgStore;
+use super::unit::Unit;
 use crate::StoreResult;
 use crate::keys::{Rotation, SigningKeyRecord, SigningKeyStore, rotated_event};
+use crate::unit::Scope;
 
 macro_rules! key_cols {
     () => {
@@ -32,7 +33,7 @@ fn key_from(row: &PgRow) -> StoreResult<SigningKeyRecord> {
     })
 }
 
-async fn insert(tx: &mut Tx, k: &SigningKeyRecord) -> StoreResult<()> {
+async fn insert(unit: &mut Unit<'_>, k: &SigningKeyRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO signing_keys (kid, alg, encrypted_private_key, public_jwk, created_at, retired_at, publish_until) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -44,7 +45,7 @@ async fn insert(tx: &mut Tx, k: &SigningKeyRecord) -> StoreResult<()> {
     .bind(k.created_at)
     .bind(k.retired_at)
     .bind(k.publish_until)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -52,9 +53,9 @@ async fn insert(tx: &mut Tx, k: &SigningKeyRecord) -> StoreResult<()> {
 #[async_trait]
 impl SigningKeyStore for PgStore {
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Nobody).await?;
-        insert(&mut tx, key).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
+        insert(&mut unit, key).await?;
+        unit.commit().await?;
         Ok(())
     }
 
@@ -77,7 +78,7 @@ impl SigningKeyStore for PgStore {
         publish_until: Timestamp,
         ctx: &AuditContext,
     ) -> StoreResult<Rotation> {
-        let mut tx = self.begin(Scope::Nobody).await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
         let retired: Vec<String> = sqlx::query_scalar(
             "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
              WHERE alg = $3 AND retired_at IS NULL RETURNING kid",
@@ -85,15 +86,15 @@ impl SigningKeyStore for PgStore {
         .bind(new.created_at)
         .bind(publish_until)
         .bind(new.alg.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *unit)
         .await?;
-        insert(&mut tx, new).await?;
+        insert(&mut unit, new).await?;
         let rotation = Rotation {
             retired,
             publish_until,
         };
-        insert_audit(&mut tx, &rotated_event(ctx, new, &rotation)).await?;
-        tx.commit().await?;
+        unit.audit(rotated_event(ctx, new, &rotation));
+        unit.commit().await?;
         Ok(rotation)
     }
 }

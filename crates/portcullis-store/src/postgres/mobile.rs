@@ -10,15 +10,13 @@ use portcullis_core::{
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::grants::insert_family;
-use super::statements::{insert_audit, insert_session};
-use super::{PgStore, Scope};
+use super::PgStore;
+use super::grants::{insert_family, revoke_family_in};
+use super::rows::{family_cols, hash, token_cols, token_state_from};
+use super::statements::{end_session, insert_session};
 use crate::mobile::{MobileStore, OneTimeToken};
-use crate::{RefreshFamily, StoreError, StoreResult};
-
-fn hash(bytes: Vec<u8>) -> StoreResult<TokenHash> {
-    TokenHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("hash length".into()))
-}
+use crate::unit::Scope;
+use crate::{RefreshFamily, RefreshTokenState, StoreResult};
 
 fn ott_from(row: &PgRow) -> StoreResult<OneTimeToken> {
     Ok(OneTimeToken {
@@ -37,12 +35,12 @@ fn ott_from(row: &PgRow) -> StoreResult<OneTimeToken> {
 #[async_trait]
 impl MobileStore for PgStore {
     async fn insert_ott(&self, ott: &OneTimeToken, ctx: &AuditContext) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Org(ott.org_id)).await?;
+        let mut unit = self.unit(Scope::Org(ott.org_id)).await?;
         // Spent and expired tokens are worth nothing; keep the table small.
         sqlx::query("DELETE FROM mobile_one_time_tokens WHERE org_id = $1 AND expires_at < $2")
             .bind(ott.org_id.0)
             .bind(ott.created_at - time::Duration::hours(1))
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
         sqlx::query(
             "INSERT INTO mobile_one_time_tokens (token_hash, state_hash, code_challenge, user_id, org_id, project_id, \
@@ -57,10 +55,10 @@ impl MobileStore for PgStore {
         .bind(ott.auth_time)
         .bind(ott.created_at)
         .bind(ott.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &crate::events::ott_issued(ctx, ott)).await?;
-        tx.commit().await?;
+        unit.audit(crate::events::ott_issued(ctx, ott));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -69,15 +67,15 @@ impl MobileStore for PgStore {
         token_hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeToken>> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(
             "UPDATE mobile_one_time_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING *",
         )
         .bind(now)
         .bind(&token_hash.0[..])
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.as_ref().map(ott_from).transpose()
     }
 
@@ -93,30 +91,77 @@ impl MobileStore for PgStore {
         exchanged: &AuditEvent,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Org(family.org_id)).await?;
-        insert_session(&mut tx, session, ctx).await?;
-        insert_audit(&mut tx, exchanged).await?;
-        insert_family(&mut tx, family, first, refresh_expires_at).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Org(family.org_id)).await?;
+        insert_session(&mut unit, session, ctx).await?;
+        unit.audit(exchanged.clone());
+        insert_family(&mut unit, family, first, refresh_expires_at).await?;
+        unit.commit().await?;
         Ok(())
     }
 
     async fn refresh_token_org(&self, token_hash: &TokenHash) -> StoreResult<Option<OrgId>> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let org: Option<uuid::Uuid> =
             sqlx::query_scalar("SELECT org_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(&token_hash.0[..])
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *unit)
                 .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         Ok(org.map(OrgId))
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_cols!(),
+            ", ",
+            family_cols!(),
+            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+              WHERE t.token_hash = $1"
+        ))
+        .bind(&token_hash.0[..])
+        .fetch_optional(&mut *unit)
+        .await?;
+        unit.commit().await?;
+        row.as_ref().map(token_state_from).transpose()
+    }
+
+    async fn end_device_grant(
+        &self,
+        family: &RefreshFamily,
+        reason: portcullis_core::grant::RevocationReason,
+        end_session_too: bool,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let now = portcullis_core::now();
+        let org_id = family.org_id;
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let revoked = revoke_family_in(&mut unit, org_id, family.id, reason, now).await?;
+        if revoked {
+            unit.audit(crate::events::family_revoked(
+                ctx, org_id, family.id, reason,
+            ));
+        }
+        if end_session_too && let Some(sid) = family.session_id {
+            end_session(&mut unit, ctx, family.user_id, sid, now).await?;
+        }
+        for e in also {
+            unit.audit(e.clone());
+        }
+        unit.commit().await?;
+        Ok(revoked)
     }
 
     async fn default_grant_target(
         &self,
         user_id: UserId,
     ) -> StoreResult<Option<(OrgId, ProjectId)>> {
-        let mut tx = self.begin(Scope::User(user_id)).await?;
+        let mut unit = self.unit(Scope::User(user_id)).await?;
         let row = sqlx::query(
             "SELECT p.org_id, p.id FROM memberships m JOIN orgs o ON o.id = m.org_id \
              JOIN projects p ON p.org_id = m.org_id AND p.is_default \
@@ -124,9 +169,9 @@ impl MobileStore for PgStore {
              ORDER BY m.created_at, m.org_id LIMIT 1",
         )
         .bind(user_id.0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.map(|r| Ok((OrgId(r.try_get(0)?), ProjectId(r.try_get(1)?))))
             .transpose()
     }

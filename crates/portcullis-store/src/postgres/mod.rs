@@ -1,14 +1,20 @@
 //! The scale-out backend: one PostgreSQL shared by every node. Tenant-owned tables are
-//! guarded twice: each query filters by the caller's org, and every transaction that touches
-//! them first sets a row-level security context ([`Scope`]) that the policies of migration
+//! guarded twice: each query filters by the caller's org, and every unit of work that touches
+//! them first sets a row-level security context (its `Scope`) that the policies of migration
 //! 0001 check again. Changes other nodes may have cached are announced with `pg_notify`.
+//!
+//! The files of this module mirror `sqlite/` one for one (`accounts`, `orgs`, `members`,
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `outbox`, with
+//! `rows` for decoding, `statements` for what several operations share and `unit` for the
+//! unit of work), so a reviewer
+//! can diff the two backends file by file. This file opens the store and delegates.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::password::PasswordHash;
 use portcullis_core::{
     AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Project,
     ProjectId, Role, Session, SessionId, Timestamp, TokenHash, User, UserId,
@@ -16,83 +22,61 @@ use portcullis_core::{
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
+use crate::unit::LocalSink;
 use crate::{
-    AddedMember, Backend, Change, ChangeSink, MemberRecord, MemberSession, MembershipView,
-    NewMember, ProjectAccessRecord, ProjectPatch, ProjectView, SessionWithUser, SignupBootstrap,
-    Store, StoreError, StoreResult, UserCredentials,
+    AddedMember, Backend, ChangeSink, ConnectOptions, MemberRecord, MemberSession, MembershipView,
+    NewMember, ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store,
+    StoreError, StoreResult, UserCredentials,
 };
 
+mod accounts;
+mod audit;
 mod clients;
 mod grants;
 mod keys;
 mod listener;
+mod members;
 mod mobile;
+mod orgs;
+mod outbox;
+mod projects;
 mod role;
 mod rows;
+mod sessions;
 mod sso;
 mod statements;
+mod unit;
 
 use role::RoleCheck;
-use rows::{
-    audit_from, membership_from, opt_role, org_cols, org_from, project_cols, project_from, role,
-    session_cols, session_from, to_json_list, user_cols, user_from,
-};
-use statements::{
-    Tx, guard_last_owner, insert_audit, insert_org_with_default_project, insert_project,
-    insert_session, insert_signup_bootstrap, insert_user, lock_org, member_record, notify,
-};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Opens the store without migrating. Lib's [`crate::connect`] dispatches here.
-pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
-    Ok(Arc::new(PgStore::connect(url).await?))
+pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(PgStore::connect(url, options).await?))
 }
 
 pub struct PgStore {
     pool: PgPool,
+    /// Time transactions spent waiting for a pooled connection (and their BEGIN).
     acquire_wait: crate::pool::AcquireWait,
     /// The connecting role itself, without `SET ROLE`: migrations and the change feed.
     owner: PgConnectOptions,
     listeners: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// Whose rows a transaction may see, set as three transaction-local settings that the
-/// row-level security policies read.
-#[derive(Clone, Copy, Debug)]
-enum Scope {
-    /// One org's rows: every call that holds an `OrgAccess`, and creating an org.
-    Org(OrgId),
-    /// A user's own memberships, and the orgs and projects of their active memberships.
-    User(UserId),
-    /// Everything: platform-wide reads and platform-admin operations.
-    Platform,
-    /// No tenant rows; only audit events outside any org may be written.
-    Nobody,
-}
-
-impl Scope {
-    fn settings(self) -> (String, String, &'static str) {
-        match self {
-            Scope::Org(id) => (id.to_string(), String::new(), ""),
-            Scope::User(id) => (String::new(), id.to_string(), ""),
-            Scope::Platform => (String::new(), String::new(), "on"),
-            Scope::Nobody => (String::new(), String::new(), ""),
-        }
-    }
+    /// This process's cache, told of each change a unit commits.
+    local: LocalSink,
 }
 
 impl PgStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         let mut owner = PgConnectOptions::from_str(url)?;
         if owner.get_application_name().is_none() {
             owner = owner.application_name("portcullis");
         }
         let must_switch = RoleCheck::connect(&owner).await?.must_switch()?;
         let mut pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10));
         if must_switch {
             pool = pool.after_connect(|conn, _| Box::pin(role::switch(conn)));
@@ -105,6 +89,7 @@ impl PgStore {
             acquire_wait: Default::default(),
             owner,
             listeners: Mutex::new(Vec::new()),
+            local: LocalSink::default(),
         })
     }
 
@@ -118,62 +103,6 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get("role")?, row.try_get("bound")?))
-    }
-
-    /// The project with `user_id`'s org membership and project role, read in `scope`;
-    /// with `ended_only`, only when that org membership exists and has ended.
-    async fn project_access_in(
-        &self,
-        scope: Scope,
-        project_id: ProjectId,
-        user_id: UserId,
-        ended_only: bool,
-    ) -> StoreResult<Option<ProjectAccessRecord>> {
-        let mut tx = self.begin(scope).await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            ", m.org_id, m.user_id, m.role, m.created_at, m.deleted_at, pm.role AS project_role \
-             FROM projects p JOIN orgs o ON o.id = p.org_id AND o.deleted_at IS NULL \
-             LEFT JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 \
-             LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = $1 \
-             WHERE p.id = $2 AND (NOT $3 OR m.deleted_at IS NOT NULL)"
-        ))
-        .bind(user_id.0)
-        .bind(project_id.0)
-        .bind(ended_only)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        let has_membership = row.try_get::<Option<String>, _>("role")?.is_some();
-        Ok(Some(ProjectAccessRecord {
-            project: project_from(&row)?,
-            org_membership: if has_membership {
-                Some(membership_from(&row)?)
-            } else {
-                None
-            },
-            project_role: opt_role(row.try_get("project_role")?)?,
-        }))
-    }
-
-    /// Starts a transaction whose row-level security context is `scope`. One statement, with
-    /// bind parameters (`SET LOCAL` cannot take them); `true` makes each setting end with
-    /// the transaction, so a pooled connection never carries it into the next one.
-    async fn begin(&self, scope: Scope) -> StoreResult<Tx> {
-        let (org_id, user_id, platform) = scope.settings();
-        let mut tx = self.acquire_wait.time(self.pool.begin()).await?;
-        sqlx::query(
-            "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
-             set_config('app.platform', $3, true)",
-        )
-        .bind(org_id)
-        .bind(user_id)
-        .bind(platform)
-        .execute(&mut *tx)
-        .await?;
-        Ok(tx)
     }
 }
 
@@ -210,6 +139,10 @@ impl Store for PgStore {
     }
 
     fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
+    fn outbox(&self) -> &dyn crate::OutboxStore {
         self
     }
 
@@ -256,6 +189,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        self.local.set(sink);
+    }
+
     async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool> {
         let task = listener::spawn(self.owner.clone(), sink);
         self.listeners
@@ -266,42 +203,15 @@ impl Store for PgStore {
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_cols!(),
-            ", u.password_hash FROM users u WHERE u.email = $1 AND u.deleted_at IS NULL"
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(UserCredentials {
-                user: user_from(&r)?,
-                password_hash: r
-                    .try_get::<Option<String>, _>("password_hash")?
-                    .map(PasswordHash::from_stored),
-            })
-        })
-        .transpose()
+        accounts::user_by_email(self, email).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_cols!(),
-            " FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(user_from).transpose()
+        accounts::user_by_id(self, id).await
     }
 
     async fn bootstrap_signup(&self, b: &SignupBootstrap, ctx: &AuditContext) -> StoreResult<User> {
-        let mut tx = self.begin(Scope::Org(b.org.id)).await?;
-        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
-        tx.commit().await?;
-        Ok(user)
+        accounts::bootstrap_signup(self, b, ctx).await
     }
 
     async fn set_platform_admin(
@@ -310,52 +220,18 @@ impl Store for PgStore {
         on: bool,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Platform).await?;
-        let n = sqlx::query(
-            "UPDATE users SET is_platform_admin = $1 WHERE id = $2 AND deleted_at IS NULL",
-        )
-        .bind(on)
-        .bind(user_id.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert_audit(&mut tx, &crate::events::platform_admin(ctx, user_id, on)).await?;
-        notify(&mut tx, &Change::UserChanged(user_id)).await?;
-        tx.commit().await?;
-        Ok(())
+        accounts::set_platform_admin(self, user_id, on, ctx).await
     }
 
     async fn project_status(
         &self,
         project_id: ProjectId,
     ) -> StoreResult<Option<portcullis_core::ProjectStatus>> {
-        let mut tx = self.begin(Scope::Platform).await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM projects WHERE id = $1")
-                .bind(project_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(status
-            .as_deref()
-            .map(portcullis_core::ProjectStatus::parse)
-            .transpose()?)
+        projects::project_status(self, project_id).await
     }
 
     async fn list_all_orgs(&self) -> StoreResult<Vec<Org>> {
-        let mut tx = self.begin(Scope::Platform).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            org_cols!(),
-            " FROM orgs o WHERE o.deleted_at IS NULL ORDER BY o.created_at"
-        ))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter().map(org_from).collect()
+        orgs::list_all_orgs(self).await
     }
 
     async fn create_session(
@@ -364,34 +240,11 @@ impl Store for PgStore {
         ctx: &AuditContext,
         also: &[AuditEvent],
     ) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::User(s.user_id)).await?;
-        insert_session(&mut tx, s, ctx).await?;
-        for e in also {
-            insert_audit(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        sessions::create_session(self, s, ctx, also).await
     }
 
-    // The hot path: sessions and users are not tenant-owned, so one query, no transaction.
     async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionWithUser>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_cols!(),
-            ", ",
-            user_cols!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND u.deleted_at IS NULL"
-        ))
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(SessionWithUser {
-                session: session_from(&r)?,
-                user: user_from(&r)?,
-            })
-        })
-        .transpose()
+        sessions::session_by_token(self, hash).await
     }
 
     async fn touch_session(
@@ -400,15 +253,7 @@ impl Store for PgStore {
         last_seen_at: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(last_seen_at)
-        .bind(expires_at)
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        sessions::touch_session(self, id, last_seen_at, expires_at).await
     }
 
     async fn list_user_sessions(
@@ -416,17 +261,7 @@ impl Store for PgStore {
         user_id: UserId,
         now: Timestamp,
     ) -> StoreResult<Vec<Session>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            session_cols!(),
-            " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-             ORDER BY s.created_at DESC"
-        ))
-        .bind(user_id.0)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(session_from).collect()
+        sessions::list_user_sessions(self, user_id, now).await
     }
 
     async fn revoke_user_session(
@@ -435,89 +270,15 @@ impl Store for PgStore {
         id: SessionId,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin(Scope::User(user_id)).await?;
-        let n = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(portcullis_core::now())
-        .bind(id.0)
-        .bind(user_id.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        insert_audit(
-            &mut tx,
-            &crate::events::session_revoked(ctx, None, user_id, id),
-        )
-        .await?;
-        notify(&mut tx, &Change::SessionRevoked(id)).await?;
-        tx.commit().await?;
-        Ok(true)
+        sessions::revoke_user_session(self, user_id, id, ctx).await
     }
 
     async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
-        let mut tx = self.begin(Scope::User(user_id)).await?;
-        // The user context sees an org only through an active membership, so a removed
-        // membership comes back without its org; it authorizes nothing either way.
-        let row = sqlx::query(
-            "SELECT m.org_id, m.user_id, m.role, m.created_at, m.deleted_at FROM memberships m \
-             LEFT JOIN orgs o ON o.id = m.org_id \
-             WHERE m.org_id = $1 AND m.user_id = $2 \
-               AND (m.deleted_at IS NOT NULL OR (o.id IS NOT NULL AND o.deleted_at IS NULL))",
-        )
-        .bind(org_id.0)
-        .bind(user_id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.as_ref().map(membership_from).transpose()
+        members::membership(self, org_id, user_id).await
     }
 
     async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>> {
-        let mut tx = self.begin(Scope::User(user_id)).await?;
-        let orgs = sqlx::query(concat!(
-            "SELECT ",
-            org_cols!(),
-            ", m.role FROM memberships m JOIN orgs o ON o.id = m.org_id \
-             WHERE m.user_id = $1 AND m.deleted_at IS NULL AND o.deleted_at IS NULL ORDER BY o.created_at"
-        ))
-        .bind(user_id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let projects = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            ", pm.role AS project_role FROM projects p \
-             JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 AND m.deleted_at IS NULL \
-             LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = m.user_id \
-             ORDER BY p.created_at"
-        ))
-        .bind(user_id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let mut views = Vec::with_capacity(orgs.len());
-        for row in &orgs {
-            views.push(MembershipView {
-                org: org_from(row)?,
-                role: role(row.try_get("role")?)?,
-                projects: Vec::new(),
-            });
-        }
-        for row in &projects {
-            let project = project_from(row)?;
-            let project_role = opt_role(row.try_get("project_role")?)?;
-            if let Some(view) = views.iter_mut().find(|v| v.org.id == project.org_id)
-                && let Some(r) =
-                    portcullis_core::project::effective_project_role(view.role, project_role)
-            {
-                view.projects.push(ProjectView { project, role: r });
-            }
-        }
-        Ok(views)
+        members::memberships_of_user(self, user_id).await
     }
 
     async fn project_access(
@@ -525,30 +286,7 @@ impl Store for PgStore {
         project_id: ProjectId,
         user_id: UserId,
     ) -> StoreResult<Option<ProjectAccessRecord>> {
-        // Platform admins may act in every org, so they must see projects of orgs they are
-        // not members of; anyone else sees only projects of their active memberships.
-        let platform_admin: Option<bool> = sqlx::query_scalar(
-            "SELECT is_platform_admin FROM users WHERE id = $1 AND deleted_at IS NULL",
-        )
-        .bind(user_id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        if platform_admin == Some(true) {
-            return self
-                .project_access_in(Scope::Platform, project_id, user_id, false)
-                .await;
-        }
-        let found = self
-            .project_access_in(Scope::User(user_id), project_id, user_id, false)
-            .await?;
-        if found.is_some() {
-            return Ok(found);
-        }
-        // Someone whose membership of the project's org ended knows the org exists: they get
-        // the record (with that ended membership), as on SQLite, so the domain can tell them
-        // why they lost access. Strangers still find nothing.
-        self.project_access_in(Scope::Platform, project_id, user_id, true)
-            .await
+        projects::project_access(self, project_id, user_id).await
     }
 
     async fn create_org(
@@ -558,52 +296,15 @@ impl Store for PgStore {
         project: &Project,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Org(org.id)).await?;
-        insert_org_with_default_project(&mut tx, creator, org, project).await?;
-        for e in crate::events::org_created(ctx, org, project) {
-            insert_audit(&mut tx, &e).await?;
-        }
-        notify(&mut tx, &Change::UserChanged(creator)).await?;
-        tx.commit().await?;
-        Ok(())
+        orgs::create_org(self, creator, org, project, ctx).await
     }
 
     async fn org(&self, access: &OrgAccess) -> StoreResult<Org> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            org_cols!(),
-            " FROM orgs o WHERE o.id = $1 AND o.deleted_at IS NULL"
-        ))
-        .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        org_from(&row)
+        orgs::org(self, access).await
     }
 
     async fn list_members(&self, access: &OrgAccess) -> StoreResult<Vec<MemberRecord>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            user_cols!(),
-            ", m.role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id \
-             WHERE m.org_id = $1 AND m.deleted_at IS NULL ORDER BY m.created_at"
-        ))
-        .bind(access.org_id().0)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MemberRecord {
-                    user: user_from(r)?,
-                    role: role(r.try_get("role")?)?,
-                    joined_at: r.try_get("joined_at")?,
-                })
-            })
-            .collect()
+        members::list_members(self, access).await
     }
 
     async fn add_member(
@@ -612,93 +313,7 @@ impl Store for PgStore {
         m: &NewMember,
         ctx: &AuditContext,
     ) -> StoreResult<AddedMember> {
-        let org_id = access.org_id();
-        let now = portcullis_core::now();
-        let mut tx = self.begin(Scope::Org(org_id)).await?;
-        lock_org(&mut tx, org_id).await?;
-        let existing = sqlx::query(concat!(
-            "SELECT ",
-            user_cols!(),
-            " FROM users u WHERE u.email = $1 AND u.deleted_at IS NULL"
-        ))
-        .bind(m.email.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (user, user_created) = match existing {
-            Some(row) => (user_from(&row)?, false),
-            None => (
-                insert_user(
-                    &mut tx,
-                    m.new_user_id,
-                    &m.email,
-                    m.name.as_ref(),
-                    m.password_hash.as_ref(),
-                    now,
-                )
-                .await?,
-                true,
-            ),
-        };
-        let previous: Option<Option<Timestamp>> = sqlx::query_scalar(
-            "SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2",
-        )
-        .bind(org_id.0)
-        .bind(user.id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match previous {
-            Some(None) => {
-                return Err(StoreError::Conflict(
-                    "this user is already a member of the organization".into(),
-                ));
-            }
-            Some(Some(_)) => {
-                sqlx::query(
-                    "UPDATE memberships SET role = $1, created_at = $2, deleted_at = NULL \
-                     WHERE org_id = $3 AND user_id = $4",
-                )
-                .bind(m.role.as_str())
-                .bind(now)
-                .bind(org_id.0)
-                .bind(user.id.0)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(org_id.0)
-                .bind(user.id.0)
-                .bind(m.role.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
-             SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
-             ON CONFLICT (project_id, user_id) DO NOTHING",
-        )
-        .bind(user.id.0)
-        .bind(now)
-        .bind(org_id.0)
-        .execute(&mut *tx)
-        .await?;
-        for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
-            insert_audit(&mut tx, &e).await?;
-        }
-        notify(&mut tx, &Change::UserChanged(user.id)).await?;
-        tx.commit().await?;
-        Ok(AddedMember {
-            member: MemberRecord {
-                user,
-                role: m.role,
-                joined_at: now,
-            },
-            user_created,
-        })
+        members::add_member(self, access, m, ctx).await
     }
 
     async fn change_member_role(
@@ -708,27 +323,7 @@ impl Store for PgStore {
         new_role: Role,
         ctx: &AuditContext,
     ) -> StoreResult<MemberRecord> {
-        let org_id = access.org_id();
-        let mut tx = self.begin(Scope::Org(org_id)).await?;
-        lock_org(&mut tx, org_id).await?;
-        let old = guard_last_owner(&mut tx, org_id, user_id, Some(new_role)).await?;
-        sqlx::query(
-            "UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
-        )
-        .bind(new_role.as_str())
-        .bind(org_id.0)
-        .bind(user_id.0)
-        .execute(&mut *tx)
-        .await?;
-        let record = member_record(&mut tx, org_id, user_id).await?;
-        insert_audit(
-            &mut tx,
-            &crate::events::role_changed(ctx, org_id, user_id, old, new_role),
-        )
-        .await?;
-        notify(&mut tx, &Change::UserChanged(user_id)).await?;
-        tx.commit().await?;
-        Ok(record)
+        members::change_member_role(self, access, user_id, new_role, ctx).await
     }
 
     async fn remove_member(
@@ -737,31 +332,7 @@ impl Store for PgStore {
         user_id: UserId,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let org_id = access.org_id();
-        let mut tx = self.begin(Scope::Org(org_id)).await?;
-        lock_org(&mut tx, org_id).await?;
-        guard_last_owner(&mut tx, org_id, user_id, None).await?;
-        sqlx::query(
-            "UPDATE memberships SET deleted_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
-        )
-        .bind(portcullis_core::now())
-        .bind(org_id.0)
-        .bind(user_id.0)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM project_memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id.0)
-            .bind(user_id.0)
-            .execute(&mut *tx)
-            .await?;
-        insert_audit(
-            &mut tx,
-            &crate::events::member_removed(ctx, org_id, user_id),
-        )
-        .await?;
-        notify(&mut tx, &Change::UserChanged(user_id)).await?;
-        tx.commit().await?;
-        Ok(())
+        members::remove_member(self, access, user_id, ctx).await
     }
 
     async fn list_org_sessions(
@@ -769,30 +340,7 @@ impl Store for PgStore {
         access: &OrgAccess,
         now: Timestamp,
     ) -> StoreResult<Vec<MemberSession>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            session_cols!(),
-            ", u.email AS u_email FROM sessions s \
-             JOIN memberships m ON m.user_id = s.user_id AND m.org_id = $1 AND m.deleted_at IS NULL \
-             JOIN users u ON u.id = s.user_id \
-             WHERE s.revoked_at IS NULL AND s.expires_at > $2 ORDER BY s.created_at DESC"
-        ))
-        .bind(access.org_id().0)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                let session = session_from(r)?;
-                Ok(MemberSession {
-                    user_id: session.user_id,
-                    email: Email::parse(r.try_get::<&str, _>("u_email")?)?,
-                    session,
-                })
-            })
-            .collect()
+        sessions::list_org_sessions(self, access, now).await
     }
 
     async fn revoke_org_session(
@@ -801,41 +349,11 @@ impl Store for PgStore {
         id: SessionId,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        let org_id = access.org_id();
-        let mut tx = self.begin(Scope::Org(org_id)).await?;
-        let owner: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-             AND user_id IN (SELECT user_id FROM memberships WHERE org_id = $3 AND deleted_at IS NULL) \
-             RETURNING user_id",
-        )
-        .bind(portcullis_core::now())
-        .bind(id.0)
-        .bind(org_id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(owner) = owner else { return Ok(false) };
-        insert_audit(
-            &mut tx,
-            &crate::events::session_revoked(ctx, Some(org_id), UserId(owner), id),
-        )
-        .await?;
-        notify(&mut tx, &Change::SessionRevoked(id)).await?;
-        tx.commit().await?;
-        Ok(true)
+        sessions::revoke_org_session(self, access, id, ctx).await
     }
 
     async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            " FROM projects p WHERE p.org_id = $1 ORDER BY p.created_at"
-        ))
-        .bind(access.org_id().0)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter().map(project_from).collect()
+        projects::list_projects(self, access).await
     }
 
     async fn create_project(
@@ -844,15 +362,7 @@ impl Store for PgStore {
         project: &Project,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        if project.org_id != access.org_id() {
-            return Err(StoreError::NotFound);
-        }
-        let mut tx = self.begin(Scope::Org(project.org_id)).await?;
-        insert_project(&mut tx, project, false).await?;
-        insert_audit(&mut tx, &crate::events::project_created(ctx, project)).await?;
-        notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
-        tx.commit().await?;
-        Ok(())
+        projects::create_project(self, access, project, ctx).await
     }
 
     async fn update_project(
@@ -862,47 +372,11 @@ impl Store for PgStore {
         patch: &ProjectPatch,
         ctx: &AuditContext,
     ) -> StoreResult<Project> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        // FOR UPDATE: two concurrent patches of different fields must not undo each other.
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            " FROM projects p WHERE p.id = $1 AND p.org_id = $2 FOR UPDATE"
-        ))
-        .bind(id.0)
-        .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let (project, changed) = patch.apply(project_from(&row)?, portcullis_core::now());
-        sqlx::query(
-            "UPDATE projects SET name = $1, status = $2, redirect_uris = $3, allowed_origins = $4, \
-             updated_at = $5 WHERE id = $6",
-        )
-        .bind(project.name.as_str())
-        .bind(project.status.as_str())
-        .bind(to_json_list(&project.redirect_uris, |u| u.as_str()))
-        .bind(to_json_list(&project.allowed_origins, |o| o.as_str()))
-        .bind(project.updated_at)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        insert_audit(
-            &mut tx,
-            &crate::events::project_updated(ctx, &project, &changed),
-        )
-        .await?;
-        notify(&mut tx, &Change::OrgChanged(project.org_id)).await?;
-        tx.commit().await?;
-        Ok(project)
+        projects::update_project(self, access, id, patch, ctx).await
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        let scope = event.org_id.map_or(Scope::Nobody, Scope::Org);
-        let mut tx = self.begin(scope).await?;
-        insert_audit(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(())
+        audit::record_audit(self, event).await
     }
 
     async fn query_audit(
@@ -910,31 +384,6 @@ impl Store for PgStore {
         access: &OrgAccess,
         q: &AuditQuery,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let rows = sqlx::query(
-            "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
-             FROM audit_events e \
-             WHERE (e.org_id = $1 OR (e.org_id IS NULL AND e.actor_id IN \
-                    (SELECT user_id FROM memberships WHERE org_id = $1 AND deleted_at IS NULL))) \
-               AND ($2::text IS NULL OR e.correlation_id = $2) \
-               AND ($3::text IS NULL OR e.action = $3) \
-               AND ($4::uuid IS NULL OR e.actor_id = $4) \
-               AND ($5::timestamptz IS NULL OR e.at >= $5) \
-               AND ($6::timestamptz IS NULL OR e.at < $6) \
-               AND ($7::uuid IS NULL OR e.id < $7) \
-             ORDER BY e.id DESC LIMIT $8",
-        )
-        .bind(access.org_id().0)
-        .bind(&q.correlation_id)
-        .bind(&q.action)
-        .bind(q.actor_id.map(|a| a.0))
-        .bind(q.since)
-        .bind(q.until)
-        .bind(q.before.map(|b| b.0))
-        .bind(i64::from(q.limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter().map(audit_from).collect()
+        audit::query_audit(self, access, q).await
     }
 }

@@ -10,7 +10,12 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::grants::{AuthCode, RefreshFamily, RefreshTokenState};
+use crate::outbox::OutboxRecord;
 use crate::{StoreError, StoreResult};
+use portcullis_core::OutboxEvent;
+use portcullis_core::Timestamp;
+use portcullis_core::oauth::ClientId;
 
 macro_rules! user_cols {
     () => {
@@ -157,5 +162,112 @@ pub(super) fn audit_from(row: &PgRow) -> StoreResult<AuditEvent> {
         user_agent: row.try_get("user_agent")?,
         correlation_id: row.try_get("correlation_id")?,
         details: row.try_get("details")?,
+    })
+}
+
+// ---- OAuth grants ---------------------------------------------------------------------------
+
+pub(super) fn client_id(s: String) -> StoreResult<ClientId> {
+    ClientId::parse(&s).ok_or_else(|| StoreError::Corrupt("client id".into()))
+}
+
+pub(super) fn hash(bytes: Vec<u8>) -> StoreResult<TokenHash> {
+    TokenHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("hash length".into()))
+}
+
+macro_rules! family_cols {
+    () => {
+        "f.id AS f_id, f.client_id AS f_client_id, f.org_id AS f_org_id, f.project_id AS f_project_id, \
+         f.user_id AS f_user_id, f.session_id AS f_session_id, f.scope AS f_scope, f.auth_time AS f_auth_time, \
+         f.created_at AS f_created_at, f.revoked_at AS f_revoked_at"
+    };
+}
+
+macro_rules! token_cols {
+    () => {
+        "t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.used_at AS t_used_at, \
+         t.successor_hash AS t_successor_hash"
+    };
+}
+pub(super) use {family_cols, token_cols};
+
+/// A refresh token with its family (`token_cols!` and `family_cols!`).
+pub(super) fn token_state_from(row: &PgRow) -> StoreResult<RefreshTokenState> {
+    let used_at: Option<Timestamp> = row.try_get("t_used_at")?;
+    Ok(RefreshTokenState {
+        family: family_from(row)?,
+        created_at: row.try_get("t_created_at")?,
+        expires_at: row.try_get("t_expires_at")?,
+        used: used_at.is_some(),
+        family_revoked: row
+            .try_get::<Option<Timestamp>, _>("f_revoked_at")?
+            .is_some(),
+        used_at,
+        successor: row
+            .try_get::<Option<Vec<u8>>, _>("t_successor_hash")?
+            .map(hash)
+            .transpose()?,
+    })
+}
+
+pub(super) fn family_from(row: &PgRow) -> StoreResult<RefreshFamily> {
+    Ok(RefreshFamily {
+        id: portcullis_core::FamilyId(row.try_get("f_id")?),
+        client_id: client_id(row.try_get("f_client_id")?)?,
+        org_id: OrgId(row.try_get("f_org_id")?),
+        project_id: ProjectId(row.try_get("f_project_id")?),
+        user_id: UserId(row.try_get("f_user_id")?),
+        session_id: row
+            .try_get::<Option<Uuid>, _>("f_session_id")?
+            .map(SessionId),
+        scope: row.try_get("f_scope")?,
+        auth_time: row.try_get("f_auth_time")?,
+        created_at: row.try_get("f_created_at")?,
+    })
+}
+
+pub(super) fn code_from(row: &PgRow) -> StoreResult<AuthCode> {
+    Ok(AuthCode {
+        code_hash: hash(row.try_get("code_hash")?)?,
+        client_id: client_id(row.try_get("client_id")?)?,
+        org_id: OrgId(row.try_get("org_id")?),
+        project_id: ProjectId(row.try_get("project_id")?),
+        user_id: UserId(row.try_get("user_id")?),
+        session_id: row.try_get::<Option<Uuid>, _>("session_id")?.map(SessionId),
+        redirect_uri: row.try_get("redirect_uri")?,
+        scope: row.try_get("scope")?,
+        nonce: row.try_get("nonce")?,
+        code_challenge: row.try_get("code_challenge")?,
+        auth_time: row.try_get("auth_time")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+// ---- the outbox ----------------------------------------------------------------------------
+
+macro_rules! outbox_cols {
+    () => {
+        "o.id, o.org_id, o.project_id, o.event_type, o.payload, o.created_at, o.attempts, \
+         o.next_attempt_at, o.delivered_at"
+    };
+}
+pub(super) use outbox_cols;
+
+pub(super) fn outbox_from(row: &PgRow) -> StoreResult<OutboxRecord> {
+    let attempts: i32 = row.try_get("attempts")?;
+    Ok(OutboxRecord {
+        id: row.try_get("id")?,
+        event: OutboxEvent {
+            org_id: OrgId(row.try_get("org_id")?),
+            project_id: row.try_get::<Option<Uuid>, _>("project_id")?.map(ProjectId),
+            event_type: row.try_get("event_type")?,
+            payload: row.try_get("payload")?,
+        },
+        created_at: row.try_get("created_at")?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("outbox attempts {attempts}")))?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        delivered_at: row.try_get("delivered_at")?,
     })
 }

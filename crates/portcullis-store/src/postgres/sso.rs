@@ -8,12 +8,14 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::statements::{Tx, insert_audit, insert_signup_bootstrap, notify};
-use super::{PgStore, Scope};
+use super::PgStore;
+use super::statements::insert_signup_bootstrap;
+use super::unit::Unit;
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
     provider_created, provider_deleted, provider_updated,
 };
+use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
 
 macro_rules! cols {
@@ -43,7 +45,7 @@ fn scopes(p: &OrgSsoProvider) -> serde_json::Value {
     serde_json::Value::from(p.scopes.clone())
 }
 
-async fn insert_identity(tx: &mut Tx, i: &UserIdentity) -> StoreResult<()> {
+async fn insert_identity(unit: &mut Unit<'_>, i: &UserIdentity) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO user_identities (issuer, subject, user_id, email, provider_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -54,12 +56,12 @@ async fn insert_identity(tx: &mut Tx, i: &UserIdentity) -> StoreResult<()> {
     .bind(&i.email)
     .bind(i.provider_id)
     .bind(i.created_at)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
 
-async fn locked(tx: &mut Tx, access: &OrgAccess, id: Uuid) -> StoreResult<OrgSsoProvider> {
+async fn locked(unit: &mut Unit<'_>, access: &OrgAccess, id: Uuid) -> StoreResult<OrgSsoProvider> {
     let row = sqlx::query(concat!(
         "SELECT ",
         cols!(),
@@ -67,7 +69,7 @@ async fn locked(tx: &mut Tx, access: &OrgAccess, id: Uuid) -> StoreResult<OrgSso
     ))
     .bind(id)
     .bind(access.org_id().0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     provider_from(&row)
@@ -84,7 +86,7 @@ impl SsoStore for PgStore {
         if p.org_id != access.org_id() {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         sqlx::query(
             "INSERT INTO sso_providers (id, org_id, name, issuer, client_id, client_secret_sealed, \
              scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -98,24 +100,24 @@ impl SsoStore for PgStore {
         .bind(scopes(p))
         .bind(p.created_at)
         .bind(p.updated_at)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &provider_created(ctx, p)).await?;
-        tx.commit().await?;
+        unit.audit(provider_created(ctx, p));
+        unit.commit().await?;
         Ok(())
     }
 
     async fn list_providers(&self, access: &OrgAccess) -> StoreResult<Vec<OrgSsoProvider>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             cols!(),
             " FROM sso_providers p WHERE p.org_id = $1 ORDER BY p.created_at, p.id"
         ))
         .bind(access.org_id().0)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         rows.iter().map(provider_from).collect()
     }
 
@@ -124,7 +126,7 @@ impl SsoStore for PgStore {
         access: &OrgAccess,
         id: Uuid,
     ) -> StoreResult<Option<OrgSsoProvider>> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             cols!(),
@@ -132,9 +134,9 @@ impl SsoStore for PgStore {
         ))
         .bind(id)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.as_ref().map(provider_from).transpose()
     }
 
@@ -145,8 +147,8 @@ impl SsoStore for PgStore {
         patch: &SsoProviderPatch,
         ctx: &AuditContext,
     ) -> StoreResult<OrgSsoProvider> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let mut p = locked(&mut tx, access, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let mut p = locked(&mut unit, access, id).await?;
         let fields = patch.fields();
         if fields.is_empty() {
             return Ok(p);
@@ -165,10 +167,10 @@ impl SsoStore for PgStore {
         .bind(p.updated_at)
         .bind(p.id)
         .bind(p.org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &provider_updated(ctx, &p, &fields)).await?;
-        tx.commit().await?;
+        unit.audit(provider_updated(ctx, &p, &fields));
+        unit.commit().await?;
         Ok(p)
     }
 
@@ -178,20 +180,20 @@ impl SsoStore for PgStore {
         id: Uuid,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Org(access.org_id())).await?;
-        let p = locked(&mut tx, access, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let p = locked(&mut unit, access, id).await?;
         sqlx::query("DELETE FROM sso_providers WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(access.org_id().0)
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
-        insert_audit(&mut tx, &provider_deleted(ctx, &p)).await?;
-        tx.commit().await?;
+        unit.audit(provider_deleted(ctx, &p));
+        unit.commit().await?;
         Ok(())
     }
 
     async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             cols!(),
@@ -199,14 +201,14 @@ impl SsoStore for PgStore {
              WHERE p.id = $1 AND o.deleted_at IS NULL"
         ))
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         row.as_ref().map(provider_from).transpose()
     }
 
     async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             cols!(),
@@ -214,9 +216,9 @@ impl SsoStore for PgStore {
              WHERE o.slug = $1 AND o.deleted_at IS NULL ORDER BY p.created_at, p.id"
         ))
         .bind(slug)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         rows.iter().map(provider_from).collect()
     }
 
@@ -235,10 +237,10 @@ impl SsoStore for PgStore {
     }
 
     async fn link_identity(&self, i: &UserIdentity, ctx: &AuditContext) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Nobody).await?;
-        insert_identity(&mut tx, i).await?;
-        insert_audit(&mut tx, &identity_linked(ctx, None, i)).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
+        insert_identity(&mut unit, i).await?;
+        unit.audit(identity_linked(ctx, None, i));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -248,10 +250,10 @@ impl SsoStore for PgStore {
         identity: &UserIdentity,
         ctx: &AuditContext,
     ) -> StoreResult<User> {
-        let mut tx = self.begin(Scope::Org(b.org.id)).await?;
-        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
-        insert_identity(&mut tx, identity).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Org(b.org.id)).await?;
+        let user = insert_signup_bootstrap(&mut unit, b, ctx).await?;
+        insert_identity(&mut unit, identity).await?;
+        unit.commit().await?;
         Ok(user)
     }
 
@@ -263,7 +265,7 @@ impl SsoStore for PgStore {
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
         let now = portcullis_core::now();
-        let mut tx = self.begin(Scope::Org(org_id)).await?;
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
         let n = sqlx::query(
             "INSERT INTO memberships (org_id, user_id, role, created_at) \
              SELECT $1, $2, 'member', $3 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
@@ -272,7 +274,7 @@ impl SsoStore for PgStore {
         .bind(org_id.0)
         .bind(user.id.0)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?
         .rows_affected();
         if n == 0 {
@@ -286,24 +288,24 @@ impl SsoStore for PgStore {
         .bind(user.id.0)
         .bind(now)
         .bind(org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &joined_via_sso(ctx, org_id, user, provider_id)).await?;
-        notify(&mut tx, &Change::UserChanged(user.id)).await?;
-        tx.commit().await?;
+        unit.audit(joined_via_sso(ctx, org_id, user, provider_id));
+        unit.changed(Change::UserChanged(user.id));
+        unit.commit().await?;
         Ok(true)
     }
 
     async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
-        let mut tx = self.begin(Scope::Platform).await?;
+        let mut unit = self.unit(Scope::Platform).await?;
         let hit: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM projects WHERE allowed_origins @> jsonb_build_array($1::text) \
              AND status = 'active' LIMIT 1",
         )
         .bind(origin)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
-        tx.commit().await?;
+        unit.commit().await?;
         Ok(hit.is_some())
     }
 }

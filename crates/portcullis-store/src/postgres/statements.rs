@@ -3,51 +3,21 @@
 
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    AuditContext, AuditEvent, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User,
-    UserId, UserName,
+    AuditContext, Email, Org, OrgId, PosixId, Project, Role, Session, Timestamp, User, UserId,
+    UserName,
 };
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 
 use super::rows::{self, role, to_json_list, user_cols};
+use super::unit::Unit;
 use crate::{Change, MemberRecord, SignupBootstrap, StoreError, StoreResult};
-
-pub(super) type Tx = Transaction<'static, Postgres>;
-
-/// Other nodes' caches hear about the change when (and only if) the transaction commits.
-pub(super) async fn notify(tx: &mut Tx, change: &Change) -> StoreResult<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(super::listener::CHANNEL)
-        .bind(super::listener::payload(change))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn insert_audit(tx: &mut Tx, e: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(e.id.0)
-    .bind(e.org_id.map(|o| o.0))
-    .bind(e.at)
-    .bind(e.actor_id.map(|u| u.0))
-    .bind(&e.action)
-    .bind(&e.target)
-    .bind(e.outcome.as_str())
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.correlation_id)
-    .bind(&e.details)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+use portcullis_core::SessionId;
+use portcullis_core::membership::change_membership;
 
 /// A new session with its `session.created` event. Sessions are not tenant-owned (no
 /// row-level security) and the event belongs to no org, so any scope may write them.
 pub(super) async fn insert_session(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     s: &Session,
     ctx: &AuditContext,
 ) -> StoreResult<()> {
@@ -66,13 +36,14 @@ pub(super) async fn insert_session(
     .bind(s.device.as_ref().map(|d| &d.platform))
     .bind(s.device.as_ref().and_then(|d| d.model.as_ref()))
     .bind(s.device.as_ref().and_then(|d| d.app_version.as_ref()))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
-    insert_audit(tx, &crate::events::session_created(ctx, s)).await
+    unit.audit(crate::events::session_created(ctx, s));
+    Ok(())
 }
 
 pub(super) async fn insert_user(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     id: UserId,
     email: &Email,
     name: Option<&UserName>,
@@ -80,7 +51,7 @@ pub(super) async fn insert_user(
     now: Timestamp,
 ) -> StoreResult<User> {
     let n: i64 = sqlx::query_scalar("SELECT nextval('posix_id_seq')")
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut **unit)
         .await?;
     let n =
         u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("posix_id_seq returned {n}")))?;
@@ -96,7 +67,7 @@ pub(super) async fn insert_user(
     .bind(i64::from(posix.uid))
     .bind(i64::from(posix.gid))
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(User {
         id,
@@ -109,7 +80,7 @@ pub(super) async fn insert_user(
 }
 
 pub(super) async fn insert_org_with_default_project(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     owner: UserId,
     org: &Org,
     project: &Project,
@@ -122,16 +93,16 @@ pub(super) async fn insert_org_with_default_project(
     .bind(org.slug.as_str())
     .bind(org.personal)
     .bind(org.created_at)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
-    insert_project(tx, project, true).await?;
+    insert_project(unit, project, true).await?;
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
     )
     .bind(org.id.0)
     .bind(owner.0)
     .bind(org.created_at)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     sqlx::query(
         "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
@@ -141,7 +112,7 @@ pub(super) async fn insert_org_with_default_project(
     .bind(org.id.0)
     .bind(owner.0)
     .bind(org.created_at)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -149,12 +120,12 @@ pub(super) async fn insert_org_with_default_project(
 /// Self-signup's rows in the caller's transaction: the user, a personal org with its default
 /// project, owner memberships of both, and the bootstrap's audit events.
 pub(super) async fn insert_signup_bootstrap(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     b: &SignupBootstrap,
     ctx: &AuditContext,
 ) -> StoreResult<User> {
     let user = insert_user(
-        tx,
+        unit,
         b.user_id,
         &b.email,
         b.name.as_ref(),
@@ -162,14 +133,18 @@ pub(super) async fn insert_signup_bootstrap(
         b.org.created_at,
     )
     .await?;
-    insert_org_with_default_project(tx, user.id, &b.org, &b.project).await?;
+    insert_org_with_default_project(unit, user.id, &b.org, &b.project).await?;
     for e in crate::events::bootstrap(ctx, b, &user) {
-        insert_audit(tx, &e).await?;
+        unit.audit(e);
     }
     Ok(user)
 }
 
-pub(super) async fn insert_project(tx: &mut Tx, p: &Project, is_default: bool) -> StoreResult<()> {
+pub(super) async fn insert_project(
+    unit: &mut Unit<'_>,
+    p: &Project,
+    is_default: bool,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO projects (id, org_id, name, is_default, status, redirect_uris, allowed_origins, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -183,7 +158,7 @@ pub(super) async fn insert_project(tx: &mut Tx, p: &Project, is_default: bool) -
     .bind(to_json_list(&p.allowed_origins, |o| o.as_str()))
     .bind(p.created_at)
     .bind(p.updated_at)
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -191,17 +166,17 @@ pub(super) async fn insert_project(tx: &mut Tx, p: &Project, is_default: bool) -
 /// Serializes membership changes within one org. Under READ COMMITTED two concurrent
 /// removals could each count two owners and leave none; SQLite gets this from
 /// `BEGIN IMMEDIATE`, Postgres from this row lock.
-pub(super) async fn lock_org(tx: &mut Tx, org_id: OrgId) -> StoreResult<()> {
+pub(super) async fn lock_org(unit: &mut Unit<'_>, org_id: OrgId) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE")
         .bind(org_id.0)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut **unit)
         .await?
         .ok_or(StoreError::NotFound)?;
     Ok(())
 }
 
 pub(super) async fn member_record(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     org_id: OrgId,
     user_id: UserId,
 ) -> StoreResult<MemberRecord> {
@@ -213,7 +188,7 @@ pub(super) async fn member_record(
     ))
     .bind(org_id.0)
     .bind(user_id.0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     Ok(MemberRecord {
@@ -223,35 +198,53 @@ pub(super) async fn member_record(
     })
 }
 
-/// The active membership's role, or NotFound; refuses to take away the org's last owner.
+/// The active membership's role, or NotFound; refuses ([`change_membership`]) to take away
+/// the org's last owner.
 /// The caller holds [`lock_org`].
 pub(super) async fn guard_last_owner(
-    tx: &mut Tx,
+    unit: &mut Unit<'_>,
     org_id: OrgId,
     user_id: UserId,
     new_role: Option<Role>,
 ) -> StoreResult<Role> {
-    let current: String = sqlx::query_scalar(
-        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    let row = sqlx::query(
+        "SELECT m.role, (SELECT count(*) FROM memberships o \
+           WHERE o.org_id = m.org_id AND o.role = 'owner' AND o.deleted_at IS NULL) AS owners \
+         FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2 AND m.deleted_at IS NULL",
     )
     .bind(org_id.0)
     .bind(user_id.0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let current = role(&current)?;
-    if current == Role::Owner && new_role != Some(Role::Owner) {
-        let owners: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner' AND deleted_at IS NULL",
-        )
-        .bind(org_id.0)
-        .fetch_one(&mut **tx)
-        .await?;
-        if owners <= 1 {
-            return Err(StoreError::Conflict(
-                "an organization must keep at least one owner".into(),
-            ));
-        }
-    }
+    let current = role(row.try_get("role")?)?;
+    let owners: i64 = row.try_get("owners")?;
+    change_membership(current, new_role, u64::try_from(owners).unwrap_or(0))?;
     Ok(current)
+}
+
+/// Ends one of the user's live sessions, with its `session.revoked` event and the notice
+/// caches need; false when there is no such live session.
+pub(super) async fn end_session(
+    unit: &mut Unit<'_>,
+    ctx: &AuditContext,
+    user_id: UserId,
+    id: SessionId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id.0)
+    .bind(user_id.0)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    unit.audit(crate::events::session_revoked(ctx, None, user_id, id));
+    unit.changed(Change::SessionRevoked(id));
+    Ok(true)
 }

@@ -1,20 +1,24 @@
-//! OAuth clients on SQLite. Every change is one `BEGIN IMMEDIATE` transaction with its audit
-//! event, so two patches of one client queue instead of undoing each other.
+//! OAuth clients on SQLite. Every change is one unit with its audit event, on the one writer
+//! connection, so two patches of one client queue instead of undoing each other. Nodes cache
+//! clients by id, so every change is announced (`OrgChanged`).
 
 use async_trait::async_trait;
 use portcullis_core::oauth::{
     ClientId, ClientType, GrantType, OAuthClient, SigningAlg, TokenEndpointAuthMethod,
 };
 use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, RedirectUri, TokenHash};
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
 
-use super::{SqliteStore, from_micros, insert_audit, json_list, micros, to_json_list};
+use super::SqliteStore;
+use super::rows::{from_micros, json_list, micros, to_json_list};
+use super::unit::Unit;
 use crate::clients::{
     ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,
 };
-use crate::{StoreError, StoreResult};
+use crate::unit::Scope;
+use crate::{Change, StoreError, StoreResult};
 
 macro_rules! client_cols {
     () => {
@@ -57,9 +61,9 @@ fn client_from(row: &SqliteRow) -> StoreResult<OAuthClient> {
     })
 }
 
-/// The live client of the project, read inside a write transaction.
+/// The live client of the project, read inside a unit.
 async fn live_client(
-    tx: &mut Transaction<'static, Sqlite>,
+    unit: &mut Unit<'_>,
     access: &OrgAccess,
     project_id: ProjectId,
     id: &ClientId,
@@ -73,7 +77,7 @@ async fn live_client(
     .bind(id.as_str())
     .bind(project_id.0)
     .bind(access.org_id().0)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut **unit)
     .await?
     .ok_or(StoreError::NotFound)?;
     client_from(&row)
@@ -91,7 +95,7 @@ impl ClientStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         c.validate().map_err(StoreError::Invalid)?;
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         // Inserted only when the project belongs to the org the caller acts in.
         let n = sqlx::query(
             "INSERT INTO oauth_clients (id, org_id, project_id, name, client_type, secret_hash, \
@@ -116,14 +120,15 @@ impl ClientStore for SqliteStore {
         .bind(micros(c.updated_at))
         .bind(c.project_id.0)
         .bind(c.org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?
         .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        insert_audit(&mut tx, &created_event(ctx, c)).await?;
-        tx.commit().await?;
+        unit.audit(created_event(ctx, c));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -173,8 +178,8 @@ impl ClientStore for SqliteStore {
         patch: &ClientPatch,
         ctx: &AuditContext,
     ) -> StoreResult<OAuthClient> {
-        let mut tx = self.write_tx().await?;
-        let current = live_client(&mut tx, access, project_id, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let current = live_client(&mut unit, access, project_id, id).await?;
         let (c, changed) = patch
             .apply(current, portcullis_core::now())
             .map_err(StoreError::Invalid)?;
@@ -195,10 +200,11 @@ impl ClientStore for SqliteStore {
         .bind(c.signing_alg.as_str())
         .bind(micros(c.updated_at))
         .bind(c.id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &updated_event(ctx, &c, &changed)).await?;
-        tx.commit().await?;
+        unit.audit(updated_event(ctx, &c, &changed));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(c)
     }
 
@@ -210,7 +216,7 @@ impl ClientStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         let now = micros(portcullis_core::now());
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let name: Option<String> = sqlx::query_scalar(
             "UPDATE oauth_clients SET deleted_at = ?, updated_at = ?, secret_hash = NULL \
              WHERE id = ? AND project_id = ? AND org_id = ? AND deleted_at IS NULL RETURNING name",
@@ -220,11 +226,12 @@ impl ClientStore for SqliteStore {
         .bind(id.as_str())
         .bind(project_id.0)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?;
         let name = name.ok_or(StoreError::NotFound)?;
-        insert_audit(&mut tx, &deleted_event(ctx, access, project_id, id, &name)).await?;
-        tx.commit().await?;
+        unit.audit(deleted_event(ctx, access, project_id, id, &name));
+        unit.changed(Change::OrgChanged(access.org_id()));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -236,8 +243,8 @@ impl ClientStore for SqliteStore {
         new_secret: &TokenHash,
         ctx: &AuditContext,
     ) -> StoreResult<OAuthClient> {
-        let mut tx = self.write_tx().await?;
-        let mut c = live_client(&mut tx, access, project_id, id).await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let mut c = live_client(&mut unit, access, project_id, id).await?;
         if c.client_type != ClientType::Confidential {
             return Err(no_secret_to_rotate());
         }
@@ -247,10 +254,11 @@ impl ClientStore for SqliteStore {
             .bind(new_secret.0.to_vec())
             .bind(micros(c.updated_at))
             .bind(c.id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
-        insert_audit(&mut tx, &secret_rotated_event(ctx, &c)).await?;
-        tx.commit().await?;
+        unit.audit(secret_rotated_event(ctx, &c));
+        unit.changed(Change::OrgChanged(c.org_id));
+        unit.commit().await?;
         Ok(c)
     }
 

@@ -1,4 +1,4 @@
-//! Signing keys on SQLite. A rotation is one `BEGIN IMMEDIATE` transaction, so the retired
+//! Signing keys on SQLite. A rotation is one unit, so the retired
 //! key, the new key and the audit event appear together or not at all.
 
 use async_trait::async_trait;
@@ -7,8 +7,11 @@ use portcullis_core::{AuditContext, Timestamp};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, from_micros, insert_audit, micros, opt_micros};
+use super::SqliteStore;
+use super::rows::{from_micros, micros, opt_micros};
+use super::unit::Unit;
 use crate::keys::{Rotation, SigningKeyRecord, SigningKeyStore, rotated_event};
+use crate::unit::Scope;
 use crate::{StoreError, StoreResult};
 
 macro_rules! key_cols {
@@ -31,10 +34,7 @@ fn key_from(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
     })
 }
 
-async fn insert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    k: &SigningKeyRecord,
-) -> StoreResult<()> {
+async fn insert(unit: &mut Unit<'_>, k: &SigningKeyRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO signing_keys (kid, alg, encrypted_private_key, public_jwk, created_at, retired_at, publish_until) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -46,7 +46,7 @@ async fn insert(
     .bind(micros(k.created_at))
     .bind(k.retired_at.map(micros))
     .bind(k.publish_until.map(micros))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -54,9 +54,9 @@ async fn insert(
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        insert(&mut tx, key).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
+        insert(&mut unit, key).await?;
+        unit.commit().await?;
         Ok(())
     }
 
@@ -79,7 +79,7 @@ impl SigningKeyStore for SqliteStore {
         publish_until: Timestamp,
         ctx: &AuditContext,
     ) -> StoreResult<Rotation> {
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
         let retired: Vec<String> = sqlx::query_scalar(
             "UPDATE signing_keys SET retired_at = ?, publish_until = ? \
              WHERE alg = ? AND retired_at IS NULL RETURNING kid",
@@ -87,15 +87,15 @@ impl SigningKeyStore for SqliteStore {
         .bind(micros(new.created_at))
         .bind(micros(publish_until))
         .bind(new.alg.as_str())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *unit)
         .await?;
-        insert(&mut tx, new).await?;
+        insert(&mut unit, new).await?;
         let rotation = Rotation {
             retired,
             publish_until,
         };
-        insert_audit(&mut tx, &rotated_event(ctx, new, &rotation)).await?;
-        tx.commit().await?;
+        unit.audit(rotated_event(ctx, new, &rotation));
+        unit.commit().await?;
         Ok(rotation)
     }
 }

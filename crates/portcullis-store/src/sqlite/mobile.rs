@@ -8,14 +8,13 @@ use portcullis_core::{
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::grants::insert_family;
-use super::{SqliteStore, from_micros, insert_audit, insert_session, micros};
+use super::SqliteStore;
+use super::grants::{insert_family, revoke_family_in};
+use super::rows::{family_cols, from_micros, hash, micros, token_cols, token_state_from};
+use super::statements::{end_session, insert_session};
 use crate::mobile::{MobileStore, OneTimeToken};
-use crate::{RefreshFamily, StoreError, StoreResult};
-
-fn hash(bytes: Vec<u8>) -> StoreResult<TokenHash> {
-    TokenHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt("hash length".into()))
-}
+use crate::unit::Scope;
+use crate::{RefreshFamily, RefreshTokenState, StoreResult};
 
 fn ott_from(row: &SqliteRow) -> StoreResult<OneTimeToken> {
     Ok(OneTimeToken {
@@ -34,11 +33,11 @@ fn ott_from(row: &SqliteRow) -> StoreResult<OneTimeToken> {
 #[async_trait]
 impl MobileStore for SqliteStore {
     async fn insert_ott(&self, ott: &OneTimeToken, ctx: &AuditContext) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(ott.org_id)).await?;
         // Spent and expired tokens are worth nothing; keep the table small.
         sqlx::query("DELETE FROM mobile_one_time_tokens WHERE expires_at < ?")
             .bind(micros(ott.created_at - time::Duration::hours(1)))
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
         sqlx::query(
             "INSERT INTO mobile_one_time_tokens (token_hash, state_hash, code_challenge, user_id, org_id, project_id, \
@@ -53,10 +52,10 @@ impl MobileStore for SqliteStore {
         .bind(micros(ott.auth_time))
         .bind(micros(ott.created_at))
         .bind(micros(ott.expires_at))
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &crate::events::ott_issued(ctx, ott)).await?;
-        tx.commit().await?;
+        unit.audit(crate::events::ott_issued(ctx, ott));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -65,13 +64,15 @@ impl MobileStore for SqliteStore {
         token_hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeToken>> {
+        let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(
             "UPDATE mobile_one_time_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING *",
         )
         .bind(micros(now))
         .bind(&token_hash.0[..])
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *unit)
         .await?;
+        unit.commit().await?;
         row.as_ref().map(ott_from).transpose()
     }
 
@@ -84,11 +85,11 @@ impl MobileStore for SqliteStore {
         exchanged: &AuditEvent,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        insert_session(&mut tx, session, ctx).await?;
-        insert_audit(&mut tx, exchanged).await?;
-        insert_family(&mut tx, family, first, refresh_expires_at).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Org(family.org_id)).await?;
+        insert_session(&mut unit, session, ctx).await?;
+        unit.audit(exchanged.clone());
+        insert_family(&mut unit, family, first, refresh_expires_at).await?;
+        unit.commit().await?;
         Ok(())
     }
 
@@ -99,6 +100,51 @@ impl MobileStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(org.map(OrgId))
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> StoreResult<Option<RefreshTokenState>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_cols!(),
+            ", ",
+            family_cols!(),
+            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+              WHERE t.token_hash = ?"
+        ))
+        .bind(&token_hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_state_from).transpose()
+    }
+
+    async fn end_device_grant(
+        &self,
+        family: &RefreshFamily,
+        reason: portcullis_core::grant::RevocationReason,
+        end_session_too: bool,
+        ctx: &AuditContext,
+        also: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        let now = portcullis_core::now();
+        let org_id = family.org_id;
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let revoked = revoke_family_in(&mut unit, org_id, family.id, reason, now).await?;
+        if revoked {
+            unit.audit(crate::events::family_revoked(
+                ctx, org_id, family.id, reason,
+            ));
+        }
+        if end_session_too && let Some(sid) = family.session_id {
+            end_session(&mut unit, ctx, family.user_id, sid, now).await?;
+        }
+        for e in also {
+            unit.audit(e.clone());
+        }
+        unit.commit().await?;
+        Ok(revoked)
     }
 
     async fn default_grant_target(

@@ -6,12 +6,16 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{SqliteStore, from_micros, insert_audit, insert_signup_bootstrap, micros};
+use super::SqliteStore;
+use super::rows::{from_micros, micros};
+use super::statements::insert_signup_bootstrap;
+use super::unit::Unit;
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
     provider_created, provider_deleted, provider_updated, scopes_from, scopes_json,
 };
-use crate::{SignupBootstrap, Store, StoreError, StoreResult};
+use crate::unit::Scope;
+use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
 
 macro_rules! cols {
     () => {
@@ -34,10 +38,7 @@ fn provider_from(row: &SqliteRow) -> StoreResult<OrgSsoProvider> {
     })
 }
 
-async fn insert_identity(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    i: &UserIdentity,
-) -> StoreResult<()> {
+async fn insert_identity(unit: &mut Unit<'_>, i: &UserIdentity) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO user_identities (issuer, subject, user_id, email, provider_id, created_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -48,7 +49,7 @@ async fn insert_identity(
     .bind(&i.email)
     .bind(i.provider_id)
     .bind(micros(i.created_at))
-    .execute(&mut **tx)
+    .execute(&mut **unit)
     .await?;
     Ok(())
 }
@@ -64,7 +65,7 @@ impl SsoStore for SqliteStore {
         if p.org_id != access.org_id() {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         sqlx::query(
             "INSERT INTO sso_providers (id, org_id, name, issuer, client_id, client_secret_sealed, \
              scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -78,10 +79,10 @@ impl SsoStore for SqliteStore {
         .bind(scopes_json(&p.scopes))
         .bind(micros(p.created_at))
         .bind(micros(p.updated_at))
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &provider_created(ctx, p)).await?;
-        tx.commit().await?;
+        unit.audit(provider_created(ctx, p));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -121,7 +122,7 @@ impl SsoStore for SqliteStore {
         patch: &SsoProviderPatch,
         ctx: &AuditContext,
     ) -> StoreResult<OrgSsoProvider> {
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             cols!(),
@@ -129,7 +130,7 @@ impl SsoStore for SqliteStore {
         ))
         .bind(id)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?
         .ok_or(StoreError::NotFound)?;
         let mut p = provider_from(&row)?;
@@ -151,10 +152,10 @@ impl SsoStore for SqliteStore {
         .bind(micros(p.updated_at))
         .bind(p.id)
         .bind(p.org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &provider_updated(ctx, &p, &fields)).await?;
-        tx.commit().await?;
+        unit.audit(provider_updated(ctx, &p, &fields));
+        unit.commit().await?;
         Ok(p)
     }
 
@@ -164,7 +165,7 @@ impl SsoStore for SqliteStore {
         id: Uuid,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             cols!(),
@@ -172,17 +173,17 @@ impl SsoStore for SqliteStore {
         ))
         .bind(id)
         .bind(access.org_id().0)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *unit)
         .await?
         .ok_or(StoreError::NotFound)?;
         let p = provider_from(&row)?;
         sqlx::query("DELETE FROM sso_providers WHERE id = ? AND org_id = ?")
             .bind(id)
             .bind(access.org_id().0)
-            .execute(&mut *tx)
+            .execute(&mut *unit)
             .await?;
-        insert_audit(&mut tx, &provider_deleted(ctx, &p)).await?;
-        tx.commit().await?;
+        unit.audit(provider_deleted(ctx, &p));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -227,10 +228,10 @@ impl SsoStore for SqliteStore {
     }
 
     async fn link_identity(&self, i: &UserIdentity, ctx: &AuditContext) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        insert_identity(&mut tx, i).await?;
-        insert_audit(&mut tx, &identity_linked(ctx, None, i)).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Nobody).await?;
+        insert_identity(&mut unit, i).await?;
+        unit.audit(identity_linked(ctx, None, i));
+        unit.commit().await?;
         Ok(())
     }
 
@@ -240,10 +241,10 @@ impl SsoStore for SqliteStore {
         identity: &UserIdentity,
         ctx: &AuditContext,
     ) -> StoreResult<User> {
-        let mut tx = self.write_tx().await?;
-        let user = insert_signup_bootstrap(&mut tx, b, ctx).await?;
-        insert_identity(&mut tx, identity).await?;
-        tx.commit().await?;
+        let mut unit = self.unit(Scope::Org(b.org.id)).await?;
+        let user = insert_signup_bootstrap(&mut unit, b, ctx).await?;
+        insert_identity(&mut unit, identity).await?;
+        unit.commit().await?;
         Ok(user)
     }
 
@@ -255,7 +256,7 @@ impl SsoStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
         let now = portcullis_core::now();
-        let mut tx = self.write_tx().await?;
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
         let n = sqlx::query(
             "INSERT INTO memberships (org_id, user_id, role, created_at) \
              SELECT ?, ?, 'member', ? WHERE EXISTS (SELECT 1 FROM orgs WHERE id = ? AND deleted_at IS NULL) \
@@ -265,7 +266,7 @@ impl SsoStore for SqliteStore {
         .bind(user.id.0)
         .bind(micros(now))
         .bind(org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?
         .rows_affected();
         if n == 0 {
@@ -279,10 +280,11 @@ impl SsoStore for SqliteStore {
         .bind(user.id.0)
         .bind(micros(now))
         .bind(org_id.0)
-        .execute(&mut *tx)
+        .execute(&mut *unit)
         .await?;
-        insert_audit(&mut tx, &joined_via_sso(ctx, org_id, user, provider_id)).await?;
-        tx.commit().await?;
+        unit.audit(joined_via_sso(ctx, org_id, user, provider_id));
+        unit.changed(Change::UserChanged(user.id));
+        unit.commit().await?;
         Ok(true)
     }
 

@@ -17,7 +17,7 @@ fn uri(s: &str) -> RedirectUri {
 }
 
 /// A client of the user's default project, and the secret issued to it (confidential only).
-fn client(
+pub fn client(
     owner: &SignedUp,
     client_type: ClientType,
     name: &str,

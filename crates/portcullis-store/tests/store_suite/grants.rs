@@ -1,15 +1,19 @@
-//! Refresh rotation as the store decides it: every outcome of `rotate_refresh`, on both
-//! backends (PostgreSQL rotates the common case in one statement and tells the rest apart
-//! afterwards; SQLite in one write transaction).
+//! OAuth grants as the store keeps them: every outcome of `rotate_refresh` on both backends
+//! (PostgreSQL rotates the common case in one statement and tells the rest apart
+//! afterwards; SQLite in one unit), code redemption and replay, consents, and revoking
+//! families and access tokens, with the change notices each revocation sends.
 
 use std::sync::Arc;
 
 use portcullis_core::oauth::ClientId;
-use portcullis_core::{Timestamp, TokenHash};
-use portcullis_store::{RefreshFamily, RefreshOutcome, Store};
+use portcullis_core::{AuditContext, AuditEvent, AuditQuery, Timestamp, TokenHash};
+use portcullis_store::{
+    AuthCode, Change, CodeRedemption, RefreshFamily, RefreshOutcome, RefreshRotation, Store,
+};
+use serde_json::json;
 use time::Duration;
 
-use super::{ctx, signup};
+use super::{SignedUp, ctx, listen, signup};
 
 pub async fn rotation_outcomes(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
@@ -48,13 +52,17 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
             store
                 .grants()
                 .rotate_refresh(
-                    org,
-                    &client,
-                    &TokenHash::of(presented),
-                    &TokenHash::of(successor),
-                    at,
-                    grace,
-                    at + Duration::days(30),
+                    &RefreshRotation {
+                        org_id: org,
+                        client_id: &client,
+                        presented: &TokenHash::of(presented),
+                        successor: &TokenHash::of(successor),
+                        now: at,
+                        grace,
+                        successor_expires_at: at + Duration::days(30),
+                        on_success: &[],
+                        reuse_ends_session: false,
+                    },
                     &ctx(),
                 )
                 .await
@@ -160,4 +168,413 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
+}
+
+fn code(s: &SignedUp, client: &ClientId, raw: &str, ttl: Duration) -> AuthCode {
+    let now = portcullis_core::now();
+    AuthCode {
+        code_hash: TokenHash::of(raw),
+        client_id: client.clone(),
+        org_id: s.org.id,
+        project_id: s.project.id,
+        user_id: s.user.id,
+        session_id: None,
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid offline_access".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+fn family_of(c: &AuthCode) -> RefreshFamily {
+    RefreshFamily {
+        id: portcullis_core::FamilyId::new(),
+        client_id: c.client_id.clone(),
+        org_id: c.org_id,
+        project_id: c.project_id,
+        user_id: c.user_id,
+        session_id: c.session_id,
+        scope: c.scope.clone(),
+        auth_time: c.auth_time,
+        created_at: portcullis_core::now(),
+    }
+}
+
+async fn actions_of(store: &dyn Store, org: &SignedUp, c: &AuditContext) -> Vec<AuditEvent> {
+    store
+        .query_audit(
+            &org.access(),
+            &AuditQuery {
+                correlation_id: Some(c.correlation_id.clone()),
+                limit: 20,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// A code is redeemed once; the second redemption revokes what was minted from it. The store
+/// hands the code back with the client it was issued to: refusing another client's code is
+/// the token endpoint's call, and a client of another org does not find it at all.
+pub async fn code_redemption(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let heard = listen(store.as_ref());
+    let client = ClientId::parse("pcc_codeclient").unwrap();
+    let issued = code(&alice, &client, "code-one", Duration::minutes(1));
+    store.grants().insert_code(&issued).await.unwrap();
+    let now = portcullis_core::now();
+
+    // A client of another org, or an unknown code: nothing, and the code stays unspent.
+    for (org, raw) in [(bob.org.id, "code-one"), (alice.org.id, "code-unknown")] {
+        assert_eq!(
+            store
+                .grants()
+                .redeem_code(org, &TokenHash::of(raw), now, &ctx())
+                .await
+                .unwrap(),
+            CodeRedemption::Unknown
+        );
+    }
+
+    // First redemption: the code exactly as issued, for the caller to check.
+    let got = store
+        .grants()
+        .redeem_code(alice.org.id, &TokenHash::of("code-one"), now, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(got, CodeRedemption::Redeemed(Box::new(issued.clone())));
+    let family = family_of(&issued);
+    store
+        .grants()
+        .start_family(
+            &family,
+            &TokenHash::of("rt_from_code"),
+            now + Duration::days(1),
+            Some(&TokenHash::of("code-one")),
+        )
+        .await
+        .unwrap();
+    assert!(heard.take().is_empty(), "nothing cached changed yet");
+
+    // A replay: the family minted from the code is revoked, with the replay audited.
+    let c = ctx();
+    let replay = store
+        .grants()
+        .redeem_code(alice.org.id, &TokenHash::of("code-one"), now, &c)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        CodeRedemption::Replayed {
+            client_id: client.clone()
+        }
+    );
+    assert!(
+        store
+            .grants()
+            .family_revoked(alice.org.id, family.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(heard.take(), vec![Change::TokensRevoked]);
+    let events = actions_of(store.as_ref(), &alice, &c).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "oauth.code.replayed");
+    assert_eq!(events[0].target.as_deref(), Some("client:pcc_codeclient"));
+    assert_eq!(events[0].details["revoked_family"], json!(family.id));
+
+    // A replay with nothing left to revoke is still refused and audited, and announces
+    // nothing.
+    let lone = code(&alice, &client, "code-two", Duration::minutes(1));
+    store.grants().insert_code(&lone).await.unwrap();
+    for _ in 0..2 {
+        store
+            .grants()
+            .redeem_code(alice.org.id, &TokenHash::of("code-two"), now, &ctx())
+            .await
+            .unwrap();
+    }
+    assert!(heard.take().is_empty());
+
+    // An expired code still comes back once: whether it may be used is the caller's call.
+    let old = code(&alice, &client, "code-old", Duration::seconds(-1));
+    store.grants().insert_code(&old).await.unwrap();
+    let got = store
+        .grants()
+        .redeem_code(alice.org.id, &TokenHash::of("code-old"), now, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&got, CodeRedemption::Redeemed(c) if c.expires_at <= now),
+        "{got:?}"
+    );
+}
+
+pub async fn consents(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let heard = listen(store.as_ref());
+    let client = ClientId::parse("pcc_consentclient").unwrap();
+    let other = ClientId::parse("pcc_otherclient").unwrap();
+    let grants = store.grants();
+    let user = alice.user.id;
+
+    assert_eq!(
+        grants.consent(alice.org.id, user, &client).await.unwrap(),
+        None
+    );
+    let c = ctx();
+    grants
+        .grant_consent(alice.org.id, user, &client, "openid", &c)
+        .await
+        .unwrap();
+    // Granting again replaces the scope.
+    grants
+        .grant_consent(alice.org.id, user, &client, "openid email", &ctx())
+        .await
+        .unwrap();
+    grants
+        .grant_consent(alice.org.id, user, &other, "openid", &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        grants.consent(alice.org.id, user, &client).await.unwrap(),
+        Some(portcullis_core::scope::ScopeSet::granted("openid email"))
+    );
+    // Consents are looked up in the client's org only.
+    assert_eq!(
+        grants.consent(bob.org.id, user, &client).await.unwrap(),
+        None
+    );
+    let listed = grants.consents_of_user(user).await.unwrap();
+    let mut listed: Vec<(String, String)> = listed
+        .into_iter()
+        .map(|c| (c.client_id.as_str().to_owned(), c.scope.to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("pcc_consentclient".to_owned(), "openid email".to_owned()),
+            ("pcc_otherclient".to_owned(), "openid".to_owned()),
+        ]
+    );
+    assert!(
+        grants
+            .consents_of_user(bob.user.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let granted = actions_of(store.as_ref(), &alice, &c).await;
+    assert_eq!(granted.len(), 1);
+    assert_eq!(granted[0].action, "oauth.consent.granted");
+    assert_eq!(granted[0].actor_id, Some(user));
+    assert!(heard.take().is_empty(), "granting changes nothing cached");
+
+    // Withdrawing consent ends the client's refresh families for the user, not others'.
+    let mine = family_of(&code(&alice, &client, "c1", Duration::minutes(1)));
+    let theirs = family_of(&code(&alice, &other, "c2", Duration::minutes(1)));
+    for (f, first) in [(&mine, "rt_mine"), (&theirs, "rt_theirs")] {
+        grants
+            .start_family(
+                f,
+                &TokenHash::of(first),
+                portcullis_core::now() + Duration::days(1),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let c = ctx();
+    assert!(grants.revoke_consent(user, &client, &c).await.unwrap());
+    assert_eq!(
+        grants.consent(alice.org.id, user, &client).await.unwrap(),
+        None
+    );
+    assert!(grants.family_revoked(alice.org.id, mine.id).await.unwrap());
+    assert!(
+        !grants
+            .family_revoked(alice.org.id, theirs.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(heard.take(), vec![Change::TokensRevoked]);
+    let revoked = actions_of(store.as_ref(), &alice, &c).await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].action, "oauth.consent.revoked");
+    assert_eq!(revoked[0].org_id, Some(alice.org.id));
+    assert_eq!(revoked[0].details["scope"], json!("openid email"));
+
+    // Nothing left to withdraw.
+    assert!(!grants.revoke_consent(user, &client, &ctx()).await.unwrap());
+    assert!(
+        !grants
+            .revoke_consent(bob.user.id, &other, &ctx())
+            .await
+            .unwrap()
+    );
+    assert!(heard.take().is_empty());
+    assert_eq!(grants.consents_of_user(user).await.unwrap().len(), 1);
+}
+
+pub async fn family_revocation(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let heard = listen(store.as_ref());
+    let client = ClientId::parse("pcc_familyclient").unwrap();
+    let family = family_of(&code(&alice, &client, "c", Duration::minutes(1)));
+    let now = portcullis_core::now();
+    store
+        .grants()
+        .start_family(
+            &family,
+            &TokenHash::of("rt_one"),
+            now + Duration::days(1),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .grants()
+            .family_revoked(alice.org.id, family.id)
+            .await
+            .unwrap()
+    );
+
+    // Another org cannot revoke it, and does not see it as live either.
+    assert!(
+        !store
+            .grants()
+            .revoke_family(
+                bob.org.id,
+                family.id,
+                portcullis_core::grant::RevocationReason::Logout,
+                &ctx()
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .grants()
+            .family_revoked(bob.org.id, family.id)
+            .await
+            .unwrap()
+    );
+    assert!(heard.take().is_empty());
+
+    let c = ctx();
+    assert!(
+        store
+            .grants()
+            .revoke_family(
+                alice.org.id,
+                family.id,
+                portcullis_core::grant::RevocationReason::RevokedByClient,
+                &c
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .grants()
+            .family_revoked(alice.org.id, family.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(heard.take(), vec![Change::TokensRevoked]);
+    let events = actions_of(store.as_ref(), &alice, &c).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, "oauth.token.revoked");
+    assert_eq!(events[0].details["reason"], json!("revoked_by_client"));
+    let state = store
+        .grants()
+        .refresh_token_state(alice.org.id, &TokenHash::of("rt_one"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.family_revoked && !state.used);
+
+    // Its tokens stop rotating; a second revocation is a no-op that announces nothing.
+    let outcome = store
+        .grants()
+        .rotate_refresh(
+            &RefreshRotation {
+                org_id: alice.org.id,
+                client_id: &client,
+                presented: &TokenHash::of("rt_one"),
+                successor: &TokenHash::of("rt_two"),
+                now,
+                grace: Duration::seconds(10),
+                successor_expires_at: now + Duration::days(1),
+                on_success: &[],
+                reuse_ends_session: false,
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Revoked(f) if f.id == family.id));
+    assert!(
+        !store
+            .grants()
+            .revoke_family(
+                alice.org.id,
+                family.id,
+                portcullis_core::grant::RevocationReason::Logout,
+                &ctx()
+            )
+            .await
+            .unwrap()
+    );
+    assert!(heard.take().is_empty());
+    // An unknown family vouches for nothing.
+    assert!(
+        store
+            .grants()
+            .family_revoked(alice.org.id, portcullis_core::FamilyId::new())
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn access_token_revocation(store: Arc<dyn Store>) {
+    let heard = listen(store.as_ref());
+    let now = portcullis_core::now();
+    let grants = store.grants();
+    assert!(!grants.access_token_revoked("jti-live").await.unwrap());
+    grants
+        .revoke_access_token("jti-live", now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(grants.access_token_revoked("jti-live").await.unwrap());
+    assert!(!grants.access_token_revoked("jti-other").await.unwrap());
+    assert_eq!(heard.take(), vec![Change::TokensRevoked]);
+    // Revoking twice is harmless.
+    grants
+        .revoke_access_token("jti-live", now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(grants.access_token_revoked("jti-live").await.unwrap());
+
+    // A token past its expiry needs no remembering: the next revocation forgets it.
+    grants
+        .revoke_access_token("jti-expired", now - Duration::seconds(1))
+        .await
+        .unwrap();
+    grants
+        .revoke_access_token("jti-next", now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(!grants.access_token_revoked("jti-expired").await.unwrap());
+    assert!(grants.access_token_revoked("jti-next").await.unwrap());
+    assert!(grants.access_token_revoked("jti-live").await.unwrap());
 }

@@ -10,7 +10,7 @@ use portcullis_core::{
     AuditContext, Email, Org, OrgAccess, OrgId, OrgName, Project, ProjectId, ProjectName,
     ProjectStatus, Role, Slug, User, UserId,
 };
-use portcullis_store::{NewMember, SignupBootstrap, Store};
+use portcullis_store::{Change, ChangeSink, NewMember, SignupBootstrap, Store};
 
 mod accounts;
 mod audit;
@@ -19,17 +19,21 @@ mod grants;
 mod keys;
 mod members;
 mod mobile;
+mod outbox;
 mod pool;
 mod postgres_only;
 mod projects;
 mod sessions;
 mod sso;
+mod units;
 
 /// Instantiates each listed test once per backend: `sqlite::name` and `postgres::name`.
-/// `migrated` tests get a migrated store, `unmigrated` ones a store on an empty database.
+/// `migrated` tests get a migrated store, `unmigrated` ones a store on an empty database,
+/// `migrated_at_url` ones a migrated store and its database's URL too.
 macro_rules! store_suite {
     (
         migrated: [$($module:ident :: $test:ident),* $(,)?],
+        migrated_at_url: [$($amodule:ident :: $atest:ident),* $(,)?],
         unmigrated: [$($umodule:ident :: $utest:ident),* $(,)?] $(,)?
     ) => {
         mod sqlite {
@@ -38,6 +42,13 @@ macro_rules! store_suite {
                 async fn $test() {
                     let (_db, url) = portcullis_store::testing::fresh_sqlite_url().await;
                     super::$module::$test(super::open(&url, true).await).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $atest() {
+                    let (_db, url) = portcullis_store::testing::fresh_sqlite_url().await;
+                    super::$amodule::$atest(super::open(&url, true).await, &url).await;
                 }
             )*
             $(
@@ -54,6 +65,13 @@ macro_rules! store_suite {
                 async fn $test() {
                     let db = super::fresh_postgres().await;
                     super::$module::$test(super::open(&db.url, true).await).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $atest() {
+                    let db = super::fresh_postgres().await;
+                    super::$amodule::$atest(super::open(&db.url, true).await, &db.url).await;
                 }
             )*
             $(
@@ -97,6 +115,15 @@ store_suite! {
         keys::failed_rotation_changes_nothing,
         keys::concurrent_first_keys_one_wins,
         grants::rotation_outcomes,
+        grants::code_redemption,
+        grants::consents,
+        grants::family_revocation,
+        grants::access_token_revocation,
+        projects::project_status,
+        mobile::device_grant_ends_all_or_nothing,
+        mobile::rotation_writes_its_events_with_it,
+        units::a_failed_unit_leaves_nothing,
+        units::writes_announce_what_caches_hold,
         mobile::one_time_tokens_are_single_use,
         mobile::grant_target_and_refresh_org,
         mobile::sessions_carry_device_info,
@@ -106,6 +133,11 @@ store_suite! {
         sso::joining_an_org_via_sso_is_once_only,
         sso::allowed_origins_are_found,
         pool::pool_stats_count_transactions,
+        outbox::queued_events_are_due_oldest_first,
+        outbox::a_failed_write_queues_nothing,
+    ],
+    migrated_at_url: [
+        units::changes_reach_the_sink_once_after_commit,
     ],
     unmigrated: [
         accounts::migrations_current,
@@ -127,6 +159,32 @@ pub async fn open(url: &str, migrate: bool) -> Arc<dyn Store> {
 }
 
 // ---- fixtures -----------------------------------------------------------------------------
+
+/// A change sink that remembers what it heard, in order.
+#[derive(Default)]
+pub struct Heard(std::sync::Mutex<Vec<Change>>);
+
+impl Heard {
+    /// What was heard since the last call.
+    pub fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl ChangeSink for Heard {
+    fn changed(&self, change: Change) {
+        self.0.lock().unwrap().push(change);
+    }
+
+    fn feed_up(&self, _up: bool) {}
+}
+
+/// Makes a [`Heard`] the store's local change sink.
+pub fn listen(store: &dyn Store) -> Arc<Heard> {
+    let heard = Arc::new(Heard::default());
+    store.set_change_sink(heard.clone());
+    heard
+}
 
 /// A user as self-signup leaves them: with a personal org and its default project.
 pub struct SignedUp {

@@ -1,16 +1,19 @@
 //! Mobile sign-in's store: one-time tokens (single use under concurrency, expired ones
 //! reported), the platform-scope org lookup of a bare refresh token, the default grant
-//! target, device info on sessions, reuse of a mobile refresh token audited as such, and an
-//! exchange's session, event and refresh family written all or nothing.
+//! target, device info on sessions, reuse of a mobile refresh token audited as such, an
+//! exchange's session, event and refresh family written all or nothing, and signing out and
+//! rotating with their events in the same transaction.
 
 use std::sync::Arc;
 
 use portcullis_core::oauth::ClientId;
 use portcullis_core::{
-    Action, AuditContext, AuditEvent, AuditQuery, DeviceInfo, Session, SessionPolicy, TokenHash,
+    Action, AuditContext, AuditEvent, AuditQuery, DeviceInfo, Session, SessionPolicy, Timestamp,
+    TokenHash,
 };
 use portcullis_store::{
-    MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, Store, StoreError,
+    Change, MOBILE_CLIENT_ID, OneTimeToken, RefreshFamily, RefreshOutcome, RefreshRotation, Store,
+    StoreError,
 };
 use time::Duration;
 
@@ -175,13 +178,17 @@ pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
             store
                 .grants()
                 .rotate_refresh(
-                    org,
-                    &client,
-                    &TokenHash::of(presented),
-                    &TokenHash::of(successor),
-                    portcullis_core::now(),
-                    Duration::ZERO,
-                    portcullis_core::now() + Duration::days(1),
+                    &RefreshRotation {
+                        org_id: org,
+                        client_id: &client,
+                        presented: &TokenHash::of(presented),
+                        successor: &TokenHash::of(successor),
+                        now: portcullis_core::now(),
+                        grace: Duration::ZERO,
+                        successor_expires_at: portcullis_core::now() + Duration::days(1),
+                        on_success: &[],
+                        reuse_ends_session: false,
+                    },
                     &ctx(),
                 )
                 .await
@@ -443,4 +450,238 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
         1,
         "only the successful exchange is audited"
     );
+}
+
+/// The actions recorded under `ctx`'s correlation id, sorted.
+async fn actions_under(store: &dyn Store, s: &super::SignedUp, ctx: &AuditContext) -> Vec<String> {
+    let events = store
+        .query_audit(
+            &s.access(),
+            &AuditQuery {
+                correlation_id: Some(ctx.correlation_id.clone()),
+                limit: 20,
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut actions: Vec<String> = events.into_iter().map(|e| e.action).collect();
+    actions.sort();
+    actions
+}
+
+async fn session_revoked(store: &dyn Store, token: &str) -> bool {
+    store
+        .session_by_token(&TokenHash::of(token))
+        .await
+        .unwrap()
+        .unwrap()
+        .session
+        .revoked_at
+        .is_some()
+}
+
+/// Signing a device out revokes its family, ends its session and writes the caller's
+/// events in one transaction; when one of them cannot be written, none is.
+pub async fn device_grant_ends_all_or_nothing(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let d = device_sign_in(&alice, "device-session");
+    start(store.as_ref(), &d, "rt_device").await.unwrap();
+    let heard = super::listen(store.as_ref());
+    let found = store
+        .mobile()
+        .refresh_token(&TokenHash::of("rt_device"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.family, d.family);
+    assert!(!found.used && !found.family_revoked);
+    assert_eq!(
+        store
+            .mobile()
+            .refresh_token(&TokenHash::of("rt_unknown"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The logout event cannot be written (its id is taken): nothing happens at all.
+    let c = ctx().with_actor(alice.user.id);
+    let logout = c.event(Some(alice.org.id), Action::MobileLogout, "refresh_family:x");
+    store.record_audit(&logout).await.unwrap();
+    let err = store
+        .mobile()
+        .end_device_grant(
+            &d.family,
+            portcullis_core::grant::RevocationReason::Logout,
+            true,
+            &c,
+            std::slice::from_ref(&logout),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        !store
+            .grants()
+            .family_revoked(alice.org.id, d.family.id)
+            .await
+            .unwrap()
+    );
+    assert!(!session_revoked(store.as_ref(), "device-session").await);
+    assert!(
+        heard.take().is_empty(),
+        "no notice for a change that did not commit"
+    );
+    assert_eq!(
+        actions_under(store.as_ref(), &alice, &c).await,
+        ["mobile.logout"],
+        "only the event recorded beforehand"
+    );
+
+    // Signing out: the family, the session and the event, together.
+    let c = ctx().with_actor(alice.user.id);
+    let logout = c.event(Some(alice.org.id), Action::MobileLogout, "refresh_family:x");
+    assert!(
+        store
+            .mobile()
+            .end_device_grant(
+                &d.family,
+                portcullis_core::grant::RevocationReason::Logout,
+                true,
+                &c,
+                &[logout]
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .grants()
+            .family_revoked(alice.org.id, d.family.id)
+            .await
+            .unwrap()
+    );
+    assert!(session_revoked(store.as_ref(), "device-session").await);
+    assert_eq!(
+        heard.take(),
+        vec![Change::TokensRevoked, Change::SessionRevoked(d.session.id)]
+    );
+    assert_eq!(
+        actions_under(store.as_ref(), &alice, &c).await,
+        ["mobile.logout", "oauth.token.revoked", "session.revoked"]
+    );
+    // Again: nothing left to end, nothing announced.
+    assert!(
+        !store
+            .mobile()
+            .end_device_grant(
+                &d.family,
+                portcullis_core::grant::RevocationReason::Logout,
+                true,
+                &ctx(),
+                &[]
+            )
+            .await
+            .unwrap()
+    );
+    assert!(heard.take().is_empty());
+
+    // A family whose session ended elsewhere ends alone.
+    let other = device_sign_in(&alice, "device-session-2");
+    start(store.as_ref(), &other, "rt_device_2").await.unwrap();
+    assert!(
+        store
+            .mobile()
+            .end_device_grant(
+                &other.family,
+                portcullis_core::grant::RevocationReason::SessionEnded,
+                false,
+                &ctx(),
+                &[]
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!session_revoked(store.as_ref(), "device-session-2").await);
+    assert_eq!(heard.take(), vec![Change::TokensRevoked]);
+}
+
+/// A rotation writes the caller's success events in its own transaction, and only when the
+/// presenter gets tokens; a detected reuse ends the device's session with the family.
+pub async fn rotation_writes_its_events_with_it(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let d = device_sign_in(&alice, "device-session");
+    start(store.as_ref(), &d, "rt_first").await.unwrap();
+    let heard = super::listen(store.as_ref());
+    let now = portcullis_core::now();
+    let rotate = |presented: &'static str, successor: &'static str, at: Timestamp| {
+        let store = store.clone();
+        let family = d.family.clone();
+        let org = alice.org.id;
+        async move {
+            let c = ctx();
+            let succeeded = c.with_actor(family.user_id).event(
+                Some(org),
+                Action::MobileRefreshSucceeded,
+                format!("refresh_family:{}", family.id),
+            );
+            let outcome = store
+                .grants()
+                .rotate_refresh(
+                    &RefreshRotation {
+                        org_id: org,
+                        client_id: &family.client_id,
+                        presented: &TokenHash::of(presented),
+                        successor: &TokenHash::of(successor),
+                        now: at,
+                        grace: Duration::seconds(10),
+                        successor_expires_at: at + Duration::days(30),
+                        on_success: &[succeeded],
+                        reuse_ends_session: true,
+                    },
+                    &c,
+                )
+                .await
+                .unwrap();
+            (outcome, c)
+        }
+    };
+
+    let (outcome, c) = rotate("rt_first", "rt_second", now).await;
+    assert!(matches!(outcome, RefreshOutcome::Rotated(_)));
+    assert_eq!(
+        actions_under(store.as_ref(), &alice, &c).await,
+        ["mobile.refresh.succeeded"]
+    );
+    let (outcome, c) = rotate("rt_first", "rt_second", now + Duration::seconds(2)).await;
+    assert!(matches!(outcome, RefreshOutcome::Retried(_)));
+    assert_eq!(
+        actions_under(store.as_ref(), &alice, &c).await,
+        ["mobile.refresh.succeeded"],
+        "a retry gets tokens too"
+    );
+    assert!(heard.take().is_empty(), "a rotation changes nothing cached");
+
+    // Reuse: no success, the family and the device's session end, both announced.
+    let (outcome, c) = rotate("rt_first", "rt_second", now + Duration::seconds(11)).await;
+    assert!(matches!(outcome, RefreshOutcome::ReuseDetected(_)));
+    assert_eq!(
+        actions_under(store.as_ref(), &alice, &c).await,
+        ["mobile.refresh.reuse_detected", "session.revoked"]
+    );
+    assert!(session_revoked(store.as_ref(), "device-session").await);
+    assert_eq!(
+        heard.take(),
+        vec![Change::TokensRevoked, Change::SessionRevoked(d.session.id)]
+    );
+
+    // Refused presentations write no success either.
+    let (outcome, c) = rotate("rt_second", "rt_third", now).await;
+    assert!(matches!(outcome, RefreshOutcome::Revoked(_)));
+    assert!(actions_under(store.as_ref(), &alice, &c).await.is_empty());
+    let (outcome, c) = rotate("rt_unknown", "rt_third", now).await;
+    assert_eq!(outcome, RefreshOutcome::Unknown);
+    assert!(actions_under(store.as_ref(), &alice, &c).await.is_empty());
+    assert!(heard.take().is_empty());
 }

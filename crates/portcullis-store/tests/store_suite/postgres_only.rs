@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::{Action, OrgId, Role, SessionPolicy, TokenHash, UserId};
+use portcullis_core::{Action, OrgId, OutboxEvent, Role, SessionPolicy, TokenHash, UserId};
 use portcullis_store::postgres::PgStore;
-use portcullis_store::{Change, ChangeSink, ProjectPatch, Store};
+use portcullis_store::{Change, ChangeSink, ConnectOptions, ProjectPatch, Store};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::mpsc;
@@ -263,10 +263,56 @@ async fn rls_confines_each_context() {
     tx.rollback().await.unwrap();
 }
 
+/// Outbox rows (migration 0007) are tenant rows like the others: an org's context sees and
+/// writes only its own, the platform's (the delivery worker's) all of them.
+#[tokio::test]
+async fn outbox_rows_are_confined_to_their_org() {
+    let db = fresh_postgres().await;
+    let store = open(&db.url, true).await;
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    for org in [alice.org.id, bob.org.id] {
+        let event = OutboxEvent {
+            org_id: org,
+            project_id: None,
+            event_type: "org.updated".into(),
+            payload: serde_json::json!({}),
+        };
+        store.outbox().enqueue(&event, &[]).await.unwrap();
+    }
+
+    let mut app = app_connection(&db.url).await;
+    assert_eq!(count(&mut app, Context::Unset, "outbox_events").await, 0);
+    assert_eq!(
+        count(&mut app, Context::Org(alice.org.id), "outbox_events").await,
+        1
+    );
+    assert_eq!(
+        count(&mut app, Context::User(alice.user.id), "outbox_events").await,
+        0
+    );
+    assert_eq!(count(&mut app, Context::Platform, "outbox_events").await, 2);
+
+    let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
+    let err = sqlx::query(
+        "INSERT INTO outbox_events (id, org_id, event_type, payload, created_at, next_attempt_at) \
+         VALUES ($1, $2, 'x', '{}', now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(bob.org.id.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(is_policy_violation(&err), "{err:?}");
+    tx.rollback().await.unwrap();
+}
+
 #[tokio::test]
 async fn superuser_connections_act_as_the_app_role() {
     let db = fresh_postgres().await;
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let store = PgStore::connect(&db.url, &ConnectOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let (role, bound) = store.acting_role().await.unwrap();
     assert_eq!(role, "portcullis_app");
@@ -408,7 +454,9 @@ async fn table_owner_without_superuser_is_bound_too() {
     admin.close().await.unwrap();
     let url = url_as(&db.url, &owner_role, "owner-pw");
 
-    let pg = PgStore::connect(&url).await.unwrap();
+    let pg = PgStore::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
     pg.migrate().await.unwrap();
     assert_eq!(pg.acting_role().await.unwrap(), (owner_role.clone(), true));
     let store: Arc<dyn Store> = Arc::new(pg);

@@ -1,9 +1,9 @@
-//! Projects of an org: creating, listing, patching.
+//! Projects of an org: creating, listing, patching, and the status the OAuth endpoints read.
 
 use std::sync::Arc;
 
 use portcullis_core::{AuditQuery, Origin, ProjectId, ProjectName, ProjectStatus, RedirectUri};
-use portcullis_store::{ProjectPatch, Store, StoreError};
+use portcullis_store::{Change, ProjectPatch, Store, StoreError};
 
 use super::{ctx, new_project, signup};
 
@@ -126,5 +126,45 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     assert_eq!(
         store.list_projects(&bob.access()).await.unwrap(),
         vec![bob.project]
+    );
+}
+
+/// What the OAuth endpoints ask about a client's project: whether it is active, known from
+/// the project id alone. Disabling it is a change caches must hear about.
+pub async fn project_status(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let heard = super::listen(store.as_ref());
+    let id = alice.project.id;
+    assert_eq!(
+        store.project_status(id).await.unwrap(),
+        Some(ProjectStatus::Active)
+    );
+    assert_eq!(store.project_status(ProjectId::new()).await.unwrap(), None);
+
+    let disable = ProjectPatch {
+        status: Some(ProjectStatus::Disabled),
+        ..ProjectPatch::default()
+    };
+    store
+        .update_project(&alice.access(), id, &disable, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.project_status(id).await.unwrap(),
+        Some(ProjectStatus::Disabled)
+    );
+    assert_eq!(heard.take(), vec![Change::OrgChanged(alice.org.id)]);
+
+    let enable = ProjectPatch {
+        status: Some(ProjectStatus::Active),
+        ..ProjectPatch::default()
+    };
+    store
+        .update_project(&alice.access(), id, &enable, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.project_status(id).await.unwrap(),
+        Some(ProjectStatus::Active)
     );
 }

@@ -181,7 +181,6 @@ impl Accounts<'_> {
         self.store
             .revoke_user_session(user_id, session.id, meta)
             .await?;
-        self.cache.invalidate();
         Ok(())
     }
 }

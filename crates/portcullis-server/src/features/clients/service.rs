@@ -113,7 +113,6 @@ impl ClientAdmin<'_, '_> {
             .store
             .update(clients.access, clients.project.id, id, patch, clients.audit)
             .await?;
-        clients.cache.invalidate();
         Ok(client)
     }
 
@@ -124,7 +123,6 @@ impl ClientAdmin<'_, '_> {
             .store
             .delete(clients.access, clients.project.id, id, clients.audit)
             .await?;
-        clients.cache.invalidate();
         Ok(())
     }
 
@@ -145,7 +143,6 @@ impl ClientAdmin<'_, '_> {
                 clients.audit,
             )
             .await?;
-        clients.cache.invalidate();
         Ok((client, secret))
     }
 }

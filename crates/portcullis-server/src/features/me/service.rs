@@ -79,7 +79,6 @@ impl Me<'_> {
         {
             return Err(MeError::NoSuchSession);
         }
-        self.cache.invalidate();
         Ok(())
     }
 
@@ -97,7 +96,6 @@ impl Me<'_> {
         {
             return Err(MeError::NoSuchConsent);
         }
-        self.cache.invalidate();
         Ok(())
     }
 }

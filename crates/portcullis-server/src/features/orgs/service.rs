@@ -100,7 +100,6 @@ impl Orgs<'_> {
         self.store
             .create_org(creator, &org, &project, audit)
             .await?;
-        self.cache.invalidate();
         Ok((org, project))
     }
 
@@ -135,7 +134,6 @@ impl Orgs<'_> {
             role: invite.role,
         };
         let added = self.store.add_member(access, &member, audit).await?;
-        self.cache.invalidate();
         Ok(added)
     }
 
@@ -154,7 +152,6 @@ impl Orgs<'_> {
             .store
             .change_member_role(access, target, role, audit)
             .await?;
-        self.cache.invalidate();
         Ok(record)
     }
 
@@ -172,7 +169,6 @@ impl Orgs<'_> {
             return Err(OrgError::OnlyOwnersRemoveOwners);
         }
         self.store.remove_member(access, target, audit).await?;
-        self.cache.invalidate();
         Ok(())
     }
 
@@ -204,7 +200,6 @@ impl Orgs<'_> {
         if !self.store.revoke_org_session(access, id, audit).await? {
             return Err(OrgError::NoSuchSession);
         }
-        self.cache.invalidate();
         Ok(())
     }
 
@@ -246,7 +241,6 @@ impl Orgs<'_> {
             updated_at: now,
         };
         self.store.create_project(access, &project, audit).await?;
-        self.cache.invalidate();
         Ok(project)
     }
 

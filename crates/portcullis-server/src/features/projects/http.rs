@@ -68,6 +68,6 @@ pub async fn patch_project(
             .map(|raw| raw.iter().map(|s| Origin::parse(s)).collect())
             .transpose()?,
     };
-    let project = admin.update(&*state.store, &state.cache, &patch).await?;
+    let project = admin.update(&*state.store, &patch).await?;
     Ok(Json((&project).into()))
 }

@@ -3,8 +3,6 @@
 use portcullis_core::{AuditContext, OrgAccess, Project, ProjectId, Role};
 use portcullis_store::{ProjectPatch, Store, StoreError};
 
-use crate::infra::session_cache::SessionCache;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("changing a project requires the admin role in it")]
@@ -41,15 +39,14 @@ impl ProjectAdmin<'_> {
     pub async fn update(
         &self,
         store: &dyn Store,
-        cache: &SessionCache,
         patch: &ProjectPatch,
     ) -> Result<Project, ProjectError> {
         let scope = &self.0;
         let project = store
             .update_project(scope.access, scope.project_id, patch, scope.audit)
             .await?;
-        // Answers cached on any node (e.g. `/v1/me` bodies) may show the old project.
-        cache.invalidate();
+        // The store announces the change: answers cached on any node (e.g. `/v1/me` bodies)
+        // are dropped when it commits.
         Ok(project)
     }
 }

@@ -1,8 +1,12 @@
 //! The refresh family's life: rotation on every refresh, reuse detection, and signing the
-//! device out.
+//! device out. Each outcome is one store call, so a rotation commits together with its
+//! `mobile.refresh.succeeded`, and a sign-out ends the family, the device's session and
+//! writes `mobile.logout` in one transaction.
 
-use portcullis_core::{Action, AuditContext, OrgId, TokenHash};
-use portcullis_store::{RefreshFamily, RefreshOutcome};
+use portcullis_core::grant::RevocationReason;
+use portcullis_core::{Action, AuditContext, TokenHash, classify_refresh};
+use portcullis_store::{RefreshOutcome, RefreshRotation};
+use serde_json::json;
 
 use super::{Mobile, MobileError, MobileResult, Tokens};
 use crate::features::oidc::issue::REFRESH_PREFIX;
@@ -13,12 +17,12 @@ impl Mobile<'_> {
     /// again past the grace window revokes the family and signs the device out.
     pub async fn refresh(&self, presented: &str, meta: AuditContext) -> MobileResult<Tokens> {
         let hash = TokenHash::of(presented);
-        let org = if presented.starts_with(REFRESH_PREFIX) {
-            self.store.mobile().refresh_token_org(&hash).await?
+        let token = if presented.starts_with(REFRESH_PREFIX) {
+            self.store.mobile().refresh_token(&hash).await?
         } else {
             None
         };
-        let Some(org) = org else {
+        let Some(token) = token else {
             self.audit_failure(
                 &meta,
                 None,
@@ -29,29 +33,79 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::Unauthenticated);
         };
+        let org = token.family.org_id;
+        let target = format!("refresh_family:{}", token.family.id);
         let now = portcullis_core::now();
         let (successor, successor_hash) = self.provider.successor_of(presented);
+        // The session must still be live (signed out elsewhere, expired, user removed), or
+        // the family ends with it. Checked before rotating, so that a rotation commits with
+        // its `mobile.refresh.succeeded`; only a presentation that would get tokens is
+        // checked (reuse, revocation and expiry are the rotation's to tell). Resolving the
+        // session also slides its expiry.
+        let decision = classify_refresh(
+            &token.presented_by(&self.settings.client_id),
+            &successor_hash,
+            now,
+            self.oidc.refresh_grace,
+        );
+        if decision.succeeds() {
+            let family = &token.family;
+            let session_live = match family.session_id {
+                Some(sid) => self.provider.session_live(sid).await,
+                None => false,
+            };
+            if !session_live || !self.allowed_for_org(org).await {
+                let meta = meta.with_actor(family.user_id);
+                let failed = meta
+                    .event(Some(org), Action::MobileRefreshFailed, target)
+                    .failed()
+                    .with_details(json!({"reason": "session_ended"}));
+                self.store
+                    .mobile()
+                    .end_device_grant(
+                        family,
+                        RevocationReason::SessionEnded,
+                        false,
+                        &meta,
+                        &[failed],
+                    )
+                    .await?;
+                if session_live {
+                    return Err(MobileError::FeatureDisabled);
+                }
+                return Err(MobileError::Unauthenticated);
+            }
+        }
+        let succeeded = meta.with_actor(token.family.user_id).event(
+            Some(org),
+            Action::MobileRefreshSucceeded,
+            target.clone(),
+        );
         let outcome = self
             .store
             .grants()
             .rotate_refresh(
-                org,
-                &self.settings.client_id,
-                &hash,
-                &successor_hash,
-                now,
-                self.oidc.refresh_grace,
-                now + self.oidc.refresh_ttl,
+                &RefreshRotation {
+                    org_id: org,
+                    client_id: &self.settings.client_id,
+                    presented: &hash,
+                    successor: &successor_hash,
+                    now,
+                    grace: self.oidc.refresh_grace,
+                    successor_expires_at: now + self.oidc.refresh_ttl,
+                    on_success: std::slice::from_ref(&succeeded),
+                    reuse_ends_session: true,
+                },
                 &meta,
             )
             .await?;
         let (family, reason) = match outcome {
             RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
-            RefreshOutcome::ReuseDetected(f) => {
+            RefreshOutcome::ReuseDetected(_) => {
                 self.metrics
                     .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Mobile);
-                // The store revoked the family and wrote mobile.refresh.reuse_detected.
-                self.end_session(&f, &meta.with_actor(f.user_id)).await?;
+                // The store revoked the family and the device's session, and wrote
+                // mobile.refresh.reuse_detected, all at once.
                 return Err(MobileError::RefreshTokenReused);
             }
             RefreshOutcome::Revoked(f) => (f, Some("revoked")),
@@ -68,11 +122,9 @@ impl Mobile<'_> {
                 return Err(MobileError::Unauthenticated);
             }
         };
-        let meta = meta.with_actor(family.user_id);
-        let target = format!("refresh_family:{}", family.id);
         if let Some(reason) = reason {
             self.audit_failure(
-                &meta,
+                &meta.with_actor(family.user_id),
                 Some(org),
                 Action::MobileRefreshFailed,
                 target,
@@ -81,26 +133,10 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::Unauthenticated);
         }
-        // The session must still be live (signed out elsewhere, expired, user removed): then
-        // the family ends with it. Resolving it also slides its expiry.
-        let session_live = match family.session_id {
-            Some(sid) => self.provider.session_live(sid).await,
-            None => false,
-        };
-        if !session_live || !self.allowed_for_org(org).await {
-            self.end_family(org, &family, &meta).await?;
-            if session_live {
-                return Err(MobileError::FeatureDisabled);
-            }
-            return Err(MobileError::Unauthenticated);
-        }
         let Some(user) = self.store.user_by_id(family.user_id).await? else {
             return Err(MobileError::Unauthenticated);
         };
         let (access_token, expires_in) = self.access_token_for(&user, &family).await?;
-        self.store
-            .record_audit(&meta.event(Some(org), Action::MobileRefreshSucceeded, target))
-            .await?;
         Ok(Tokens {
             access_token,
             expires_in,
@@ -111,89 +147,27 @@ impl Mobile<'_> {
     /// Signs the device out: revokes the family of `presented` and its session. A token that
     /// is unknown, malformed or not a mobile one is quietly ignored (nothing to sign out).
     pub async fn revoke(&self, presented: &str, meta: AuditContext) -> MobileResult<()> {
-        let hash = TokenHash::of(presented);
         if !presented.starts_with(REFRESH_PREFIX) {
             return Ok(());
         }
-        let Some(org) = self.store.mobile().refresh_token_org(&hash).await? else {
-            return Ok(());
-        };
-        let Some(t) = self.store.grants().refresh_token_state(org, &hash).await? else {
+        let hash = TokenHash::of(presented);
+        let Some(t) = self.store.mobile().refresh_token(&hash).await? else {
             return Ok(());
         };
         if t.family.client_id != self.settings.client_id {
             return Ok(());
         }
-        self.sign_out(org, &t.family, &meta.with_actor(t.family.user_id))
-            .await
-    }
-
-    // The writes below go together; each function is one unit for the store to make a
-    // single transaction of.
-
-    /// Revokes the family (reason `logout`) and its session, and records `mobile.logout`.
-    async fn sign_out(
-        &self,
-        org: OrgId,
-        family: &RefreshFamily,
-        meta: &AuditContext,
-    ) -> MobileResult<()> {
+        let meta = meta.with_actor(t.family.user_id);
+        let logout = meta.event(
+            Some(t.family.org_id),
+            Action::MobileLogout,
+            format!("refresh_family:{}", t.family.id),
+        );
+        // One transaction: the family, the device's session and the logout event.
         self.store
-            .grants()
-            .revoke_family(
-                org,
-                family.id,
-                portcullis_core::grant::RevocationReason::Logout,
-                meta,
-            )
+            .mobile()
+            .end_device_grant(&t.family, RevocationReason::Logout, true, &meta, &[logout])
             .await?;
-        self.end_session(family, meta).await?;
-        self.store
-            .record_audit(&meta.event(
-                Some(org),
-                Action::MobileLogout,
-                format!("refresh_family:{}", family.id),
-            ))
-            .await?;
-        Ok(())
-    }
-
-    /// Revokes a family whose session ended (or whose org lost mobile sign-in), and records
-    /// the refresh that found it as failed (`session_ended`).
-    async fn end_family(
-        &self,
-        org: OrgId,
-        family: &RefreshFamily,
-        meta: &AuditContext,
-    ) -> MobileResult<()> {
-        self.store
-            .grants()
-            .revoke_family(
-                org,
-                family.id,
-                portcullis_core::grant::RevocationReason::SessionEnded,
-                meta,
-            )
-            .await?;
-        self.cache.invalidate();
-        self.audit_failure(
-            meta,
-            Some(org),
-            Action::MobileRefreshFailed,
-            format!("refresh_family:{}", family.id),
-            "session_ended",
-        )
-        .await
-    }
-
-    /// Ends a family's session too: the device is signed out, not just its refresh tokens.
-    async fn end_session(&self, family: &RefreshFamily, meta: &AuditContext) -> MobileResult<()> {
-        if let Some(sid) = family.session_id {
-            self.store
-                .revoke_user_session(family.user_id, sid, meta)
-                .await?;
-        }
-        self.cache.invalidate();
         Ok(())
     }
 }

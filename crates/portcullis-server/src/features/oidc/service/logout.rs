@@ -98,7 +98,6 @@ pub async fn logout(
             .revoke_user_session(sub, sid, &meta.with_actor(sub))
             .await?;
     }
-    state.cache.invalidate();
 
     Ok(redirect.map(|mut url| {
         if let Some(s) = p.state {

@@ -231,7 +231,6 @@ pub async fn revoke(
                     meta,
                 )
                 .await?;
-            state.cache.invalidate();
         }
         return Ok(());
     }
@@ -248,7 +247,6 @@ pub async fn revoke(
             .grants()
             .revoke_access_token(&claims.jti, exp)
             .await?;
-        state.cache.invalidate();
     }
     Ok(())
 }

@@ -5,7 +5,9 @@ use portcullis_core::grant::{CodeBinding, CodeLookup, CodePresentation, CodeRefu
 use portcullis_core::oauth::{ClientType, GrantType, OAuthClient};
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{AuditContext, FamilyId, TokenHash};
-use portcullis_store::{AuthCode, CodeRedemption, RefreshFamily, RefreshOutcome, StoreError};
+use portcullis_store::{
+    AuthCode, CodeRedemption, RefreshFamily, RefreshOutcome, RefreshRotation, StoreError,
+};
 
 use super::client_auth::{ClientAuthError, ClientCredentials, authenticate_client};
 use super::{MissingParameter, require};
@@ -125,8 +127,7 @@ async fn authorization_code(
     {
         CodeRedemption::Redeemed(c) => CodeLookup::FirstUse(*c),
         CodeRedemption::Replayed { .. } => {
-            // The store revoked what the code bought; cached token answers are stale.
-            state.cache.invalidate();
+            // The store revoked what the code bought and told every node's cache.
             CodeLookup::Replayed
         }
         CodeRedemption::Unknown => CodeLookup::Unknown,
@@ -221,13 +222,17 @@ async fn refresh(
         .store
         .grants()
         .rotate_refresh(
-            client.org_id,
-            &client.id,
-            &TokenHash::of(presented),
-            &successor_hash,
-            now,
-            state.oidc.refresh_grace,
-            now + state.oidc.refresh_ttl,
+            &RefreshRotation {
+                org_id: client.org_id,
+                client_id: &client.id,
+                presented: &TokenHash::of(presented),
+                successor: &successor_hash,
+                now,
+                grace: state.oidc.refresh_grace,
+                successor_expires_at: now + state.oidc.refresh_ttl,
+                on_success: &[],
+                reuse_ends_session: false,
+            },
             meta,
         )
         .await?;
@@ -237,7 +242,6 @@ async fn refresh(
             state
                 .metrics
                 .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Oauth);
-            state.cache.invalidate();
             return Err(TokenError::RefreshReused);
         }
         RefreshOutcome::Revoked(_) => return Err(TokenError::RefreshRevoked),

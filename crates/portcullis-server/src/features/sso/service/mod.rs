@@ -324,7 +324,6 @@ impl Sso<'_> {
                 .sso()
                 .join_org_via_sso(org_id, &user, provider_id, meta)
                 .await?;
-            self.cache.invalidate();
         }
         let token = self.open_session(&user, meta, &ready.upstream.id).await?;
         Ok(Completed {

@@ -1,0 +1,72 @@
+//! The audit trail: written with the change it describes, read newest first.
+
+use portcullis_core::{AuditEvent, AuditQuery, OrgAccess};
+
+use super::PgStore;
+use super::rows::audit_from;
+use crate::StoreResult;
+use crate::unit::Scope;
+use sqlx::postgres::PgConnection;
+
+pub(super) async fn record_audit(store: &PgStore, event: &AuditEvent) -> StoreResult<()> {
+    let scope = event.org_id.map_or(Scope::Nobody, Scope::Org);
+    let mut unit = store.unit(scope).await?;
+    unit.audit(event.clone());
+    unit.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn query_audit(
+    store: &PgStore,
+    access: &OrgAccess,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditEvent>> {
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
+    let rows = sqlx::query(
+        "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
+         FROM audit_events e \
+         WHERE (e.org_id = $1 OR (e.org_id IS NULL AND e.actor_id IN \
+                (SELECT user_id FROM memberships WHERE org_id = $1 AND deleted_at IS NULL))) \
+           AND ($2::text IS NULL OR e.correlation_id = $2) \
+           AND ($3::text IS NULL OR e.action = $3) \
+           AND ($4::uuid IS NULL OR e.actor_id = $4) \
+           AND ($5::timestamptz IS NULL OR e.at >= $5) \
+           AND ($6::timestamptz IS NULL OR e.at < $6) \
+           AND ($7::uuid IS NULL OR e.id < $7) \
+         ORDER BY e.id DESC LIMIT $8",
+    )
+    .bind(access.org_id().0)
+    .bind(&q.correlation_id)
+    .bind(&q.action)
+    .bind(q.actor_id.map(|a| a.0))
+    .bind(q.since)
+    .bind(q.until)
+    .bind(q.before.map(|b| b.0))
+    .bind(i64::from(q.limit))
+    .fetch_all(&mut *unit)
+    .await?;
+    unit.commit().await?;
+    rows.iter().map(audit_from).collect()
+}
+
+/// One event of the trail; units insert the events they hold back just before committing.
+pub(super) async fn insert_audit(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(e.at)
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(&e.details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Memberships: a user's own, and an org's members as its admins manage them.
+
+use portcullis_core::membership::admit_member;
+use portcullis_core::{Admission, PriorMembership};
+use portcullis_core::{AuditContext, Membership, OrgAccess, OrgId, Role, Timestamp, UserId};
+use sqlx::Row;
+
+use super::PgStore;
+use super::rows::{
+    membership_from, opt_role, org_cols, org_from, project_cols, project_from, role, user_cols,
+    user_from,
+};
+use super::statements::{guard_last_owner, insert_user, lock_org, member_record};
+use crate::unit::Scope;
+use crate::{
+    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreResult,
+};
+
+pub(super) async fn membership(
+    store: &PgStore,
+    org_id: OrgId,
+    user_id: UserId,
+) -> StoreResult<Option<Membership>> {
+    let mut unit = store.unit(Scope::User(user_id)).await?;
+    // The user context sees an org only through an active membership, so a removed
+    // membership comes back without its org; it authorizes nothing either way.
+    let row = sqlx::query(
+        "SELECT m.org_id, m.user_id, m.role, m.created_at, m.deleted_at FROM memberships m \
+         LEFT JOIN orgs o ON o.id = m.org_id \
+         WHERE m.org_id = $1 AND m.user_id = $2 \
+           AND (m.deleted_at IS NOT NULL OR (o.id IS NOT NULL AND o.deleted_at IS NULL))",
+    )
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut *unit)
+    .await?;
+    unit.commit().await?;
+    row.as_ref().map(membership_from).transpose()
+}
+
+pub(super) async fn memberships_of_user(
+    store: &PgStore,
+    user_id: UserId,
+) -> StoreResult<Vec<MembershipView>> {
+    let mut unit = store.unit(Scope::User(user_id)).await?;
+    let orgs = sqlx::query(concat!(
+        "SELECT ",
+        org_cols!(),
+        ", m.role FROM memberships m JOIN orgs o ON o.id = m.org_id \
+         WHERE m.user_id = $1 AND m.deleted_at IS NULL AND o.deleted_at IS NULL ORDER BY o.created_at"
+    ))
+    .bind(user_id.0)
+    .fetch_all(&mut *unit)
+    .await?;
+    let projects = sqlx::query(concat!(
+        "SELECT ",
+        project_cols!(),
+        ", pm.role AS project_role FROM projects p \
+         JOIN memberships m ON m.org_id = p.org_id AND m.user_id = $1 AND m.deleted_at IS NULL \
+         LEFT JOIN project_memberships pm ON pm.project_id = p.id AND pm.user_id = m.user_id \
+         ORDER BY p.created_at"
+    ))
+    .bind(user_id.0)
+    .fetch_all(&mut *unit)
+    .await?;
+    unit.commit().await?;
+    let mut views = Vec::with_capacity(orgs.len());
+    for row in &orgs {
+        views.push(MembershipView {
+            org: org_from(row)?,
+            role: role(row.try_get("role")?)?,
+            projects: Vec::new(),
+        });
+    }
+    for row in &projects {
+        let project = project_from(row)?;
+        let project_role = opt_role(row.try_get("project_role")?)?;
+        if let Some(view) = views.iter_mut().find(|v| v.org.id == project.org_id)
+            && let Some(r) =
+                portcullis_core::project::effective_project_role(view.role, project_role)
+        {
+            view.projects.push(ProjectView { project, role: r });
+        }
+    }
+    Ok(views)
+}
+
+pub(super) async fn list_members(
+    store: &PgStore,
+    access: &OrgAccess,
+) -> StoreResult<Vec<MemberRecord>> {
+    let mut unit = store.unit(Scope::Org(access.org_id())).await?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        ", m.role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.org_id = $1 AND m.deleted_at IS NULL ORDER BY m.created_at"
+    ))
+    .bind(access.org_id().0)
+    .fetch_all(&mut *unit)
+    .await?;
+    unit.commit().await?;
+    rows.iter()
+        .map(|r| {
+            Ok(MemberRecord {
+                user: user_from(r)?,
+                role: role(r.try_get("role")?)?,
+                joined_at: r.try_get("joined_at")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn add_member(
+    store: &PgStore,
+    access: &OrgAccess,
+    m: &NewMember,
+    ctx: &AuditContext,
+) -> StoreResult<AddedMember> {
+    let org_id = access.org_id();
+    let now = portcullis_core::now();
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
+    let existing = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users u WHERE u.email = $1 AND u.deleted_at IS NULL"
+    ))
+    .bind(m.email.as_str())
+    .fetch_optional(&mut *unit)
+    .await?;
+    let (user, user_created) = match existing {
+        Some(row) => (user_from(&row)?, false),
+        None => (
+            insert_user(
+                &mut unit,
+                m.new_user_id,
+                &m.email,
+                m.name.as_ref(),
+                m.password_hash.as_ref(),
+                now,
+            )
+            .await?,
+            true,
+        ),
+    };
+    let prior: Option<Option<Timestamp>> =
+        sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id.0)
+            .bind(user.id.0)
+            .fetch_optional(&mut *unit)
+            .await?;
+    let prior = match prior {
+        None => PriorMembership::Never,
+        Some(None) => PriorMembership::Active,
+        Some(Some(_)) => PriorMembership::Removed,
+    };
+    match admit_member(prior)? {
+        Admission::Reinstate => {
+            sqlx::query(
+                "UPDATE memberships SET role = $1, created_at = $2, deleted_at = NULL \
+                 WHERE org_id = $3 AND user_id = $4",
+            )
+            .bind(m.role.as_str())
+            .bind(now)
+            .bind(org_id.0)
+            .bind(user.id.0)
+            .execute(&mut *unit)
+            .await?;
+        }
+        Admission::Insert => {
+            sqlx::query(
+                "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(org_id.0)
+            .bind(user.id.0)
+            .bind(m.role.as_str())
+            .bind(now)
+            .execute(&mut *unit)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
+         SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
+         ON CONFLICT (project_id, user_id) DO NOTHING",
+    )
+    .bind(user.id.0)
+    .bind(now)
+    .bind(org_id.0)
+    .execute(&mut *unit)
+    .await?;
+    for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
+        unit.audit(e);
+    }
+    unit.changed(Change::UserChanged(user.id));
+    unit.commit().await?;
+    Ok(AddedMember {
+        member: MemberRecord {
+            user,
+            role: m.role,
+            joined_at: now,
+        },
+        user_created,
+    })
+}
+
+pub(super) async fn change_member_role(
+    store: &PgStore,
+    access: &OrgAccess,
+    user_id: UserId,
+    new_role: Role,
+    ctx: &AuditContext,
+) -> StoreResult<MemberRecord> {
+    let org_id = access.org_id();
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
+    let old = guard_last_owner(&mut unit, org_id, user_id, Some(new_role)).await?;
+    sqlx::query(
+        "UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
+    )
+    .bind(new_role.as_str())
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .execute(&mut *unit)
+    .await?;
+    let record = member_record(&mut unit, org_id, user_id).await?;
+    unit.audit(crate::events::role_changed(
+        ctx, org_id, user_id, old, new_role,
+    ));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn remove_member(
+    store: &PgStore,
+    access: &OrgAccess,
+    user_id: UserId,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    let org_id = access.org_id();
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    lock_org(&mut unit, org_id).await?;
+    guard_last_owner(&mut unit, org_id, user_id, None).await?;
+    sqlx::query(
+        "UPDATE memberships SET deleted_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
+    )
+    .bind(portcullis_core::now())
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .execute(&mut *unit)
+    .await?;
+    sqlx::query("DELETE FROM project_memberships WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id.0)
+        .bind(user_id.0)
+        .execute(&mut *unit)
+        .await?;
+    unit.audit(crate::events::member_removed(ctx, org_id, user_id));
+    unit.changed(Change::UserChanged(user_id));
+    unit.commit().await?;
+    Ok(())
+}

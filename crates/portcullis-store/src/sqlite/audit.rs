@@ -1,0 +1,70 @@
+//! The audit trail: written with the change it describes, read newest first.
+
+use portcullis_core::{AuditEvent, AuditQuery, OrgAccess};
+
+use super::SqliteStore;
+use super::rows::{audit_from, micros};
+use crate::StoreResult;
+use crate::unit::Scope;
+use sqlx::sqlite::SqliteConnection;
+
+pub(super) async fn record_audit(store: &SqliteStore, event: &AuditEvent) -> StoreResult<()> {
+    let scope = event.org_id.map_or(Scope::Nobody, Scope::Org);
+    let mut unit = store.unit(scope).await?;
+    unit.audit(event.clone());
+    unit.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn query_audit(
+    store: &SqliteStore,
+    access: &OrgAccess,
+    q: &AuditQuery,
+) -> StoreResult<Vec<AuditEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
+         FROM audit_events e \
+         WHERE (e.org_id = ?1 OR (e.org_id IS NULL AND e.actor_id IN \
+                (SELECT user_id FROM memberships WHERE org_id = ?1 AND deleted_at IS NULL))) \
+           AND (?2 IS NULL OR e.correlation_id = ?2) \
+           AND (?3 IS NULL OR e.action = ?3) \
+           AND (?4 IS NULL OR e.actor_id = ?4) \
+           AND (?5 IS NULL OR e.at >= ?5) \
+           AND (?6 IS NULL OR e.at < ?6) \
+           AND (?7 IS NULL OR e.id < ?7) \
+         ORDER BY e.id DESC LIMIT ?8",
+    )
+    .bind(access.org_id().0)
+    .bind(&q.correlation_id)
+    .bind(&q.action)
+    .bind(q.actor_id.map(|a| a.0))
+    .bind(q.since.map(micros))
+    .bind(q.until.map(micros))
+    .bind(q.before.map(|b| b.0))
+    .bind(q.limit as i64)
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(audit_from).collect()
+}
+
+/// One event of the trail; units insert the events they hold back just before committing.
+pub(super) async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.0)
+    .bind(e.org_id.map(|o| o.0))
+    .bind(micros(e.at))
+    .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(e.outcome.as_str())
+    .bind(&e.ip)
+    .bind(&e.user_agent)
+    .bind(&e.correlation_id)
+    .bind(e.details.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

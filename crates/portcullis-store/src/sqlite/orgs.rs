@@ -1,0 +1,50 @@
+//! Orgs: creating one with its default project, reading one, listing all.
+
+use portcullis_core::{AuditContext, Org, OrgAccess, Project, UserId};
+
+use super::SqliteStore;
+use super::rows::{org_cols, org_from};
+use super::statements::insert_org_with_default_project;
+use crate::unit::Scope;
+use crate::{Change, StoreError, StoreResult};
+
+pub(super) async fn list_all_orgs(store: &SqliteStore) -> StoreResult<Vec<Org>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        org_cols!(),
+        " FROM orgs o WHERE o.deleted_at IS NULL ORDER BY o.created_at"
+    ))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(org_from).collect()
+}
+
+pub(super) async fn create_org(
+    store: &SqliteStore,
+    creator: UserId,
+    org: &Org,
+    project: &Project,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    let mut unit = store.unit(Scope::Org(org.id)).await?;
+    insert_org_with_default_project(&mut unit, creator, org, project).await?;
+    for e in crate::events::org_created(ctx, org, project) {
+        unit.audit(e);
+    }
+    unit.changed(Change::UserChanged(creator));
+    unit.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn org(store: &SqliteStore, access: &OrgAccess) -> StoreResult<Org> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        org_cols!(),
+        " FROM orgs o WHERE o.id = ? AND o.deleted_at IS NULL"
+    ))
+    .bind(access.org_id().0)
+    .fetch_optional(&store.pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    org_from(&row)
+}

@@ -1,0 +1,160 @@
+//! Web and device sessions: created, resolved, slid, listed and revoked.
+
+use portcullis_core::{
+    AuditContext, AuditEvent, Email, OrgAccess, Session, SessionId, Timestamp, TokenHash, UserId,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use super::rows::{micros, session_cols, session_from, user_cols, user_from};
+use super::statements::{end_session, insert_session};
+use crate::unit::Scope;
+use crate::{Change, MemberSession, SessionWithUser, StoreResult};
+
+pub(super) async fn create_session(
+    store: &SqliteStore,
+    s: &Session,
+    ctx: &AuditContext,
+    also: &[AuditEvent],
+) -> StoreResult<()> {
+    let mut unit = store.unit(Scope::User(s.user_id)).await?;
+    insert_session(&mut unit, s, ctx).await?;
+    for e in also {
+        unit.audit(e.clone());
+    }
+    unit.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn session_by_token(
+    store: &SqliteStore,
+    hash: &TokenHash,
+) -> StoreResult<Option<SessionWithUser>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        session_cols!(),
+        ", ",
+        user_cols!(),
+        " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND u.deleted_at IS NULL"
+    ))
+    .bind(&hash.0[..])
+    .fetch_optional(&store.pool)
+    .await?;
+    row.map(|r| {
+        Ok(SessionWithUser {
+            session: session_from(&r)?,
+            user: user_from(&r)?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn touch_session(
+    store: &SqliteStore,
+    id: SessionId,
+    last_seen_at: Timestamp,
+    expires_at: Timestamp,
+) -> StoreResult<()> {
+    // Not audited, and no cache must forget anything but this session's entry, which
+    // the caller drops itself.
+    let mut unit = store.unit(Scope::Nobody).await?;
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(micros(last_seen_at))
+    .bind(micros(expires_at))
+    .bind(id.0)
+    .execute(&mut *unit)
+    .await?;
+    unit.commit().await
+}
+
+pub(super) async fn list_user_sessions(
+    store: &SqliteStore,
+    user_id: UserId,
+    now: Timestamp,
+) -> StoreResult<Vec<Session>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        session_cols!(),
+        " FROM sessions s WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? ORDER BY s.created_at DESC"
+    ))
+    .bind(user_id.0)
+    .bind(micros(now))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter().map(session_from).collect()
+}
+
+pub(super) async fn revoke_user_session(
+    store: &SqliteStore,
+    user_id: UserId,
+    id: SessionId,
+    ctx: &AuditContext,
+) -> StoreResult<bool> {
+    let mut unit = store.unit(Scope::User(user_id)).await?;
+    if !end_session(&mut unit, ctx, user_id, id, portcullis_core::now()).await? {
+        return Ok(false);
+    }
+    unit.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn list_org_sessions(
+    store: &SqliteStore,
+    access: &OrgAccess,
+    now: Timestamp,
+) -> StoreResult<Vec<MemberSession>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        session_cols!(),
+        ", u.email AS u_email FROM sessions s \
+         JOIN memberships m ON m.user_id = s.user_id AND m.org_id = ? AND m.deleted_at IS NULL \
+         JOIN users u ON u.id = s.user_id \
+         WHERE s.revoked_at IS NULL AND s.expires_at > ? ORDER BY s.created_at DESC"
+    ))
+    .bind(access.org_id().0)
+    .bind(micros(now))
+    .fetch_all(&store.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let session = session_from(r)?;
+            Ok(MemberSession {
+                user_id: session.user_id,
+                email: Email::parse(r.try_get::<&str, _>("u_email")?)?,
+                session,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn revoke_org_session(
+    store: &SqliteStore,
+    access: &OrgAccess,
+    id: SessionId,
+    ctx: &AuditContext,
+) -> StoreResult<bool> {
+    let org_id = access.org_id();
+    let mut unit = store.unit(Scope::Org(org_id)).await?;
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
+         AND user_id IN (SELECT user_id FROM memberships WHERE org_id = ? AND deleted_at IS NULL) RETURNING user_id",
+    )
+    .bind(micros(portcullis_core::now()))
+    .bind(id.0)
+    .bind(org_id.0)
+    .fetch_optional(&mut *unit)
+    .await?;
+    let Some(owner) = owner else { return Ok(false) };
+    unit.audit(crate::events::session_revoked(
+        ctx,
+        Some(org_id),
+        UserId(owner),
+        id,
+    ));
+    unit.changed(Change::SessionRevoked(id));
+    unit.commit().await?;
+    Ok(true)
+}
