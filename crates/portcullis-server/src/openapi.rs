@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::features::mobile::{connect, handoff};
+use crate::features::mobile::{confirm, connect, handoff};
 use crate::features::ops::http as health;
 use crate::features::{auth, clients, me, mobile, oidc, orgs, projects, signing_keys, sso};
 use crate::state::AppState;
@@ -40,7 +40,7 @@ use crate::state::AppState;
         sso::http::list_org_providers, sso::http::create_org_provider, sso::http::get_org_provider,
         sso::http::patch_org_provider, sso::http::delete_org_provider,
         mobile::http::capabilities, mobile::http::exchange, mobile::http::refresh, mobile::http::revoke,
-        handoff::handoff, handoff::login,
+        handoff::handoff, handoff::login, confirm::confirm,
         connect::connect, connect::connect_svg,
     ),
     modifiers(&Security),

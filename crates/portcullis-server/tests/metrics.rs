@@ -89,11 +89,11 @@ async fn counters_move_and_the_text_parses(app: TestApp) {
 
     // A spent one-time token, then a rate-limited answer (one exchange per address).
     let exchange = || {
-        TestApp::send(
-            app.req(Method::POST, "/api/v1/mobile/auth/exchange")
-                .json(&json!({"ott": "ott_unknown", "state": "s-1",
-                              "device": {"platform": "ios"}})),
-        )
+        TestApp::send(app.req(Method::POST, "/api/v1/mobile/auth/exchange").json(
+            &json!({"ott": "ott_unknown", "state": "s-1",
+                              "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                              "device": {"platform": "ios"}}),
+        ))
     };
     exchange().await.assert_error(401, "ott_invalid");
     exchange().await.assert_error(429, "rate_limited");

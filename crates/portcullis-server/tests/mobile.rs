@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 const CALLBACK: &str = "alga://auth/callback";
+/// A well-formed PKCE verifier that matches no challenge (RFC 7636 appendix B's).
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// What every test server gets: the app's scheme registered, and no grace window for
 /// refresh retries (so a second use of a rotated token is reuse at once).
@@ -86,19 +88,64 @@ fn deep_link(r: &Reply) -> std::collections::HashMap<String, String> {
     link.query_pairs().into_owned().collect()
 }
 
-/// A browser that is already signed in opens the hand-off: the one-time token comes back.
+/// The confirmation page a signed-in browser gets before a token goes to an app scheme:
+/// its hidden fields `(continue, csrf_token)`. Nothing was minted for it.
+fn confirmation_form(r: &Reply) -> (String, String) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers.get("location").is_none(), "not redirected");
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.body.as_str().unwrap();
+    assert!(html.contains("action=\"/auth/mobile/confirm\""), "{html}");
+    assert!(
+        !html.contains("ott_"),
+        "no one-time token on the page: {html}"
+    );
+    (html_attr(html, "continue"), html_attr(html, "csrf_token"))
+}
+
+/// The browser answers the confirmation page, from this server's origin.
+async fn confirm(
+    app: &TestApp,
+    cookie: &str,
+    cont: &str,
+    csrf: &str,
+    decision: &str,
+    correlation: &str,
+) -> Reply {
+    TestApp::send(
+        app.with_cookie(Method::POST, "/auth/mobile/confirm", cookie)
+            .header("x-correlation-id", correlation)
+            .form(&[
+                ("continue", cont),
+                ("csrf_token", csrf),
+                ("decision", decision),
+            ]),
+    )
+    .await
+}
+
+/// A browser that is already signed in opens the hand-off, is asked, and continues: the
+/// one-time token comes back on the deep link (minted by the request `correlation`).
 async fn handoff_with_session(
     app: &TestApp,
     user: &Signed,
     state: &str,
-    challenge: Option<&str>,
+    challenge: &str,
     correlation: &str,
 ) -> String {
-    let r = TestApp::send(
-        app.with_cookie(Method::GET, &handoff_path(state, challenge), &user.token)
-            .header("x-correlation-id", correlation),
-    )
+    let page = TestApp::send(app.with_cookie(
+        Method::GET,
+        &handoff_path(state, Some(challenge)),
+        &user.token,
+    ))
     .await;
+    let (cont, csrf) = confirmation_form(&page);
+    let r = confirm(app, &user.token, &cont, &csrf, "continue", correlation).await;
     let q = deep_link(&r);
     assert_eq!(q.get("state").map(String::as_str), Some(state));
     let ott = q.get("ott").cloned().expect("ott on the deep link");
@@ -140,7 +187,7 @@ fn corr(label: &str) -> String {
 async fn sign_in(app: &TestApp, user: &Signed) -> (String, String) {
     let (verifier, challenge) = pkce();
     let state = app_state();
-    let ott = handoff_with_session(app, user, &state, Some(&challenge), &corr("handoff")).await;
+    let ott = handoff_with_session(app, user, &state, &challenge, &corr("handoff")).await;
     let r = exchange(
         app,
         json!({"ott": ott, "state": state, "code_verifier": verifier, "device": device()}),
@@ -179,11 +226,30 @@ fn has_action(events: &[Value], action: &str, outcome: &str) -> bool {
         .any(|e| e["action"] == json!(action) && e["outcome"] == json!(outcome))
 }
 
+/// One-time tokens minted for `user` so far: the store writes each with its
+/// `mobile.ott.issued` event in one transaction, so the audit log counts them.
+async fn issued_count(app: &TestApp, user: &Signed) -> usize {
+    let r = app
+        .get(
+            &format!(
+                "/v1/orgs/{}/audit?action=mobile.ott.issued&limit=200",
+                user.org_id
+            ),
+            &user.token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["events"].as_array().unwrap().len()
+}
+
 both_backends_with! {
     whole_journey => plain,
     handoff_through_the_login_page => plain,
     handoff_refuses_without_state_or_registered_redirect => plain,
     handoff_failures_go_back_to_the_app => plain,
+    handoff_requires_pkce => plain,
+    app_scheme_needs_confirmation => plain,
+    universal_link_skips_the_confirmation => plain,
     expired_ott_is_refused => |c: &mut Config| c.mobile.ott_ttl_sec = 1,
     ott_is_single_use_and_bound => plain,
     exchange_payload_is_validated => plain,
@@ -214,13 +280,30 @@ async fn whole_journey(app: TestApp) {
     assert_eq!(caps.body["server"]["name"], json!("Portcullis"));
     assert!(caps.body["server"]["version"].as_str().is_some());
 
-    // 2. The browser (already signed in) hands off; 3. the app parses the deep link.
+    // 2. The browser (already signed in) opens the hand-off: the question, no token yet.
     let (verifier, challenge) = pkce();
     let state = app_state();
+    let page = TestApp::send(app.with_cookie(
+        Method::GET,
+        &handoff_path(&state, Some(&challenge)),
+        &user.token,
+    ))
+    .await;
+    let (cont, csrf) = confirmation_form(&page);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("Continue to alga on this device?"), "{html}");
+    assert!(html.contains(&user.email), "names the account: {html}");
+    assert_eq!(issued_count(&app, &user).await, 0);
+    // 3. The person continues; 4. the app parses the deep link.
     let c_handoff = corr("handoff");
-    let ott = handoff_with_session(&app, &user, &state, Some(&challenge), &c_handoff).await;
+    let r = confirm(&app, &user.token, &cont, &csrf, "continue", &c_handoff).await;
+    let q = deep_link(&r);
+    assert_eq!(q["state"], state);
+    assert!(!q.contains_key("error"), "{q:?}");
+    let ott = q["ott"].clone();
+    assert!(ott.starts_with("ott_"), "{ott}");
 
-    // 4. The exchange.
+    // 5. The exchange (with the PKCE verifier).
     let c_exchange = corr("exchange");
     let r = exchange(
         &app,
@@ -240,7 +323,7 @@ async fn whole_journey(app: TestApp) {
     assert!(refresh1.starts_with("rt_"));
     assert_eq!(access1.split('.').count(), 3, "a JWT");
 
-    // 5. The access token works on the API, through the device's session.
+    // 6. The access token works on the API, through the device's session.
     let me = app.get("/v1/me", &access1).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.body["user"]["id"], json!(user.user_id));
@@ -272,7 +355,7 @@ async fn whole_journey(app: TestApp) {
         org_sessions.body
     );
 
-    // 6. Refresh rotates.
+    // 7. Refresh rotates.
     let c_refresh = corr("refresh");
     let r = refresh(&app, &refresh1, &c_refresh).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -281,7 +364,7 @@ async fn whole_journey(app: TestApp) {
     assert_ne!(refresh2, refresh1);
     assert_eq!(app.get("/v1/me", &access2).await.status, StatusCode::OK);
 
-    // 7. The old refresh token again (grace 0): reuse; the whole sign-in is revoked.
+    // 8. The old refresh token again (grace 0): reuse; the whole sign-in is revoked.
     let c_reuse = corr("reuse");
     let r = refresh(&app, &refresh1, &c_reuse).await;
     r.assert_error(401, "refresh_token_reused");
@@ -295,7 +378,7 @@ async fn whole_journey(app: TestApp) {
         .await
         .assert_error(401, "unauthenticated");
 
-    // 8. A fresh sign-in works; signing out revokes it.
+    // 9. A fresh sign-in works; signing out revokes it.
     let (access3, refresh3) = sign_in(&app, &user).await;
     assert_eq!(app.get("/v1/me", &access3).await.status, StatusCode::OK);
     let c_logout = corr("logout");
@@ -313,7 +396,7 @@ async fn whole_journey(app: TestApp) {
         .await
         .assert_error(401, "unauthenticated");
 
-    // 9. Every step is in the audit trail under the request's correlation id.
+    // 10. Every step is in the audit trail under the request's correlation id.
     let issued = audit_actions(&app, &user, &c_handoff).await;
     assert!(
         has_action(&issued, "mobile.ott.issued", "success"),
@@ -422,12 +505,14 @@ async fn handoff_through_the_login_page(app: TestApp) {
     assert!(back.starts_with("/auth/mobile/handoff?"), "{back}");
     let cookie = signed.session_cookie().expect("signed in");
 
-    // Back at the hand-off with the new session: the deep link.
+    // Back at the hand-off with the new session: still a question first, then the deep link.
     let r = TestApp::send(
         app.req(Method::GET, &back)
             .header("cookie", format!("portcullis_session={cookie}")),
     )
     .await;
+    let (cont, csrf) = confirmation_form(&r);
+    let r = confirm(&app, &cookie, &cont, &csrf, "continue", &corr("pw-confirm")).await;
     let q = deep_link(&r);
     assert_eq!(q["state"], state);
     let r = exchange(
@@ -484,6 +569,7 @@ async fn handoff_refuses_without_state_or_registered_redirect(app: TestApp) {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("state", "s2");
     q.append_pair("redirect_uri", "https://app.example.com/auth/done");
+    q.append_pair("code_challenge", &pkce().1);
     let r = TestApp::send(app.with_cookie(
         Method::GET,
         &format!("/auth/mobile/handoff?{}", q.finish()),
@@ -514,21 +600,331 @@ async fn handoff_failures_go_back_to_the_app(app: TestApp) {
     // An unknown provider, without a session.
     let r = TestApp::send(app.req(
         Method::GET,
-        &format!("/auth/mobile/handoff?state=s-1&redirect_uri={CALLBACK}&provider=nope"),
+        &format!("{}&provider=nope", handoff_path("s-1", Some(&pkce().1))),
     ))
     .await;
     assert_eq!(error_link(&r), "provider_unavailable");
 }
 
+/// PKCE S256 on every hand-off: without a challenge no token is minted, with or without a
+/// browser session, for an app scheme or a universal link; the app hears why.
+async fn handoff_requires_pkce(app: TestApp) {
+    let user = app.user("nopkce").await;
+    let refused = |r: &Reply, state: &str| {
+        assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+        let link = url::Url::parse(&location(r)).unwrap();
+        let q: std::collections::HashMap<String, String> =
+            link.query_pairs().into_owned().collect();
+        assert!(!q.contains_key("ott"), "{q:?}");
+        assert_eq!(q["error"], "invalid_request");
+        assert_eq!(q["state"], state);
+        assert!(q["error_description"].contains("code_challenge"), "{q:?}");
+    };
+    for redirect in [CALLBACK, "https://app.example.com/auth/done"] {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("state", "s-nopkce");
+        q.append_pair("redirect_uri", redirect);
+        let path = format!("/auth/mobile/handoff?{}", q.finish());
+        // Signed in, and not.
+        refused(
+            &TestApp::send(app.with_cookie(Method::GET, &path, &user.token)).await,
+            "s-nopkce",
+        );
+        refused(
+            &TestApp::send(app.req(Method::GET, &path)).await,
+            "s-nopkce",
+        );
+        // A method without a challenge is no challenge either.
+        refused(
+            &TestApp::send(app.with_cookie(
+                Method::GET,
+                &format!("{path}&code_challenge_method=S256"),
+                &user.token,
+            ))
+            .await,
+            "s-nopkce",
+        );
+    }
+    // No state (or a bad scheme) stays a dead end, challenge or not.
+    let r = TestApp::send(app.with_cookie(
+        Method::GET,
+        &format!("/auth/mobile/handoff?redirect_uri={CALLBACK}"),
+        &user.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.headers.get("location").is_none());
+    // The confirmation cannot be used to skip it: its continue query is checked again.
+    let r = confirm(
+        &app,
+        &user.token,
+        &format!("state=s-nopkce&redirect_uri={CALLBACK}"),
+        "1.x",
+        "continue",
+        &corr("nopkce"),
+    )
+    .await;
+    refused(&r, "s-nopkce");
+    assert_eq!(
+        issued_count(&app, &user).await,
+        0,
+        "no one-time token minted"
+    );
+
+    // The exchange needs the verifier: missing or malformed is 400 naming the field, and
+    // the token is not spent by it; the right verifier then works.
+    let (verifier, challenge) = pkce();
+    let state = app_state();
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
+    let r = exchange(
+        &app,
+        json!({"ott": ott, "state": state, "device": device()}),
+        &corr("nov"),
+    )
+    .await;
+    r.assert_error(400, "invalid_request");
+    assert_eq!(
+        r.body["details"]["field"],
+        json!("code_verifier"),
+        "{}",
+        r.body
+    );
+    for bad in ["", "short", &format!("{verifier}+")] {
+        let r = exchange(
+            &app,
+            json!({"ott": ott, "state": state, "code_verifier": bad, "device": device()}),
+            &corr("badv"),
+        )
+        .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(
+            r.body["details"]["field"],
+            json!("code_verifier"),
+            "{}",
+            r.body
+        );
+    }
+    let r = exchange(
+        &app,
+        json!({"ott": ott, "state": state, "code_verifier": verifier, "device": device()}),
+        &corr("goodv"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// A browser already signed in is asked before a token goes to an app scheme; only a
+/// `POST` from that page, from this origin, with its token for this session, mints one.
+async fn app_scheme_needs_confirmation(app: TestApp) {
+    let user = app.user("confirm").await;
+    let other = app.user("other").await;
+    let (verifier, challenge) = pkce();
+    let state = app_state();
+    let path = handoff_path(&state, Some(&challenge));
+    let page = TestApp::send(app.with_cookie(Method::GET, &path, &user.token)).await;
+    let (cont, csrf) = confirmation_form(&page);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("Continue to alga on this device?"), "{html}");
+    assert!(html.contains(&user.email), "{html}");
+    assert!(html.contains("value=\"cancel\""), "{html}");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("form-action 'self' alga:"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(cont, path.trim_start_matches("/auth/mobile/handoff?"));
+    // Opening it again mints nothing either.
+    let again = TestApp::send(app.with_cookie(Method::GET, &path, &user.token)).await;
+    confirmation_form(&again);
+    assert_eq!(issued_count(&app, &user).await, 0);
+
+    let forbidden = |r: &Reply| {
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert!(r.headers.get("location").is_none(), "not redirected");
+        assert!(!r.body.as_str().unwrap_or_default().contains("ott_"));
+    };
+    // No token, a wrong one, a tampered one.
+    forbidden(&confirm(&app, &user.token, &cont, "", "continue", &corr("c")).await);
+    forbidden(
+        &confirm(
+            &app,
+            &user.token,
+            &cont,
+            "1700000000.AAAA",
+            "continue",
+            &corr("c"),
+        )
+        .await,
+    );
+    let (issued, tag) = csrf.split_once('.').unwrap();
+    let later = issued.parse::<i64>().unwrap() + 30;
+    forbidden(
+        &confirm(
+            &app,
+            &user.token,
+            &cont,
+            &format!("{later}.{tag}"),
+            "continue",
+            &corr("c"),
+        )
+        .await,
+    );
+    // The token is for this hand-off only: another state or challenge is refused.
+    let other_cont = handoff_path(&app_state(), Some(&challenge))
+        .trim_start_matches("/auth/mobile/handoff?")
+        .to_owned();
+    forbidden(
+        &confirm(
+            &app,
+            &user.token,
+            &other_cont,
+            &csrf,
+            "continue",
+            &corr("c"),
+        )
+        .await,
+    );
+    // ... and for this browser session only: another user's session with this page's token,
+    // and this user's session with the other user's page token.
+    forbidden(&confirm(&app, &other.token, &cont, &csrf, "continue", &corr("c")).await);
+    let other_page = TestApp::send(app.with_cookie(Method::GET, &path, &other.token)).await;
+    let (_, other_csrf) = confirmation_form(&other_page);
+    forbidden(
+        &confirm(
+            &app,
+            &user.token,
+            &cont,
+            &other_csrf,
+            "continue",
+            &corr("c"),
+        )
+        .await,
+    );
+    // A foreign Origin, or none at all, is refused even with the right token.
+    let form = [
+        ("continue", cont.as_str()),
+        ("csrf_token", csrf.as_str()),
+        ("decision", "continue"),
+    ];
+    forbidden(
+        &TestApp::send(
+            app.req(Method::POST, "/auth/mobile/confirm")
+                .header("cookie", format!("portcullis_session={}", user.token))
+                .header("origin", "https://evil.example.com")
+                .form(&form),
+        )
+        .await,
+    );
+    forbidden(
+        &TestApp::send(
+            app.req(Method::POST, "/auth/mobile/confirm")
+                .header("cookie", format!("portcullis_session={}", user.token))
+                .form(&form),
+        )
+        .await,
+    );
+    // A GET to the confirmation does nothing.
+    let r = TestApp::send(app.with_cookie(
+        Method::GET,
+        &format!(
+                "/auth/mobile/confirm?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish()
+            ),
+        &user.token,
+    ))
+    .await;
+    assert!(
+        !r.status.is_success() && !r.status.is_redirection(),
+        "{}",
+        r.status
+    );
+    assert_eq!(issued_count(&app, &user).await, 0, "nothing was minted");
+    assert_eq!(issued_count(&app, &other).await, 0, "nothing was minted");
+
+    // Cancel: back to the app with access_denied, no token.
+    let r = confirm(&app, &user.token, &cont, &csrf, "cancel", &corr("cancel")).await;
+    let q = deep_link(&r);
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], state);
+    assert!(!q.contains_key("ott"));
+    assert_eq!(issued_count(&app, &user).await, 0);
+
+    // Continue, with the page's token: the deep link, and the token works for the app.
+    let c = corr("continue");
+    let r = confirm(&app, &user.token, &cont, &csrf, "continue", &c).await;
+    let q = deep_link(&r);
+    assert_eq!(q["state"], state);
+    assert!(!q.contains_key("error"));
+    assert_eq!(issued_count(&app, &user).await, 1);
+    assert!(has_action(
+        &audit_actions(&app, &user, &c).await,
+        "mobile.ott.issued",
+        "success"
+    ));
+    let r = exchange(
+        &app,
+        json!({"ott": q["ott"], "state": state, "code_verifier": verifier, "device": device()}),
+        &corr("x"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Signed out since the page was shown: back to the hand-off (which asks to sign in),
+    // nothing minted.
+    let page = TestApp::send(app.with_cookie(Method::GET, &path, &other.token)).await;
+    let (cont, csrf) = confirmation_form(&page);
+    let out = TestApp::send(app.with_cookie(Method::POST, "/v1/auth/logout", &other.token)).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    let r = confirm(&app, &other.token, &cont, &csrf, "continue", &corr("gone")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(location(&r), path);
+}
+
+/// A universal link is the app's own (the OS checked the domain): no question, the token at once.
+async fn universal_link_skips_the_confirmation(app: TestApp) {
+    let user = app.user("ul").await;
+    let (verifier, challenge) = pkce();
+    let state = app_state();
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("state", &state);
+    q.append_pair("redirect_uri", "https://app.example.com/auth/done");
+    q.append_pair("code_challenge", &challenge);
+    let r = TestApp::send(app.with_cookie(
+        Method::GET,
+        &format!("/auth/mobile/handoff?{}", q.finish()),
+        &user.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let link = url::Url::parse(&location(&r)).unwrap();
+    assert_eq!(
+        link.origin().ascii_serialization(),
+        "https://app.example.com"
+    );
+    assert_eq!(link.path(), "/auth/done");
+    let q: std::collections::HashMap<String, String> = link.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], state);
+    let r = exchange(
+        &app,
+        json!({"ott": q["ott"], "state": state, "code_verifier": verifier, "device": device()}),
+        &corr("ul"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 async fn expired_ott_is_refused(app: TestApp) {
     let user = app.user("exp").await;
+    let (verifier, challenge) = pkce();
     let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, None, &corr("h")).await;
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let c = corr("expired");
     exchange(
         &app,
-        json!({"ott": ott, "state": state, "device": device()}),
+        json!({"ott": ott, "state": state, "code_verifier": verifier, "device": device()}),
         &c,
     )
     .await
@@ -547,7 +943,7 @@ async fn ott_is_single_use_and_bound(app: TestApp) {
 
     // Reused: the second exchange fails.
     let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, Some(&challenge), &corr("h")).await;
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
     let body = json!({"ott": ott, "state": state, "code_verifier": verifier, "device": device()});
     assert_eq!(
         exchange(&app, body.clone(), &corr("1")).await.status,
@@ -559,7 +955,7 @@ async fn ott_is_single_use_and_bound(app: TestApp) {
 
     // PKCE mismatch, and the failed attempt burns the token.
     let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, Some(&challenge), &corr("h")).await;
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
     let (other_verifier, _) = pkce();
     exchange(
         &app,
@@ -575,24 +971,13 @@ async fn ott_is_single_use_and_bound(app: TestApp) {
     )
     .await
     .assert_error(401, "ott_invalid");
-    // A challenge was bound: leaving the verifier out fails too.
-    let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, Some(&challenge), &corr("h")).await;
-    exchange(
-        &app,
-        json!({"ott": ott, "state": state, "device": device()}),
-        &corr("nov"),
-    )
-    .await
-    .assert_error(401, "ott_invalid");
-
     // Wrong state.
     let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, None, &corr("h")).await;
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
     let c = corr("state");
     exchange(
         &app,
-        json!({"ott": ott, "state": "another-state", "device": device()}),
+        json!({"ott": ott, "state": "another-state", "code_verifier": verifier, "device": device()}),
         &c,
     )
     .await
@@ -607,7 +992,7 @@ async fn ott_is_single_use_and_bound(app: TestApp) {
     ] {
         exchange(
             &app,
-            json!({"ott": bogus, "state": "x", "device": device()}),
+            json!({"ott": bogus, "state": "x", "code_verifier": VERIFIER, "device": device()}),
             &corr("u"),
         )
         .await
@@ -620,7 +1005,12 @@ async fn exchange_payload_is_validated(app: TestApp) {
         r.assert_error(400, "invalid_request");
         assert_eq!(r.body["details"]["field"], json!(field), "{}", r.body);
     };
-    let r = exchange(&app, json!({"ott": "ott_x", "state": "s"}), &corr("p")).await;
+    let r = exchange(
+        &app,
+        json!({"ott": "ott_x", "state": "s", "code_verifier": VERIFIER}),
+        &corr("p"),
+    )
+    .await;
     field_error(&r, "device");
     let r = exchange(
         &app,
@@ -631,19 +1021,24 @@ async fn exchange_payload_is_validated(app: TestApp) {
     field_error(&r, "extra");
     let r = exchange(
         &app,
-        json!({"ott": "ott_x", "state": "s", "device": {"platform": ""}}),
+        json!({"ott": "ott_x", "state": "s", "code_verifier": VERIFIER, "device": {"platform": ""}}),
         &corr("p"),
     )
     .await;
     field_error(&r, "device.platform");
     let r = exchange(
         &app,
-        json!({"ott": "ott_x", "state": "s", "device": {"platform": "ios", "model": "x".repeat(500)}}),
+        json!({"ott": "ott_x", "state": "s", "code_verifier": VERIFIER, "device": {"platform": "ios", "model": "x".repeat(500)}}),
         &corr("p"),
     )
     .await;
     field_error(&r, "device.model");
-    let r = exchange(&app, json!({"state": "s", "device": device()}), &corr("p")).await;
+    let r = exchange(
+        &app,
+        json!({"state": "s", "code_verifier": VERIFIER, "device": device()}),
+        &corr("p"),
+    )
+    .await;
     field_error(&r, "ott");
     let r = TestApp::send(
         app.req(Method::POST, "/api/v1/mobile/auth/exchange")
@@ -683,9 +1078,10 @@ async fn refresh_retry_within_grace_gets_the_same_successor(app: TestApp) {
 
 async fn concurrent_exchanges_one_wins(app: TestApp) {
     let user = app.user("race").await;
+    let (verifier, challenge) = pkce();
     let state = app_state();
-    let ott = handoff_with_session(&app, &user, &state, None, &corr("h")).await;
-    let body = json!({"ott": ott, "state": state, "device": device()});
+    let ott = handoff_with_session(&app, &user, &state, &challenge, &corr("h")).await;
+    let body = json!({"ott": ott, "state": state, "code_verifier": verifier, "device": device()});
     let mut tasks = Vec::new();
     for i in 0..8 {
         let client = app.client.clone();
@@ -792,8 +1188,12 @@ async fn mobile_disabled(app: TestApp) {
         .await
         .assert_error(403, "feature_disabled");
     }
-    let r =
-        TestApp::send(app.with_cookie(Method::GET, &handoff_path("s-1", None), &user.token)).await;
+    let r = TestApp::send(app.with_cookie(
+        Method::GET,
+        &handoff_path("s-1", Some(&pkce().1)),
+        &user.token,
+    ))
+    .await;
     assert_eq!(deep_link(&r)["error"], "feature_disabled");
 }
 
@@ -805,7 +1205,7 @@ async fn password_login_off(app: TestApp) {
         .await
         .assert_error(403, "feature_disabled");
     // No session and no provider: nothing to sign in with; the app hears so.
-    let r = TestApp::send(app.req(Method::GET, &handoff_path("s-1", None))).await;
+    let r = TestApp::send(app.req(Method::GET, &handoff_path("s-1", Some(&pkce().1)))).await;
     assert_eq!(deep_link(&r)["error"], "feature_disabled");
     // The form refuses too.
     let r = TestApp::send(
@@ -824,7 +1224,7 @@ async fn password_login_off(app: TestApp) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.as_str().unwrap().contains("feature_disabled"));
     // A browser that already has a session still completes the hand-off.
-    let ott = handoff_with_session(&app, &user, "s-2", None, &corr("h")).await;
+    let ott = handoff_with_session(&app, &user, "s-2", &pkce().1, &corr("h")).await;
     assert!(ott.starts_with("ott_"));
 }
 
@@ -841,7 +1241,7 @@ async fn exchange_is_rate_limited_per_ip(app: TestApp) {
     for i in 0..3 {
         let r = exchange(
             &app,
-            json!({"ott": "ott_unknown", "state": format!("s-{i}"), "device": device()}),
+            json!({"ott": "ott_unknown", "state": format!("s-{i}"), "code_verifier": VERIFIER, "device": device()}),
             &corr("rl"),
         )
         .await;
@@ -850,7 +1250,7 @@ async fn exchange_is_rate_limited_per_ip(app: TestApp) {
     }
     let r = exchange(
         &app,
-        json!({"ott": "ott_unknown", "state": "s-9", "device": device()}),
+        json!({"ott": "ott_unknown", "state": "s-9", "code_verifier": VERIFIER, "device": device()}),
         &corr("rl"),
     )
     .await;
@@ -859,7 +1259,7 @@ async fn exchange_is_rate_limited_per_ip(app: TestApp) {
 }
 
 async fn exchange_is_rate_limited_per_client(app: TestApp) {
-    let body = json!({"ott": "ott_unknown", "state": "the-same-attempt", "device": device()});
+    let body = json!({"ott": "ott_unknown", "state": "the-same-attempt", "code_verifier": VERIFIER, "device": device()});
     for _ in 0..2 {
         exchange(&app, body.clone(), &corr("rl"))
             .await
@@ -869,7 +1269,7 @@ async fn exchange_is_rate_limited_per_client(app: TestApp) {
     // Another sign-in attempt from the same address is not held up.
     exchange(
         &app,
-        json!({"ott": "ott_unknown", "state": "another-attempt", "device": device()}),
+        json!({"ott": "ott_unknown", "state": "another-attempt", "code_verifier": VERIFIER, "device": device()}),
         &corr("rl"),
     )
     .await
@@ -958,6 +1358,7 @@ fn mobile_routes_are_documented() {
         ("post", "/api/v1/mobile/auth/revoke"),
         ("get", "/auth/mobile/handoff"),
         ("post", "/auth/mobile/login"),
+        ("post", "/auth/mobile/confirm"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -1108,6 +1509,14 @@ async fn handoff_through_an_upstream_provider(backend: Backend) {
                 cookies.insert(name.trim().to_owned(), value.to_owned());
             }
         }
+        if r.status == StatusCode::OK && url.path() == "/auth/mobile/handoff" {
+            // Signed in through the upstream: asked before the token goes to the app scheme.
+            let (cont, csrf) = confirmation_form(&r);
+            let cookie = jar[&cookie_key(&url)]["portcullis_session"].clone();
+            let r = confirm(&app, &cookie, &cont, &csrf, "continue", &corr("sso")).await;
+            deep = Some(url::Url::parse(&location(&r)).unwrap());
+            break;
+        }
         assert!(
             r.status.is_redirection(),
             "hop {hop} {url}: {} {}",
@@ -1125,10 +1534,11 @@ async fn handoff_through_an_upstream_provider(backend: Backend) {
                 .into_owned();
             assert!(return_to.starts_with(&format!("{}/auth/mobile/handoff?", app.base)));
         }
-        if next.scheme() == "alga" {
-            deep = Some(next);
-            break;
-        }
+        assert_ne!(
+            next.scheme(),
+            "alga",
+            "no token to the app scheme without asking"
+        );
         url = next;
     }
     let deep = deep.expect("the browser ends at the app's deep link");

@@ -196,11 +196,14 @@ impl MobileSettings {
     /// Whether the hand-off may send the browser (and the one-time token) to `uri`: a
     /// registered app scheme, or an https URL under a registered universal link.
     pub fn redirect_allowed(&self, uri: &url::Url) -> bool {
-        let scheme = uri.scheme().to_ascii_lowercase();
-        if self.schemes.contains(&scheme) {
-            return true;
-        }
-        scheme == "https"
+        self.schemes.contains(&uri.scheme().to_ascii_lowercase()) || self.is_universal_link(uri)
+    }
+
+    /// Whether `uri` is under a registered universal link: an https URL the operating system
+    /// gives only to the app that proved it owns the domain, unlike an app scheme, which any
+    /// installed app may claim.
+    pub fn is_universal_link(&self, uri: &url::Url) -> bool {
+        uri.scheme() == "https"
             && uri.username().is_empty()
             && uri.password().is_none()
             && self
@@ -283,6 +286,10 @@ mod tests {
         assert!(!ok("https://user@app.example.com/auth/"));
         assert!(!ok("other://auth"));
         assert!(!ok("javascript:alert(1)"));
+        let universal = |u: &str| s.is_universal_link(&url::Url::parse(u).unwrap());
+        assert!(universal("https://app.example.com/auth/callback"));
+        assert!(!universal("alga://auth/callback"));
+        assert!(!universal("https://app.example.com/other"));
     }
 
     #[test]

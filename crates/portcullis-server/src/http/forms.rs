@@ -1,5 +1,6 @@
 //! Forms posted from this server's own sign-in pages (the provider's and the mobile
-//! hand-off's): they must come from our origin, and password sign-in must be on.
+//! hand-off's sign-in and confirmation): they must come from our origin, and password
+//! sign-in must be on for the sign-in forms.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,5 +71,42 @@ pub fn password_form(
         continue_query: form.get("continue").unwrap_or_default().to_owned(),
         email: form.get("email").unwrap_or_default().to_owned(),
         password: form.get("password").unwrap_or_default().to_owned(),
+    })
+}
+
+/// The mobile hand-off's confirmation, posted from its page: the way back, the page's token
+/// and the button pressed.
+pub struct ConfirmForm {
+    /// The hand-off query the page was shown for.
+    pub continue_query: String,
+    /// The per-page token bound to the browser's session and `continue_query`.
+    pub csrf_token: String,
+    /// `continue` or `cancel`.
+    pub decision: String,
+}
+
+/// Reads a posted confirmation, unless it was not sent from this server or is malformed.
+/// Checking the token is the caller's: it needs the browser's session.
+pub fn confirm_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ConfirmForm, FormRefused> {
+    if !same_origin(state, headers) {
+        return Err(FormRefused {
+            status: StatusCode::FORBIDDEN,
+            message: "This confirmation was not sent from this server.",
+        });
+    }
+    let Ok(form) = Params::parse(body) else {
+        return Err(FormRefused {
+            status: StatusCode::BAD_REQUEST,
+            message: "The confirmation form was malformed.",
+        });
+    };
+    Ok(ConfirmForm {
+        continue_query: form.get("continue").unwrap_or_default().to_owned(),
+        csrf_token: form.get("csrf_token").unwrap_or_default().to_owned(),
+        decision: form.get("decision").unwrap_or_default().to_owned(),
     })
 }

@@ -138,6 +138,37 @@ pub fn consent(continue_query: &str, client_name: &str, scopes: &[&str]) -> Resp
     page(StatusCode::OK, "Allow access", &body)
 }
 
+/// The mobile hand-off's question before it hands a signed-in account to an app: any app
+/// may claim an app scheme, so the person at the browser names which one they meant. Posts
+/// `decision` (`continue` or `cancel`), the hand-off query and the page's token to `action`.
+pub fn mobile_confirm(
+    action: &str,
+    form_targets: &str,
+    app_scheme: &str,
+    account: &str,
+    continue_query: &str,
+    csrf_token: &str,
+) -> Response {
+    let body = format!(
+        "<h1>Continue to {app} on this device?</h1>\
+         <p>You are signed in as <strong>{account}</strong>. Continuing signs the app that opens \
+         <strong>{app}://</strong> links on this device in to this account.</p>\
+         <p class=\"muted\">Continue only if you just started signing in from that app. \
+         If you did not, cancel: another app may be asking for your account.</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"continue\" value=\"{cont}\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"continue\">Continue</button> \
+         <button type=\"submit\" name=\"decision\" value=\"cancel\">Cancel</button></form>",
+        action = escape(action),
+        app = escape(app_scheme),
+        account = escape(account),
+        cont = escape(continue_query),
+        csrf = escape(csrf_token),
+    );
+    page_with(StatusCode::OK, "Continue to the app?", &body, form_targets)
+}
+
 pub fn signed_out() -> Response {
     page(
         StatusCode::OK,

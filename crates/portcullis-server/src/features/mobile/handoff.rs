@@ -1,6 +1,8 @@
 //! `GET /auth/mobile/handoff`: the app opens this in a browser; the user signs in (a browser
 //! session already present, an upstream provider, or the password page), and the browser is
-//! sent to the app's deep link with a one-time token.
+//! sent to the app's deep link with a one-time token — for an app scheme only after the
+//! person at the browser confirmed it (`confirm.rs`). Every hand-off carries a PKCE S256
+//! challenge, so the token is worth nothing without the app's verifier.
 //!
 //! Until `state` and `redirect_uri` are known good, every problem is an error page — never a
 //! redirect, or this would be an open redirector. After that, every problem goes back to the
@@ -14,6 +16,7 @@ use portcullis_core::AuditContext;
 use portcullis_store::SessionWithUser;
 
 use super::mobile;
+use super::page_token::{PageToken, now_secs};
 use super::service::MobileError;
 use crate::http::extract::{RequestMeta, resolve_session};
 use crate::http::forms::{PasswordForm, password_form};
@@ -23,9 +26,11 @@ use crate::state::AppState;
 
 pub const PATH: &str = "/auth/mobile/handoff";
 pub const LOGIN_PATH: &str = "/auth/mobile/login";
+/// Where the confirmation page posts (`confirm.rs`).
+pub const CONFIRM_PATH: &str = "/auth/mobile/confirm";
 
 /// A hand-off request whose `state` and `redirect_uri` are good: safe to redirect to.
-struct Handoff {
+pub(super) struct Handoff {
     state: String,
     redirect_uri: url::Url,
     provider: Option<String>,
@@ -75,7 +80,7 @@ fn refusal(e: &MobileError) -> (&'static str, String) {
 }
 
 impl Handoff {
-    fn fail(&self, code: &str, description: &str) -> Response {
+    pub(super) fn fail(&self, code: &str, description: &str) -> Response {
         tracing::info!(code, "mobile hand-off refused");
         redirect_to(
             &self.redirect_uri,
@@ -89,7 +94,7 @@ impl Handoff {
 }
 
 /// Checks `state` and `redirect_uri`; what is wrong (for the error page) otherwise.
-fn validate(state: &AppState, raw_query: &str) -> Result<Handoff, String> {
+pub(super) fn validate(state: &AppState, raw_query: &str) -> Result<Handoff, String> {
     let params = Params::parse(raw_query.as_bytes()).map_err(|e| e.to_string())?;
     let Some(app_state) = params.get("state").map(str::to_owned) else {
         return Err(
@@ -124,12 +129,12 @@ fn validate(state: &AppState, raw_query: &str) -> Result<Handoff, String> {
 }
 
 /// What only a good request may learn: refusals that go back to the app, as
-/// `(error, error_description)`.
-fn check(
+/// `(error, error_description)`. The PKCE S256 challenge the token will be bound to otherwise.
+pub(super) fn check<'r>(
     state: &AppState,
     headers: &HeaderMap,
-    req: &Handoff,
-) -> Result<(), (&'static str, String)> {
+    req: &'r Handoff,
+) -> Result<&'r str, (&'static str, String)> {
     mobile(state).ensure_enabled().map_err(|e| refusal(&e))?;
     let host = crate::features::mobile::http::request_host(headers);
     if !state.mobile.host_allowed(host) {
@@ -142,7 +147,7 @@ fn check(
         req.code_challenge.as_deref(),
         req.params.get("code_challenge_method"),
     ) {
-        (Some(c), None | Some("S256")) if portcullis_core::pkce::challenge_well_formed(c) => Ok(()),
+        (Some(c), None | Some("S256")) if portcullis_core::pkce::challenge_well_formed(c) => Ok(c),
         (Some(_), None | Some("S256")) => Err((
             "invalid_request",
             "code_challenge must be a base64url SHA-256 (43 characters)".into(),
@@ -151,16 +156,18 @@ fn check(
             "invalid_request",
             "code_challenge_method must be S256; plain is not accepted".into(),
         )),
-        (None, Some(_)) => Err((
+        // Without PKCE, an app that claims the scheme could redeem the token it catches.
+        (None, _) => Err((
             "invalid_request",
-            "code_challenge_method without code_challenge".into(),
+            "code_challenge is required: send a PKCE S256 challenge (code_challenge_method=S256) \
+             and present its code_verifier at the exchange"
+                .into(),
         )),
-        (None, None) => Ok(()),
     }
 }
 
 /// Sources the sign-in form's redirect chain may end at (Content-Security-Policy).
-fn form_targets(state: &AppState) -> String {
+pub(super) fn form_targets(state: &AppState) -> String {
     let mut out: Vec<String> = state
         .mobile
         .schemes
@@ -193,7 +200,7 @@ fn login_page(
     )
 }
 
-async fn browser_session(
+pub(super) async fn browser_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Option<std::sync::Arc<SessionWithUser>> {
@@ -201,17 +208,40 @@ async fn browser_session(
     resolve_session(state, token).await.ok()
 }
 
+/// The question (`confirm.rs`), for a browser signed in as `session` whose hand-off
+/// (`continue_query`) goes to an app scheme.
+fn confirmation_page(
+    state: &AppState,
+    req: &Handoff,
+    continue_query: &str,
+    session: &SessionWithUser,
+) -> Response {
+    let token = PageToken::new(&state.mobile.session_key).mint(
+        session.session.id,
+        continue_query,
+        now_secs(),
+    );
+    pages::mobile_confirm(
+        CONFIRM_PATH,
+        &form_targets(state),
+        req.redirect_uri.scheme(),
+        session.user.email.as_str(),
+        continue_query,
+        &token,
+    )
+}
+
 #[utoipa::path(get, path = "/auth/mobile/handoff", tag = "mobile",
     params(
         ("state" = String, Query, description = "Required; returned unchanged on the deep link"),
         ("redirect_uri" = String, Query, description = "A registered app scheme (PORTCULLIS_MOBILE_SCHEMES) or universal link"),
         ("provider" = Option<String>, Query, description = "Sign in through this upstream provider"),
-        ("code_challenge" = Option<String>, Query, description = "PKCE S256 challenge binding the one-time token"),
+        ("code_challenge" = String, Query, description = "Required: PKCE S256 challenge (base64url SHA-256 of the verifier) binding the one-time token"),
         ("code_challenge_method" = Option<String>, Query, description = "S256 (the default; plain is refused)"),
     ),
     responses(
-        (status = 302, description = "To redirect_uri with ott and state (or error, error_description and state), or to the upstream provider"),
-        (status = 200, description = "The sign-in page"),
+        (status = 302, description = "To a universal-link redirect_uri with ott and state; to redirect_uri with error, error_description and state; or to the upstream provider. Never with ott to an app scheme"),
+        (status = 200, description = "The sign-in page, or (signed in, app scheme) the confirmation page that posts to /auth/mobile/confirm"),
         (status = 400, description = "Error page: state missing or redirect_uri not registered (never redirected)"),
     ),
     security(()))]
@@ -226,11 +256,16 @@ pub async fn handoff(
         Ok(r) => r,
         Err(problem) => return pages::error(StatusCode::BAD_REQUEST, &problem),
     };
-    if let Err((code, description)) = check(&state, &headers, &req) {
-        return req.fail(code, &description);
-    }
+    let challenge = match check(&state, &headers, &req) {
+        Ok(challenge) => challenge,
+        Err((code, description)) => return req.fail(code, &description),
+    };
     if let Some(session) = browser_session(&state, &headers).await {
-        return issue(&state, &req, &session, &meta).await;
+        // A GET never sends a token to an app scheme: any app may claim one.
+        if state.mobile.is_universal_link(&req.redirect_uri) {
+            return issue(&state, &req, challenge, &session, &meta).await;
+        }
+        return confirmation_page(&state, &req, &query, &session);
     }
     if let Some(provider) = &req.provider {
         if !state.sso.available().iter().any(|p| p.id == *provider) {
@@ -254,15 +289,17 @@ pub async fn handoff(
     login_page(&state, StatusCode::OK, &query, "", None)
 }
 
-/// Mints the one-time token for a signed-in browser and sends it to the app.
-async fn issue(
+/// Mints the one-time token for a signed-in browser and sends it to the app: at once for a
+/// universal link, after the confirmation for an app scheme.
+pub(super) async fn issue(
     state: &AppState,
     req: &Handoff,
+    code_challenge: &str,
     session: &SessionWithUser,
     meta: &AuditContext,
 ) -> Response {
     match mobile(state)
-        .issue_ott(session, &req.state, req.code_challenge.as_deref(), meta)
+        .issue_ott(session, &req.state, code_challenge, meta)
         .await
     {
         Ok(raw) => redirect_to(&req.redirect_uri, &[("ott", &raw), ("state", &req.state)]),
@@ -276,7 +313,7 @@ async fn issue(
 #[utoipa::path(post, path = "/auth/mobile/login", tag = "mobile", operation_id = "mobile_login",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "email, password, continue (the hand-off query)"),
     responses(
-        (status = 303, description = "Signed in; back to the hand-off, which redirects to the app"),
+        (status = 303, description = "Signed in; back to the hand-off, which asks for confirmation (app scheme) or redirects to the app (universal link)"),
         (status = 401, description = "The sign-in page again, with an error"),
         (status = 403, description = "Error page: not sent from this server, or password sign-in is off (feature_disabled)"),
     ),

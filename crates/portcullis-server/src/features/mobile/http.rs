@@ -76,8 +76,10 @@ pub struct ExchangeRequest {
     pub ott: String,
     /// The `state` the app sent to the hand-off.
     pub state: String,
-    /// PKCE verifier, required when the hand-off got a `code_challenge`.
-    pub code_verifier: Option<String>,
+    /// The PKCE verifier (RFC 7636: 43–128 characters of `A-Z a-z 0-9 - . _ ~`) whose S256
+    /// challenge the hand-off got. Required: a missing or malformed one is
+    /// `400 invalid_request` with `details.field = code_verifier`; a wrong one `401 ott_invalid`.
+    pub code_verifier: String,
     pub device: DeviceRequest,
 }
 
@@ -192,7 +194,7 @@ fn limited(quota: Quota, by: Limit) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/mobile/auth/exchange", tag = "mobile", request_body = ExchangeRequest,
     responses(
         (status = 200, description = "Signed in: an access token, a refresh token, the user and the org", body = ExchangeResponse),
-        (status = 400, description = "invalid_request (details.field names the field)", body = crate::http::dto::ErrorBody),
+        (status = 400, description = "invalid_request (details.field names the field; code_verifier when it is missing or malformed)", body = crate::http::dto::ErrorBody),
         (status = 401, description = "ott_invalid: unknown, expired or spent one-time token, wrong state or PKCE verifier", body = crate::http::dto::ErrorBody),
         (status = 403, description = "host_not_allowlisted or feature_disabled", body = crate::http::dto::ErrorBody),
         (status = 429, description = "rate_limited, with Retry-After and RateLimit-* headers", body = crate::http::dto::ErrorBody),
@@ -235,6 +237,14 @@ async fn exchange_inner(
     let req: ExchangeRequest = parse_json(&headers, &body)?;
     if req.state.is_empty() {
         return Err(ApiError::invalid_field("state", "state is required"));
+    }
+    // Checked before the token is touched: an app that forgot its verifier can still retry.
+    if !portcullis_core::pkce::verifier_well_formed(&req.code_verifier) {
+        return Err(ApiError::invalid_field(
+            "code_verifier",
+            "code_verifier is required: the PKCE verifier (43-128 characters of A-Z a-z 0-9 - . _ ~) \
+             whose S256 code_challenge the hand-off got",
+        ));
     }
     let device = device_info(req.device)?;
     match mobile.attempt_quota(&req.state) {

@@ -1,6 +1,6 @@
 //! Mobile sign-in: a browser hand-off that ends in a one-time token (OTT) on the app's deep
 //! link, the OTT's exchange for an access token and a refresh token, and their rotation.
-//! The HTTP handlers live in `http.rs`, `handoff.rs` and `connect.rs`; the sign-in rules
+//! The HTTP handlers live in `http.rs`, `handoff.rs`, `confirm.rs` and `connect.rs`; the sign-in rules
 //! they call are in [`service`], and this module holds what they share.
 //!
 //! Mobile refresh tokens are refresh families of the OAuth grant store, issued to the
@@ -16,9 +16,11 @@ pub use portcullis_store::MOBILE_CLIENT_ID;
 use crate::state::AppState;
 use service::Mobile;
 
+pub mod confirm;
 pub mod connect;
 pub mod handoff;
 pub mod http;
+mod page_token;
 pub mod provider;
 pub mod service;
 
@@ -50,4 +52,5 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/mobile/connect.svg", get(connect::connect_svg))
         .route(handoff::PATH, get(handoff::handoff))
         .route(handoff::LOGIN_PATH, post(handoff::login))
+        .route(handoff::CONFIRM_PATH, post(confirm::confirm))
 }

@@ -109,7 +109,8 @@ pub struct Exchange {
     pub ott: String,
     /// The `state` the app sent to the hand-off.
     pub state: String,
-    pub code_verifier: Option<String>,
+    /// The PKCE verifier of the hand-off's challenge: every hand-off has one.
+    pub code_verifier: String,
     pub device: DeviceInfo,
 }
 

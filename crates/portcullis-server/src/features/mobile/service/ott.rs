@@ -10,12 +10,13 @@ use crate::features::mobile::MOBILE_SCOPE;
 
 impl Mobile<'_> {
     /// Mints the one-time token for a browser signed in as `session`, bound to the app's
-    /// `state` and PKCE challenge; the raw token goes on the app's deep link.
+    /// `state` and PKCE S256 challenge (always one: a token another app caught on the deep
+    /// link is then worth nothing); the raw token goes on the app's deep link.
     pub async fn issue_ott(
         &self,
         session: &SessionWithUser,
         app_state: &str,
-        code_challenge: Option<&str>,
+        code_challenge: &str,
         meta: &AuditContext,
     ) -> MobileResult<String> {
         let user = &session.user;
@@ -32,7 +33,7 @@ impl Mobile<'_> {
         let ott = OneTimeToken {
             token_hash: hash,
             state_hash: TokenHash::of(app_state),
-            code_challenge: code_challenge.map(str::to_owned),
+            code_challenge: Some(code_challenge.to_owned()),
             user_id: user.id,
             org_id,
             project_id,
@@ -81,14 +82,14 @@ impl Mobile<'_> {
         } else if !ott.state_hash.ct_eq(&TokenHash::of(&req.state)) {
             Some("state_mismatch")
         } else {
-            match (&ott.code_challenge, &req.code_verifier) {
-                (Some(challenge), Some(verifier))
-                    if portcullis_core::pkce::verify_s256(verifier, challenge) =>
+            // A token minted without a challenge (before PKCE was required) proves nothing.
+            match &ott.code_challenge {
+                Some(challenge)
+                    if portcullis_core::pkce::verify_s256(&req.code_verifier, challenge) =>
                 {
                     None
                 }
-                (Some(_), _) => Some("pkce_mismatch"),
-                (None, _) => None,
+                _ => Some("pkce_mismatch"),
             }
         };
         if let Some(reason) = failure {
