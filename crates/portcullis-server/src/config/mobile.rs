@@ -209,7 +209,16 @@ impl MobileSettings {
             && self
                 .universal_links
                 .iter()
-                .any(|prefix| origin_and_path(uri).starts_with(prefix.as_str()))
+                .any(|prefix| under_prefix(&origin_and_path(uri), prefix))
+    }
+}
+
+/// `candidate` is `prefix` or lies below it at a path-segment boundary: a registered
+/// `https://app.example.com/auth` covers `/auth` and `/auth/callback`, never `/auth-evil`.
+fn under_prefix(candidate: &str, prefix: &str) -> bool {
+    match candidate.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
+        None => false,
     }
 }
 
@@ -290,6 +299,7 @@ mod tests {
         assert!(universal("https://app.example.com/auth/callback"));
         assert!(!universal("alga://auth/callback"));
         assert!(!universal("https://app.example.com/other"));
+        assert!(!universal("https://app.example.com/auth-evil/callback"));
     }
 
     #[test]
@@ -299,5 +309,33 @@ mod tests {
             ..MobileConfig::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_universal_link_covers_only_its_own_path_segments() {
+        assert!(under_prefix(
+            "https://a.example.com/auth",
+            "https://a.example.com/auth"
+        ));
+        assert!(under_prefix(
+            "https://a.example.com/auth/cb",
+            "https://a.example.com/auth"
+        ));
+        assert!(under_prefix(
+            "https://a.example.com/auth/cb",
+            "https://a.example.com/auth/"
+        ));
+        assert!(!under_prefix(
+            "https://a.example.com/auth-evil",
+            "https://a.example.com/auth"
+        ));
+        assert!(!under_prefix(
+            "https://a.example.com/authx/cb",
+            "https://a.example.com/auth"
+        ));
+        assert!(!under_prefix(
+            "https://a.example.com.evil/auth",
+            "https://a.example.com/auth"
+        ));
     }
 }
