@@ -33,6 +33,7 @@ mod accounts;
 mod audit;
 mod clients;
 mod grants;
+mod invitations;
 mod keys;
 mod members;
 mod mobile;
@@ -118,6 +119,10 @@ impl Store for SqliteStore {
     }
 
     fn outbox(&self) -> &dyn crate::OutboxStore {
+        self
+    }
+
+    fn invitations(&self) -> &dyn crate::InvitationStore {
         self
     }
 
@@ -275,7 +280,7 @@ impl Store for SqliteStore {
         user_id: UserId,
         new_role: Role,
         ctx: &AuditContext,
-    ) -> StoreResult<MemberRecord> {
+    ) -> StoreResult<crate::MemberChange<MemberRecord>> {
         members::change_member_role(self, access, user_id, new_role, ctx).await
     }
 
@@ -284,7 +289,7 @@ impl Store for SqliteStore {
         access: &OrgAccess,
         user_id: UserId,
         ctx: &AuditContext,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<crate::MemberChange<()>> {
         members::remove_member(self, access, user_id, ctx).await
     }
 
@@ -292,17 +297,19 @@ impl Store for SqliteStore {
         &self,
         access: &OrgAccess,
         now: Timestamp,
+        oversight: &portcullis_core::Oversight,
     ) -> StoreResult<Vec<MemberSession>> {
-        sessions::list_org_sessions(self, access, now).await
+        sessions::list_org_sessions(self, access, now, oversight).await
     }
 
     async fn revoke_org_session(
         &self,
         access: &OrgAccess,
         id: SessionId,
+        oversight: &portcullis_core::Oversight,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        sessions::revoke_org_session(self, access, id, ctx).await
+        sessions::revoke_org_session(self, access, id, oversight, ctx).await
     }
 
     async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>> {

@@ -266,6 +266,7 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
         name: None,
         password_hash: None,
         role,
+        password_setup: None,
     }
 }
 
