@@ -374,16 +374,36 @@ mod manage_tests {
             role: Some(Role::Admin),
         };
         // An admin cannot make themselves owner, nor demote or remove an owner.
-        assert!(!may_change_membership(admin, me, Role::Admin, Some(Role::Owner)));
-        assert!(!may_change_membership(admin, other, Role::Owner, Some(Role::Member)));
+        assert!(!may_change_membership(
+            admin,
+            me,
+            Role::Admin,
+            Some(Role::Owner)
+        ));
+        assert!(!may_change_membership(
+            admin,
+            other,
+            Role::Owner,
+            Some(Role::Member)
+        ));
         assert!(!may_change_membership(admin, other, Role::Owner, None));
-        assert!(may_change_membership(admin, other, Role::Member, Some(Role::Admin)));
+        assert!(may_change_membership(
+            admin,
+            other,
+            Role::Member,
+            Some(Role::Admin)
+        ));
         // Demoted meanwhile, or removed: nothing but leaving.
         let demoted = ChangeActor::Member {
             user_id: me,
             role: Some(Role::Member),
         };
-        assert!(!may_change_membership(demoted, other, Role::Member, Some(Role::Admin)));
+        assert!(!may_change_membership(
+            demoted,
+            other,
+            Role::Member,
+            Some(Role::Admin)
+        ));
         let gone = ChangeActor::Member {
             user_id: me,
             role: None,
@@ -413,12 +433,20 @@ mod manage_tests {
             created_at: crate::now(),
             deleted_at: None,
         };
-        assert!(!decide_org_access(&p, org, Some(&m), Role::Owner).unwrap().is_operator());
+        assert!(
+            !decide_org_access(&p, org, Some(&m), Role::Owner)
+                .unwrap()
+                .is_operator()
+        );
         let admin = Principal {
             is_platform_admin: true,
             ..p
         };
-        assert!(decide_org_access(&admin, org, None, Role::Owner).unwrap().is_operator());
+        assert!(
+            decide_org_access(&admin, org, None, Role::Owner)
+                .unwrap()
+                .is_operator()
+        );
         assert!(OrgAccess::system(org).is_operator());
     }
 

@@ -4,7 +4,7 @@
 //! domains (the org controls that mailbox, so the account is the org's). Platform
 //! operators see everyone.
 
-use crate::{Email, OrgAccess};
+use crate::{Email, OrgAccess, UserId};
 
 /// The domain part of an email address (after the one `@`), lower-cased like the address.
 pub fn email_domain(email: &Email) -> &str {
@@ -31,8 +31,12 @@ pub enum Oversight {
     /// Every member (platform operators).
     #[default]
     Everyone,
-    /// Members whose email is in one of these domains (lower case): the org's verified ones.
-    Domains(Vec<String>),
+    /// Members whose email is in one of `domains` (lower case, the org's verified ones),
+    /// and the viewer's own account: seeing one's own sign-ins is no surveillance.
+    Managed {
+        domains: Vec<String>,
+        viewer: Option<UserId>,
+    },
 }
 
 impl Oversight {
@@ -42,20 +46,43 @@ impl Oversight {
         if access.is_operator() {
             Oversight::Everyone
         } else {
-            Oversight::Domains(
-                verified_domains
+            Oversight::Managed {
+                domains: verified_domains
                     .into_iter()
                     .map(|d| d.to_ascii_lowercase())
                     .collect(),
-            )
+                viewer: access.actor_id(),
+            }
         }
     }
 
-    /// Whether the account with this email is overseen.
+    /// Nobody's account (a placeholder until the caller's access is known).
+    pub fn nobody() -> Self {
+        Oversight::Managed {
+            domains: Vec::new(),
+            viewer: None,
+        }
+    }
+
+    /// Whether the account with this email is a managed one (or everyone is overseen):
+    /// what an org admin may add directly.
     pub fn covers(&self, email: &Email) -> bool {
         match self {
             Oversight::Everyone => true,
-            Oversight::Domains(domains) => is_managed(email, domains),
+            Oversight::Managed { domains, .. } => is_managed(email, domains),
+        }
+    }
+
+    /// Whether the account `user` (with `email`) is overseen.
+    pub fn sees(&self, user: UserId, email: &Email) -> bool {
+        self.covers(email) || self.viewer() == Some(user)
+    }
+
+    /// The viewer whose own account is always overseen.
+    pub fn viewer(&self) -> Option<UserId> {
+        match self {
+            Oversight::Everyone => None,
+            Oversight::Managed { viewer, .. } => *viewer,
         }
     }
 
@@ -68,7 +95,7 @@ impl Oversight {
     pub fn domains(&self) -> &[String] {
         match self {
             Oversight::Everyone => &[],
-            Oversight::Domains(d) => d,
+            Oversight::Managed { domains, .. } => domains,
         }
     }
 }
@@ -118,5 +145,9 @@ mod tests {
         assert!(!o.covers(&email("x@gmail.test")));
         assert_eq!(o.domains(), ["acme.test".to_owned()]);
         assert!(Oversight::Everyone.covers(&email("x@gmail.test")));
+        // The viewer always sees their own account, and only theirs beyond the domains.
+        assert!(o.sees(p.user_id, &email("me@gmail.test")));
+        assert!(!o.sees(UserId::new(), &email("me@gmail.test")));
+        assert!(!Oversight::nobody().sees(p.user_id, &email("x@acme.test")));
     }
 }

@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sso::routes())
         .merge(me::routes())
         .merge(orgs::routes())
+        .merge(invitations::routes())
         .merge(projects::routes())
         .merge(clients::routes())
         .merge(mobile::routes())

@@ -841,16 +841,7 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
 
     // Members may not manage providers; other orgs cannot see them.
     let member = app.user("member").await;
-    let r = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{org}/members"),
-            &admin.token,
-        )
-        .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.join(&admin.token, &org, &member, "member").await;
     let r = TestApp::send(
         app.with_bearer(Method::POST, &base, &member.token)
             .json(&body),

@@ -8,9 +8,7 @@
 use async_trait::async_trait;
 use portcullis_core::invitation::{AcceptRefusal, Invitation};
 use portcullis_core::password::PasswordHash;
-use portcullis_core::{
-    AuditContext, InvitationId, OrgAccess, Timestamp, TokenHash, User,
-};
+use portcullis_core::{AuditContext, InvitationId, OrgAccess, Timestamp, TokenHash, User};
 
 use crate::{MemberRecord, SignupBootstrap, StoreResult};
 
@@ -53,8 +51,11 @@ pub trait InvitationStore: Send + Sync {
     ) -> StoreResult<Vec<Invitation>>;
 
     /// How many of the org's invitations are pending at `now`: each holds a seat.
-    async fn pending_invitation_count(&self, access: &OrgAccess, now: Timestamp)
-    -> StoreResult<u64>;
+    async fn pending_invitation_count(
+        &self,
+        access: &OrgAccess,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 
     /// Revokes a pending invitation (`invitation.revoked`); false when the org has no
     /// pending invitation with this id.

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clients;
+pub mod invitations;
 pub mod me;
 pub mod mobile;
 pub mod oidc;

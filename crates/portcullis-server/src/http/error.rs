@@ -68,6 +68,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "email_is_missing", message)
     }
 
+    /// An email outside the org's verified domains where one inside them is needed.
+    pub fn domain_not_verified(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "domain_not_verified", message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }

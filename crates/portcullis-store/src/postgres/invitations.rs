@@ -37,14 +37,18 @@ fn invitation_from(row: &PgRow) -> StoreResult<Invitation> {
         email: Email::parse(row.try_get::<&str, _>("email")?)?,
         role: role(row.try_get("role")?)?,
         project_ids: json_list(row, "project_ids", project_id)?,
-        invited_by: row.try_get::<Option<uuid::Uuid>, _>("invited_by")?.map(UserId),
+        invited_by: row
+            .try_get::<Option<uuid::Uuid>, _>("invited_by")?
+            .map(UserId),
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
 }
 
 fn state_of(row: &PgRow, inv: &Invitation, now: Timestamp) -> StoreResult<InvitationState> {
-    let accepted = row.try_get::<Option<Timestamp>, _>("accepted_at")?.is_some();
+    let accepted = row
+        .try_get::<Option<Timestamp>, _>("accepted_at")?
+        .is_some();
     let revoked = row.try_get::<Option<Timestamp>, _>("revoked_at")?.is_some();
     Ok(InvitationState::of(accepted, revoked, inv.expires_at, now))
 }
@@ -307,10 +311,14 @@ impl InvitationStore for PgStore {
         if n == 0 {
             return Ok(None);
         }
-        let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1"))
-            .bind(user_id.0)
-            .fetch_one(&mut *unit)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.id = $1"
+        ))
+        .bind(user_id.0)
+        .fetch_one(&mut *unit)
+        .await?;
         let user = user_from(&row)?;
         unit.audit(crate::events::password_set(ctx, org_id, user_id));
         unit.changed(Change::UserChanged(user_id));

@@ -120,13 +120,14 @@ pub(super) async fn list_org_sessions(
          JOIN memberships m ON m.user_id = s.user_id AND m.org_id = $1 AND m.deleted_at IS NULL \
          JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $2 \
-           AND ($3 OR split_part(u.email, '@', 2) = ANY($4)) \
+           AND ($3 OR u.id = $5 OR split_part(u.email, '@', 2) = ANY($4)) \
          ORDER BY s.created_at DESC"
     ))
     .bind(access.org_id().0)
     .bind(now)
     .bind(oversight.is_everyone())
     .bind(oversight.domains())
+    .bind(oversight.viewer().map(|v| v.0))
     .fetch_all(&mut *unit)
     .await?;
     unit.commit().await?;
@@ -155,7 +156,7 @@ pub(super) async fn revoke_org_session(
         "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
          AND user_id IN (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
            WHERE m.org_id = $3 AND m.deleted_at IS NULL \
-             AND ($4 OR split_part(u.email, '@', 2) = ANY($5))) \
+             AND ($4 OR u.id = $6 OR split_part(u.email, '@', 2) = ANY($5))) \
          RETURNING user_id",
     )
     .bind(portcullis_core::now())
@@ -163,6 +164,7 @@ pub(super) async fn revoke_org_session(
     .bind(org_id.0)
     .bind(oversight.is_everyone())
     .bind(oversight.domains())
+    .bind(oversight.viewer().map(|v| v.0))
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };

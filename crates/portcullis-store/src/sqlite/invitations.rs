@@ -35,7 +35,9 @@ fn invitation_from(row: &SqliteRow) -> StoreResult<Invitation> {
         email: Email::parse(row.try_get::<&str, _>("email")?)?,
         role: role(row.try_get("role")?)?,
         project_ids: json_list(row.try_get("project_ids")?, project_id)?,
-        invited_by: row.try_get::<Option<uuid::Uuid>, _>("invited_by")?.map(UserId),
+        invited_by: row
+            .try_get::<Option<uuid::Uuid>, _>("invited_by")?
+            .map(UserId),
         created_at: from_micros(row.try_get("created_at")?)?,
         expires_at: from_micros(row.try_get("expires_at")?)?,
     })
@@ -291,19 +293,24 @@ impl InvitationStore for SqliteStore {
         let Some(spent) = spent else { return Ok(None) };
         let user_id = UserId(spent.try_get("user_id")?);
         let org_id = OrgId(spent.try_get("org_id")?);
-        let n = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(password_hash.as_str())
-            .bind(user_id.0)
-            .execute(&mut *unit)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(password_hash.as_str())
+                .bind(user_id.0)
+                .execute(&mut *unit)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Ok(None);
         }
-        let row = sqlx::query(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = ?"))
-            .bind(user_id.0)
-            .fetch_one(&mut *unit)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.id = ?"
+        ))
+        .bind(user_id.0)
+        .fetch_one(&mut *unit)
+        .await?;
         let user = user_from(&row)?;
         unit.audit(crate::events::password_set(ctx, org_id, user_id));
         unit.changed(Change::UserChanged(user_id));

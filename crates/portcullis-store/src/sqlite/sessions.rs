@@ -107,14 +107,15 @@ pub(super) async fn revoke_user_session(
 /// as [`portcullis_core::oversight::email_domain`] reads it.
 macro_rules! overseen_user {
     () => {
-        "(? OR substr(u.email, instr(u.email, '@') + 1) IN (SELECT value FROM json_each(?)))"
+        "(? OR u.id = ? OR substr(u.email, instr(u.email, '@') + 1) IN (SELECT value FROM json_each(?)))"
     };
 }
 
-/// The two values [`overseen_user!`] binds: everyone?, and the domains as a JSON array.
-pub(super) fn oversight_binds(o: &Oversight) -> (bool, String) {
+/// The values [`overseen_user!`] binds: everyone?, the viewer, and the domains as a JSON array.
+pub(super) fn oversight_binds(o: &Oversight) -> (bool, Option<uuid::Uuid>, String) {
     (
         o.is_everyone(),
+        o.viewer().map(|v| v.0),
         serde_json::Value::from(o.domains().to_vec()).to_string(),
     )
 }
@@ -125,7 +126,7 @@ pub(super) async fn list_org_sessions(
     now: Timestamp,
     oversight: &Oversight,
 ) -> StoreResult<Vec<MemberSession>> {
-    let (everyone, domains) = oversight_binds(oversight);
+    let (everyone, viewer, domains) = oversight_binds(oversight);
     let rows = sqlx::query(concat!(
         "SELECT ",
         session_cols!(),
@@ -139,6 +140,7 @@ pub(super) async fn list_org_sessions(
     .bind(access.org_id().0)
     .bind(micros(now))
     .bind(everyone)
+    .bind(viewer)
     .bind(domains)
     .fetch_all(&store.pool)
     .await?;
@@ -162,7 +164,7 @@ pub(super) async fn revoke_org_session(
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
-    let (everyone, domains) = oversight_binds(oversight);
+    let (everyone, viewer, domains) = oversight_binds(oversight);
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(concat!(
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
@@ -175,6 +177,7 @@ pub(super) async fn revoke_org_session(
     .bind(id.0)
     .bind(org_id.0)
     .bind(everyone)
+    .bind(viewer)
     .bind(domains)
     .fetch_optional(&mut *unit)
     .await?;

@@ -143,7 +143,10 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
         store.create_session(s, &ctx(), &[]).await.unwrap();
     }
 
-    let listed = store.list_org_sessions(&alice.access(), now, &Oversight::Everyone).await.unwrap();
+    let listed = store
+        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .await
+        .unwrap();
     let ids: Vec<_> = listed.iter().map(|m| (m.session.id, m.user_id)).collect();
     assert_eq!(ids, [(sb.id, bob.id), (sa.id, alice.user.id)]);
     assert_eq!(listed[0].email, bob.email);
@@ -213,7 +216,10 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
         .remove_member(&alice.access(), bob.id, &ctx())
         .await
         .unwrap();
-    let listed = store.list_org_sessions(&alice.access(), now, &Oversight::Everyone).await.unwrap();
+    let listed = store
+        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|m| m.session.id).collect::<Vec<_>>(),
         [sa.id]
