@@ -80,6 +80,7 @@ impl Reply {
     }
 }
 
+#[derive(Clone)]
 pub struct Signed {
     pub token: String,
     pub user_id: String,
