@@ -20,6 +20,8 @@ pub struct PasswordSetup {
 }
 
 /// How an acceptance ended. On a refusal nothing was written.
+// Returned once per acceptance and matched at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Acceptance {
     /// The invitation is spent and the user is a member with the invited role.
