@@ -34,6 +34,10 @@ pub enum Action {
     SsoProviderUpdated,
     SsoProviderDeleted,
     SsoIdentityLinked,
+    DomainCreated,
+    DomainVerified,
+    DomainDeleted,
+    UserClaimed,
     MobileOttIssued,
     MobileOttExchanged,
     MobileRefreshSucceeded,
@@ -79,6 +83,10 @@ impl Action {
             Action::SsoProviderUpdated => "sso.provider.updated",
             Action::SsoProviderDeleted => "sso.provider.deleted",
             Action::SsoIdentityLinked => "sso.identity.linked",
+            Action::DomainCreated => "domain.created",
+            Action::DomainVerified => "domain.verified",
+            Action::DomainDeleted => "domain.deleted",
+            Action::UserClaimed => "user.claimed",
         }
     }
 }

@@ -13,7 +13,9 @@ use axum::routing::get;
 
 use crate::features::mobile::{connect, handoff};
 use crate::features::ops::http as health;
-use crate::features::{auth, clients, me, mobile, oidc, orgs, projects, signing_keys, sso};
+use crate::features::{
+    auth, clients, domains, me, mobile, oidc, orgs, projects, signing_keys, sso,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -27,6 +29,8 @@ use crate::state::AppState;
         orgs::http::list_members, orgs::http::add_member, orgs::http::change_role, orgs::http::remove_member,
         orgs::http::list_org_sessions, orgs::http::revoke_org_session,
         orgs::http::list_projects, orgs::http::create_project, orgs::http::audit,
+        domains::http::list_domains, domains::http::create_domain, domains::http::verify_domain,
+        domains::http::delete_domain,
         projects::http::get_project, projects::http::patch_project,
         clients::http::list_clients, clients::http::create_client, clients::http::get_client,
         clients::http::patch_client, clients::http::delete_client, clients::http::rotate_client_secret,
