@@ -34,6 +34,10 @@ pub enum Action {
     SsoProviderUpdated,
     SsoProviderDeleted,
     SsoIdentityLinked,
+    DomainCreated,
+    DomainVerified,
+    DomainDeleted,
+    UserClaimed,
     MobileOttIssued,
     MobileOttExchanged,
     MobileRefreshSucceeded,
@@ -87,6 +91,10 @@ impl Action {
             Action::InvitationAccepted => "invitation.accepted",
             Action::InvitationRevoked => "invitation.revoked",
             Action::UserPasswordSet => "user.password_set",
+            Action::DomainCreated => "domain.created",
+            Action::DomainVerified => "domain.verified",
+            Action::DomainDeleted => "domain.deleted",
+            Action::UserClaimed => "user.claimed",
         }
     }
 }

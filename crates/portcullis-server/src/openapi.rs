@@ -14,7 +14,7 @@ use axum::routing::get;
 use crate::features::mobile::{connect, handoff};
 use crate::features::ops::http as health;
 use crate::features::{
-    auth, clients, invitations, me, mobile, oidc, orgs, projects, signing_keys, sso,
+    auth, clients, domains, invitations, me, mobile, oidc, orgs, projects, signing_keys, sso,
 };
 use crate::state::AppState;
 
@@ -31,6 +31,8 @@ use crate::state::AppState;
         invitations::http::create_invitation, invitations::http::list_invitations,
         invitations::http::revoke_invitation, invitations::http::accept_invitation,
         orgs::http::list_projects, orgs::http::create_project, orgs::http::audit,
+        domains::http::list_domains, domains::http::create_domain, domains::http::verify_domain,
+        domains::http::delete_domain,
         projects::http::get_project, projects::http::patch_project,
         clients::http::list_clients, clients::http::create_client, clients::http::get_client,
         clients::http::patch_client, clients::http::delete_client, clients::http::rotate_client_secret,

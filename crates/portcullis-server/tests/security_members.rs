@@ -24,6 +24,7 @@ both_backends!(
     signup_with_an_invitation_joins_the_org,
     admin_sees_nothing_of_a_non_managed_members_account,
     platform_admin_sees_every_member,
+    admin_adds_and_oversees_managed_accounts,
     concurrent_role_changes_cannot_demote_an_owner,
     a_demoted_admin_cannot_finish_a_change,
 );
@@ -652,6 +653,155 @@ async fn platform_admin_sees_every_member(app: TestApp) {
     app.get("/v1/me", &login.session_cookie().unwrap())
         .await
         .assert_error(401, "unauthenticated");
+}
+
+/// `domain` verified for `org` by a platform admin's word (the path of operators).
+async fn verify_domain(app: &TestApp, org: &str, domain: &str) {
+    let operator = app.user("operator").await;
+    make_platform_admin(app, &operator).await;
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/domains"),
+            &operator.token,
+        )
+        .json(&json!({"domain": domain})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/domains/{domain}/verify"),
+            &operator.token,
+        )
+        .json(&json!({"method": "admin"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// With acme.test verified, the owner adds ann@acme.test directly (created, with a
+/// password-setup link) and sees and revokes her sessions and sign-ins; an invited
+/// outsider in the same org stays invisible.
+async fn admin_adds_and_oversees_managed_accounts(app: TestApp) {
+    let owner = app.user("owner").await;
+    verify_domain(&app, &owner.org_id, "acme.test").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &members_path(&owner.org_id), &owner.token)
+            .header("x-correlation-id", "add-ann")
+            .json(&json!({"email": "Ann@ACME.test", "role": "member"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["user_created"], true);
+    assert_eq!(r.body["managed"], true);
+    let ann_id = r.body["user"]["id"].as_str().unwrap().to_owned();
+    let setup = invitation_token(r.body["setup_url"].as_str().unwrap());
+    assert!(setup.starts_with("pst_"));
+    let audit_path = |q: &str| format!("/v1/orgs/{}/audit?{q}", owner.org_id);
+    let created = events(
+        &app.get(&audit_path("correlation_id=add-ann"), &owner.token)
+            .await,
+    );
+    assert!(
+        created.iter().any(
+            |e| e["action"] == "user.created" && e["target"] == json!(format!("user:{ann_id}"))
+        )
+    );
+    // Ann sets her password (and is signed in), then fails one sign-in.
+    let set = TestApp::send(
+        app.req(Method::POST, "/v1/auth/password-setup")
+            .json(&json!({"token": setup, "password": "ann's new password"})),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let ann_session = set.session_cookie().unwrap();
+    let ann_sid = set.body["session"]["id"].as_str().unwrap().to_owned();
+    app.login("ann@acme.test", "not ann's password")
+        .await
+        .assert_error(401, "unauthenticated");
+    // An existing account in the domain is added as it is; a subdomain is not the domain.
+    let dan = app.signup("dan@acme.test", "correct horse battery").await;
+    let r = add_member(&app, &owner, &owner.org_id, "dan@acme.test", "admin").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["user_created"], false);
+    assert!(r.body.get("setup_url").is_none());
+    add_member(&app, &owner, &owner.org_id, "eve@mail.acme.test", "member")
+        .await
+        .assert_error(403, "domain_not_verified");
+    // An invited outsider too.
+    let bob = app.user("bob").await;
+    app.join(&owner.token, &owner.org_id, &bob, "member").await;
+    let bob_login = app.login(&bob.email, "correct horse battery").await;
+    let bob_sid = bob_login.body["session"]["id"].as_str().unwrap().to_owned();
+
+    let members = app.get(&members_path(&owner.org_id), &owner.token).await;
+    let managed = |id: &str| {
+        members.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user"]["id"] == json!(id))
+            .unwrap()["managed"]
+            .clone()
+    };
+    assert_eq!(managed(&ann_id), json!(true));
+    assert_eq!(
+        managed(dan.body["user"]["id"].as_str().unwrap()),
+        json!(true)
+    );
+    assert_eq!(managed(&bob.user_id), json!(false));
+
+    let sessions = app
+        .get(&format!("/v1/orgs/{}/sessions", owner.org_id), &owner.token)
+        .await;
+    let ids: Vec<&str> = sessions.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&ann_sid.as_str()), "{}", sessions.body);
+    assert!(!ids.contains(&bob_sid.as_str()), "{}", sessions.body);
+    let ann_events = events(
+        &app.get(
+            &audit_path(&format!("actor_id={ann_id}&limit=200")),
+            &owner.token,
+        )
+        .await,
+    );
+    let actions: Vec<&str> = ann_events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"session.created"), "{actions:?}");
+    assert!(actions.contains(&"login.failed"), "{actions:?}");
+    let bob_events = events(
+        &app.get(
+            &audit_path(&format!("actor_id={}&action=login.succeeded", bob.user_id)),
+            &owner.token,
+        )
+        .await,
+    );
+    assert!(bob_events.is_empty());
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{}/sessions/{ann_sid}", owner.org_id),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    app.get("/v1/me", &ann_session)
+        .await
+        .assert_error(401, "unauthenticated");
+    TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{}/sessions/{bob_sid}", owner.org_id),
+        &owner.token,
+    ))
+    .await
+    .assert_error(404, "not_found");
 }
 
 async fn patch_role(

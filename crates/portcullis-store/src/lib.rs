@@ -17,6 +17,7 @@ use portcullis_core::{
 };
 
 pub mod clients;
+pub mod domains;
 mod error;
 mod events;
 pub mod grants;
@@ -32,6 +33,7 @@ pub mod testing;
 mod unit;
 
 pub use clients::{ClientPatch, ClientStore};
+pub use domains::DomainStore;
 pub use error::{StoreError, StoreResult};
 pub use grants::{
     AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
@@ -198,6 +200,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Upstream SSO: org providers and linked identities.
     fn sso(&self) -> &dyn SsoStore;
+
+    /// Orgs' claims on DNS domains, and who holds which domain verified.
+    fn domains(&self) -> &dyn DomainStore;
 
     /// The connection pools' sizes and waits, for `/metrics`; reads counters, no query.
     fn pool_stats(&self) -> Vec<PoolStats>;

@@ -68,7 +68,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "email_is_missing", message)
     }
 
-    /// An email outside the org's verified domains where one inside them is needed.
+    /// An upstream provider did not verify the email it asserted, and a verified one is
+    /// needed (creating or linking an account).
+    pub fn email_not_verified(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "email_not_verified", message)
+    }
+
+    /// An org's SSO provider asserted, or an org admin named, an email outside the org's
+    /// verified domains.
     pub fn domain_not_verified(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "domain_not_verified", message)
     }

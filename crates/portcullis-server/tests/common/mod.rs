@@ -3,6 +3,8 @@
 //! fresh PostgreSQL database), spoken to over HTTP.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::path::PathBuf;
 
 use portcullis_server::{Config, Server};

@@ -4,7 +4,7 @@
 //! 0001 check again. Changes other nodes may have cached are announced with `pg_notify`.
 //!
 //! The files of this module mirror `sqlite/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, `domains`,
 //! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
@@ -33,6 +33,7 @@ use crate::{
 mod accounts;
 mod audit;
 mod clients;
+mod domains;
 mod grants;
 mod invitations;
 mod keys;
@@ -140,6 +141,10 @@ impl Store for PgStore {
     }
 
     fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
+    fn domains(&self) -> &dyn crate::DomainStore {
         self
     }
 

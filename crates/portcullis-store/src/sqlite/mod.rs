@@ -3,7 +3,7 @@
 //! fails on a read-to-write upgrade; reads use a pool of their own.
 //!
 //! The files of this module mirror `postgres/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, `domains`,
 //! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
@@ -32,6 +32,7 @@ use crate::{
 mod accounts;
 mod audit;
 mod clients;
+mod domains;
 mod grants;
 mod invitations;
 mod keys;
@@ -115,6 +116,10 @@ impl Store for SqliteStore {
     }
 
     fn sso(&self) -> &dyn crate::SsoStore {
+        self
+    }
+
+    fn domains(&self) -> &dyn crate::DomainStore {
         self
     }
 

@@ -94,8 +94,13 @@ pub fn role_to_remove(actor: UserId, target: UserId) -> Role {
 /// The org's verified domains (lower case): its managed accounts are those with an email in
 /// one of them.
 pub async fn verified_domains(store: &dyn Store, org_id: OrgId) -> Result<Vec<String>, StoreError> {
-    let _ = (store, org_id);
-    Ok(Vec::new())
+    Ok(store
+        .domains()
+        .verified_domains(org_id)
+        .await?
+        .iter()
+        .map(|d| d.as_str().to_ascii_lowercase())
+        .collect())
 }
 
 /// A membership change's `NotFound`: the target is no active member.
