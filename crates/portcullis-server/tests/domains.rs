@@ -157,16 +157,7 @@ async fn claims_are_checked_and_scoped(backend: Backend) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["txt_record"]["value"], value);
     let member = app.user("member").await;
-    let r = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{org}/members"),
-            &owner.token,
-        )
-        .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.join(&owner.token, &org, &member, "member").await;
     app.get(&format!("/v1/orgs/{org}/domains"), &member.token)
         .await
         .assert_error(403, "forbidden");
