@@ -34,12 +34,20 @@ pub enum Action {
     SsoProviderUpdated,
     SsoProviderDeleted,
     SsoIdentityLinked,
+    DomainCreated,
+    DomainVerified,
+    DomainDeleted,
+    UserClaimed,
     MobileOttIssued,
     MobileOttExchanged,
     MobileRefreshSucceeded,
     MobileRefreshFailed,
     MobileRefreshReuseDetected,
     MobileLogout,
+    InvitationCreated,
+    InvitationAccepted,
+    InvitationRevoked,
+    UserPasswordSet,
 }
 
 impl Action {
@@ -79,6 +87,14 @@ impl Action {
             Action::SsoProviderUpdated => "sso.provider.updated",
             Action::SsoProviderDeleted => "sso.provider.deleted",
             Action::SsoIdentityLinked => "sso.identity.linked",
+            Action::InvitationCreated => "invitation.created",
+            Action::InvitationAccepted => "invitation.accepted",
+            Action::InvitationRevoked => "invitation.revoked",
+            Action::UserPasswordSet => "user.password_set",
+            Action::DomainCreated => "domain.created",
+            Action::DomainVerified => "domain.verified",
+            Action::DomainDeleted => "domain.deleted",
+            Action::UserClaimed => "user.claimed",
         }
     }
 }
@@ -196,4 +212,8 @@ pub struct AuditQuery {
     pub limit: u32,
     /// Return events strictly older than this one (ids are time-ordered UUIDv7).
     pub before: Option<AuditEventId>,
+    /// Whose events outside any org (sign-ins, sessions) the trail includes, besides the
+    /// org's own events: the server sets it from the caller's access
+    /// ([`Oversight::of`](crate::Oversight::of)); the default is what operators see.
+    pub oversight: crate::Oversight,
 }

@@ -36,6 +36,8 @@ pub struct OrgAccess {
     org_id: OrgId,
     role: Role,
     actor_id: Option<UserId>,
+    /// Acting as the platform (a platform admin, or the server itself), not as a member.
+    operator: bool,
 }
 
 impl OrgAccess {
@@ -65,6 +67,7 @@ impl OrgAccess {
             org_id,
             role,
             actor_id: Some(principal.user_id),
+            operator: principal.is_platform_admin,
         })
     }
 
@@ -75,6 +78,7 @@ impl OrgAccess {
             org_id,
             role: Role::Owner,
             actor_id: None,
+            operator: true,
         }
     }
 
@@ -88,6 +92,12 @@ impl OrgAccess {
 
     pub fn actor_id(&self) -> Option<UserId> {
         self.actor_id
+    }
+
+    /// Whether the holder acts for the platform (a platform admin, or the server itself)
+    /// rather than as a member: no membership bounds what it may see or change.
+    pub fn is_operator(&self) -> bool {
+        self.operator
     }
 }
 
@@ -322,9 +332,123 @@ pub fn may_manage_member(actor: Role, current: Option<Role>, new: Option<Role>) 
     !touches_owner || actor == Role::Owner
 }
 
+/// Who asks for a membership change, as the transaction that makes it sees them: the
+/// platform (operators, the server itself), or a member with the role they hold *now*
+/// (None when their own membership ended meanwhile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeActor {
+    Operator,
+    Member { user_id: UserId, role: Option<Role> },
+}
+
+/// Whether `actor` may give `target`, who holds `current`, the role `new` (Some) or remove
+/// them (None). Decided inside the transaction that makes the change, on roles read under
+/// its lock, so a concurrent change cannot slip between the check and the write. Anyone
+/// may leave; everything else is [`may_manage_member`] of the actor's current role.
+pub fn may_change_membership(
+    actor: ChangeActor,
+    target: UserId,
+    current: Role,
+    new: Option<Role>,
+) -> bool {
+    match actor {
+        ChangeActor::Operator => true,
+        ChangeActor::Member { user_id, .. } if user_id == target && new.is_none() => true,
+        ChangeActor::Member { role: None, .. } => false,
+        ChangeActor::Member {
+            role: Some(role), ..
+        } => may_manage_member(role, Some(current), new),
+    }
+}
+
 #[cfg(test)]
 mod manage_tests {
     use super::*;
+
+    #[test]
+    fn changes_are_judged_on_the_roles_inside_the_transaction() {
+        let me = UserId::new();
+        let other = UserId::new();
+        let admin = ChangeActor::Member {
+            user_id: me,
+            role: Some(Role::Admin),
+        };
+        // An admin cannot make themselves owner, nor demote or remove an owner.
+        assert!(!may_change_membership(
+            admin,
+            me,
+            Role::Admin,
+            Some(Role::Owner)
+        ));
+        assert!(!may_change_membership(
+            admin,
+            other,
+            Role::Owner,
+            Some(Role::Member)
+        ));
+        assert!(!may_change_membership(admin, other, Role::Owner, None));
+        assert!(may_change_membership(
+            admin,
+            other,
+            Role::Member,
+            Some(Role::Admin)
+        ));
+        // Demoted meanwhile, or removed: nothing but leaving.
+        let demoted = ChangeActor::Member {
+            user_id: me,
+            role: Some(Role::Member),
+        };
+        assert!(!may_change_membership(
+            demoted,
+            other,
+            Role::Member,
+            Some(Role::Admin)
+        ));
+        let gone = ChangeActor::Member {
+            user_id: me,
+            role: None,
+        };
+        assert!(!may_change_membership(gone, other, Role::Member, None));
+        assert!(may_change_membership(demoted, me, Role::Member, None));
+        assert!(may_change_membership(
+            ChangeActor::Operator,
+            other,
+            Role::Owner,
+            Some(Role::Member)
+        ));
+    }
+
+    #[test]
+    fn operators_are_marked_on_their_access() {
+        let org = OrgId::new();
+        let p = Principal {
+            user_id: UserId::new(),
+            session_id: None,
+            is_platform_admin: false,
+        };
+        let m = Membership {
+            org_id: org,
+            user_id: p.user_id,
+            role: Role::Owner,
+            created_at: crate::now(),
+            deleted_at: None,
+        };
+        assert!(
+            !decide_org_access(&p, org, Some(&m), Role::Owner)
+                .unwrap()
+                .is_operator()
+        );
+        let admin = Principal {
+            is_platform_admin: true,
+            ..p
+        };
+        assert!(
+            decide_org_access(&admin, org, None, Role::Owner)
+                .unwrap()
+                .is_operator()
+        );
+        assert!(OrgAccess::system(org).is_operator());
+    }
 
     #[test]
     fn owner_changes_need_an_owner() {

@@ -49,6 +49,11 @@ impl Email {
     pub fn local_part(&self) -> &str {
         self.0.split('@').next().unwrap_or_default()
     }
+
+    /// The part after the last '@' (lower case), e.g. to match an org's verified domains.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+    }
 }
 
 impl std::fmt::Display for Email {

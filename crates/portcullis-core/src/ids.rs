@@ -72,3 +72,7 @@ id_type!(
     /// A refresh-token family: the chain of refresh tokens from one sign-in, revoked as one.
     FamilyId
 );
+id_type!(
+    /// An invitation to join an organization.
+    InvitationId
+);

@@ -167,6 +167,8 @@ async fn build_state(
         master_key,
         keys,
         sso,
+        dns: crate::infra::dns::TxtResolver::new(config.federation.resolver_addr()?),
+        free_mail_domains: config.federation.free_mail_domains.0.clone(),
         mobile,
         mobile_limits: crate::infra::rate_limit::ExchangeLimits::new(&config.mobile),
         password_login: config.password_login,
@@ -184,6 +186,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sso::routes())
         .merge(me::routes())
         .merge(orgs::routes())
+        .merge(invitations::routes())
+        .merge(domains::routes())
         .merge(projects::routes())
         .merge(clients::routes())
         .merge(mobile::routes())

@@ -13,7 +13,9 @@ use axum::routing::get;
 
 use crate::features::mobile::{confirm, connect, handoff};
 use crate::features::ops::http as health;
-use crate::features::{auth, clients, me, mobile, oidc, orgs, projects, signing_keys, sso};
+use crate::features::{
+    auth, clients, domains, invitations, me, mobile, oidc, orgs, projects, signing_keys, sso,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -21,12 +23,16 @@ use crate::state::AppState;
     info(title = "Portcullis", description = "Multi-tenant authentication and session platform. Errors use the envelope `{code, message, correlation_id, details?}`; every response carries `x-correlation-id`."),
     paths(
         health::healthz, health::readyz, health::metrics, openapi,
-        auth::http::signup, auth::http::login, auth::http::logout,
+        auth::http::signup, auth::http::login, auth::http::logout, auth::http::password_setup,
         me::http::me, me::http::list_sessions, me::http::revoke_session,
         orgs::http::create_org, orgs::http::list_orgs, orgs::http::get_org,
         orgs::http::list_members, orgs::http::add_member, orgs::http::change_role, orgs::http::remove_member,
         orgs::http::list_org_sessions, orgs::http::revoke_org_session,
+        invitations::http::create_invitation, invitations::http::list_invitations,
+        invitations::http::revoke_invitation, invitations::http::accept_invitation,
         orgs::http::list_projects, orgs::http::create_project, orgs::http::audit,
+        domains::http::list_domains, domains::http::create_domain, domains::http::verify_domain,
+        domains::http::delete_domain,
         projects::http::get_project, projects::http::patch_project,
         clients::http::list_clients, clients::http::create_client, clients::http::get_client,
         clients::http::patch_client, clients::http::delete_client, clients::http::rotate_client_secret,

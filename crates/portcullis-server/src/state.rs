@@ -32,6 +32,10 @@ pub struct Inner {
     pub oidc: crate::config::oidc::OidcSettings,
     /// Upstream SSO providers (federation) and their discovery state.
     pub sso: crate::infra::upstream::Providers,
+    /// Domain verification's TXT lookups (`dns_resolver`).
+    pub dns: crate::infra::dns::TxtResolver,
+    /// Free-mail domains nobody may claim, besides the built-in ones (`free_mail_domains`).
+    pub free_mail_domains: Vec<String>,
     /// Mobile sign-in settings and the exchange's rate limits.
     pub mobile: crate::config::mobile::MobileSettings,
     pub mobile_limits: crate::infra::rate_limit::ExchangeLimits,

@@ -384,16 +384,7 @@ async fn other_tenants_project_is_invisible(app: TestApp) {
         .assert_error(404, "not_found");
 
     // A member of the org who is not in a (non-default) project: 403.
-    let add = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{}/members", alice.org_id),
-            &alice.token,
-        )
-        .json(&json!({"email": bob.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(add.status, StatusCode::CREATED, "{}", add.body);
+    app.join(&alice.token, &alice.org_id, &bob, "member").await;
     let p = TestApp::send(
         app.with_bearer(
             Method::POST,
@@ -441,13 +432,8 @@ async fn removed_member_is_forbidden(app: TestApp) {
     let owner = app.user("owner").await;
     let member = app.user("member").await;
     let members = format!("/v1/orgs/{}/members", owner.org_id);
-    let r = TestApp::send(
-        app.with_bearer(Method::POST, &members, &owner.token)
-            .json(&json!({"email": member.email, "role": "admin"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(r.body["user_created"], false);
+    app.join(&owner.token, &owner.org_id, &member, "admin")
+        .await;
     assert_eq!(
         app.get(&members, &member.token).await.status,
         StatusCode::OK
@@ -477,13 +463,9 @@ async fn removed_member_is_forbidden(app: TestApp) {
         1,
         "only their own org remains"
     );
-    // Re-adding reactivates the membership.
-    let r = TestApp::send(
-        app.with_bearer(Method::POST, &members, &owner.token)
-            .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Inviting them again and their accepting reactivates the membership.
+    app.join(&owner.token, &owner.org_id, &member, "member")
+        .await;
     assert_eq!(
         app.get(&members, &member.token).await.status,
         StatusCode::OK
@@ -497,12 +479,8 @@ async fn removed_member_gets_one_answer_from_org_and_project_routes(app: TestApp
     let member = app.user("member").await;
     let stranger = app.user("stranger").await;
     let members = format!("/v1/orgs/{}/members", owner.org_id);
-    let r = TestApp::send(
-        app.with_bearer(Method::POST, &members, &owner.token)
-            .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.join(&owner.token, &owner.org_id, &member, "member")
+        .await;
     let org = format!("/v1/orgs/{}", owner.org_id);
     let project = |token: &str| {
         TestApp::send(
@@ -552,13 +530,9 @@ async fn members_lifecycle_and_owner_rules(app: TestApp) {
             .json(&json!({"email": email, "role": role}));
         TestApp::send(rb)
     };
-    assert_eq!(
-        add(owner.token.clone(), admin.email.clone(), "admin")
-            .await
-            .status,
-        StatusCode::CREATED
-    );
-    add(owner.token.clone(), admin.email.clone(), "member")
+    app.join(&owner.token, &owner.org_id, &admin, "admin").await;
+    // Inviting a current member again: conflict.
+    app.invite(&owner.token, &owner.org_id, &admin.email, "member")
         .await
         .assert_error(409, "conflict");
     add(owner.token.clone(), "bad".into(), "member")
@@ -640,8 +614,11 @@ async fn members_lifecycle_and_owner_rules(app: TestApp) {
     r.assert_error(404, "not_found");
 }
 
+/// A platform admin may add anyone directly (org admins only managed accounts: see
+/// tests/security_members.rs); a created account gets a one-time password-setup link.
 async fn admin_created_member_gets_default_project_and_audit(app: TestApp) {
     let owner = app.user("owner").await;
+    make_platform_admin(&app, &owner).await;
     let rb = app
         .with_bearer(
             Method::POST,
@@ -682,22 +659,58 @@ async fn admin_created_member_gets_default_project_and_audit(app: TestApp) {
     app.login("newhire@example.com", "anything at all")
         .await
         .assert_error(401, "unauthenticated");
+    // The setup link sets the first password once, and signs the user in.
+    let setup = common::invitation_token(r.body["setup_url"].as_str().unwrap());
+    assert!(setup.starts_with("pst_"), "{setup}");
+    let set = |token: String| {
+        TestApp::send(
+            app.req(Method::POST, "/v1/auth/password-setup")
+                .json(&json!({"token": token, "password": "a brand new password"})),
+        )
+    };
+    let ok = set(setup.clone()).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.body["user"]["id"], json!(new_id));
+    assert!(ok.session_cookie().is_some());
+    set(setup).await.assert_error(401, "ott_invalid");
+    set("inv_not-a-setup-token".into())
+        .await
+        .assert_error(401, "ott_invalid");
+    assert_eq!(
+        app.login("newhire@example.com", "a brand new password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let audit = app
+        .get(
+            &format!("/v1/orgs/{}/audit?action=user.password_set", owner.org_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(audit.body["events"][0]["actor_id"], json!(new_id));
 }
 
+async fn make_platform_admin(app: &TestApp, who: &common::Signed) {
+    app.state
+        .store
+        .set_platform_admin(
+            portcullis_core::UserId::parse(&who.user_id).unwrap(),
+            true,
+            &portcullis_core::AuditContext::cli(),
+        )
+        .await
+        .unwrap();
+}
+
+/// As a platform admin (org admins: only managed members, see tests/security_members.rs).
 async fn org_admin_revokes_member_session(app: TestApp) {
     let owner = app.user("owner").await;
     let member = app.user("member").await;
     let outsider = app.user("outsider").await;
-    let r = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{}/members", owner.org_id),
-            &owner.token,
-        )
-        .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    app.join(&owner.token, &owner.org_id, &member, "member")
+        .await;
+    make_platform_admin(&app, &owner).await;
     assert_eq!(
         app.get("/v1/me", &member.token).await.status,
         StatusCode::OK

@@ -394,16 +394,8 @@ async fn rotating_shows_a_new_secret_once(app: TestApp) {
 async fn members_without_admin_role_only_read(app: TestApp) {
     let owner = app.user("owner").await;
     let member = app.user("member").await;
-    let add = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{}/members", owner.org_id),
-            &owner.token,
-        )
-        .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(add.status, StatusCode::CREATED, "{}", add.body);
+    app.join(&owner.token, &owner.org_id, &member, "member")
+        .await;
     let id = id_of(&create(&app, &owner, web_app()).await);
     let one = format!("{CLIENTS}/{id}");
     let p = &owner.project_id;

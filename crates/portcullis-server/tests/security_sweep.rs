@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The cross-tenant sweep: every route of `/openapi.json` that names a resource (an id in its
 //! path, or a project in `X-Project-ID`) is called by an ordinary signed-up user with another
 //! org's ids, and must never answer 2xx. The route list is read from the running server, so a

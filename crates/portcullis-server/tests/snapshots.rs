@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Snapshot tests (insta) of the error envelope for every code the API answers without special
 //! set-up, and of the main JSON bodies. Values that differ per run (ids, times, tokens,
 //! correlation ids) are replaced by placeholders first, so a snapshot changes only when the

@@ -175,6 +175,8 @@ async fn wait_available(app: &TestApp, id: &str, query: &str) {
 #[derive(Default)]
 struct Browser {
     jar: HashMap<String, HashMap<String, String>>,
+    /// The `project` parameter its sign-ins name, if any.
+    project: Option<String>,
 }
 
 fn host_of(url: &str) -> String {
@@ -260,12 +262,15 @@ impl Browser {
         hint: &str,
         return_to: &str,
     ) -> String {
-        let start = format!(
+        let mut start = format!(
             "{}/v1/auth/sso/{provider}/start?return_to={}&login_hint={}",
             app.base,
             urlencode(return_to),
             urlencode(hint)
         );
+        if let Some(project) = &self.project {
+            start.push_str(&format!("&project={project}"));
+        }
         let r = self.get(app, &start).await;
         assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
         let cookie = r.set_cookie().unwrap();
@@ -659,7 +664,8 @@ async fn return_to_must_not_be_an_open_redirect(backend: Backend) {
         let r = TestApp::send(app.req(Method::GET, &start(good))).await;
         assert_eq!(r.status, StatusCode::FOUND, "{good}: {}", r.body);
     }
-    // An allowed origin of a project becomes a valid destination.
+    // An allowed origin of the project the sign-in is for becomes a valid destination;
+    // another project's allowed origins never do.
     let u = app.user("owner").await;
     let r = TestApp::send(
         app.with_bearer(Method::PATCH, "/v1/project", &u.token)
@@ -668,7 +674,26 @@ async fn return_to_must_not_be_an_open_redirect(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let mut browser = Browser::default();
+    let stranger = app.user("stranger").await;
+    let target = urlencode("https://app.example.com/signed-in");
+    for project in [
+        String::new(),
+        format!("&project={}", stranger.project_id),
+        "&project=not-a-uuid".to_owned(),
+        format!("&project={}", uuid::Uuid::now_v7()),
+    ] {
+        let r = TestApp::send(app.req(
+            Method::GET,
+            &format!("/v1/auth/sso/{PROVIDER}/start?return_to={target}{project}"),
+        ))
+        .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["details"]["field"], "return_to", "{project}");
+    }
+    let mut browser = Browser {
+        project: Some(u.project_id.clone()),
+        ..Browser::default()
+    };
     let r = browser
         .sign_in(
             &app,
@@ -841,16 +866,7 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
 
     // Members may not manage providers; other orgs cannot see them.
     let member = app.user("member").await;
-    let r = TestApp::send(
-        app.with_bearer(
-            Method::POST,
-            &format!("/v1/orgs/{org}/members"),
-            &admin.token,
-        )
-        .json(&json!({"email": member.email, "role": "member"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    app.join(&admin.token, &org, &member, "member").await;
     let r = TestApp::send(
         app.with_bearer(Method::POST, &base, &member.token)
             .json(&body),

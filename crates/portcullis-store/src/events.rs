@@ -201,3 +201,61 @@ pub(crate) fn ott_issued(ctx: &AuditContext, ott: &crate::OneTimeToken) -> Audit
             "expires_at": ott.expires_at.unix_timestamp(),
         }))
 }
+
+pub(crate) fn invitation_created(
+    ctx: &AuditContext,
+    inv: &portcullis_core::invitation::Invitation,
+) -> AuditEvent {
+    ctx.event(
+        Some(inv.org_id),
+        Action::InvitationCreated,
+        format!("invitation:{}", inv.id),
+    )
+    .with_details(json!({
+        "email": inv.email.as_str(),
+        "role": inv.role.as_str(),
+        "project_ids": inv.project_ids,
+        "expires_at": inv.expires_at.unix_timestamp(),
+    }))
+}
+
+pub(crate) fn invitation_revoked(
+    ctx: &AuditContext,
+    org: OrgId,
+    id: portcullis_core::InvitationId,
+) -> AuditEvent {
+    ctx.event(
+        Some(org),
+        Action::InvitationRevoked,
+        format!("invitation:{id}"),
+    )
+}
+
+/// The invitee accepted: the invitation, then the membership it made (both by the invitee).
+pub(crate) fn invitation_accepted(
+    ctx: &AuditContext,
+    inv: &portcullis_core::invitation::Invitation,
+    user: &User,
+) -> Vec<AuditEvent> {
+    let ctx = ctx.with_actor(user.id);
+    vec![
+        ctx.event(
+            Some(inv.org_id),
+            Action::InvitationAccepted,
+            format!("invitation:{}", inv.id),
+        )
+        .with_details(json!({"user_id": user.id, "role": inv.role.as_str()})),
+        ctx.event(
+            Some(inv.org_id),
+            Action::MemberAdded,
+            format!("user:{}", user.id),
+        )
+        .with_details(json!({"role": inv.role.as_str(), "invitation_id": inv.id.0})),
+    ]
+}
+
+pub(crate) fn password_set(ctx: &AuditContext, org: OrgId, user: UserId) -> AuditEvent {
+    ctx.with_actor(user)
+        .event(Some(org), Action::UserPasswordSet, format!("user:{user}"))
+        .with_details(json!({"via": "password_setup"}))
+}

@@ -11,15 +11,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Project,
-    ProjectId, ProjectStatus, Role, Session, SessionId, Timestamp, TokenHash, User, UserId,
-    UserName,
+    AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Oversight,
+    Project, ProjectId, ProjectStatus, Role, Session, SessionId, Timestamp, TokenHash, User,
+    UserId, UserName,
 };
 
 pub mod clients;
+pub mod domains;
 mod error;
 mod events;
 pub mod grants;
+pub mod invitations;
 pub mod keys;
 pub mod mobile;
 pub mod outbox;
@@ -31,11 +33,13 @@ pub mod testing;
 mod unit;
 
 pub use clients::{ClientPatch, ClientStore};
+pub use domains::DomainStore;
 pub use error::{StoreError, StoreResult};
 pub use grants::{
     AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
     RefreshTokenState,
 };
+pub use invitations::{Acceptance, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use outbox::{OutboxRecord, OutboxStore};
@@ -120,6 +124,18 @@ pub struct NewMember {
     pub name: Option<UserName>,
     pub password_hash: Option<PasswordHash>,
     pub role: Role,
+    /// Stored with the user when the user is created (an admin-created account's first
+    /// password is set through it); ignored for an existing account.
+    pub password_setup: Option<PasswordSetup>,
+}
+
+/// A membership change as the store's transaction decided it
+/// ([`portcullis_core::authz::may_change_membership`], on the roles read under its lock).
+#[derive(Clone, Debug)]
+pub enum MemberChange<T> {
+    Done(T),
+    /// The actor's role (as it is now) does not allow this change; nothing was written.
+    NotPermitted,
 }
 
 #[derive(Clone, Debug)]
@@ -185,11 +201,17 @@ pub trait Store: Send + Sync + 'static {
     /// Upstream SSO: org providers and linked identities.
     fn sso(&self) -> &dyn SsoStore;
 
+    /// Orgs' claims on DNS domains, and who holds which domain verified.
+    fn domains(&self) -> &dyn DomainStore;
+
     /// The connection pools' sizes and waits, for `/metrics`; reads counters, no query.
     fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// Events queued for delivery outside the database (webhooks).
     fn outbox(&self) -> &dyn OutboxStore;
+
+    /// Invitations to orgs and password-setup links of admin-created accounts.
+    fn invitations(&self) -> &dyn InvitationStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -276,30 +298,38 @@ pub trait Store: Send + Sync + 'static {
         member: &NewMember,
         ctx: &AuditContext,
     ) -> StoreResult<AddedMember>;
-    /// Fails with `Conflict` when it would leave the org without an owner.
+    /// Whether the access's actor may make the change is decided inside the transaction, on
+    /// the roles as they are under its lock. Fails with `NotFound` when `user_id` is no
+    /// active member, `Conflict` when it would leave the org without an owner.
     async fn change_member_role(
         &self,
         access: &OrgAccess,
         user_id: UserId,
         role: Role,
         ctx: &AuditContext,
-    ) -> StoreResult<MemberRecord>;
+    ) -> StoreResult<MemberChange<MemberRecord>>;
+    /// Ends a membership (softly); decided like [`Store::change_member_role`]. A member may
+    /// always remove themselves.
     async fn remove_member(
         &self,
         access: &OrgAccess,
         user_id: UserId,
         ctx: &AuditContext,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<MemberChange<()>>;
+    /// Active sessions of the org's active members whom `oversight` covers.
     async fn list_org_sessions(
         &self,
         access: &OrgAccess,
         now: Timestamp,
+        oversight: &Oversight,
     ) -> StoreResult<Vec<MemberSession>>;
-    /// Revokes a session of a current member of the org; false when there is none such.
+    /// Revokes a session of a current member of the org whom `oversight` covers; false
+    /// when there is none such.
     async fn revoke_org_session(
         &self,
         access: &OrgAccess,
         id: SessionId,
+        oversight: &Oversight,
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
     async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>>;
@@ -319,7 +349,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Audit.
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Newest first.
+    /// Newest first: the org's events, and the events outside any org (sign-ins, sessions)
+    /// of its active members whom `q.oversight` covers.
     async fn query_audit(&self, access: &OrgAccess, q: &AuditQuery)
     -> StoreResult<Vec<AuditEvent>>;
 }

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use portcullis_core::{
-    Action, AuditContext, AuditEvent, OrgAccess, OrgId, Timestamp, User, UserId,
+    Action, AuditContext, AuditEvent, OrgAccess, OrgId, ProjectId, Timestamp, User, UserId,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -84,10 +84,13 @@ impl SsoProviderPatch {
     }
 }
 
-/// An upstream account linked to a local user: `(issuer, subject)` is unique.
+/// An upstream account linked to a local user: `(provider, issuer, subject)` is unique.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserIdentity {
     pub user_id: UserId,
+    /// The sign-in id of the provider it came through (`google`, a configured id,
+    /// `org_<uuid>`): an identity signs in only through the provider that made it.
+    pub provider: String,
     pub issuer: String,
     pub subject: String,
     /// The email the upstream asserted when the identity was linked (informational).
@@ -126,8 +129,8 @@ pub trait SsoStore: Send + Sync {
         ctx: &AuditContext,
     ) -> StoreResult<OrgSsoProvider>;
 
-    /// Deletes the provider (`sso.provider.deleted`); identities that came through it stay
-    /// linked to their users. `NotFound` when there is none.
+    /// Deletes the provider (`sso.provider.deleted`) and the identities that came through
+    /// it: nobody signs in through them again. `NotFound` when there is none.
     async fn delete_provider(
         &self,
         access: &OrgAccess,
@@ -141,12 +144,30 @@ pub trait SsoStore: Send + Sync {
     /// The providers of the live org with this slug (empty for an unknown slug).
     async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>>;
 
-    /// The live user an upstream identity is linked to.
-    async fn user_by_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
+    /// The live user an upstream identity of `provider` is linked to. Identities linked by
+    /// a server-wide provider before identities were keyed by provider match every
+    /// server-wide provider (never an org's).
+    async fn user_by_identity(
+        &self,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> StoreResult<Option<User>>;
 
     /// Links an upstream identity to an existing user (`sso.identity.linked`). `Conflict`
     /// when the identity is already linked.
     async fn link_identity(&self, identity: &UserIdentity, ctx: &AuditContext) -> StoreResult<()>;
+
+    /// The verified owner of an address takes over the account that has it (someone may
+    /// have registered it with a password first): the identity is linked, the password
+    /// removed, every session and refresh-token family of the account revoked, and
+    /// `user.claimed` recorded — in one unit of work.
+    async fn claim_account(
+        &self,
+        user: &User,
+        identity: &UserIdentity,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
 
     /// Signup bootstrap (user, personal org, default project, owner memberships,
     /// `user.signup`) and the identity, in one transaction.
@@ -168,9 +189,11 @@ pub trait SsoStore: Send + Sync {
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
 
-    /// Whether some active project lists this origin (`scheme://host[:port]`) among its
-    /// allowed origins: where a sign-in may send the browser back to.
-    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool>;
+    /// Whether the active project `project_id` lists this origin (`scheme://host[:port]`)
+    /// among its allowed origins: where a sign-in for that project may send the browser
+    /// back to.
+    async fn project_allows_origin(&self, project_id: ProjectId, origin: &str)
+    -> StoreResult<bool>;
 }
 
 pub(crate) fn provider_created(ctx: &AuditContext, p: &OrgSsoProvider) -> AuditEvent {
@@ -215,7 +238,35 @@ pub(crate) fn identity_linked(
             Action::SsoIdentityLinked,
             format!("user:{}", i.user_id),
         )
-        .with_details(json!({"issuer": i.issuer, "provider_id": i.provider_id}))
+        .with_details(
+            json!({"provider": i.provider, "issuer": i.issuer, "provider_id": i.provider_id}),
+        )
+}
+
+pub(crate) fn user_claimed(
+    ctx: &AuditContext,
+    i: &UserIdentity,
+    had_password: bool,
+    sessions_revoked: usize,
+) -> AuditEvent {
+    ctx.with_actor(i.user_id)
+        .event(None, Action::UserClaimed, format!("user:{}", i.user_id))
+        .with_details(json!({
+            "provider": i.provider,
+            "issuer": i.issuer,
+            "password_removed": had_password,
+            "sessions_revoked": sessions_revoked,
+        }))
+}
+
+/// The provider key an identity lookup also accepts: identities linked by a server-wide
+/// provider before migration 0008 carry '' (org providers' never match them).
+pub(crate) fn legacy_key(provider: &str) -> &str {
+    if provider.starts_with("org_") {
+        provider
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn joined_via_sso(

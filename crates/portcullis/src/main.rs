@@ -334,6 +334,7 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                         name,
                         password_hash,
                         role,
+                        password_setup: None,
                     };
                     let added = store
                         .add_member(&access, &member, &ctx)

@@ -13,6 +13,7 @@ use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 mod error;
+pub mod federation;
 mod list;
 mod master_key;
 pub mod mobile;
@@ -22,6 +23,7 @@ pub mod sessions;
 pub mod sso;
 
 pub use error::ConfigError;
+pub use federation::FederationConfig;
 pub use list::StringList;
 pub use master_key::MasterKey;
 pub use mobile::MobileConfig;
@@ -76,6 +78,9 @@ pub struct Config {
     /// `mobile_*`
     #[serde(flatten)]
     pub mobile: MobileConfig,
+    /// `dns_resolver`, `free_mail_domains`, `sso_allow_private_networks`
+    #[serde(flatten)]
+    pub federation: FederationConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
     pub sso: sso::SsoConfig,
 }
@@ -99,6 +104,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             oidc: OidcConfig::default(),
             mobile: MobileConfig::default(),
+            federation: FederationConfig::default(),
             sso: sso::SsoConfig::default(),
         }
     }
@@ -183,6 +189,7 @@ impl Config {
         }
         self.sessions.validate()?;
         self.mobile.validate()?;
+        self.federation.validate()?;
         Ok(())
     }
 
@@ -255,6 +262,7 @@ fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
             .err()
             .or_else(|| figment.extract::<OidcConfig>().err())
             .or_else(|| figment.extract::<MobileConfig>().err())
+            .or_else(|| figment.extract::<FederationConfig>().err())
             .map_or_else(|| Box::new(e), Box::new)
     })
 }

@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod clients;
+pub mod domains;
+pub mod invitations;
 pub mod me;
 pub mod mobile;
 pub mod oidc;

@@ -211,13 +211,29 @@ pub struct SignupRequest {
     pub email: String,
     pub password: String,
     pub name: Option<String>,
+    /// An invitation token (`inv_…`) addressed to `email`: the new account also joins the
+    /// inviting org with the invited role.
+    pub invitation: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct SignupResponse {
     pub user: UserDto,
+    /// The new account's personal org.
     pub org: OrgDto,
     pub project: ProjectDto,
+    /// The org joined through `invitation`, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<JoinedOrg>,
+}
+
+/// An org membership gained through an invitation.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct JoinedOrg {
+    pub org_id: Uuid,
+    #[schema(example = "member")]
+    pub role: String,
+    pub invitation_id: Uuid,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -269,14 +285,18 @@ pub struct MemberDto {
     pub user: UserDto,
     pub role: String,
     pub joined_at: String,
+    /// The member's email is in one of the org's verified domains: a managed account,
+    /// whose sessions and sign-ins the org's admins see.
+    pub managed: bool,
 }
 
-impl From<&MemberRecord> for MemberDto {
-    fn from(m: &MemberRecord) -> Self {
+impl MemberDto {
+    pub fn new(m: &MemberRecord, managed: bool) -> Self {
         Self {
             user: (&m.user).into(),
             role: m.role.as_str().to_owned(),
             joined_at: ts(m.joined_at),
+            managed,
         }
     }
 }
@@ -302,6 +322,10 @@ pub struct AddMemberResponse {
     pub member: MemberDto,
     /// True when no account had this email and one was created.
     pub user_created: bool,
+    /// For a created account: where its owner sets a first password (one-time token
+    /// `pst_…`, shown only here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_url: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

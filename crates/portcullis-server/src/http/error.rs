@@ -68,6 +68,18 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "email_is_missing", message)
     }
 
+    /// An upstream provider did not verify the email it asserted, and a verified one is
+    /// needed (creating or linking an account).
+    pub fn email_not_verified(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "email_not_verified", message)
+    }
+
+    /// An org's SSO provider asserted, or an org admin named, an email outside the org's
+    /// verified domains.
+    pub fn domain_not_verified(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "domain_not_verified", message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }

@@ -1,8 +1,10 @@
 //! What features use but do not own: signing keys, sealing and key derivation, the
-//! in-process caches, password hashing, metrics, rate limiters and upstream providers.
+//! in-process caches, password hashing, metrics, rate limiters, upstream providers and
+//! DNS lookups.
 
 pub mod access_tokens;
 pub mod crypto;
+pub mod dns;
 pub mod keys;
 pub mod metrics;
 pub mod passwords;

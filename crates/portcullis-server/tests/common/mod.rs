@@ -3,6 +3,8 @@
 //! fresh PostgreSQL database), spoken to over HTTP.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::path::PathBuf;
 
 use portcullis_server::{Config, Server};
@@ -80,6 +82,7 @@ impl Reply {
     }
 }
 
+#[derive(Clone)]
 pub struct Signed {
     pub token: String,
     pub user_id: String,
@@ -207,6 +210,48 @@ impl TestApp {
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         Self::send(self.with_bearer(Method::GET, path, token)).await
     }
+
+    /// Invites `email` to `org_id` with `role` as the holder of `admin_token`; the reply
+    /// carries `accept_url`.
+    pub async fn invite(&self, admin_token: &str, org_id: &str, email: &str, role: &str) -> Reply {
+        Self::send(
+            self.with_bearer(
+                Method::POST,
+                &format!("/v1/orgs/{org_id}/invitations"),
+                admin_token,
+            )
+            .json(&json!({"email": email, "role": role})),
+        )
+        .await
+    }
+
+    /// Accepts an invitation (its token, or an `accept_url`) as the holder of `token`.
+    pub async fn accept(&self, token: &str, invitation: &str) -> Reply {
+        Self::send(
+            self.with_bearer(Method::POST, "/v1/invitations/accept", token)
+                .json(&json!({"token": invitation_token(invitation)})),
+        )
+        .await
+    }
+
+    /// Makes `who` a member of `org_id` with `role` the way anyone outside the org's
+    /// verified domains joins: invited by the holder of `admin_token`, accepted by `who`.
+    pub async fn join(&self, admin_token: &str, org_id: &str, who: &Signed, role: &str) {
+        let r = self.invite(admin_token, org_id, &who.email, role).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = self
+            .accept(&who.token, r.body["accept_url"].as_str().unwrap())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+}
+
+/// The `inv_…`/`pst_…` token inside an accept or setup URL (or the token itself).
+pub fn invitation_token(url_or_token: &str) -> String {
+    url_or_token
+        .rsplit_once("token=")
+        .map_or(url_or_token, |(_, t)| t)
+        .to_owned()
 }
 
 /// Instantiates each listed async test body `fn(TestApp)` once per backend.

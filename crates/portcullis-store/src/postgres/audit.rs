@@ -26,7 +26,9 @@ pub(super) async fn query_audit(
         "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
          FROM audit_events e \
          WHERE (e.org_id = $1 OR (e.org_id IS NULL AND e.actor_id IN \
-                (SELECT user_id FROM memberships WHERE org_id = $1 AND deleted_at IS NULL))) \
+                (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+                 WHERE m.org_id = $1 AND m.deleted_at IS NULL \
+                   AND ($9 OR u.id = $11 OR split_part(u.email, '@', 2) = ANY($10))))) \
            AND ($2::text IS NULL OR e.correlation_id = $2) \
            AND ($3::text IS NULL OR e.action = $3) \
            AND ($4::uuid IS NULL OR e.actor_id = $4) \
@@ -43,6 +45,10 @@ pub(super) async fn query_audit(
     .bind(q.until)
     .bind(q.before.map(|b| b.0))
     .bind(i64::from(q.limit))
+    // Events outside any org (sign-ins, sessions) only of members the caller oversees.
+    .bind(q.oversight.is_everyone())
+    .bind(q.oversight.domains())
+    .bind(q.oversight.viewer().map(|v| v.0))
     .fetch_all(&mut *unit)
     .await?;
     unit.commit().await?;

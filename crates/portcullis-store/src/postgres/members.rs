@@ -1,5 +1,6 @@
 //! Memberships: a user's own, and an org's members as its admins manage them.
 
+use portcullis_core::authz::{ChangeActor, may_change_membership};
 use portcullis_core::membership::admit_member;
 use portcullis_core::{Admission, PriorMembership};
 use portcullis_core::{AuditContext, Membership, OrgAccess, OrgId, Role, Timestamp, UserId};
@@ -11,9 +12,11 @@ use super::rows::{
     user_from,
 };
 use super::statements::{guard_last_owner, insert_user, lock_org, member_record};
+use super::unit::Unit;
 use crate::unit::Scope;
 use crate::{
-    AddedMember, Change, MemberRecord, MembershipView, NewMember, ProjectView, StoreResult,
+    AddedMember, Change, MemberChange, MemberRecord, MembershipView, NewMember, PasswordSetup,
+    ProjectView, StoreError, StoreResult,
 };
 
 pub(super) async fn membership(
@@ -144,52 +147,10 @@ pub(super) async fn add_member(
             true,
         ),
     };
-    let prior: Option<Option<Timestamp>> =
-        sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id.0)
-            .bind(user.id.0)
-            .fetch_optional(&mut *unit)
-            .await?;
-    let prior = match prior {
-        None => PriorMembership::Never,
-        Some(None) => PriorMembership::Active,
-        Some(Some(_)) => PriorMembership::Removed,
-    };
-    match admit_member(prior)? {
-        Admission::Reinstate => {
-            sqlx::query(
-                "UPDATE memberships SET role = $1, created_at = $2, deleted_at = NULL \
-                 WHERE org_id = $3 AND user_id = $4",
-            )
-            .bind(m.role.as_str())
-            .bind(now)
-            .bind(org_id.0)
-            .bind(user.id.0)
-            .execute(&mut *unit)
-            .await?;
-        }
-        Admission::Insert => {
-            sqlx::query(
-                "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(org_id.0)
-            .bind(user.id.0)
-            .bind(m.role.as_str())
-            .bind(now)
-            .execute(&mut *unit)
-            .await?;
-        }
+    if user_created && let Some(setup) = &m.password_setup {
+        insert_password_setup(&mut unit, setup, user.id, org_id, now).await?;
     }
-    sqlx::query(
-        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
-         SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
-         ON CONFLICT (project_id, user_id) DO NOTHING",
-    )
-    .bind(user.id.0)
-    .bind(now)
-    .bind(org_id.0)
-    .execute(&mut *unit)
-    .await?;
+    admit(&mut unit, org_id, user.id, m.role, now).await?;
     for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
         unit.audit(e);
     }
@@ -205,16 +166,129 @@ pub(super) async fn add_member(
     })
 }
 
+/// Makes `user_id` an active member with `role` (a new row, or the removed one back, per
+/// [`admit_member`]) and a member of the org's default project. `Conflict` for a current
+/// member. The caller holds [`lock_org`].
+pub(super) async fn admit(
+    unit: &mut Unit<'_>,
+    org_id: OrgId,
+    user_id: UserId,
+    role: Role,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let prior: Option<Option<Timestamp>> =
+        sqlx::query_scalar("SELECT deleted_at FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id.0)
+            .bind(user_id.0)
+            .fetch_optional(&mut **unit)
+            .await?;
+    let prior = match prior {
+        None => PriorMembership::Never,
+        Some(None) => PriorMembership::Active,
+        Some(Some(_)) => PriorMembership::Removed,
+    };
+    match admit_member(prior)? {
+        Admission::Reinstate => {
+            sqlx::query(
+                "UPDATE memberships SET role = $1, created_at = $2, deleted_at = NULL \
+                 WHERE org_id = $3 AND user_id = $4",
+            )
+            .bind(role.as_str())
+            .bind(now)
+            .bind(org_id.0)
+            .bind(user_id.0)
+            .execute(&mut **unit)
+            .await?;
+        }
+        Admission::Insert => {
+            sqlx::query(
+                "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(org_id.0)
+            .bind(user_id.0)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut **unit)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
+         SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
+         ON CONFLICT (project_id, user_id) DO NOTHING",
+    )
+    .bind(user_id.0)
+    .bind(now)
+    .bind(org_id.0)
+    .execute(&mut **unit)
+    .await?;
+    Ok(())
+}
+
+/// An admin-created account's first-password link.
+async fn insert_password_setup(
+    unit: &mut Unit<'_>,
+    setup: &PasswordSetup,
+    user_id: UserId,
+    org_id: OrgId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO password_setup_tokens (token_hash, user_id, org_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&setup.token_hash.0[..])
+    .bind(user_id.0)
+    .bind(org_id.0)
+    .bind(now)
+    .bind(setup.expires_at)
+    .execute(&mut **unit)
+    .await?;
+    Ok(())
+}
+
+/// Who asks for a membership change, with their role as this transaction reads it (under
+/// [`lock_org`], so no other membership change of the org runs meanwhile).
+async fn change_actor(unit: &mut Unit<'_>, access: &OrgAccess) -> StoreResult<ChangeActor> {
+    let Some(user_id) = access.actor_id().filter(|_| !access.is_operator()) else {
+        return Ok(ChangeActor::Operator);
+    };
+    let role = active_role(unit, access.org_id(), user_id).await?;
+    Ok(ChangeActor::Member { user_id, role })
+}
+
+async fn active_role(
+    unit: &mut Unit<'_>,
+    org_id: OrgId,
+    user_id: UserId,
+) -> StoreResult<Option<Role>> {
+    let raw: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(org_id.0)
+    .bind(user_id.0)
+    .fetch_optional(&mut **unit)
+    .await?;
+    opt_role(raw)
+}
+
 pub(super) async fn change_member_role(
     store: &PgStore,
     access: &OrgAccess,
     user_id: UserId,
     new_role: Role,
     ctx: &AuditContext,
-) -> StoreResult<MemberRecord> {
+) -> StoreResult<MemberChange<MemberRecord>> {
     let org_id = access.org_id();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     lock_org(&mut unit, org_id).await?;
+    let actor = change_actor(&mut unit, access).await?;
+    let current = active_role(&mut unit, org_id, user_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if !may_change_membership(actor, user_id, current, Some(new_role)) {
+        return Ok(MemberChange::NotPermitted);
+    }
     let old = guard_last_owner(&mut unit, org_id, user_id, Some(new_role)).await?;
     sqlx::query(
         "UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
@@ -230,7 +304,7 @@ pub(super) async fn change_member_role(
     ));
     unit.changed(Change::UserChanged(user_id));
     unit.commit().await?;
-    Ok(record)
+    Ok(MemberChange::Done(record))
 }
 
 pub(super) async fn remove_member(
@@ -238,10 +312,17 @@ pub(super) async fn remove_member(
     access: &OrgAccess,
     user_id: UserId,
     ctx: &AuditContext,
-) -> StoreResult<()> {
+) -> StoreResult<MemberChange<()>> {
     let org_id = access.org_id();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     lock_org(&mut unit, org_id).await?;
+    let actor = change_actor(&mut unit, access).await?;
+    let current = active_role(&mut unit, org_id, user_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if !may_change_membership(actor, user_id, current, None) {
+        return Ok(MemberChange::NotPermitted);
+    }
     guard_last_owner(&mut unit, org_id, user_id, None).await?;
     sqlx::query(
         "UPDATE memberships SET deleted_at = $1 WHERE org_id = $2 AND user_id = $3 AND deleted_at IS NULL",
@@ -259,5 +340,5 @@ pub(super) async fn remove_member(
     unit.audit(crate::events::member_removed(ctx, org_id, user_id));
     unit.changed(Change::UserChanged(user_id));
     unit.commit().await?;
-    Ok(())
+    Ok(MemberChange::Done(()))
 }

@@ -4,7 +4,7 @@
 //! 0001 check again. Changes other nodes may have cached are announced with `pg_notify`.
 //!
 //! The files of this module mirror `sqlite/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, `domains`,
 //! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
@@ -33,7 +33,9 @@ use crate::{
 mod accounts;
 mod audit;
 mod clients;
+mod domains;
 mod grants;
+mod invitations;
 mod keys;
 mod listener;
 mod members;
@@ -142,7 +144,15 @@ impl Store for PgStore {
         self
     }
 
+    fn domains(&self) -> &dyn crate::DomainStore {
+        self
+    }
+
     fn outbox(&self) -> &dyn crate::OutboxStore {
+        self
+    }
+
+    fn invitations(&self) -> &dyn crate::InvitationStore {
         self
     }
 
@@ -322,7 +332,7 @@ impl Store for PgStore {
         user_id: UserId,
         new_role: Role,
         ctx: &AuditContext,
-    ) -> StoreResult<MemberRecord> {
+    ) -> StoreResult<crate::MemberChange<MemberRecord>> {
         members::change_member_role(self, access, user_id, new_role, ctx).await
     }
 
@@ -331,7 +341,7 @@ impl Store for PgStore {
         access: &OrgAccess,
         user_id: UserId,
         ctx: &AuditContext,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<crate::MemberChange<()>> {
         members::remove_member(self, access, user_id, ctx).await
     }
 
@@ -339,17 +349,19 @@ impl Store for PgStore {
         &self,
         access: &OrgAccess,
         now: Timestamp,
+        oversight: &portcullis_core::Oversight,
     ) -> StoreResult<Vec<MemberSession>> {
-        sessions::list_org_sessions(self, access, now).await
+        sessions::list_org_sessions(self, access, now, oversight).await
     }
 
     async fn revoke_org_session(
         &self,
         access: &OrgAccess,
         id: SessionId,
+        oversight: &portcullis_core::Oversight,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        sessions::revoke_org_session(self, access, id, ctx).await
+        sessions::revoke_org_session(self, access, id, oversight, ctx).await
     }
 
     async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>> {

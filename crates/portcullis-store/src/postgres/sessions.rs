@@ -1,7 +1,8 @@
 //! Web and device sessions: created, resolved, slid, listed and revoked.
 
 use portcullis_core::{
-    AuditContext, AuditEvent, Email, OrgAccess, Session, SessionId, Timestamp, TokenHash, UserId,
+    AuditContext, AuditEvent, Email, OrgAccess, Oversight, Session, SessionId, Timestamp,
+    TokenHash, UserId,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -107,18 +108,26 @@ pub(super) async fn list_org_sessions(
     store: &PgStore,
     access: &OrgAccess,
     now: Timestamp,
+    oversight: &Oversight,
 ) -> StoreResult<Vec<MemberSession>> {
     let mut unit = store.unit(Scope::Org(access.org_id())).await?;
+    // The domain is what follows the one '@' of a stored (lower-case) email, as
+    // portcullis_core::oversight::email_domain reads it.
     let rows = sqlx::query(concat!(
         "SELECT ",
         session_cols!(),
         ", u.email AS u_email FROM sessions s \
          JOIN memberships m ON m.user_id = s.user_id AND m.org_id = $1 AND m.deleted_at IS NULL \
          JOIN users u ON u.id = s.user_id \
-         WHERE s.revoked_at IS NULL AND s.expires_at > $2 ORDER BY s.created_at DESC"
+         WHERE s.revoked_at IS NULL AND s.expires_at > $2 \
+           AND ($3 OR u.id = $5 OR split_part(u.email, '@', 2) = ANY($4)) \
+         ORDER BY s.created_at DESC"
     ))
     .bind(access.org_id().0)
     .bind(now)
+    .bind(oversight.is_everyone())
+    .bind(oversight.domains())
+    .bind(oversight.viewer().map(|v| v.0))
     .fetch_all(&mut *unit)
     .await?;
     unit.commit().await?;
@@ -138,18 +147,24 @@ pub(super) async fn revoke_org_session(
     store: &PgStore,
     access: &OrgAccess,
     id: SessionId,
+    oversight: &Oversight,
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
-         AND user_id IN (SELECT user_id FROM memberships WHERE org_id = $3 AND deleted_at IS NULL) \
+         AND user_id IN (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+           WHERE m.org_id = $3 AND m.deleted_at IS NULL \
+             AND ($4 OR u.id = $6 OR split_part(u.email, '@', 2) = ANY($5))) \
          RETURNING user_id",
     )
     .bind(portcullis_core::now())
     .bind(id.0)
     .bind(org_id.0)
+    .bind(oversight.is_everyone())
+    .bind(oversight.domains())
+    .bind(oversight.viewer().map(|v| v.0))
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };

@@ -3,7 +3,8 @@
 //! because the sign-in routes learn the tenant only from the provider they find.
 
 use async_trait::async_trait;
-use portcullis_core::{AuditContext, OrgAccess, OrgId, User, UserId};
+use portcullis_core::grant::RevocationReason;
+use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, SessionId, User, UserId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -11,9 +12,10 @@ use uuid::Uuid;
 use super::PgStore;
 use super::statements::insert_signup_bootstrap;
 use super::unit::Unit;
+use crate::events::session_revoked;
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
-    provider_created, provider_deleted, provider_updated,
+    legacy_key, provider_created, provider_deleted, provider_updated, user_claimed,
 };
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
@@ -47,9 +49,10 @@ fn scopes(p: &OrgSsoProvider) -> serde_json::Value {
 
 async fn insert_identity(unit: &mut Unit<'_>, i: &UserIdentity) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO user_identities (issuer, subject, user_id, email, provider_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO user_identities (provider, issuer, subject, user_id, email, provider_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
+    .bind(&i.provider)
     .bind(&i.issuer)
     .bind(&i.subject)
     .bind(i.user_id.0)
@@ -182,6 +185,10 @@ impl SsoStore for PgStore {
     ) -> StoreResult<()> {
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let p = locked(&mut unit, access, id).await?;
+        sqlx::query("DELETE FROM user_identities WHERE provider_id = $1")
+            .bind(id)
+            .execute(&mut *unit)
+            .await?;
         sqlx::query("DELETE FROM sso_providers WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(access.org_id().0)
@@ -222,10 +229,18 @@ impl SsoStore for PgStore {
         rows.iter().map(provider_from).collect()
     }
 
-    async fn user_by_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>> {
+    async fn user_by_identity(
+        &self,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> StoreResult<Option<User>> {
         let id: Option<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2",
+            "SELECT user_id FROM user_identities WHERE provider IN ($1, $2) AND issuer = $3 \
+             AND subject = $4 ORDER BY provider DESC LIMIT 1",
         )
+        .bind(provider)
+        .bind(legacy_key(provider))
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&self.pool)
@@ -242,6 +257,56 @@ impl SsoStore for PgStore {
         unit.audit(identity_linked(ctx, None, i));
         unit.commit().await?;
         Ok(())
+    }
+
+    async fn claim_account(
+        &self,
+        user: &User,
+        identity: &UserIdentity,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let now = portcullis_core::now();
+        let ctx = ctx.with_actor(user.id);
+        // The account's refresh families belong to whichever orgs they were granted in.
+        let mut unit = self.unit(Scope::Platform).await?;
+        insert_identity(&mut unit, identity).await?;
+        let had_password = sqlx::query(
+            "UPDATE users SET password_hash = NULL WHERE id = $1 AND password_hash IS NOT NULL",
+        )
+        .bind(user.id.0)
+        .execute(&mut *unit)
+        .await?
+        .rows_affected()
+            > 0;
+        let sessions: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(user.id.0)
+        .fetch_all(&mut *unit)
+        .await?;
+        for id in &sessions {
+            let id = SessionId(*id);
+            unit.audit(session_revoked(&ctx, None, user.id, id));
+            unit.changed(Change::SessionRevoked(id));
+        }
+        let families = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(RevocationReason::SessionEnded.as_str())
+        .bind(user.id.0)
+        .execute(&mut *unit)
+        .await?
+        .rows_affected();
+        if families > 0 {
+            unit.changed(Change::TokensRevoked);
+        }
+        unit.audit(identity_linked(&ctx, None, identity));
+        unit.audit(user_claimed(&ctx, identity, had_password, sessions.len()));
+        unit.changed(Change::UserChanged(user.id));
+        unit.commit().await
     }
 
     async fn signup_with_identity(
@@ -296,12 +361,17 @@ impl SsoStore for PgStore {
         Ok(true)
     }
 
-    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
+    async fn project_allows_origin(
+        &self,
+        project_id: ProjectId,
+        origin: &str,
+    ) -> StoreResult<bool> {
         let mut unit = self.unit(Scope::Platform).await?;
         let hit: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM projects WHERE allowed_origins @> jsonb_build_array($1::text) \
+            "SELECT 1 FROM projects WHERE id = $1 AND allowed_origins @> jsonb_build_array($2::text) \
              AND status = 'active' LIMIT 1",
         )
+        .bind(project_id.0)
         .bind(origin)
         .fetch_optional(&mut *unit)
         .await?;

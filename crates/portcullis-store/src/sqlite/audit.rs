@@ -4,6 +4,7 @@ use portcullis_core::{AuditEvent, AuditQuery, OrgAccess};
 
 use super::SqliteStore;
 use super::rows::{audit_from, micros};
+use super::sessions::oversight_binds;
 use crate::StoreResult;
 use crate::unit::Scope;
 use sqlx::sqlite::SqliteConnection;
@@ -21,11 +22,15 @@ pub(super) async fn query_audit(
     access: &OrgAccess,
     q: &AuditQuery,
 ) -> StoreResult<Vec<AuditEvent>> {
+    // Events outside any org (sign-ins, sessions) only of members the caller oversees.
+    let (everyone, viewer, domains) = oversight_binds(&q.oversight);
     let rows = sqlx::query(
         "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
          FROM audit_events e \
          WHERE (e.org_id = ?1 OR (e.org_id IS NULL AND e.actor_id IN \
-                (SELECT user_id FROM memberships WHERE org_id = ?1 AND deleted_at IS NULL))) \
+                (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+                 WHERE m.org_id = ?1 AND m.deleted_at IS NULL \
+                   AND (?9 OR u.id = ?11 OR substr(u.email, instr(u.email, '@') + 1) IN (SELECT value FROM json_each(?10)))))) \
            AND (?2 IS NULL OR e.correlation_id = ?2) \
            AND (?3 IS NULL OR e.action = ?3) \
            AND (?4 IS NULL OR e.actor_id = ?4) \
@@ -42,6 +47,9 @@ pub(super) async fn query_audit(
     .bind(q.until.map(micros))
     .bind(q.before.map(|b| b.0))
     .bind(q.limit as i64)
+    .bind(everyone)
+    .bind(domains)
+    .bind(viewer)
     .fetch_all(&store.pool)
     .await?;
     rows.iter().map(audit_from).collect()

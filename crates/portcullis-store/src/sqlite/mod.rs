@@ -3,7 +3,7 @@
 //! fails on a read-to-write upgrade; reads use a pool of their own.
 //!
 //! The files of this module mirror `postgres/` one for one (`accounts`, `orgs`, `members`,
-//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`,
+//! `projects`, `sessions`, `audit`, `clients`, `grants`, `keys`, `mobile`, `sso`, `domains`,
 //! `outbox`, with
 //! `rows` for decoding, `statements` for what several operations share and `unit` for the
 //! unit of work), so a reviewer
@@ -32,7 +32,9 @@ use crate::{
 mod accounts;
 mod audit;
 mod clients;
+mod domains;
 mod grants;
+mod invitations;
 mod keys;
 mod members;
 mod mobile;
@@ -117,7 +119,15 @@ impl Store for SqliteStore {
         self
     }
 
+    fn domains(&self) -> &dyn crate::DomainStore {
+        self
+    }
+
     fn outbox(&self) -> &dyn crate::OutboxStore {
+        self
+    }
+
+    fn invitations(&self) -> &dyn crate::InvitationStore {
         self
     }
 
@@ -275,7 +285,7 @@ impl Store for SqliteStore {
         user_id: UserId,
         new_role: Role,
         ctx: &AuditContext,
-    ) -> StoreResult<MemberRecord> {
+    ) -> StoreResult<crate::MemberChange<MemberRecord>> {
         members::change_member_role(self, access, user_id, new_role, ctx).await
     }
 
@@ -284,7 +294,7 @@ impl Store for SqliteStore {
         access: &OrgAccess,
         user_id: UserId,
         ctx: &AuditContext,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<crate::MemberChange<()>> {
         members::remove_member(self, access, user_id, ctx).await
     }
 
@@ -292,17 +302,19 @@ impl Store for SqliteStore {
         &self,
         access: &OrgAccess,
         now: Timestamp,
+        oversight: &portcullis_core::Oversight,
     ) -> StoreResult<Vec<MemberSession>> {
-        sessions::list_org_sessions(self, access, now).await
+        sessions::list_org_sessions(self, access, now, oversight).await
     }
 
     async fn revoke_org_session(
         &self,
         access: &OrgAccess,
         id: SessionId,
+        oversight: &portcullis_core::Oversight,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        sessions::revoke_org_session(self, access, id, ctx).await
+        sessions::revoke_org_session(self, access, id, oversight, ctx).await
     }
 
     async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>> {

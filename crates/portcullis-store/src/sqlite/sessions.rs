@@ -1,7 +1,8 @@
 //! Web and device sessions: created, resolved, slid, listed and revoked.
 
 use portcullis_core::{
-    AuditContext, AuditEvent, Email, OrgAccess, Session, SessionId, Timestamp, TokenHash, UserId,
+    AuditContext, AuditEvent, Email, OrgAccess, Oversight, Session, SessionId, Timestamp,
+    TokenHash, UserId,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -101,21 +102,46 @@ pub(super) async fn revoke_user_session(
     Ok(true)
 }
 
+/// The part of a `WHERE` that keeps the users (`u`) an [`Oversight`] covers; binds
+/// [`oversight_binds`]. The domain is what follows the one '@' of a stored (lower-case) email,
+/// as [`portcullis_core::oversight::email_domain`] reads it.
+macro_rules! overseen_user {
+    () => {
+        "(? OR u.id = ? OR substr(u.email, instr(u.email, '@') + 1) IN (SELECT value FROM json_each(?)))"
+    };
+}
+
+/// The values [`overseen_user!`] binds: everyone?, the viewer, and the domains as a JSON array.
+pub(super) fn oversight_binds(o: &Oversight) -> (bool, Option<uuid::Uuid>, String) {
+    (
+        o.is_everyone(),
+        o.viewer().map(|v| v.0),
+        serde_json::Value::from(o.domains().to_vec()).to_string(),
+    )
+}
+
 pub(super) async fn list_org_sessions(
     store: &SqliteStore,
     access: &OrgAccess,
     now: Timestamp,
+    oversight: &Oversight,
 ) -> StoreResult<Vec<MemberSession>> {
+    let (everyone, viewer, domains) = oversight_binds(oversight);
     let rows = sqlx::query(concat!(
         "SELECT ",
         session_cols!(),
         ", u.email AS u_email FROM sessions s \
          JOIN memberships m ON m.user_id = s.user_id AND m.org_id = ? AND m.deleted_at IS NULL \
          JOIN users u ON u.id = s.user_id \
-         WHERE s.revoked_at IS NULL AND s.expires_at > ? ORDER BY s.created_at DESC"
+         WHERE s.revoked_at IS NULL AND s.expires_at > ? AND ",
+        overseen_user!(),
+        " ORDER BY s.created_at DESC"
     ))
     .bind(access.org_id().0)
     .bind(micros(now))
+    .bind(everyone)
+    .bind(viewer)
+    .bind(domains)
     .fetch_all(&store.pool)
     .await?;
     rows.iter()
@@ -134,17 +160,25 @@ pub(super) async fn revoke_org_session(
     store: &SqliteStore,
     access: &OrgAccess,
     id: SessionId,
+    oversight: &Oversight,
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
+    let (everyone, viewer, domains) = oversight_binds(oversight);
     let mut unit = store.unit(Scope::Org(org_id)).await?;
-    let owner: Option<Uuid> = sqlx::query_scalar(
+    let owner: Option<Uuid> = sqlx::query_scalar(concat!(
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
-         AND user_id IN (SELECT user_id FROM memberships WHERE org_id = ? AND deleted_at IS NULL) RETURNING user_id",
-    )
+         AND user_id IN (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+           WHERE m.org_id = ? AND m.deleted_at IS NULL AND ",
+        overseen_user!(),
+        ") RETURNING user_id"
+    ))
     .bind(micros(portcullis_core::now()))
     .bind(id.0)
     .bind(org_id.0)
+    .bind(everyone)
+    .bind(viewer)
+    .bind(domains)
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };

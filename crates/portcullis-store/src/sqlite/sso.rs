@@ -1,7 +1,8 @@
 //! Upstream SSO on SQLite: org providers (tenant-filtered in every query) and identities.
 
 use async_trait::async_trait;
-use portcullis_core::{AuditContext, OrgAccess, OrgId, User, UserId};
+use portcullis_core::grant::RevocationReason;
+use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, SessionId, User, UserId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
@@ -10,9 +11,11 @@ use super::SqliteStore;
 use super::rows::{from_micros, micros};
 use super::statements::insert_signup_bootstrap;
 use super::unit::Unit;
+use crate::events::session_revoked;
 use crate::sso::{
     OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
-    provider_created, provider_deleted, provider_updated, scopes_from, scopes_json,
+    legacy_key, provider_created, provider_deleted, provider_updated, scopes_from, scopes_json,
+    user_claimed,
 };
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
@@ -40,9 +43,10 @@ fn provider_from(row: &SqliteRow) -> StoreResult<OrgSsoProvider> {
 
 async fn insert_identity(unit: &mut Unit<'_>, i: &UserIdentity) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO user_identities (issuer, subject, user_id, email, provider_id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO user_identities (provider, issuer, subject, user_id, email, provider_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
+    .bind(&i.provider)
     .bind(&i.issuer)
     .bind(&i.subject)
     .bind(i.user_id.0)
@@ -177,6 +181,10 @@ impl SsoStore for SqliteStore {
         .await?
         .ok_or(StoreError::NotFound)?;
         let p = provider_from(&row)?;
+        sqlx::query("DELETE FROM user_identities WHERE provider_id = ?")
+            .bind(id)
+            .execute(&mut *unit)
+            .await?;
         sqlx::query("DELETE FROM sso_providers WHERE id = ? AND org_id = ?")
             .bind(id)
             .bind(access.org_id().0)
@@ -213,10 +221,18 @@ impl SsoStore for SqliteStore {
         rows.iter().map(provider_from).collect()
     }
 
-    async fn user_by_identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>> {
+    async fn user_by_identity(
+        &self,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> StoreResult<Option<User>> {
         let id: Option<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM user_identities WHERE issuer = ? AND subject = ?",
+            "SELECT user_id FROM user_identities WHERE provider IN (?, ?) AND issuer = ? AND subject = ? \
+             ORDER BY provider DESC LIMIT 1",
         )
+        .bind(provider)
+        .bind(legacy_key(provider))
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&self.pool)
@@ -233,6 +249,55 @@ impl SsoStore for SqliteStore {
         unit.audit(identity_linked(ctx, None, i));
         unit.commit().await?;
         Ok(())
+    }
+
+    async fn claim_account(
+        &self,
+        user: &User,
+        identity: &UserIdentity,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let now = portcullis_core::now();
+        let ctx = ctx.with_actor(user.id);
+        let mut unit = self.unit(Scope::Platform).await?;
+        insert_identity(&mut unit, identity).await?;
+        let had_password = sqlx::query(
+            "UPDATE users SET password_hash = NULL WHERE id = ? AND password_hash IS NOT NULL",
+        )
+        .bind(user.id.0)
+        .execute(&mut *unit)
+        .await?
+        .rows_affected()
+            > 0;
+        let sessions: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(micros(now))
+        .bind(user.id.0)
+        .fetch_all(&mut *unit)
+        .await?;
+        for id in &sessions {
+            let id = SessionId(*id);
+            unit.audit(session_revoked(&ctx, None, user.id, id));
+            unit.changed(Change::SessionRevoked(id));
+        }
+        let families = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+             WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(micros(now))
+        .bind(RevocationReason::SessionEnded.as_str())
+        .bind(user.id.0)
+        .execute(&mut *unit)
+        .await?
+        .rows_affected();
+        if families > 0 {
+            unit.changed(Change::TokensRevoked);
+        }
+        unit.audit(identity_linked(&ctx, None, identity));
+        unit.audit(user_claimed(&ctx, identity, had_password, sessions.len()));
+        unit.changed(Change::UserChanged(user.id));
+        unit.commit().await
     }
 
     async fn signup_with_identity(
@@ -288,11 +353,16 @@ impl SsoStore for SqliteStore {
         Ok(true)
     }
 
-    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
+    async fn project_allows_origin(
+        &self,
+        project_id: ProjectId,
+        origin: &str,
+    ) -> StoreResult<bool> {
         let hit: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM projects p, json_each(p.allowed_origins) j \
-             WHERE j.value = ? AND p.status = 'active' LIMIT 1",
+             WHERE p.id = ? AND j.value = ? AND p.status = 'active' LIMIT 1",
         )
+        .bind(project_id.0)
         .bind(origin)
         .fetch_optional(&self.pool)
         .await?;

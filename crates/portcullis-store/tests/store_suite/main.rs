@@ -15,6 +15,7 @@ use portcullis_store::{Change, ChangeSink, NewMember, SignupBootstrap, Store};
 mod accounts;
 mod audit;
 mod clients;
+mod domains;
 mod grants;
 mod keys;
 mod members;
@@ -132,6 +133,9 @@ store_suite! {
         sso::identities_link_and_sign_up,
         sso::joining_an_org_via_sso_is_once_only,
         sso::allowed_origins_are_found,
+        sso::deleting_a_provider_removes_its_identities,
+        sso::claiming_an_account_ends_the_squatters_access,
+        domains::one_org_verifies_a_domain,
         pool::pool_stats_count_transactions,
         outbox::queued_events_are_due_oldest_first,
         outbox::a_failed_write_queues_nothing,
@@ -266,6 +270,7 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
         name: None,
         password_hash: None,
         role,
+        password_setup: None,
     }
 }
 

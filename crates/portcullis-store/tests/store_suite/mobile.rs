@@ -4,6 +4,7 @@
 //! exchange's session, event and refresh family written all or nothing, and signing out and
 //! rotating with their events in the same transaction.
 
+use portcullis_core::Oversight;
 use std::sync::Arc;
 
 use portcullis_core::oauth::ClientId;
@@ -255,7 +256,10 @@ pub async fn sessions_carry_device_info(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].device, s.device, "newest first: the mobile one");
     assert_eq!(listed[1].device, None);
-    let org_listed = store.list_org_sessions(&alice.access(), now).await.unwrap();
+    let org_listed = store
+        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .await
+        .unwrap();
     assert!(
         org_listed
             .iter()

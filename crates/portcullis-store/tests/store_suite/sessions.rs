@@ -1,5 +1,6 @@
 //! Sessions: the hot lookup, sliding expiry, revocation by the user and by an org admin.
 
+use portcullis_core::Oversight;
 use std::sync::Arc;
 
 use portcullis_core::{AuditQuery, Role, Session, SessionPolicy, TokenHash, UserId};
@@ -142,7 +143,10 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
         store.create_session(s, &ctx(), &[]).await.unwrap();
     }
 
-    let listed = store.list_org_sessions(&alice.access(), now).await.unwrap();
+    let listed = store
+        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .await
+        .unwrap();
     let ids: Vec<_> = listed.iter().map(|m| (m.session.id, m.user_id)).collect();
     assert_eq!(ids, [(sb.id, bob.id), (sa.id, alice.user.id)]);
     assert_eq!(listed[0].email, bob.email);
@@ -151,20 +155,20 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     let c = ctx().with_actor(alice.user.id);
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sc.id, &c)
+            .revoke_org_session(&alice.access(), sc.id, &Oversight::Everyone, &c)
             .await
             .unwrap(),
         "not a member"
     );
     assert!(
         store
-            .revoke_org_session(&alice.access(), sb.id, &c)
+            .revoke_org_session(&alice.access(), sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sb.id, &c)
+            .revoke_org_session(&alice.access(), sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );
@@ -212,14 +216,17 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
         .remove_member(&alice.access(), bob.id, &ctx())
         .await
         .unwrap();
-    let listed = store.list_org_sessions(&alice.access(), now).await.unwrap();
+    let listed = store
+        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|m| m.session.id).collect::<Vec<_>>(),
         [sa.id]
     );
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sb2.id, &c)
+            .revoke_org_session(&alice.access(), sb2.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );

@@ -166,6 +166,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
     let existing = signup(&*store, "linked@example.com").await;
     let identity = |user_id, subject: &str| UserIdentity {
         user_id,
+        provider: "upstream".into(),
         issuer: "https://idp.example.com".into(),
         subject: subject.into(),
         email: "linked@example.com".into(),
@@ -175,7 +176,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
     assert_eq!(
         store
             .sso()
-            .user_by_identity("https://idp.example.com", "sub-1")
+            .user_by_identity("upstream", "https://idp.example.com", "sub-1")
             .await
             .unwrap(),
         None
@@ -187,7 +188,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
         .unwrap();
     let found = store
         .sso()
-        .user_by_identity("https://idp.example.com", "sub-1")
+        .user_by_identity("upstream", "https://idp.example.com", "sub-1")
         .await
         .unwrap()
         .unwrap();
@@ -196,7 +197,29 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
     assert_eq!(
         store
             .sso()
-            .user_by_identity("https://other.example.com", "sub-1")
+            .user_by_identity("upstream", "https://other.example.com", "sub-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // The same upstream account through another provider is another identity: an org's
+    // provider naming the same issuer never signs in as a server-wide identity.
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity(
+                "org_00000000-0000-0000-0000-000000000000",
+                "https://idp.example.com",
+                "sub-1"
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity("google", "https://idp.example.com", "sub-1")
             .await
             .unwrap(),
         None
@@ -231,7 +254,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
     assert_eq!(
         store
             .sso()
-            .user_by_identity("https://idp.example.com", "sub-2")
+            .user_by_identity("upstream", "https://idp.example.com", "sub-2")
             .await
             .unwrap()
             .map(|u| u.id),
@@ -247,6 +270,158 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
         Err(StoreError::Conflict(_))
     ));
     assert!(store.user_by_email(&again.email).await.unwrap().is_none());
+}
+
+pub async fn deleting_a_provider_removes_its_identities(store: Arc<dyn Store>) {
+    let org = signup(&*store, "idp-owner@example.com").await;
+    let dave = signup(&*store, "idp-dave@example.com").await;
+    let p = provider(&org, "Acme IdP");
+    store
+        .sso()
+        .create_provider(&org.access(), &p, &ctx())
+        .await
+        .unwrap();
+    let key = format!("org_{}", p.id);
+    let identity = UserIdentity {
+        user_id: dave.user.id,
+        provider: key.clone(),
+        issuer: p.issuer.clone(),
+        subject: "sub-dave".into(),
+        email: "idp-dave@example.com".into(),
+        provider_id: Some(p.id),
+        created_at: portcullis_core::now(),
+    };
+    store.sso().link_identity(&identity, &ctx()).await.unwrap();
+    let found = store
+        .sso()
+        .user_by_identity(&key, &p.issuer, "sub-dave")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|u| u.id), Some(dave.user.id));
+    store
+        .sso()
+        .delete_provider(&org.access(), p.id, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity(&key, &p.issuer, "sub-dave")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>) {
+    use portcullis_core::password::PasswordHash;
+    use portcullis_core::{SessionPolicy, TokenHash};
+
+    let mut b = bootstrap("claimed@example.com");
+    b.password_hash = Some(PasswordHash::from_stored("$argon2id$squatter".into()));
+    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    let bystander = signup(&*store, "bystander@example.com").await;
+    let now = portcullis_core::now();
+    let session = |user_id, token: &str| {
+        SessionPolicy::default().new_session(user_id, TokenHash::of(token), now, None, None)
+    };
+    for (u, t) in [
+        (user.id, "squat-1"),
+        (user.id, "squat-2"),
+        (bystander.user.id, "bystander-1"),
+    ] {
+        store
+            .create_session(&session(u, t), &ctx(), &[])
+            .await
+            .unwrap();
+    }
+    let heard = super::listen(&*store);
+    let identity = UserIdentity {
+        user_id: user.id,
+        provider: "upstream".into(),
+        issuer: "https://idp.example.com".into(),
+        subject: "sub-owner".into(),
+        email: "claimed@example.com".into(),
+        provider_id: None,
+        created_at: now,
+    };
+    store
+        .sso()
+        .claim_account(&user, &identity, &ctx())
+        .await
+        .unwrap();
+    let creds = store.user_by_email(&b.email).await.unwrap().unwrap();
+    assert!(creds.password_hash.is_none(), "the password is gone");
+    assert!(
+        store
+            .list_user_sessions(user.id, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every session revoked"
+    );
+    assert_eq!(
+        store
+            .list_user_sessions(bystander.user.id, now)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nobody else's"
+    );
+    assert_eq!(
+        store
+            .sso()
+            .user_by_identity("upstream", "https://idp.example.com", "sub-owner")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(user.id)
+    );
+    let changes = heard.take();
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| matches!(c, portcullis_store::Change::SessionRevoked(_)))
+            .count(),
+        2,
+        "{changes:?}"
+    );
+    assert!(changes.contains(&portcullis_store::Change::UserChanged(user.id)));
+    let access = OrgAccess::system(b.org.id);
+    let trail = actions(&*store, &access).await;
+    assert!(trail.iter().any(|a| a == "user.claimed"), "{trail:?}");
+    assert_eq!(
+        trail.iter().filter(|a| *a == "session.revoked").count(),
+        2,
+        "{trail:?}"
+    );
+    // A taken identity rolls the whole claim back: the password and sessions stay.
+    let mut other = bootstrap("claimed2@example.com");
+    other.password_hash = Some(PasswordHash::from_stored("$argon2id$x".into()));
+    let second = store.bootstrap_signup(&other, &ctx()).await.unwrap();
+    store
+        .create_session(&session(second.id, "second-1"), &ctx(), &[])
+        .await
+        .unwrap();
+    let taken = UserIdentity {
+        user_id: second.id,
+        ..identity.clone()
+    };
+    assert!(matches!(
+        store.sso().claim_account(&second, &taken, &ctx()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let creds = store.user_by_email(&other.email).await.unwrap().unwrap();
+    assert!(creds.password_hash.is_some());
+    assert_eq!(
+        store
+            .list_user_sessions(second.id, now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
@@ -301,13 +476,15 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
 
 pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     let a = signup(&*store, "origins@example.com").await;
-    assert!(
-        !store
+    let other = signup(&*store, "other-origins@example.com").await;
+    let allows = async |project, origin: &str| {
+        store
             .sso()
-            .origin_allowed("https://app.example.com")
+            .project_allows_origin(project, origin)
             .await
             .unwrap()
-    );
+    };
+    assert!(!allows(a.project.id, "https://app.example.com").await);
     store
         .update_project(
             &a.access(),
@@ -322,27 +499,11 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    assert!(
-        store
-            .sso()
-            .origin_allowed("https://app.example.com")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .sso()
-            .origin_allowed("https://app.example.co")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .sso()
-            .origin_allowed("https://evil.example.com")
-            .await
-            .unwrap()
-    );
+    assert!(allows(a.project.id, "https://app.example.com").await);
+    assert!(!allows(a.project.id, "https://app.example.co").await);
+    assert!(!allows(a.project.id, "https://evil.example.com").await);
+    // Only the named project's origins count, never another project's.
+    assert!(!allows(other.project.id, "https://app.example.com").await);
     // A disabled project's origins do not count.
     store
         .update_project(
@@ -356,13 +517,7 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    assert!(
-        !store
-            .sso()
-            .origin_allowed("https://app.example.com")
-            .await
-            .unwrap()
-    );
+    assert!(!allows(a.project.id, "https://app.example.com").await);
 }
 
 /// PostgreSQL checks the org of `sso_providers` rows a second time (row-level security),

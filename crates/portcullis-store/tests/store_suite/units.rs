@@ -5,6 +5,7 @@
 //! handler tells the cache by hand any more. Signing a device out and rotating a refresh
 //! token are covered in `mobile.rs`, the outbox in `outbox.rs`.
 
+use portcullis_core::Oversight;
 use std::sync::{Arc, Mutex};
 
 use portcullis_core::oauth::ClientType;
@@ -236,7 +237,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     assert!(heard.take().is_empty(), "a new session is in no cache yet");
     assert!(
         store
-            .revoke_org_session(&alice.access(), sessions[0], &ctx())
+            .revoke_org_session(&alice.access(), sessions[0], &Oversight::Everyone, &ctx())
             .await
             .unwrap()
     );

@@ -1,4 +1,5 @@
-//! Web sign-in with email and password: signup, login, logout.
+//! Web sign-in with email and password: signup (optionally with an invitation), login,
+//! logout, and the first password of an admin-created account.
 
 use axum::Router;
 use axum::routing::post;
@@ -13,6 +14,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/signup", post(http::signup))
         .route("/v1/auth/login", post(http::login))
         .route("/v1/auth/logout", post(http::logout))
+        .route("/v1/auth/password-setup", post(http::password_setup))
 }
 
 /// The account service over the app state; the sign-in pages of other features use it too.

@@ -3,12 +3,13 @@
 
 use crate::infra::metrics::{Metrics, SignInMethod};
 use portcullis_core::bootstrap::personal_org;
+use portcullis_core::invitation::{AcceptRefusal, Invitation, PASSWORD_SETUP_TOKEN_PREFIX};
 use portcullis_core::password::Password;
 use portcullis_core::{
     Action, AuditContext, AuditEvent, Email, Org, Project, Session, SessionPolicy, SessionToken,
-    User, UserId, UserName, ValidationError,
+    TokenHash, User, UserId, UserName, ValidationError,
 };
-use portcullis_store::{SignupBootstrap, Store, StoreError};
+use portcullis_store::{Acceptance, SignupBootstrap, Store, StoreError};
 
 use crate::infra::passwords::{PasswordError, PasswordHasher};
 use crate::infra::session_cache::SessionCache;
@@ -24,6 +25,12 @@ pub enum AuthError {
         "password sign-in is switched off on this server (password_login); use a sign-in provider"
     )]
     PasswordLoginDisabled,
+    /// The invitation given with a signup cannot be used (nothing was created).
+    #[error(transparent)]
+    Invitation(#[from] AcceptRefusal),
+    /// A password-setup token that is unknown, expired, spent, or of another kind.
+    #[error("password-setup token is unknown, expired or already used")]
+    SetupTokenInvalid,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -50,6 +57,8 @@ pub struct NewAccount {
     pub email: Email,
     pub password: Password,
     pub name: Option<UserName>,
+    /// An invitation token (`inv_…`) to accept with the signup.
+    pub invitation: Option<String>,
 }
 
 /// A new account with its personal org, default project and first session.
@@ -58,6 +67,8 @@ pub struct SignedUp {
     pub org: Org,
     pub project: Project,
     pub token: SessionToken,
+    /// The invitation accepted with the signup: the account is a member of its org too.
+    pub joined: Option<Invitation>,
 }
 
 /// A user signed in: their new session and its token for the cookie.
@@ -90,7 +101,34 @@ impl Accounts<'_> {
             self_signup: true,
         };
         // The unique index decides races: of two concurrent signups one gets the conflict.
-        let user = self.store.bootstrap_signup(&bootstrap, meta).await?;
+        let (user, joined) = match account.invitation {
+            None => (self.store.bootstrap_signup(&bootstrap, meta).await?, None),
+            Some(raw) => {
+                // A token of another kind never matches; neither does a refused one leave
+                // an account behind.
+                let hash = raw
+                    .starts_with(portcullis_core::invitation::INVITATION_TOKEN_PREFIX)
+                    .then(|| TokenHash::of(&raw))
+                    .ok_or(AcceptRefusal::Unavailable)?;
+                match self
+                    .store
+                    .invitations()
+                    .signup_with_invitation(&bootstrap, &hash, portcullis_core::now(), meta)
+                    .await?
+                {
+                    (Some(user), Acceptance::Accepted { invitation, .. }) => {
+                        (user, Some(invitation))
+                    }
+                    (_, Acceptance::Refused(refusal)) => return Err(refusal.into()),
+                    (None, Acceptance::Accepted { .. }) => {
+                        return Err(StoreError::Corrupt(
+                            "an accepted invitation without its account".into(),
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
         let meta = meta.with_actor(user.id);
         let (token, _) = self.start_session(&user, &meta, &[]).await?;
         Ok(SignedUp {
@@ -98,6 +136,42 @@ impl Accounts<'_> {
             org: bootstrap.org,
             project: bootstrap.project,
             token,
+            joined,
+        })
+    }
+
+    /// An admin-created account's first password: spends the one-time `pst_…` token the
+    /// admin was given (`setup_url`), sets the password and signs the user in.
+    pub async fn set_first_password(
+        &self,
+        token: &str,
+        password: Password,
+        meta: &AuditContext,
+    ) -> Result<SignedIn, AuthError> {
+        if !self.password_login {
+            return Err(AuthError::PasswordLoginDisabled);
+        }
+        if !token.starts_with(PASSWORD_SETUP_TOKEN_PREFIX) {
+            return Err(AuthError::SetupTokenInvalid);
+        }
+        let password_hash = self.hasher.hash(password).await?;
+        let user = self
+            .store
+            .invitations()
+            .redeem_password_setup(
+                &TokenHash::of(token),
+                &password_hash,
+                portcullis_core::now(),
+                meta,
+            )
+            .await?
+            .ok_or(AuthError::SetupTokenInvalid)?;
+        let meta = meta.with_actor(user.id);
+        let (token, session) = self.start_session(&user, &meta, &[]).await?;
+        Ok(SignedIn {
+            user,
+            token,
+            session,
         })
     }
 

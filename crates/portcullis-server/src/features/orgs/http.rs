@@ -27,6 +27,9 @@ impl From<OrgError> for ApiError {
                 ApiError::forbidden(e.to_string()).with_details(json!({"required_role": "owner"}))
             }
             OrgError::NoSuchMember | OrgError::NoSuchSession => ApiError::not_found(e.to_string()),
+            OrgError::DomainNotVerified(_) => ApiError::domain_not_verified(e.to_string())
+                .with_details(json!({"invite": "POST /v1/orgs/{org_id}/invitations"})),
+            OrgError::Randomness(_) => ApiError::internal(e),
             OrgError::Invalid(e) => e.into(),
             OrgError::Store(e) => e.into(),
         }
@@ -38,6 +41,16 @@ fn orgs(state: &AppState) -> Orgs<'_> {
         store: &*state.store,
         cache: &state.cache,
     }
+}
+
+/// Where the owner of an admin-created account sets a first password: the console's page,
+/// which posts the token to `POST /v1/auth/password-setup`. The token rides in the
+/// fragment, which browsers never send to a server.
+fn password_setup_url(public_url: &str, token: &str) -> String {
+    format!(
+        "{}/password-setup#token={token}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 fn org_id(raw: &str) -> ApiResult<OrgId> {
@@ -120,7 +133,7 @@ pub async fn get_org(
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "members",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "The org's active members with their roles", body = MemberList), (status = 403, description = "forbidden: membership ended", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
+    responses((status = 200, description = "The org's active members with their roles, each marked managed (an email in one of the org's verified domains) or not", body = MemberList), (status = 403, description = "forbidden: membership ended", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     auth: Auth,
@@ -129,15 +142,18 @@ pub async fn list_members(
     let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
     let members = orgs(&state).members(&access).await?;
     Ok(Json(MemberList {
-        members: members.iter().map(MemberDto::from).collect(),
+        members: members
+            .iter()
+            .map(|m| MemberDto::new(&m.record, m.managed))
+            .collect(),
     }))
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/members", tag = "members", request_body = AddMemberRequest,
     params(("org_id" = uuid::Uuid, Path)),
     responses(
-        (status = 201, description = "Added; an account is created (without a password) when none has this email", body = AddMemberResponse),
-        (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org, or only owners may add owners", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody),
+        (status = 201, description = "Added. Only a managed account (an email in one of the org's verified domains; platform admins: any) is added directly; when none has this email an account is created, with a one-time `setup_url` for its first password", body = AddMemberResponse),
+        (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org, or only owners may add owners; domain_not_verified: the email is not in one of the org's verified domains (invite instead)", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody),
         (status = 409, description = "conflict: already a member", body = ErrorBody),
     ))]
 pub async fn add_member(
@@ -159,8 +175,11 @@ pub async fn add_member(
     Ok((
         StatusCode::CREATED,
         Json(AddMemberResponse {
-            member: (&added.member).into(),
-            user_created: added.user_created,
+            member: MemberDto::new(&added.added.member, added.managed),
+            user_created: added.added.user_created,
+            setup_url: added
+                .setup_token
+                .map(|t| password_setup_url(&state.public_url, &t)),
         }),
     ))
 }
@@ -180,10 +199,10 @@ pub async fn change_role(
     let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let target = user_id(&uid)?;
     let role = Role::parse(&req.role)?;
-    let record = orgs(&state)
+    let member = orgs(&state)
         .change_role(&access, target, role, &auth.audit)
         .await?;
-    Ok(Json((&record).into()))
+    Ok(Json(MemberDto::new(&member.record, member.managed)))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/members/{user_id}", tag = "members",
@@ -204,14 +223,14 @@ pub async fn remove_member(
         .org_access(&state, org_id(&id)?, role_to_remove(actor, target))
         .await?;
     orgs(&state)
-        .remove_member(&access, actor, target, &auth.audit)
+        .remove_member(&access, target, &auth.audit)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/sessions", tag = "members",
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "Active sessions of the org's members", body = OrgSessionList), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
+    responses((status = 200, description = "Active sessions of the org's managed members (emails in its verified domains); platform admins see every member's", body = OrgSessionList), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_org_sessions(
     State(state): State<AppState>,
     auth: Auth,
@@ -230,7 +249,7 @@ pub async fn list_org_sessions(
 
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/sessions/{id}", tag = "members",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Revoked on every node"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org or active session visible to the caller", body = ErrorBody)))]
+    responses((status = 204, description = "Revoked on every node"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org, or no active session of a managed member (platform admins: of any member)", body = ErrorBody)))]
 pub async fn revoke_org_session(
     State(state): State<AppState>,
     auth: Auth,
@@ -312,7 +331,7 @@ fn parse_time(field: &str, raw: &Option<String>) -> ApiResult<Option<portcullis_
 
 #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit", tag = "audit",
     params(("org_id" = uuid::Uuid, Path), AuditParams),
-    responses((status = 200, description = "Newest first", body = AuditPage), (status = 400, description = "invalid_request: a malformed filter or cursor", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
+    responses((status = 200, description = "Newest first: the org's events, and the sign-in and session events of its managed members (platform admins: of every member)", body = AuditPage), (status = 400, description = "invalid_request: a malformed filter or cursor", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
     auth: Auth,
@@ -345,6 +364,8 @@ pub async fn audit(
                 })
             })
             .transpose()?,
+        // Decided by the service from the caller's access; nobody's until then.
+        oversight: portcullis_core::Oversight::nobody(),
     };
     let page = orgs(&state).audit_page(&access, q).await?;
     Ok(Json(AuditPage {

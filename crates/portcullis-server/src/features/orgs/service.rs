@@ -4,13 +4,16 @@
 
 use portcullis_core::authz::may_manage_member;
 use portcullis_core::bootstrap::default_project;
+use portcullis_core::invitation::{PASSWORD_SETUP_TOKEN_PREFIX, PASSWORD_SETUP_TTL, new_secret};
+use portcullis_core::oversight::is_managed;
 use portcullis_core::{
     AuditContext, AuditEvent, AuditEventId, AuditQuery, Email, Org, OrgAccess, OrgId, OrgName,
-    Origin, Project, ProjectId, ProjectName, ProjectStatus, RedirectUri, Role, SessionId, Slug,
-    UserId, UserName, ValidationError,
+    Origin, Oversight, Project, ProjectId, ProjectName, ProjectStatus, RedirectUri, Role,
+    SessionId, Slug, UserId, UserName, ValidationError,
 };
 use portcullis_store::{
-    AddedMember, MemberRecord, MemberSession, MembershipView, NewMember, Store, StoreError,
+    AddedMember, MemberChange, MemberRecord, MemberSession, MembershipView, NewMember,
+    PasswordSetup, Store, StoreError,
 };
 
 use crate::infra::session_cache::SessionCache;
@@ -30,6 +33,13 @@ pub enum OrgError {
     NoSuchMember,
     #[error("no such session")]
     NoSuchSession,
+    #[error(
+        "{0} is not in one of this organization's verified domains: only managed accounts are added \
+         directly; invite this person instead (POST /v1/orgs/{{org_id}}/invitations)"
+    )]
+    DomainNotVerified(Email),
+    #[error("could not generate a password-setup token: {0}")]
+    Randomness(#[from] getrandom::Error),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -50,6 +60,20 @@ pub struct NewProject {
     pub allowed_origins: Vec<Origin>,
 }
 
+/// A member as the org's admins see them: managed (an email in one of the org's verified
+/// domains) or not.
+pub struct OrgMember {
+    pub record: MemberRecord,
+    pub managed: bool,
+}
+
+/// A member added directly, and the one-time password-setup token of a created account.
+pub struct DirectlyAdded {
+    pub added: AddedMember,
+    pub managed: bool,
+    pub setup_token: Option<String>,
+}
+
 /// One page of the audit trail, newest first.
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
@@ -64,6 +88,26 @@ pub fn role_to_remove(actor: UserId, target: UserId) -> Role {
         Role::Member
     } else {
         Role::Admin
+    }
+}
+
+/// The org's verified domains (lower case): its managed accounts are those with an email in
+/// one of them.
+pub async fn verified_domains(store: &dyn Store, org_id: OrgId) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .domains()
+        .verified_domains(org_id)
+        .await?
+        .iter()
+        .map(|d| d.as_str().to_ascii_lowercase())
+        .collect())
+}
+
+/// A membership change's `NotFound`: the target is no active member.
+fn no_such_member(e: StoreError) -> OrgError {
+    match e {
+        StoreError::NotFound => OrgError::NoSuchMember,
+        e => e.into(),
     }
 }
 
@@ -112,92 +156,139 @@ impl Orgs<'_> {
         Ok(self.store.org(access).await?)
     }
 
-    pub async fn members(&self, access: &OrgAccess) -> Result<Vec<MemberRecord>, OrgError> {
-        Ok(self.store.list_members(access).await?)
+    async fn verified_domains(&self, access: &OrgAccess) -> Result<Vec<String>, OrgError> {
+        Ok(verified_domains(self.store, access.org_id()).await?)
     }
 
-    /// Adds a member; an account (without a password) is created when none has the email.
+    /// What the holder of `access` sees of members' own accounts (sessions, sign-ins).
+    async fn oversight(&self, access: &OrgAccess) -> Result<Oversight, OrgError> {
+        Ok(Oversight::of(access, self.verified_domains(access).await?))
+    }
+
+    /// The org's active members, each marked managed or not.
+    pub async fn members(&self, access: &OrgAccess) -> Result<Vec<OrgMember>, OrgError> {
+        let domains = self.verified_domains(access).await?;
+        Ok(self
+            .store
+            .list_members(access)
+            .await?
+            .into_iter()
+            .map(|record| OrgMember {
+                managed: is_managed(&record.user.email, &domains),
+                record,
+            })
+            .collect())
+    }
+
+    /// Adds a member directly. Only a managed account qualifies (an email in one of the
+    /// org's verified domains: the org governs that mailbox), created when missing with a
+    /// one-time password-setup token; platform operators may add anyone. Everyone else is
+    /// invited. The refusal is the same whether or not the address has an account.
     pub async fn add_member(
         &self,
         access: &OrgAccess,
         invite: MemberInvite,
         audit: &AuditContext,
-    ) -> Result<AddedMember, OrgError> {
+    ) -> Result<DirectlyAdded, OrgError> {
         if !may_manage_member(access.role(), None, Some(invite.role)) {
             return Err(OrgError::OnlyOwnersAddOwners);
         }
+        let domains = self.verified_domains(access).await?;
+        let managed = is_managed(&invite.email, &domains);
+        if !Oversight::of(access, domains).covers(&invite.email) {
+            return Err(OrgError::DomainNotVerified(invite.email));
+        }
+        let (token, token_hash) = new_secret(PASSWORD_SETUP_TOKEN_PREFIX)?;
         let member = NewMember {
             new_user_id: UserId::new(),
             email: invite.email,
             name: invite.name,
             password_hash: None,
             role: invite.role,
+            password_setup: Some(PasswordSetup {
+                token_hash,
+                expires_at: portcullis_core::now() + PASSWORD_SETUP_TTL,
+            }),
         };
         let added = self.store.add_member(access, &member, audit).await?;
-        Ok(added)
+        let setup_token = added.user_created.then_some(token);
+        Ok(DirectlyAdded {
+            added,
+            managed,
+            setup_token,
+        })
     }
 
+    /// Changes a member's role. Whether the caller may is decided inside the store's
+    /// transaction, on the roles as they are under its lock
+    /// ([`portcullis_core::authz::may_change_membership`]).
     pub async fn change_role(
         &self,
         access: &OrgAccess,
         target: UserId,
         role: Role,
         audit: &AuditContext,
-    ) -> Result<MemberRecord, OrgError> {
-        let current = self.active_member(access, target).await?;
-        if !may_manage_member(access.role(), Some(current), Some(role)) {
-            return Err(OrgError::OnlyOwnersChangeOwners);
-        }
-        let record = self
+    ) -> Result<OrgMember, OrgError> {
+        match self
             .store
             .change_member_role(access, target, role, audit)
-            .await?;
-        Ok(record)
+            .await
+            .map_err(no_such_member)?
+        {
+            MemberChange::Done(record) => {
+                let domains = self.verified_domains(access).await?;
+                Ok(OrgMember {
+                    managed: is_managed(&record.user.email, &domains),
+                    record,
+                })
+            }
+            MemberChange::NotPermitted => Err(OrgError::OnlyOwnersChangeOwners),
+        }
     }
 
     /// Ends a membership (softly). `access` must carry [`role_to_remove`]; a member leaving
-    /// needs nothing more, removing an owner takes an owner.
+    /// needs nothing more, removing an owner takes an owner (decided inside the store's
+    /// transaction, like [`Orgs::change_role`]).
     pub async fn remove_member(
         &self,
         access: &OrgAccess,
-        actor: UserId,
         target: UserId,
         audit: &AuditContext,
     ) -> Result<(), OrgError> {
-        let current = self.active_member(access, target).await?;
-        if actor != target && !may_manage_member(access.role(), Some(current), None) {
-            return Err(OrgError::OnlyOwnersRemoveOwners);
+        match self
+            .store
+            .remove_member(access, target, audit)
+            .await
+            .map_err(no_such_member)?
+        {
+            MemberChange::Done(()) => Ok(()),
+            MemberChange::NotPermitted => Err(OrgError::OnlyOwnersRemoveOwners),
         }
-        self.store.remove_member(access, target, audit).await?;
-        Ok(())
     }
 
-    /// The role of an active member of the org.
-    async fn active_member(&self, access: &OrgAccess, user: UserId) -> Result<Role, OrgError> {
-        self.store
-            .membership(access.org_id(), user)
-            .await?
-            .filter(|m| m.is_active())
-            .map(|m| m.role)
-            .ok_or(OrgError::NoSuchMember)
-    }
-
-    /// Active sessions of the org's members.
+    /// Active sessions of the org's members whom the caller oversees: managed members for
+    /// org admins, everyone for platform operators.
     pub async fn sessions(&self, access: &OrgAccess) -> Result<Vec<MemberSession>, OrgError> {
+        let oversight = self.oversight(access).await?;
         Ok(self
             .store
-            .list_org_sessions(access, portcullis_core::now())
+            .list_org_sessions(access, portcullis_core::now(), &oversight)
             .await?)
     }
 
-    /// Revokes a member's session on every node.
+    /// Revokes an overseen member's session on every node; anyone else's is `NoSuchSession`.
     pub async fn revoke_session(
         &self,
         access: &OrgAccess,
         id: SessionId,
         audit: &AuditContext,
     ) -> Result<(), OrgError> {
-        if !self.store.revoke_org_session(access, id, audit).await? {
+        let oversight = self.oversight(access).await?;
+        if !self
+            .store
+            .revoke_org_session(access, id, &oversight, audit)
+            .await?
+        {
             return Err(OrgError::NoSuchSession);
         }
         Ok(())
@@ -254,9 +345,11 @@ impl Orgs<'_> {
         if !(1..=200).contains(&limit) {
             return Err(ValidationError::new("limit", "limit must be between 1 and 200").into());
         }
-        // One more than asked tells whether another page follows.
+        // One more than asked tells whether another page follows. Members' sign-ins and
+        // sessions only of those the caller oversees.
         let query = AuditQuery {
             limit: limit + 1,
+            oversight: self.oversight(access).await?,
             ..query
         };
         let mut events = self.store.query_audit(access, &query).await?;

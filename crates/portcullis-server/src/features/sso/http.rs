@@ -104,8 +104,11 @@ pub async fn list_available(
 #[into_params(parameter_in = Query)]
 pub struct StartParams {
     /// Where to send the browser after sign-in: a path on this server, this server's URL,
-    /// or a URL on an allowed origin of a project. Defaults to `/`.
+    /// or a URL on an allowed origin of the project named by `project`. Defaults to `/`.
     pub return_to: Option<String>,
+    /// The project (id) the sign-in is for: its allowed origins are where `return_to` may
+    /// point besides this server.
+    pub project: Option<String>,
     /// Passed on to the upstream (pre-fills the account).
     pub login_hint: Option<String>,
 }
@@ -124,7 +127,7 @@ fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     security(()),
     responses(
         (status = 302, description = "To the upstream's authorization endpoint (state, nonce, PKCE S256); sets the short-lived sign-in cookie"),
-        (status = 400, description = "invalid_request: return_to not allowed", body = ErrorBody),
+        (status = 400, description = "invalid_request: return_to is neither on this server nor on an allowed origin of the named `project`", body = ErrorBody),
         (status = 404, description = "not_found: unknown or unavailable provider", body = ErrorBody),
     ))]
 pub async fn start(
@@ -137,6 +140,7 @@ pub async fn start(
         .start(
             &provider,
             params.return_to.as_deref(),
+            params.project.as_deref(),
             params.login_hint.as_deref(),
         )
         .await?;

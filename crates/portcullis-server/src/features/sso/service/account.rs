@@ -21,7 +21,7 @@ impl Sso<'_> {
     ) -> SignInResult<User> {
         let sso = self.store.sso();
         let by_identity = sso
-            .user_by_identity(&claims.issuer, &claims.subject)
+            .user_by_identity(&ready.upstream.id, &claims.issuer, &claims.subject)
             .await?;
         let by_email = if by_identity.is_none() {
             self.store.user_by_email(&email).await?.map(|c| c.user)
@@ -31,6 +31,7 @@ impl Sso<'_> {
         let email_text = email.as_str().to_owned();
         let identity = |user_id: UserId| UserIdentity {
             user_id,
+            provider: ready.upstream.id.clone(),
             issuer: claims.issuer.clone(),
             subject: claims.subject.clone(),
             email: email_text.clone(),

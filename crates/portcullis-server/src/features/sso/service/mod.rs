@@ -4,7 +4,9 @@
 //! as a password sign-in does. The org providers' management is `org_providers.rs`. The
 //! handlers build an [`Sso`] from the server state and turn its errors into answers.
 
-use portcullis_core::{Action, AuditContext, Email, SessionPolicy, UserId, ValidationError};
+use portcullis_core::{
+    Action, AuditContext, Email, ProjectId, SessionPolicy, UserId, ValidationError,
+};
 use portcullis_core::{SessionToken, User};
 use portcullis_store::{Store, StoreError};
 use serde_json::json;
@@ -42,7 +44,8 @@ pub enum SignInError {
     #[error("no such SSO provider, or it is not available right now")]
     NotAvailable,
     #[error(
-        "return_to must be a path on this server, this server's URL, or an allowed origin of a project"
+        "return_to must be a path on this server, this server's URL, or a URL on an allowed origin of the \
+         project named by the `project` parameter"
     )]
     ReturnToRefused,
     /// The callback's `state` is missing, not the one this browser started, or expired.
@@ -143,12 +146,26 @@ impl Sso<'_> {
             .ok_or(SignInError::NotAvailable)
     }
 
-    /// Checks `return_to` (relative, this server, or an allowed origin of a project).
-    async fn check_return_to(&self, raw: Option<&str>) -> SignInResult<String> {
+    /// Checks `return_to`: a path on this server or this server's URL; another origin only
+    /// when the project the sign-in is for (`project`) allows it — never because some other
+    /// project somewhere does.
+    async fn check_return_to(
+        &self,
+        raw: Option<&str>,
+        project: Option<&str>,
+    ) -> SignInResult<String> {
         match flow::classify_return_to(raw, self.public_origin) {
             ReturnTo::Ok(url) => Ok(url),
             ReturnTo::NeedsOrigin { url, origin } => {
-                if self.store.sso().origin_allowed(&origin).await? {
+                let Some(project) = project.and_then(|p| ProjectId::parse(p.trim())) else {
+                    return Err(SignInError::ReturnToRefused);
+                };
+                if self
+                    .store
+                    .sso()
+                    .project_allows_origin(project, &origin)
+                    .await?
+                {
                     Ok(url)
                 } else {
                     Err(SignInError::ReturnToRefused)
@@ -163,10 +180,11 @@ impl Sso<'_> {
         &self,
         provider: &str,
         return_to: Option<&str>,
+        project: Option<&str>,
         login_hint: Option<&str>,
     ) -> SignInResult<Started> {
         let ready = self.ready(provider).await?;
-        let return_to = self.check_return_to(return_to).await?;
+        let return_to = self.check_return_to(return_to, project).await?;
         let pending = PendingSignIn::new(&ready.upstream.id, return_to)?;
         let location = flow::authorize_url(
             &ready.meta,
