@@ -18,6 +18,7 @@ mod master_key;
 pub mod mobile;
 pub mod oidc;
 mod secret;
+pub mod security;
 pub mod sessions;
 pub mod sso;
 
@@ -27,6 +28,7 @@ pub use master_key::MasterKey;
 pub use mobile::MobileConfig;
 pub use oidc::OidcConfig;
 pub use secret::Secret;
+pub use security::SecurityConfig;
 pub use sessions::SessionConfig;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,9 @@ pub struct Config {
     /// `mobile_*`
     #[serde(flatten)]
     pub mobile: MobileConfig,
+    /// Body limits, sign-in limits, the metrics token.
+    #[serde(flatten)]
+    pub security: SecurityConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
     pub sso: sso::SsoConfig,
 }
@@ -99,6 +104,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             oidc: OidcConfig::default(),
             mobile: MobileConfig::default(),
+            security: SecurityConfig::default(),
             sso: sso::SsoConfig::default(),
         }
     }
@@ -156,7 +162,7 @@ impl Config {
         if let Some(path) = &self.master_key_file {
             self.master_key = Some(read(path, "master_key_file")?);
         }
-        Ok(())
+        self.security.resolve_files()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -183,7 +189,7 @@ impl Config {
         }
         self.sessions.validate()?;
         self.mobile.validate()?;
-        Ok(())
+        self.security.validate()
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.
@@ -255,6 +261,7 @@ fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
             .err()
             .or_else(|| figment.extract::<OidcConfig>().err())
             .or_else(|| figment.extract::<MobileConfig>().err())
+            .or_else(|| figment.extract::<SecurityConfig>().err())
             .map_or_else(|| Box::new(e), Box::new)
     })
 }

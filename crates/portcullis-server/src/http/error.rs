@@ -9,6 +9,7 @@ use portcullis_store::StoreError;
 use serde_json::{Value, json};
 
 use crate::http::correlation;
+use crate::infra::rate_limit::Quota;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -18,6 +19,8 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
+    /// `RateLimit-*` headers, for a 429 of a limit with a known allowance.
+    pub quota: Option<Quota>,
     /// The cause, for the log only.
     pub internal: Option<String>,
 }
@@ -32,6 +35,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            quota: None,
             internal: None,
         }
     }
@@ -76,6 +80,22 @@ impl ApiError {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         e.retry_after = Some(retry_after.max(1));
         e
+    }
+
+    /// The limit whose allowance ran out, for the `RateLimit-*` headers.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// A request body over its route's limit (`max_form_body_bytes` / `max_json_body_bytes`).
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than this route accepts ({limit} bytes)"),
+        )
+        .with_details(json!({"limit_bytes": limit}))
     }
 
     /// A mobile one-time token that is unknown, expired, spent, or presented with the wrong
@@ -130,6 +150,25 @@ impl ApiError {
         self
     }
 
+    /// The refusal as an HTML page (the sign-in pages answer this way): `page` draws it from
+    /// the status and message; the headers the envelope would carry (`Retry-After`,
+    /// `RateLimit-*`) are kept.
+    pub fn into_page(self, page: impl FnOnce(StatusCode, &str) -> Response) -> Response {
+        self.log();
+        let mut response = page(self.status, &self.message);
+        self.write_headers(response.headers_mut());
+        response
+    }
+
+    fn write_headers(&self, headers: &mut axum::http::HeaderMap) {
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(quota) = &self.quota {
+            quota.write_headers(headers);
+        }
+    }
+
     /// The one log line of a failure, inside the request span that carries the correlation
     /// id. The body never names the cause of a server error, so this line always does: the
     /// recorded cause, else the message.
@@ -181,20 +220,16 @@ impl From<StoreError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let correlation_id = correlation::current();
         self.log();
         let mut body =
             json!({"code": self.code, "message": self.message, "correlation_id": correlation_id});
-        if let Some(details) = self.details {
+        if let Some(details) = self.details.take() {
             body["details"] = details;
         }
         let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        self.write_headers(response.headers_mut());
         response
     }
 }

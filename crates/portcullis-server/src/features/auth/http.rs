@@ -12,6 +12,7 @@ use crate::http::cookies::{clear_cookie, session_cookie};
 use crate::http::dto::{LoginRequest, LoginResponse, SessionDto, SignupRequest, SignupResponse};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth, RequestMeta};
+use crate::infra::rate_limit::Quota;
 use crate::state::AppState;
 
 impl From<AuthError> for ApiError {
@@ -20,6 +21,13 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => ApiError::unauthenticated(e.to_string()),
             AuthError::EmailTaken => ApiError::conflict(e.to_string()),
             AuthError::PasswordLoginDisabled => ApiError::feature_disabled(e.to_string()),
+            AuthError::SignInThrottled(refused) | AuthError::SignupThrottled(refused) => {
+                ApiError::rate_limited(e.to_string(), refused.retry_after).with_quota(Quota {
+                    limit: refused.limit,
+                    remaining: 0,
+                    reset_secs: refused.retry_after,
+                })
+            }
             AuthError::Invalid(e) => e.into(),
             AuthError::Password(e) => e.into(),
             AuthError::Store(e) => e.into(),
@@ -33,6 +41,8 @@ impl From<AuthError> for ApiError {
         (status = 201, description = "Account, personal org and default project created; session cookie set", body = SignupResponse),
         (status = 400, description = "invalid_request (details name the field)", body = crate::http::dto::ErrorBody),
         (status = 409, description = "conflict: email already registered", body = crate::http::dto::ErrorBody),
+        (status = 413, description = "payload_too_large: body over max_json_body_bytes", body = crate::http::dto::ErrorBody),
+        (status = 429, description = "rate_limited: too many sign-ups from this address; Retry-After and RateLimit-* headers", body = crate::http::dto::ErrorBody),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -67,7 +77,8 @@ pub async fn signup(
         (status = 400, description = "invalid_request", body = crate::http::dto::ErrorBody),
         (status = 401, description = "unauthenticated: wrong email or password (indistinguishable)", body = crate::http::dto::ErrorBody),
         (status = 403, description = "feature_disabled: password sign-in is switched off", body = crate::http::dto::ErrorBody),
-        (status = 429, description = "rate_limited: too many sign-ins in progress", body = crate::http::dto::ErrorBody),
+        (status = 413, description = "payload_too_large: body over max_json_body_bytes", body = crate::http::dto::ErrorBody),
+        (status = 429, description = "rate_limited: too many sign-in attempts from this address or for this account from this address (or too many in progress); Retry-After and RateLimit-* headers", body = crate::http::dto::ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
