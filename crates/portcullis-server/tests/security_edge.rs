@@ -24,29 +24,55 @@ fn distinct_params(n: usize) -> String {
 }
 
 /// Sends raw HTTP/1.1 (`head` without its blank line, then `body`) and returns the status
-/// and the whole answer. For what reqwest will not send: a `Content-Length` whose body never
-/// comes, or a chunked body.
+/// and the answer. For what reqwest will not send: a `Content-Length` whose body never
+/// comes, or a chunked body that never ends.
 async fn raw(app: &TestApp, head: &str, body: &[u8]) -> (u16, String) {
     let addr = app.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(format!("{head}\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    // The server may answer and close before it has read all of this; that is the point.
-    let _ = stream.write_all(body).await;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
+    stream.write_all(body).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), read_answer(&mut stream))
         .await
-        .expect("the server answers without waiting for the rest of the body")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
+        .expect("the server answers without waiting for the rest of the body");
+    let status = answer
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    (status, text)
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+/// One HTTP answer with a `Content-Length`: the head, then that many bytes.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before a whole answer: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let Some(head_end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = text[..head_end]
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("the answer has a Content-Length");
+        if out.len() >= head_end + 4 + length {
+            return text;
+        }
+    }
 }
 
 /// A chunked body of `total` bytes of distinct parameters, without its final chunk: the

@@ -19,8 +19,9 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
-    /// `RateLimit-*` headers, for a 429 of a limit with a known allowance.
-    pub quota: Option<Quota>,
+    /// The allowance that ran out, for a 429's `RateLimit-*` headers (remaining 0, reset
+    /// at `retry_after`). Non-zero, which also keeps `ApiError` small.
+    pub limit: Option<std::num::NonZeroU32>,
     /// The cause, for the log only.
     pub internal: Option<String>,
 }
@@ -35,7 +36,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
-            quota: None,
+            limit: None,
             internal: None,
         }
     }
@@ -82,9 +83,9 @@ impl ApiError {
         e
     }
 
-    /// The limit whose allowance ran out, for the `RateLimit-*` headers.
-    pub fn with_quota(mut self, quota: Quota) -> Self {
-        self.quota = Some(quota);
+    /// The allowance that ran out, for the `RateLimit-*` headers of a 429.
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = std::num::NonZeroU32::new(limit);
         self
     }
 
@@ -161,10 +162,14 @@ impl ApiError {
     }
 
     fn write_headers(&self, headers: &mut axum::http::HeaderMap) {
-        if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if let Some(quota) = &self.quota {
+        let Some(secs) = self.retry_after else { return };
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        if let Some(limit) = self.limit {
+            let quota = Quota {
+                limit: limit.get(),
+                remaining: 0,
+                reset_secs: secs,
+            };
             quota.write_headers(headers);
         }
     }

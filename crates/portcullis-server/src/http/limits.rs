@@ -1,17 +1,24 @@
 //! Request bodies are read here, once, up to their route's limit, before any handler or
 //! extractor sees them: forms (the OAuth endpoints and the sign-in pages) get
 //! `max_form_body_bytes`, everything else `max_json_body_bytes`. A `Content-Length` over the
-//! limit is refused without reading the body; a body without one (chunked) is cut at the
+//! limit is refused before the body is read; a body without one (chunked) is cut at the
 //! limit. Refusals are `413` in the shape of the route: the envelope's `payload_too_large`,
 //! the RFC 6749 shape on the OAuth endpoints (`invalid_request`, with `code:
 //! payload_too_large`), an error page on the sign-in forms.
+//!
+//! After a refusal the rest of the body is read and thrown away in the background, up to
+//! [`DRAIN_BYTES`] and [`DRAIN_TIME`] ("lingering close", as nginx does): closing a socket
+//! with unread data resets the connection, and the client would lose the answer.
+
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 
 use crate::http::error::ApiError;
 use crate::http::html as pages;
@@ -93,29 +100,74 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// How much of a refused body is read and discarded so the client can read the refusal.
+pub const DRAIN_BYTES: usize = 1 << 20;
+pub const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and discards what is left of a refused body, within [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`]; nothing of it is kept or parsed.
+fn drain(mut body: Body) {
+    tokio::spawn(async move {
+        let mut left = DRAIN_BYTES;
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let read = frame.data_ref().map_or(0, Bytes::len);
+                left = left.saturating_sub(read);
+                if left == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
+enum Unread {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+/// The body, unless it is longer than `limit`: then as little past the limit as one frame.
+async fn read_within(body: &mut Body, limit: usize) -> Result<Bytes, Unread> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Unread::Broken)?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return Err(Unread::TooLarge);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
 /// The middleware: the body within its limit, or the refusal.
 pub async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
     let class = BodyClass::of(req.uri().path());
     let limit = class.limit(&limits);
-    if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+    let (parts, mut body) = req.into_parts();
+    if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        drain(body);
         return class.too_large(limit);
     }
-    let (parts, body) = req.into_parts();
     if body.size_hint().exact() == Some(0) {
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return class.too_large(limit);
+    match read_within(&mut body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
-        Err(e) => {
+        Err(Unread::TooLarge) => {
+            drain(body);
+            class.too_large(limit)
+        }
+        Err(Unread::Broken(e)) => {
             tracing::debug!(error = %e, "request body unreadable");
-            return class.unreadable();
+            class.unreadable()
         }
-    };
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use crate::http::cookies::{clear_cookie, session_cookie};
 use crate::http::dto::{LoginRequest, LoginResponse, SessionDto, SignupRequest, SignupResponse};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, Auth, RequestMeta};
-use crate::infra::rate_limit::Quota;
 use crate::state::AppState;
 
 impl From<AuthError> for ApiError {
@@ -22,11 +21,7 @@ impl From<AuthError> for ApiError {
             AuthError::EmailTaken => ApiError::conflict(e.to_string()),
             AuthError::PasswordLoginDisabled => ApiError::feature_disabled(e.to_string()),
             AuthError::SignInThrottled(refused) | AuthError::SignupThrottled(refused) => {
-                ApiError::rate_limited(e.to_string(), refused.retry_after).with_quota(Quota {
-                    limit: refused.limit,
-                    remaining: 0,
-                    reset_secs: refused.retry_after,
-                })
+                ApiError::rate_limited(e.to_string(), refused.retry_after).with_limit(refused.limit)
             }
             AuthError::Invalid(e) => e.into(),
             AuthError::Password(e) => e.into(),
