@@ -1,19 +1,54 @@
 //! How a request to a Portcullis-protected service presents its credentials, in the one
-//! order every Portcullis component uses: the session cookie first (any of the three
-//! accepted names), then `Authorization: Bearer`. Values are returned exactly as received —
-//! no percent-decoding, unquoting or re-encoding — because a token is compared by hash.
+//! order every Portcullis component uses: the session cookie first (by the names the
+//! deployment's [`CookiePolicy`] accepts), then `Authorization: Bearer`. Values are returned
+//! exactly as received — no percent-decoding, unquoting or re-encoding — because a token is
+//! compared by hash.
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 
-/// Accepted session cookie names, most specific first. The server sets `__Host-…` behind
-/// https and the bare name over plain http; `__Secure-…` is accepted for proxies that
-/// cannot use the `__Host-` prefix.
+/// Session cookie names, most specific first. The server sets `__Host-…` behind https and
+/// the bare name over plain http; `__Secure-…` is accepted for proxies that cannot use the
+/// `__Host-` prefix. Which of them a deployment reads is its [`CookiePolicy`].
 pub const SESSION_COOKIE_NAMES: [&str; 3] = [
     "__Host-portcullis_session",
     "__Secure-portcullis_session",
     "portcullis_session",
 ];
+
+/// Which session cookie names count. Browsers accept a `__Host-` or `__Secure-` cookie only
+/// from a secure origin (`__Host-` only from this very host), so behind https only those
+/// are read: an unprefixed cookie can be planted by a sibling subdomain or by anyone on the
+/// network path of a plain-http request, and would sign the browser in as someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookiePolicy {
+    /// The public URL is https: `__Host-portcullis_session` and `__Secure-portcullis_session`.
+    PrefixedOnly,
+    /// The public URL is plain http (development): every name, `portcullis_session` included.
+    AnyName,
+}
+
+impl CookiePolicy {
+    /// The policy of a deployment reached at `public_url`.
+    pub fn for_public_url(public_url: &str) -> Self {
+        let https = public_url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if https {
+            CookiePolicy::PrefixedOnly
+        } else {
+            CookiePolicy::AnyName
+        }
+    }
+
+    /// The accepted names, in [`SESSION_COOKIE_NAMES`]' order of preference.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            CookiePolicy::PrefixedOnly => &SESSION_COOKIE_NAMES[..2],
+            CookiePolicy::AnyName => &SESSION_COOKIE_NAMES,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
@@ -35,9 +70,10 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// The request's credential: cookie first, bearer fallback, None when neither is present.
-pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
-    session_cookie(headers)
+/// The request's credential: a session cookie `policy` accepts first, bearer fallback, None
+/// when neither is present.
+pub fn credential(headers: &HeaderMap, policy: CookiePolicy) -> Option<Credential<'_>> {
+    session_cookie(headers, policy)
         .map(|(name, token)| Credential::Cookie { name, token })
         .or_else(|| bearer(headers).map(Credential::Bearer))
 }
@@ -58,18 +94,20 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     cookies(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
-/// The first non-empty session cookie, by the preference order of [`SESSION_COOKIE_NAMES`].
-pub fn session_cookie(headers: &HeaderMap) -> Option<(&'static str, &str)> {
+/// The first non-empty session cookie `policy` accepts, by the preference order of
+/// [`SESSION_COOKIE_NAMES`].
+pub fn session_cookie(headers: &HeaderMap, policy: CookiePolicy) -> Option<(&'static str, &str)> {
+    let names = policy.names();
     let mut best: Option<(usize, &str)> = None;
     for (name, value) in cookies(headers) {
-        let Some(rank) = SESSION_COOKIE_NAMES.iter().position(|n| *n == name) else {
+        let Some(rank) = names.iter().position(|n| *n == name) else {
             continue;
         };
         if !value.is_empty() && best.is_none_or(|(r, _)| rank < r) {
             best = Some((rank, value));
         }
     }
-    best.map(|(rank, value)| (SESSION_COOKIE_NAMES[rank], value))
+    best.map(|(rank, value)| (names[rank], value))
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235).
@@ -98,7 +136,7 @@ mod tests {
         for name in SESSION_COOKIE_NAMES {
             let h = headers(&[(&COOKIE, &format!("other=1; {name}=tok123"))]);
             assert_eq!(
-                credential(&h),
+                credential(&h, CookiePolicy::AnyName),
                 Some(Credential::Cookie {
                     name,
                     token: "tok123"
@@ -116,8 +154,11 @@ mod tests {
             ),
             (&AUTHORIZATION, "Bearer bear"),
         ]);
-        assert_eq!(credential(&h).unwrap().token(), "host");
-        assert!(credential(&h).unwrap().is_cookie());
+        assert_eq!(
+            credential(&h, CookiePolicy::AnyName).unwrap().token(),
+            "host"
+        );
+        assert!(credential(&h, CookiePolicy::AnyName).unwrap().is_cookie());
     }
 
     #[test]
@@ -126,9 +167,51 @@ mod tests {
             (&COOKIE, "portcullis_session="),
             (&AUTHORIZATION, "bearer  abc "),
         ]);
-        assert_eq!(credential(&h), Some(Credential::Bearer("abc")));
-        assert_eq!(credential(&headers(&[(&AUTHORIZATION, "Basic abc")])), None);
-        assert_eq!(credential(&HeaderMap::new()), None);
+        assert_eq!(
+            credential(&h, CookiePolicy::AnyName),
+            Some(Credential::Bearer("abc"))
+        );
+        assert_eq!(
+            credential(
+                &headers(&[(&AUTHORIZATION, "Basic abc")]),
+                CookiePolicy::AnyName
+            ),
+            None
+        );
+        assert_eq!(credential(&HeaderMap::new(), CookiePolicy::AnyName), None);
+    }
+
+    #[test]
+    fn https_deployments_read_only_prefixed_names() {
+        let secure = CookiePolicy::for_public_url("https://auth.example.com");
+        assert_eq!(secure, CookiePolicy::PrefixedOnly);
+        assert_eq!(
+            CookiePolicy::for_public_url("HTTPS://auth.example.com"),
+            CookiePolicy::PrefixedOnly
+        );
+        assert_eq!(
+            CookiePolicy::for_public_url("http://127.0.0.1:8080"),
+            CookiePolicy::AnyName
+        );
+        // A planted unprefixed cookie is not read, and does not hide the bearer token.
+        let h = headers(&[
+            (&COOKIE, "portcullis_session=planted"),
+            (&AUTHORIZATION, "Bearer bear"),
+        ]);
+        assert_eq!(credential(&h, secure), Some(Credential::Bearer("bear")));
+        assert_eq!(session_cookie(&h, secure), None);
+        for name in &SESSION_COOKIE_NAMES[..2] {
+            let h = headers(&[(&COOKIE, &format!("portcullis_session=planted; {name}=real"))]);
+            assert_eq!(session_cookie(&h, secure), Some((*name, "real")));
+        }
+        let h = headers(&[(
+            &COOKIE,
+            "portcullis_session=p; __Secure-portcullis_session=s; __Host-portcullis_session=h",
+        )]);
+        assert_eq!(
+            session_cookie(&h, secure),
+            Some((SESSION_COOKIE_NAMES[0], "h"))
+        );
     }
 
     #[test]
@@ -137,12 +220,18 @@ mod tests {
         // must anything that looks percent-encoded or quoted.
         let raw = "ab+c/d==";
         let h = headers(&[(&COOKIE, &format!("portcullis_session={raw}"))]);
-        assert_eq!(credential(&h).unwrap().token(), raw);
+        assert_eq!(credential(&h, CookiePolicy::AnyName).unwrap().token(), raw);
         let h = headers(&[(&COOKIE, "portcullis_session=a%2Bb")]);
-        assert_eq!(credential(&h).unwrap().token(), "a%2Bb");
+        assert_eq!(
+            credential(&h, CookiePolicy::AnyName).unwrap().token(),
+            "a%2Bb"
+        );
         let h = headers(&[(&AUTHORIZATION, &format!("Bearer {raw}"))]);
-        assert_eq!(credential(&h).unwrap().token(), raw);
+        assert_eq!(credential(&h, CookiePolicy::AnyName).unwrap().token(), raw);
         let h = headers(&[(&COOKIE, "portcullis_session=\"q=1\"")]);
-        assert_eq!(credential(&h).unwrap().token(), "\"q=1\"");
+        assert_eq!(
+            credential(&h, CookiePolicy::AnyName).unwrap().token(),
+            "\"q=1\""
+        );
     }
 }

@@ -121,11 +121,53 @@ fn credential(c: &mut Criterion) {
     g.bench_function("baseline_header_map_clone", |b| {
         b.iter(|| black_box(&cookie).clone())
     });
+    let any = portcullis_guard::CookiePolicy::AnyName;
     g.bench_function("cookie_among_four", |b| {
-        b.iter(|| portcullis_guard::credential(black_box(&cookie)).map(|c| c.token().len()))
+        b.iter(|| portcullis_guard::credential(black_box(&cookie), any).map(|c| c.token().len()))
+    });
+    // Behind https: the `__Host-` cookie, with only the prefixed names accepted.
+    let mut host_cookie = cookie.clone();
+    host_cookie.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!(
+            "_ga=GA1.1.123456789.1700000000; theme=dark; __Host-portcullis_session={token}; lang=en"
+        ))
+        .expect("valid cookie header"),
+    );
+    let prefixed = portcullis_guard::CookiePolicy::PrefixedOnly;
+    g.bench_function("host_cookie_among_four_https", |b| {
+        b.iter(|| {
+            portcullis_guard::credential(black_box(&host_cookie), prefixed).map(|c| c.token().len())
+        })
     });
     g.bench_function("bearer_fallback", |b| {
-        b.iter(|| portcullis_guard::credential(black_box(&bearer)).map(|c| c.token().len()))
+        b.iter(|| portcullis_guard::credential(black_box(&bearer), any).map(|c| c.token().len()))
+    });
+    g.finish();
+}
+
+/// `Params::parse` runs before authentication on the OAuth endpoints and the sign-in pages:
+/// a request at the parameter cap against a flood of 10,000 distinct parameters, which is
+/// refused after the cap (it took seconds when repeats were looked for pairwise).
+fn params(c: &mut Criterion) {
+    use portcullis_server::http::params::{MAX_PARAMETERS, Params};
+    let body = |n: usize| {
+        (0..n)
+            .map(|i| format!("param_{i}=value_{i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let at_cap = body(MAX_PARAMETERS);
+    let flood = body(10_000);
+    let mut g = c.benchmark_group("params");
+    g.bench_function("baseline_decode_64", |b| {
+        b.iter(|| url::form_urlencoded::parse(black_box(at_cap.as_bytes())).count())
+    });
+    g.bench_function("parse_64", |b| {
+        b.iter(|| Params::parse(black_box(at_cap.as_bytes())).is_ok())
+    });
+    g.bench_function("parse_10k_refused", |b| {
+        b.iter(|| Params::parse(black_box(flood.as_bytes())).is_err())
     });
     g.finish();
 }
@@ -294,6 +336,7 @@ criterion_group!(
     benches,
     token_hash,
     credential,
+    params,
     session_cache,
     me_response,
     router

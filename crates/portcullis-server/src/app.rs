@@ -171,7 +171,20 @@ async fn build_state(
         free_mail_domains: config.federation.free_mail_domains.0.clone(),
         mobile,
         mobile_limits: crate::infra::rate_limit::ExchangeLimits::new(&config.mobile),
+        sign_in_limits: crate::infra::attempts::SignInLimits::new(
+            &config.security,
+            Arc::new(crate::infra::attempts::MemoryAttempts::default()),
+        ),
         password_login: config.password_login,
+        body_limits: crate::http::limits::BodyLimits {
+            form: config.security.max_form_body_bytes,
+            json: config.security.max_json_body_bytes,
+        },
+        metrics_token: config
+            .security
+            .metrics_token
+            .as_ref()
+            .map(|t| portcullis_core::TokenHash::of(t.expose())),
     })))
 }
 
@@ -197,8 +210,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The route table behind the edge: every body read within its route's limit (our own
+/// limits, axum's told the same), inside the request observer.
 pub fn app(state: AppState) -> Router {
-    router(state.clone()).layer(axum::middleware::from_fn_with_state(state, observe))
+    let limits = state.body_limits;
+    router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::http::limits::limit_body,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.largest()))
+        .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
 /// Every request: a correlation id (kept or made), a span carrying it for every log line,

@@ -61,7 +61,11 @@ impl utoipa::Modify for Security {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("portcullis_session"))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "portcullis_session",
+                "Over plain http. Behind https only __Host-portcullis_session (what the server \
+                 sets) or __Secure-portcullis_session is read.",
+            ))),
         );
         components.add_security_scheme(
             "bearer",

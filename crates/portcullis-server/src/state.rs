@@ -39,8 +39,14 @@ pub struct Inner {
     /// Mobile sign-in settings and the exchange's rate limits.
     pub mobile: crate::config::mobile::MobileSettings,
     pub mobile_limits: crate::infra::rate_limit::ExchangeLimits,
+    /// Password sign-in and sign-up limits, shared by every route and page taking a password.
+    pub sign_in_limits: crate::infra::attempts::SignInLimits,
     /// Email + password sign-in is offered (`password_login`).
     pub password_login: bool,
+    /// `max_form_body_bytes` / `max_json_body_bytes`.
+    pub body_limits: crate::http::limits::BodyLimits,
+    /// The hash of `metrics_token`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<portcullis_core::TokenHash>,
 }
 
 impl std::ops::Deref for AppState {

@@ -19,6 +19,7 @@ mod master_key;
 pub mod mobile;
 pub mod oidc;
 mod secret;
+pub mod security;
 pub mod sessions;
 pub mod sso;
 
@@ -29,6 +30,7 @@ pub use master_key::MasterKey;
 pub use mobile::MobileConfig;
 pub use oidc::OidcConfig;
 pub use secret::Secret;
+pub use security::SecurityConfig;
 pub use sessions::SessionConfig;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +83,9 @@ pub struct Config {
     /// `dns_resolver`, `free_mail_domains`, `sso_allow_private_networks`
     #[serde(flatten)]
     pub federation: FederationConfig,
+    /// Body limits, sign-in limits, the metrics token.
+    #[serde(flatten)]
+    pub security: SecurityConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
     pub sso: sso::SsoConfig,
 }
@@ -105,6 +110,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             mobile: MobileConfig::default(),
             federation: FederationConfig::default(),
+            security: SecurityConfig::default(),
             sso: sso::SsoConfig::default(),
         }
     }
@@ -162,7 +168,7 @@ impl Config {
         if let Some(path) = &self.master_key_file {
             self.master_key = Some(read(path, "master_key_file")?);
         }
-        Ok(())
+        self.security.resolve_files()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -190,7 +196,7 @@ impl Config {
         self.sessions.validate()?;
         self.mobile.validate()?;
         self.federation.validate()?;
-        Ok(())
+        self.security.validate()
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.
@@ -263,6 +269,7 @@ fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
             .or_else(|| figment.extract::<OidcConfig>().err())
             .or_else(|| figment.extract::<MobileConfig>().err())
             .or_else(|| figment.extract::<FederationConfig>().err())
+            .or_else(|| figment.extract::<SecurityConfig>().err())
             .map_or_else(|| Box::new(e), Box::new)
     })
 }

@@ -1,9 +1,20 @@
 //! The session cookie, per api.md: `__Host-portcullis_session` with `Secure` behind https,
-//! the bare name over plain http.
+//! the bare name over plain http; and which names are read back.
 
 use axum::http::HeaderValue;
+use portcullis_guard::CookiePolicy;
 
 use crate::state::AppState;
+
+/// The session cookie names this deployment reads: behind https only the prefixed ones,
+/// which nobody but this origin can set in a browser.
+pub fn policy(state: &AppState) -> CookiePolicy {
+    if state.secure_cookies {
+        CookiePolicy::PrefixedOnly
+    } else {
+        CookiePolicy::AnyName
+    }
+}
 
 /// Builds the `Set-Cookie` value for a new session, per api.md: `__Host-` + `Secure`
 /// behind https, the bare name over plain http.

@@ -9,6 +9,7 @@ use portcullis_store::StoreError;
 use serde_json::{Value, json};
 
 use crate::http::correlation;
+use crate::infra::rate_limit::Quota;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -18,6 +19,9 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
+    /// The allowance that ran out, for a 429's `RateLimit-*` headers (remaining 0, reset
+    /// at `retry_after`). Non-zero, which also keeps `ApiError` small.
+    pub limit: Option<std::num::NonZeroU32>,
     /// The cause, for the log only.
     pub internal: Option<String>,
 }
@@ -32,6 +36,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            limit: None,
             internal: None,
         }
     }
@@ -90,6 +95,22 @@ impl ApiError {
         e
     }
 
+    /// The allowance that ran out, for the `RateLimit-*` headers of a 429.
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = std::num::NonZeroU32::new(limit);
+        self
+    }
+
+    /// A request body over its route's limit (`max_form_body_bytes` / `max_json_body_bytes`).
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than this route accepts ({limit} bytes)"),
+        )
+        .with_details(json!({"limit_bytes": limit}))
+    }
+
     /// A mobile one-time token that is unknown, expired, spent, or presented with the wrong
     /// `state` or PKCE verifier (indistinguishable on purpose).
     pub fn ott_invalid(message: impl Into<String>) -> Self {
@@ -140,6 +161,29 @@ impl ApiError {
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
+    }
+
+    /// The refusal as an HTML page (the sign-in pages answer this way): `page` draws it from
+    /// the status and message; the headers the envelope would carry (`Retry-After`,
+    /// `RateLimit-*`) are kept.
+    pub fn into_page(self, page: impl FnOnce(StatusCode, &str) -> Response) -> Response {
+        self.log();
+        let mut response = page(self.status, &self.message);
+        self.write_headers(response.headers_mut());
+        response
+    }
+
+    fn write_headers(&self, headers: &mut axum::http::HeaderMap) {
+        let Some(secs) = self.retry_after else { return };
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        if let Some(limit) = self.limit {
+            let quota = Quota {
+                limit: limit.get(),
+                remaining: 0,
+                reset_secs: secs,
+            };
+            quota.write_headers(headers);
+        }
     }
 
     /// The one log line of a failure, inside the request span that carries the correlation
@@ -193,20 +237,16 @@ impl From<StoreError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let correlation_id = correlation::current();
         self.log();
         let mut body =
             json!({"code": self.code, "message": self.message, "correlation_id": correlation_id});
-        if let Some(details) = self.details {
+        if let Some(details) = self.details.take() {
             body["details"] = details;
         }
         let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        self.write_headers(response.headers_mut());
         response
     }
 }

@@ -14,8 +14,8 @@ use portcullis_store::{ProjectAccessRecord, SessionWithUser};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::http::correlation;
 use crate::http::error::ApiError;
+use crate::http::{cookies, correlation};
 use crate::infra::access_tokens;
 use crate::state::AppState;
 
@@ -216,7 +216,8 @@ async fn authenticate(
     parts: &mut Parts,
     state: &AppState,
 ) -> Result<(Auth, CsrfOutcome), ApiError> {
-    let Some(credential) = portcullis_guard::credential(&parts.headers) else {
+    let Some(credential) = portcullis_guard::credential(&parts.headers, cookies::policy(state))
+    else {
         return Err(ApiError::unauthenticated(
             "authentication required: send the session cookie or Authorization: Bearer",
         ));

@@ -78,6 +78,17 @@ impl OAuthError {
         .with_code("project_disabled")
     }
 
+    /// A body over the endpoint's limit: RFC 6749 has no error of its own for it, so
+    /// `invalid_request` with the 413 status and api.md's `payload_too_large` code.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("request body is larger than this endpoint accepts ({limit} bytes)"),
+        )
+        .with_code("payload_too_large")
+    }
+
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,8 +1,9 @@
 //! What features use but do not own: signing keys, sealing and key derivation, the
-//! in-process caches, password hashing, metrics, rate limiters, upstream providers and
-//! DNS lookups.
+//! in-process caches, password hashing, metrics, rate limiters, sign-in attempt limits,
+//! upstream providers and DNS lookups.
 
 pub mod access_tokens;
+pub mod attempts;
 pub mod crypto;
 pub mod dns;
 pub mod keys;

@@ -29,6 +29,9 @@ impl From<AuthError> for ApiError {
                 ApiError::forbidden(e.to_string())
             }
             AuthError::SetupTokenInvalid => ApiError::ott_invalid(e.to_string()),
+            AuthError::SignInThrottled(refused) | AuthError::SignupThrottled(refused) => {
+                ApiError::rate_limited(e.to_string(), refused.retry_after).with_limit(refused.limit)
+            }
             AuthError::Invalid(e) => e.into(),
             AuthError::Password(e) => e.into(),
             AuthError::Store(e) => e.into(),
@@ -44,6 +47,8 @@ impl From<AuthError> for ApiError {
         (status = 403, description = "forbidden: the invitation is addressed to another email; nothing was created", body = crate::http::dto::ErrorBody),
         (status = 404, description = "not_found: the invitation is unknown, expired, revoked or already used; nothing was created", body = crate::http::dto::ErrorBody),
         (status = 409, description = "conflict: email already registered", body = crate::http::dto::ErrorBody),
+        (status = 413, description = "payload_too_large: body over max_json_body_bytes", body = crate::http::dto::ErrorBody),
+        (status = 429, description = "rate_limited: too many sign-ups from this address; Retry-After and RateLimit-* headers", body = crate::http::dto::ErrorBody),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -84,7 +89,8 @@ pub async fn signup(
         (status = 400, description = "invalid_request", body = crate::http::dto::ErrorBody),
         (status = 401, description = "unauthenticated: wrong email or password (indistinguishable)", body = crate::http::dto::ErrorBody),
         (status = 403, description = "feature_disabled: password sign-in is switched off", body = crate::http::dto::ErrorBody),
-        (status = 429, description = "rate_limited: too many sign-ins in progress", body = crate::http::dto::ErrorBody),
+        (status = 413, description = "payload_too_large: body over max_json_body_bytes", body = crate::http::dto::ErrorBody),
+        (status = 429, description = "rate_limited: too many sign-in attempts from this address or for this account from this address (or too many in progress); Retry-After and RateLimit-* headers", body = crate::http::dto::ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,

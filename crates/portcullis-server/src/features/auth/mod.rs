@@ -25,6 +25,7 @@ pub fn accounts(state: &AppState) -> service::Accounts<'_> {
         hasher: &state.hasher,
         sessions: &state.sessions,
         metrics: &state.metrics,
+        limits: &state.sign_in_limits,
         password_login: state.password_login,
     }
 }

@@ -1,6 +1,7 @@
 //! Accounts and their sessions: self-signup, password sign-in (shared by the JSON API, the
 //! provider's login page and the mobile hand-off) and sign-out.
 
+use crate::infra::attempts::{Refused, SignInLimits};
 use crate::infra::metrics::{Metrics, SignInMethod};
 use portcullis_core::bootstrap::personal_org;
 use portcullis_core::invitation::{AcceptRefusal, Invitation, PASSWORD_SETUP_TOKEN_PREFIX};
@@ -31,6 +32,11 @@ pub enum AuthError {
     /// A password-setup token that is unknown, expired, spent, or of another kind.
     #[error("password-setup token is unknown, expired or already used")]
     SetupTokenInvalid,
+    /// Too many sign-ins from this address, or for this account from this address.
+    #[error("Too many sign-in attempts. Try again in {} seconds.", .0.retry_after)]
+    SignInThrottled(Refused),
+    #[error("Too many sign-ups from this address. Try again in {} seconds.", .0.retry_after)]
+    SignupThrottled(Refused),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
@@ -48,6 +54,7 @@ pub struct Accounts<'a> {
     pub hasher: &'a PasswordHasher,
     pub sessions: &'a SessionPolicy,
     pub metrics: &'a Metrics,
+    pub limits: &'a SignInLimits,
     /// Email + password sign-in is offered (`password_login`).
     pub password_login: bool,
 }
@@ -86,6 +93,10 @@ impl Accounts<'_> {
         account: NewAccount,
         meta: &AuditContext,
     ) -> Result<SignedUp, AuthError> {
+        self.limits
+            .sign_up(meta.ip.as_deref())
+            .await
+            .map_err(AuthError::SignupThrottled)?;
         if self.store.user_by_email(&account.email).await?.is_some() {
             return Err(AuthError::EmailTaken);
         }
@@ -197,6 +208,8 @@ impl Accounts<'_> {
 
     /// Email + password sign-in. Wrong credentials — unknown, malformed or wrong alike,
     /// after the same hashing work — are [`AuthError::InvalidCredentials`], and audited.
+    /// Every attempt is counted against the client's address and the account from that
+    /// address first ([`SignInLimits`]); past the allowance it waits, without a hash.
     pub async fn password_sign_in(
         &self,
         email: &str,
@@ -207,6 +220,11 @@ impl Accounts<'_> {
             return Err(AuthError::PasswordLoginDisabled);
         }
         let password = Password::for_login(password)?;
+        let attempt = self
+            .limits
+            .sign_in(meta.ip.as_deref(), email)
+            .await
+            .map_err(AuthError::SignInThrottled)?;
         let account = match Email::parse(email) {
             Ok(email) => self.store.user_by_email(&email).await?,
             Err(_) => None,
@@ -233,6 +251,7 @@ impl Accounts<'_> {
                 return Err(AuthError::InvalidCredentials);
             }
         };
+        self.limits.succeeded(attempt).await;
         let user = account.user;
         let meta = meta.with_actor(user.id);
         let succeeded = meta.event(None, Action::LoginSucceeded, format!("user:{}", user.id));

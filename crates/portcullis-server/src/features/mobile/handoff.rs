@@ -204,7 +204,8 @@ pub(super) async fn browser_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Option<std::sync::Arc<SessionWithUser>> {
-    let (_, token) = portcullis_guard::session_cookie(headers)?;
+    let (_, token) =
+        portcullis_guard::session_cookie(headers, crate::http::cookies::policy(state))?;
     resolve_session(state, token).await.ok()
 }
 
@@ -316,6 +317,8 @@ pub(super) async fn issue(
         (status = 303, description = "Signed in; back to the hand-off, which asks for confirmation (app scheme) or redirects to the app (universal link)"),
         (status = 401, description = "The sign-in page again, with an error"),
         (status = 403, description = "Error page: not sent from this server, or password sign-in is off (feature_disabled)"),
+        (status = 413, description = "Error page: the form is over max_form_body_bytes"),
+        (status = 429, description = "The sign-in page again: too many attempts from this address or for this account (Retry-After, RateLimit-*)"),
     ),
     security(()))]
 pub async fn login(
@@ -362,9 +365,8 @@ pub async fn login(
             &email,
             Some("Email or password is incorrect."),
         ),
-        Err(e) => {
-            let e = crate::http::error::ApiError::from(e);
-            login_page(&state, e.status, &cont, &email, Some(&e.message))
-        }
+        // A rate limit keeps its Retry-After and RateLimit-* headers on the page.
+        Err(e) => crate::http::error::ApiError::from(e)
+            .into_page(|status, message| login_page(&state, status, &cont, &email, Some(message))),
     }
 }

@@ -2,10 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use portcullis_core::TokenHash;
+
 use crate::http::dto::{Health, Readiness, ReadinessCheck};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 use crate::{COMMIT, VERSION};
@@ -64,8 +67,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "unauthenticated: metrics_token is set and the request did not bear it", body = crate::http::dto::ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        // Hashes compared in constant time: neither the token nor its length leaks.
+        let presented = portcullis_guard::bearer(&headers).map(TokenHash::of);
+        if !presented.is_some_and(|p| p.ct_eq(expected)) {
+            return ApiError::unauthenticated(
+                "metrics require Authorization: Bearer with the configured metrics_token",
+            )
+            .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state

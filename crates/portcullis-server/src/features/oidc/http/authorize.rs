@@ -91,7 +91,8 @@ fn refused(state: &AppState, e: AuthorizeError) -> Response {
 /// The browser's session, if its cookie names a live one. Only cookies count here: a
 /// bearer token is not how a browser arrives at the authorization endpoint.
 async fn browser_session(state: &AppState, headers: &HeaderMap) -> Option<Arc<SessionWithUser>> {
-    let (_, token) = portcullis_guard::session_cookie(headers)?;
+    let (_, token) =
+        portcullis_guard::session_cookie(headers, crate::http::cookies::policy(state))?;
     resolve_session(state, token).await.ok()
 }
 
@@ -168,7 +169,9 @@ fn back_to_authorize(cont: &str) -> Response {
 
 #[utoipa::path(post, path = "/oauth2/login", tag = "oidc",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "email, password, continue (the authorization request)"),
-    responses((status = 303, description = "Signed in; back to /oauth2/authorize"), (status = 401, description = "The sign-in page again, with an error")))]
+    responses((status = 303, description = "Signed in; back to /oauth2/authorize"), (status = 401, description = "The sign-in page again, with an error"),
+        (status = 413, description = "Error page: the form is over max_form_body_bytes"),
+        (status = 429, description = "The sign-in page again: too many attempts from this address or for this account (Retry-After, RateLimit-*)")))]
 pub async fn login_form(
     State(state): State<AppState>,
     RequestMeta(meta): RequestMeta,
@@ -215,16 +218,10 @@ pub async fn login_form(
             &email,
             Some("Email or password is incorrect."),
         ),
-        Err(e) => match crate::http::error::ApiError::from(e) {
-            e if e.status == StatusCode::TOO_MANY_REQUESTS => pages::login(
-                StatusCode::TOO_MANY_REQUESTS,
-                &cont,
-                &client_name,
-                &email,
-                Some("Too many sign-ins right now; try again shortly."),
-            ),
-            e => pages::login(e.status, &cont, &client_name, &email, Some(&e.message)),
-        },
+        // A rate limit keeps its Retry-After and RateLimit-* headers on the page.
+        Err(e) => crate::http::error::ApiError::from(e).into_page(|status, message| {
+            pages::login(status, &cont, &client_name, &email, Some(message))
+        }),
     }
 }
 

@@ -50,7 +50,9 @@ pub async fn logout(
         state: params.get("state"),
         client_id: params.get("client_id"),
     };
-    let browser_token = portcullis_guard::session_cookie(&headers).map(|(_, token)| token);
+    let browser_token =
+        portcullis_guard::session_cookie(&headers, crate::http::cookies::policy(&state))
+            .map(|(_, token)| token);
     let mut response = match logout::logout(&state, &p, browser_token, &meta).await {
         Ok(Some(url)) => Redirect::to(url.as_str()).into_response(),
         Ok(None) => pages::signed_out(),
