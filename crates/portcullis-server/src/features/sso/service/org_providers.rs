@@ -100,8 +100,11 @@ impl Sso<'_> {
                 allow_private: false,
             })
             && let Some(url::Host::Domain(host)) = url.host()
-            && let Ok(addrs) =
-                tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443))).await
+            && let Ok(Ok(addrs)) = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443))),
+            )
+            .await
         {
             let addrs: Vec<_> = addrs.collect();
             if addrs.iter().any(|a| !is_public(a.ip())) {
