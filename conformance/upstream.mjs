@@ -9,7 +9,7 @@
 //     --redirect-uri='http://127.0.0.1:8080/v1/auth/sso/*'
 //
 // Every option can also come from the environment: UPSTREAM_PORT, UPSTREAM_CLIENT_ID,
-// UPSTREAM_CLIENT_SECRET, UPSTREAM_REDIRECT_URI, UPSTREAM_NO_EMAIL=1.
+// UPSTREAM_CLIENT_SECRET, UPSTREAM_REDIRECT_URI, UPSTREAM_NO_EMAIL=1, UPSTREAM_CONFORM=1.
 //
 //   --port           port on 127.0.0.1 (0 = any free one)
 //   --client-id      the one registered client (confidential, client_secret_basic)
@@ -17,6 +17,10 @@
 //   --redirect-uri   its redirect URI; a trailing `*` makes it a prefix (one upstream serves
 //                    every provider id Portcullis gives it, e.g. `org_<uuid>`)
 //   --no-email       a provider that never releases the `email` claim
+//   --conform        claims requested by scope (`email`, `email_verified`, `name`) are
+//                    released only at the userinfo endpoint, never in the ID token, as
+//                    OpenID Connect Core §5.4 has it when an access token is issued
+//                    (without it: Google-like, they are in the ID token too)
 //
 // The first stdout line is `{"issuer":"http://127.0.0.1:PORT","port":PORT}`.
 //
@@ -38,6 +42,7 @@ const { values: args } = parseArgs({
     'client-secret': { type: 'string' },
     'redirect-uri': { type: 'string' },
     'no-email': { type: 'boolean' },
+    conform: { type: 'boolean' },
   },
 });
 
@@ -46,6 +51,7 @@ const clientId = args['client-id'] ?? process.env.UPSTREAM_CLIENT_ID ?? 'portcul
 const clientSecret = args['client-secret'] ?? process.env.UPSTREAM_CLIENT_SECRET;
 const redirectUri = args['redirect-uri'] ?? process.env.UPSTREAM_REDIRECT_URI;
 const noEmail = Boolean(args['no-email'] || process.env.UPSTREAM_NO_EMAIL === '1');
+const conform = Boolean(args.conform || process.env.UPSTREAM_CONFORM === '1');
 
 if (!clientSecret || !redirectUri) {
   console.error('upstream.mjs: --client-secret and --redirect-uri are required');
@@ -100,8 +106,9 @@ const provider = new Provider(issuer, {
     email: ['email', 'email_verified'],
     profile: ['name'],
   },
-  // Google-like: scope-requested claims go into the ID token, not only to userinfo.
-  conformIdTokenClaims: false,
+  // Google-like by default: scope-requested claims go into the ID token, not only to
+  // userinfo. With --conform, only to userinfo (Core §5.4).
+  conformIdTokenClaims: conform,
   features: { devInteractions: { enabled: false } },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: (ctx, id) => account(id),

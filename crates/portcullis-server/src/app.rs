@@ -137,8 +137,13 @@ async fn build_state(
         }
     });
     // Server-wide SSO providers load in the background: start-up never waits on an upstream.
-    let sso =
-        crate::infra::upstream::Providers::new(&config.sso, &master_key, store.clone(), config.dev);
+    let sso = crate::infra::upstream::Providers::new(
+        &config.sso,
+        &master_key,
+        store.clone(),
+        config.dev,
+        config.federation.sso_allow_private_networks,
+    );
     sso.spawn_loader();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

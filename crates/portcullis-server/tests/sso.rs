@@ -47,14 +47,20 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     sign_in_creates_the_user_then_reuses_the_identity,
-    verified_email_links_an_existing_password_account,
-    unverified_email_of_an_existing_account_is_refused,
+    verified_owner_claims_an_account_registered_with_a_password,
+    unverified_email_never_creates_or_links,
     provider_omitting_the_email_claim_is_refused,
+    conformant_upstream_releases_the_email_at_userinfo,
     state_and_cookie_are_checked,
     upstream_error_is_reported,
     return_to_must_not_be_an_open_redirect,
     unavailable_providers_are_not_offered,
     org_provider_crud_and_sign_in_joins_the_org,
+    attackers_org_provider_cannot_take_over_accounts,
+    org_provider_vouches_inside_its_verified_domain,
+    deleted_org_provider_identities_cannot_sign_in,
+    org_provider_addresses_must_be_public,
+    oversized_upstream_answers_are_refused,
 );
 
 // ---- the upstream ------------------------------------------------------------------------
@@ -69,8 +75,9 @@ fn conformance_dir() -> PathBuf {
 }
 
 impl Upstream {
-    /// Starts `conformance/upstream.mjs` for a Portcullis that will listen on `port`.
-    async fn start(port: u16, no_email: bool) -> Upstream {
+    /// Starts `conformance/upstream.mjs` for a Portcullis that will listen on `port`, with
+    /// extra flags (`--no-email`, `--conform`).
+    async fn start(port: u16, flags: &[&str]) -> Upstream {
         let dir = conformance_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -88,9 +95,7 @@ impl Upstream {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        if no_email {
-            cmd.arg("--no-email");
-        }
+        cmd.args(flags);
         let mut child = cmd.spawn().unwrap_or_else(|e| {
             panic!("the federation tests need Node.js (`node` on PATH) to run the upstream OpenID Provider: {e}")
         });
@@ -134,10 +139,11 @@ fn provider_config(issuer: &str) -> GenericOidcSso {
     }
 }
 
-/// An upstream and a Portcullis that has it as the server-wide provider `upstream`.
-async fn start_pair(backend: Backend, no_email: bool) -> (TestApp, Upstream) {
+/// An upstream (started with `flags`) and a Portcullis that has it as the server-wide
+/// provider `upstream`.
+async fn start_pair(backend: Backend, flags: &[&str]) -> (TestApp, Upstream) {
     let port = free_port();
-    let upstream = Upstream::start(port, no_email).await;
+    let upstream = Upstream::start(port, flags).await;
     let issuer = upstream.issuer.clone();
     let app = TestApp::start_with(backend, |cfg| {
         cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
@@ -367,10 +373,55 @@ async fn audit(app: &TestApp, token: &str, org: &str, action: &str) -> Vec<Value
     r.body["events"].as_array().unwrap().clone()
 }
 
+/// Makes a platform admin (a fresh user) and has them verify `domain` for `org` (claimed
+/// by the org's admin `admin_token` first): the offline path, no DNS.
+async fn verify_by_platform_admin(app: &TestApp, admin_token: &str, org: &str, domain: &str) {
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/domains"),
+            admin_token,
+        )
+        .json(&json!({ "domain": domain })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let operator = platform_admin(app, "operator").await;
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/domains/{domain}/verify"),
+            &operator.token,
+        )
+        .json(&json!({"method": "admin"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// A fresh user made platform admin.
+async fn platform_admin(app: &TestApp, label: &str) -> common::Signed {
+    let u = app.user(label).await;
+    make_platform_admin(app, &u.user_id).await;
+    u
+}
+
+async fn make_platform_admin(app: &TestApp, user_id: &str) {
+    app.state
+        .store
+        .set_platform_admin(
+            portcullis_core::UserId::parse(user_id).unwrap(),
+            true,
+            &portcullis_core::AuditContext::cli(),
+        )
+        .await
+        .unwrap();
+}
+
 // ---- the tests ---------------------------------------------------------------------------
 
 async fn sign_in_creates_the_user_then_reuses_the_identity(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
+    let (app, _up) = start_pair(backend, &[]).await;
     let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers")).await;
     assert_eq!(
         r.body,
@@ -434,14 +485,22 @@ async fn sign_in_creates_the_user_then_reuses_the_identity(backend: Backend) {
     );
 }
 
-async fn verified_email_links_an_existing_password_account(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
-    let r = app
-        .signup("alice@example.com", "correct horse battery")
-        .await;
+/// Pre-account takeover: someone registers the victim's address with a password before the
+/// victim ever signs in. The verified owner arriving through the upstream wins: the
+/// password is removed and every session of the squatter ends.
+async fn verified_owner_claims_an_account_registered_with_a_password(backend: Backend) {
+    let (app, up) = start_pair(backend, &[]).await;
+    let r = app.signup("alice@example.com", "squatter password 1").await;
     assert_eq!(r.status, StatusCode::CREATED);
     let user_id = r.body["user"]["id"].clone();
     let org = r.body["org"]["id"].as_str().unwrap().to_owned();
+    let squatter_signup = r.session_cookie().unwrap();
+    let squatter_login = app
+        .login("alice@example.com", "squatter password 1")
+        .await
+        .session_cookie()
+        .unwrap();
+    assert_eq!(me(&app, &squatter_login).await["user"]["id"], user_id);
 
     let mut browser = Browser::default();
     let r = browser
@@ -450,38 +509,63 @@ async fn verified_email_links_an_existing_password_account(backend: Backend) {
     assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
     let token = session_from(&r);
     let body = me(&app, &token).await;
-    assert_eq!(body["user"]["id"], user_id, "linked, not a second account");
-    assert_eq!(body["memberships"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["user"]["id"], user_id,
+        "the same account, now the owner's"
+    );
+    // The squatter is out: the password no longer works, the sessions are revoked.
+    let r = app.login("alice@example.com", "squatter password 1").await;
+    r.assert_error(401, "unauthenticated");
+    for old in [&squatter_signup, &squatter_login] {
+        app.get("/v1/me", old)
+            .await
+            .assert_error(401, "unauthenticated");
+    }
+    let r = app.get("/v1/sessions", &token).await;
+    assert_eq!(
+        r.body["sessions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    // Audited: user.claimed (with what it took), the link, both revocations.
+    let claimed = audit(&app, &token, &org, "user.claimed").await;
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0]["details"]["password_removed"], true);
+    assert_eq!(claimed[0]["details"]["sessions_revoked"], 2);
+    assert_eq!(claimed[0]["details"]["provider"], PROVIDER);
+    assert_eq!(
+        claimed[0]["target"],
+        format!("user:{}", user_id.as_str().unwrap())
+    );
     let linked = audit(&app, &token, &org, "sso.identity.linked").await;
     assert_eq!(linked.len(), 1, "{linked:?}");
-    assert_eq!(linked[0]["details"]["issuer"], _up.issuer.as_str());
-    // The password still works.
-    let r = app
-        .login("alice@example.com", "correct horse battery")
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    // And the next SSO sign-in goes by the identity.
+    assert_eq!(linked[0]["details"]["issuer"], up.issuer.as_str());
+    assert_eq!(audit(&app, &token, &org, "session.revoked").await.len(), 2);
+    // The next sign-in goes by the identity; nothing is claimed twice.
     let r = Browser::default()
         .sign_in(&app, PROVIDER, "alice@example.com", "/")
         .await;
     assert_eq!(me(&app, &session_from(&r)).await["user"]["id"], user_id);
-    assert_eq!(
-        audit(&app, &token, &org, "sso.identity.linked").await.len(),
-        1
-    );
+    assert_eq!(audit(&app, &token, &org, "user.claimed").await.len(), 1);
+    // Never the other way round: signing up again with a password does not take it back.
+    app.signup("alice@example.com", "squatter password 2")
+        .await
+        .assert_error(409, "conflict");
 }
 
-async fn unverified_email_of_an_existing_account_is_refused(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
+async fn unverified_email_never_creates_or_links(backend: Backend) {
+    let (app, _up) = start_pair(backend, &[]).await;
     let r = app.signup("bob@example.com", "correct horse battery").await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let bob_session = r.session_cookie().unwrap();
     let mut browser = Browser::default();
     let r = browser
         .sign_in(&app, PROVIDER, "bob@example.com", "/")
         .await;
-    r.assert_error(409, "conflict");
+    r.assert_error(403, "email_not_verified");
     let message = r.body["message"].as_str().unwrap();
-    assert!(message.contains("sign in with your password"), "{message}");
+    assert!(message.contains("verified"), "{message}");
     assert!(
         r.headers
             .get_all("set-cookie")
@@ -489,23 +573,42 @@ async fn unverified_email_of_an_existing_account_is_refused(backend: Backend) {
             .all(|c| !c.to_str().unwrap().starts_with("portcullis_session=")),
         "no session"
     );
-    // Without an existing account, an unverified email still makes a new one.
+    // Bob's account is untouched: password and session work.
+    assert_eq!(
+        me(&app, &bob_session).await["user"]["email"],
+        "bob@example.com"
+    );
+    assert_eq!(
+        app.login("bob@example.com", "correct horse battery")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Without an existing account, an unverified email does not make one either.
     let r = Browser::default()
         .sign_in(&app, PROVIDER, "unverified-carol@example.com", "/")
         .await;
-    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
-    let body = me(&app, &session_from(&r)).await;
-    assert_eq!(body["user"]["email"], "unverified-carol@example.com");
+    r.assert_error(403, "email_not_verified");
+    let email = portcullis_core::Email::parse("unverified-carol@example.com").unwrap();
+    assert!(
+        app.state
+            .store
+            .user_by_email(&email)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn provider_omitting_the_email_claim_is_refused(backend: Backend) {
-    let (app, _up) = start_pair(backend, true).await;
+    let (app, _up) = start_pair(backend, &["--no-email"]).await;
     let mut browser = Browser::default();
     let r = browser
         .sign_in(&app, PROVIDER, "alice@example.com", "/")
         .await;
     r.assert_error(400, "email_is_missing");
     let message = r.body["message"].as_str().unwrap();
+    assert!(message.contains("userinfo"), "{message}");
     assert!(message.contains("`email` claim"), "{message}");
     assert!(message.contains("`email` scope"), "{message}");
     assert!(message.contains("Upstream IdP"), "{message}");
@@ -515,8 +618,26 @@ async fn provider_omitting_the_email_claim_is_refused(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
+/// A spec-conformant upstream (OpenID Connect Core §5.4) releases `email` only at userinfo
+/// when it issues an access token; the ID token carries `sub` alone.
+async fn conformant_upstream_releases_the_email_at_userinfo(backend: Backend) {
+    let (app, _up) = start_pair(backend, &["--conform"]).await;
+    let r = Browser::default()
+        .sign_in(&app, PROVIDER, "grace@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let body = me(&app, &session_from(&r)).await;
+    assert_eq!(body["user"]["email"], "grace@example.com");
+    assert_eq!(body["user"]["name"], "Grace");
+    // Its unverified addresses are just as unverified there.
+    Browser::default()
+        .sign_in(&app, PROVIDER, "unverified-hal@example.com", "/")
+        .await
+        .assert_error(403, "email_not_verified");
+}
+
 async fn state_and_cookie_are_checked(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
+    let (app, _up) = start_pair(backend, &[]).await;
 
     // A forged state, with the browser's cookie.
     let mut browser = Browser::default();
@@ -590,7 +711,7 @@ async fn state_and_cookie_are_checked(backend: Backend) {
 }
 
 async fn upstream_error_is_reported(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
+    let (app, _up) = start_pair(backend, &[]).await;
     let mut browser = Browser::default();
     let callback = browser
         .start(&app, PROVIDER, "alice@example.com", "/")
@@ -641,7 +762,7 @@ async fn upstream_error_is_reported(backend: Backend) {
 }
 
 async fn return_to_must_not_be_an_open_redirect(backend: Backend) {
-    let (app, _up) = start_pair(backend, false).await;
+    let (app, _up) = start_pair(backend, &[]).await;
     let start = |return_to: &str| {
         format!(
             "/v1/auth/sso/{PROVIDER}/start?return_to={}",
@@ -742,9 +863,11 @@ async fn unavailable_providers_are_not_offered(backend: Backend) {
 
 async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
     let port = free_port();
-    let up = Upstream::start(port, false).await;
+    let up = Upstream::start(port, &[]).await;
     let app = TestApp::start_with(backend, |cfg| {
         cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        // The upstream runs on loopback.
+        cfg.federation.sso_allow_private_networks = true;
     })
     .await;
     let admin = app.user("admin").await;
@@ -769,7 +892,8 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
     r.assert_error(400, "invalid_request");
     let mut bad = body.clone();
     bad["issuer"] = json!("http://idp.example.com");
-    // Plain http to a non-loopback host is allowed only in development mode (tests run dev).
+    // Plain http only with sso_allow_private_networks (this test's lab setting; see
+    // org_provider_addresses_must_be_public for the default).
     let r = TestApp::send(
         app.with_bearer(Method::POST, &base, &admin.token)
             .json(&bad),
@@ -778,7 +902,7 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
     assert_eq!(
         r.status,
         StatusCode::CREATED,
-        "dev mode allows http: {}",
+        "the lab setting allows http: {}",
         r.body
     );
     let dev_id = r.body["id"].as_str().unwrap().to_owned();
@@ -886,6 +1010,14 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
         .await;
     r.assert_error(404, "not_found");
 
+    // The org's provider vouches for its verified domain only: example.com, verified here
+    // by a platform admin (no DNS in this test).
+    let r = Browser::default()
+        .sign_in(&app, &sign_in_id, "dave@example.com", "/acme")
+        .await;
+    r.assert_error(403, "domain_not_verified");
+    verify_by_platform_admin(&app, &admin.token, &org, "example.com").await;
+
     // Sign-in through the org's provider: a new user, JIT member of the org.
     let mut browser = Browser::default();
     let r = browser
@@ -964,4 +1096,503 @@ async fn org_provider_crud_and_sign_in_joins_the_org(backend: Backend) {
     r.assert_error(404, "not_found");
     let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/{sign_in_id}/start"))).await;
     r.assert_error(404, "not_found");
+}
+
+// ---- account takeover through an org's provider --------------------------------------------
+
+/// An upstream and a Portcullis where org providers may live on loopback (the upstream
+/// does), optionally asking `dns_port` for TXT records.
+async fn start_for_org_providers(backend: Backend, dns_port: Option<u16>) -> (TestApp, Upstream) {
+    let port = free_port();
+    let up = Upstream::start(port, &[]).await;
+    let app = TestApp::start_with(backend, |cfg| {
+        cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        cfg.federation.sso_allow_private_networks = true;
+        cfg.federation.dns_resolver = dns_port.map(|p| format!("127.0.0.1:{p}"));
+    })
+    .await;
+    (app, up)
+}
+
+/// `owner` creates an org with this slug and registers the upstream as its SSO provider;
+/// returns the org id and the provider's sign-in id, once it is available.
+async fn org_with_provider(
+    app: &TestApp,
+    up: &Upstream,
+    owner: &common::Signed,
+    slug: &str,
+) -> (String, String) {
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/orgs", &owner.token)
+            .json(&json!({"name": slug, "slug": slug})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let org = r.body["org"]["id"].as_str().unwrap().to_owned();
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/sso-providers"),
+            &owner.token,
+        )
+        .json(&json!({"name": format!("{slug} IdP"), "issuer": up.issuer,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let sign_in_id = r.body["sign_in_id"].as_str().unwrap().to_owned();
+    wait_available(app, &sign_in_id, &format!("?org={slug}")).await;
+    (org, sign_in_id)
+}
+
+fn sets_no_session(r: &Reply) -> bool {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("portcullis_session="))
+}
+
+/// The issue's attack: a free user registers an org provider pointing at an upstream they
+/// run, which asserts the victim's address as verified. Nothing of the victim's is touched.
+async fn attackers_org_provider_cannot_take_over_accounts(backend: Backend) {
+    let (app, up) = start_for_org_providers(backend, None).await;
+    let r = app
+        .signup("victim@example.com", "victim's password 1")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let victim = r.session_cookie().unwrap();
+    let victim_id = r.body["user"]["id"].as_str().unwrap().to_owned();
+    let r = app.signup("root@example.com", "operator's password").await;
+    let root = r.session_cookie().unwrap();
+    make_platform_admin(&app, r.body["user"]["id"].as_str().unwrap()).await;
+
+    let attacker = app.user("attacker").await;
+    let (org, provider) = org_with_provider(&app, &up, &attacker, "evil").await;
+    // Even a pending claim on the victims' domain vouches for nothing.
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/domains"),
+            &attacker.token,
+        )
+        .json(&json!({"domain": "example.com"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    for target in [
+        "victim@example.com",
+        "root@example.com",
+        "nobody-yet@example.com",
+    ] {
+        let r = Browser::default()
+            .sign_in(&app, &provider, target, "/")
+            .await;
+        r.assert_error(403, "domain_not_verified");
+        assert!(sets_no_session(&r), "{target}");
+        assert_eq!(r.body["details"]["domain"], "example.com");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.contains("verified domains"), "{message}");
+        // No identity was linked through the attacker's provider.
+        let linked = app
+            .state
+            .store
+            .sso()
+            .user_by_identity(&provider, &up.issuer, target)
+            .await
+            .unwrap();
+        assert!(linked.is_none(), "{target}");
+    }
+    let nobody = portcullis_core::Email::parse("nobody-yet@example.com").unwrap();
+    assert!(
+        app.state
+            .store
+            .user_by_email(&nobody)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The victims' accounts are untouched: sessions alive, passwords working, nothing new.
+    for (token, email, password) in [
+        (&victim, "victim@example.com", "victim's password 1"),
+        (&root, "root@example.com", "operator's password"),
+    ] {
+        let body = me(&app, token).await;
+        assert_eq!(body["user"]["email"], email);
+        assert_eq!(body["memberships"].as_array().unwrap().len(), 1, "{body}");
+        let r = app.get("/v1/sessions", token).await;
+        assert_eq!(r.body["sessions"].as_array().unwrap().len(), 1);
+        assert_eq!(app.login(email, password).await.status, StatusCode::OK);
+    }
+    // The attacker's org sees its provider's refusals, naming nobody.
+    let failed = audit(&app, &attacker.token, &org, "login.failed").await;
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for e in &failed {
+        assert_eq!(e["details"]["reason"], "domain_not_verified");
+        assert_eq!(e["details"]["provider"], provider.as_str());
+        assert_eq!(e["outcome"], "failure");
+        assert_eq!(e["actor_id"], Value::Null);
+        assert!(!e.to_string().contains(&victim_id));
+    }
+    assert!(
+        audit(&app, &attacker.token, &org, "sso.identity.linked")
+            .await
+            .is_empty()
+    );
+}
+
+/// With its domain verified (a TXT record served by dnsmasq), an org's provider creates
+/// accounts just in time, claims squatted ones, refuses unverified addresses and platform
+/// admins, and stops vouching once the domain is deleted.
+async fn org_provider_vouches_inside_its_verified_domain(backend: Backend) {
+    let dns_port = common::dns::free_port();
+    let (app, up) = start_for_org_providers(backend, Some(dns_port)).await;
+    let owner = app.user("acme-owner").await;
+    let (org, provider) = org_with_provider(&app, &up, &owner, "acme").await;
+    let domains = format!("/v1/orgs/{org}/domains");
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &domains, &owner.token)
+            .json(&json!({"domain": "acme-corp.test"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let record = (
+        r.body["txt_record"]["name"].as_str().unwrap().to_owned(),
+        r.body["txt_record"]["value"].as_str().unwrap().to_owned(),
+    );
+    // A squatter registered an address in the domain before its owner ever signed in.
+    let r = app
+        .signup("frank@acme-corp.test", "squatter password")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let squatter = r.session_cookie().unwrap();
+    let frank_id = r.body["user"]["id"].clone();
+    let r = app.signup("root@acme-corp.test", "operator password").await;
+    let root = r.session_cookie().unwrap();
+    make_platform_admin(&app, r.body["user"]["id"].as_str().unwrap()).await;
+
+    // Pending: nothing yet.
+    Browser::default()
+        .sign_in(&app, &provider, "dave@acme-corp.test", "/")
+        .await
+        .assert_error(403, "domain_not_verified");
+    let dns = common::dns::Dnsmasq::start(
+        dns_port,
+        &[(record.0.as_str(), record.1.as_str())],
+        &["test"],
+    )
+    .await;
+    let r = TestApp::send(app.with_bearer(
+        Method::POST,
+        &format!("{domains}/acme-corp.test/verify"),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "verified");
+    dns.stop().await;
+
+    // Just in time: a new account inside the domain, a member of the org.
+    let r = Browser::default()
+        .sign_in(&app, &provider, "dave@acme-corp.test", "/welcome")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let dave_token = session_from(&r);
+    let dave = me(&app, &dave_token).await;
+    assert_eq!(dave["user"]["email"], "dave@acme-corp.test");
+    assert!(
+        dave["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["org"]["id"] == org.as_str() && m["role"] == "member"),
+        "{dave}"
+    );
+    // Inside the domain, but not verified by the upstream.
+    let r = Browser::default()
+        .sign_in(&app, &provider, "unverified-erin@acme-corp.test", "/")
+        .await;
+    r.assert_error(403, "email_not_verified");
+    assert!(sets_no_session(&r));
+    // Outside the domain.
+    Browser::default()
+        .sign_in(&app, &provider, "mallory@example.com", "/")
+        .await
+        .assert_error(403, "domain_not_verified");
+    Browser::default()
+        .sign_in(&app, &provider, "dave@eu.acme-corp.test", "/")
+        .await
+        .assert_error(403, "domain_not_verified");
+    // Never a platform admin, even inside the domain.
+    let r = Browser::default()
+        .sign_in(&app, &provider, "root@acme-corp.test", "/")
+        .await;
+    r.assert_error(403, "forbidden");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("platform administrators")
+    );
+    assert_eq!(
+        me(&app, &root).await["user"]["email"],
+        "root@acme-corp.test"
+    );
+    // The squatted address: the owner claims it.
+    let r = Browser::default()
+        .sign_in(&app, &provider, "frank@acme-corp.test", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let frank = session_from(&r);
+    assert_eq!(me(&app, &frank).await["user"]["id"], frank_id);
+    app.get("/v1/me", &squatter)
+        .await
+        .assert_error(401, "unauthenticated");
+    app.login("frank@acme-corp.test", "squatter password")
+        .await
+        .assert_error(401, "unauthenticated");
+    let claimed = audit(&app, &owner.token, &org, "login.failed").await;
+    let reasons: Vec<&str> = claimed
+        .iter()
+        .filter(|e| e["details"]["method"] == "sso")
+        .map(|e| e["details"]["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"email_not_verified"), "{reasons:?}");
+    assert!(reasons.contains(&"platform_admin"), "{reasons:?}");
+    assert!(reasons.contains(&"domain_not_verified"), "{reasons:?}");
+
+    // The domain deleted: the provider vouches for nobody there any more, linked or not.
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("{domains}/acme-corp.test"),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    for who in ["dave@acme-corp.test", "frank@acme-corp.test"] {
+        Browser::default()
+            .sign_in(&app, &provider, who, "/")
+            .await
+            .assert_error(403, "domain_not_verified");
+    }
+    // Dave's existing session is his, untouched.
+    assert_eq!(
+        me(&app, &dave_token).await["user"]["email"],
+        "dave@acme-corp.test"
+    );
+}
+
+/// Deleting an org's provider deletes the identities it linked: a sign-in through it that
+/// was already under way cannot finish.
+async fn deleted_org_provider_identities_cannot_sign_in(backend: Backend) {
+    let (app, up) = start_for_org_providers(backend, None).await;
+    let owner = app.user("gone-owner").await;
+    let (org, provider) = org_with_provider(&app, &up, &owner, "gone").await;
+    verify_by_platform_admin(&app, &owner.token, &org, "gone-corp.test").await;
+    let r = Browser::default()
+        .sign_in(&app, &provider, "ida@gone-corp.test", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    // upstream.mjs: the subject is the account id, the address.
+    let subject = "ida@gone-corp.test";
+    assert!(
+        app.state
+            .store
+            .sso()
+            .user_by_identity(&provider, &up.issuer, subject)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A second sign-in gets as far as the callback; then the provider is deleted.
+    let mut browser = Browser::default();
+    let callback = browser
+        .start(&app, &provider, "ida@gone-corp.test", "/")
+        .await;
+    let id = provider.strip_prefix("org_").unwrap();
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/sso-providers/{id}"),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = browser.get(&app, &callback).await;
+    r.assert_error(404, "not_found");
+    assert!(sets_no_session(&r));
+    assert!(
+        app.state
+            .store
+            .sso()
+            .user_by_identity(&provider, &up.issuer, subject)
+            .await
+            .unwrap()
+            .is_none(),
+        "the identity went with its provider"
+    );
+    // Another provider naming the same issuer does not inherit it.
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{org}/sso-providers"),
+            &owner.token,
+        )
+        .json(&json!({"name": "again", "issuer": up.issuer,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})),
+    )
+    .await;
+    let again = r.body["sign_in_id"].as_str().unwrap().to_owned();
+    assert!(
+        app.state
+            .store
+            .sso()
+            .user_by_identity(&again, &up.issuer, subject)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// SSRF: without `sso_allow_private_networks`, an org's provider must be `https://` on a
+/// public address — checked at registration and again at every connection.
+async fn org_provider_addresses_must_be_public(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.user("ssrf").await;
+    let org = &admin.org_id;
+    let base = format!("/v1/orgs/{org}/sso-providers");
+    // Something to be reached, which must never be.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+    for issuer in [
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}"),
+        format!("https://[::1]:{port}"),
+        format!("https://[::ffff:127.0.0.1]:{port}"),
+        "https://10.0.0.8/realms/x".to_owned(),
+        "https://192.168.1.10".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        "https://0x7f000001".to_owned(),
+        format!("http://127.0.0.1:{port}"),
+        "http://idp.example.com".to_owned(),
+    ] {
+        let r = TestApp::send(
+            app.with_bearer(Method::POST, &base, &admin.token)
+                .json(&json!({"name": "x", "issuer": issuer,
+                    "client_id": "c", "client_secret": "s"})),
+        )
+        .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["details"]["field"], "issuer", "{issuer}");
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("sso_allow_private_networks"),
+            "{issuer}: {}",
+            r.body
+        );
+    }
+    // A name that passed registration and resolves to a private address by the time of the
+    // connection (DNS rebinding): stored as if it had, and never connected to.
+    let now = portcullis_core::now();
+    let id = uuid::Uuid::now_v7();
+    let row = portcullis_store::OrgSsoProvider {
+        id,
+        org_id: portcullis_core::OrgId::parse(org).unwrap(),
+        name: "rebound".into(),
+        issuer: format!("https://localhost:{port}"),
+        client_id: "c".into(),
+        client_secret_sealed: portcullis_server::infra::upstream::seal_client_secret(
+            &app.state.master_key,
+            id,
+            "s",
+        )
+        .unwrap(),
+        scopes: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    app.state
+        .store
+        .sso()
+        .create_provider(
+            &portcullis_core::OrgAccess::system(row.org_id),
+            &row,
+            &portcullis_core::AuditContext::cli(),
+        )
+        .await
+        .unwrap();
+    let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/org_{id}/start"))).await;
+    r.assert_error(404, "not_found");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !accepted.is_finished(),
+        "the server connected to a private address"
+    );
+    accepted.abort();
+}
+
+/// A tiny OpenID Provider that serves only discovery and JWKS, its discovery document
+/// padded to `pad` bytes of whitespace.
+async fn discovery_only_upstream(pad: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let base = issuer.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let body = if request.starts_with("GET /jwks") {
+                    json!({"keys": [{"kty": "EC", "crv": "P-256", "use": "sig", "kid": "1",
+                        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+                        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]})
+                    .to_string()
+                } else {
+                    let doc = json!({"issuer": base,
+                        "authorization_endpoint": format!("{base}/auth"),
+                        "token_endpoint": format!("{base}/token"),
+                        "jwks_uri": format!("{base}/jwks")})
+                    .to_string();
+                    format!("{}{}", &doc[..doc.len() - 1], " ".repeat(pad) + "}")
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    issuer
+}
+
+/// Every upstream answer is read up to 1 MiB only: a provider whose discovery document is
+/// larger is never offered, while the same document without the padding is.
+async fn oversized_upstream_answers_are_refused(backend: Backend) {
+    let big = discovery_only_upstream(2 * 1024 * 1024).await;
+    let small = discovery_only_upstream(100).await;
+    let app = TestApp::start_with(backend, |cfg| {
+        cfg.sso.oidc.insert("big".into(), provider_config(&big));
+        cfg.sso.oidc.insert("small".into(), provider_config(&small));
+    })
+    .await;
+    wait_available(&app, "small", "").await;
+    let r = TestApp::send(app.req(Method::GET, "/v1/auth/sso/providers")).await;
+    assert_eq!(
+        r.body["providers"],
+        json!([{"id": "small", "name": "Upstream IdP"}]),
+        "the oversized one is not offered"
+    );
+    TestApp::send(app.req(Method::GET, "/v1/auth/sso/big/start"))
+        .await
+        .assert_error(404, "not_found");
 }

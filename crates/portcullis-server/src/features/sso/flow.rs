@@ -13,6 +13,7 @@ use sha2::Digest;
 use crate::config::MasterKey;
 use crate::infra::crypto::SecretBox;
 use crate::infra::upstream::discovery::Metadata;
+use crate::infra::upstream::net::Fetcher;
 use crate::infra::upstream::{Upstream, UpstreamError};
 
 /// HKDF purpose of the state cookie's key (distinct from every other sealed secret).
@@ -118,15 +119,22 @@ pub fn authorize_url(
     Ok(url.into())
 }
 
-/// Redeems the code at the upstream's token endpoint; returns the ID token.
+/// What the token endpoint hands back that the sign-in uses.
+pub struct Tokens {
+    pub id_token: String,
+    /// For userinfo, when the ID token leaves the email claims to it.
+    pub access_token: Option<String>,
+}
+
+/// Redeems the code at the upstream's token endpoint.
 pub async fn exchange_code(
-    http: &reqwest::Client,
+    http: &Fetcher,
     meta: &Metadata,
     upstream: &Upstream,
     code: &str,
     redirect_uri: &str,
     verifier: &str,
-) -> Result<String, UpstreamError> {
+) -> Result<Tokens, UpstreamError> {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -134,9 +142,7 @@ pub async fn exchange_code(
         ("code_verifier", verifier),
     ];
     let secret = upstream.client_secret();
-    let mut request = http
-        .post(&meta.discovery.token_endpoint)
-        .header(reqwest::header::ACCEPT, "application/json");
+    let mut authorization = None;
     if meta.discovery.uses_basic_auth() {
         // RFC 6749 §2.3.1: both parts form-urlencoded before the Basic encoding.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -145,20 +151,14 @@ pub async fn exchange_code(
             enc(&upstream.client_id),
             enc(secret)
         ));
-        request = request.header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"));
+        authorization = Some(format!("Basic {basic}"));
     } else {
         form.push(("client_id", &upstream.client_id));
         form.push(("client_secret", secret));
     }
-    let response = request
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| UpstreamError::Failed(format!("token endpoint: {e}")))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.map_err(|e| {
-        UpstreamError::Failed(format!("token endpoint answered unreadable JSON: {e}"))
-    })?;
+    let (status, body) = http
+        .post_form(&meta.discovery.token_endpoint, authorization, &form)
+        .await?;
     if !status.is_success() {
         let error = body.get("error").and_then(|v| v.as_str()).unwrap_or("?");
         return Err(UpstreamError::Failed(format!(
@@ -167,15 +167,21 @@ pub async fn exchange_code(
             error.chars().take(64).collect::<String>()
         )));
     }
-    body.get("id_token")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            UpstreamError::Failed(
-                "token endpoint answered without an id_token (is `openid` among the scopes?)"
-                    .into(),
-            )
-        })
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let id_token = text("id_token").ok_or_else(|| {
+        UpstreamError::Failed(
+            "token endpoint answered without an id_token (is `openid` among the scopes?)".into(),
+        )
+    })?;
+    Ok(Tokens {
+        id_token,
+        access_token: text("access_token"),
+    })
 }
 
 /// Where a sign-in may send the browser back to.
@@ -192,8 +198,8 @@ pub enum ReturnTo {
 }
 
 /// Relative paths (`/…`, not `//…`) and this server's own origin are fine; another
-/// absolute URL is fine only if its origin is allowed by some project (the caller asks the
-/// store). Anything else would be an open redirect.
+/// absolute URL is fine only if its origin is allowed by the project the sign-in is for
+/// (the caller asks the store). Anything else would be an open redirect.
 pub fn classify_return_to(raw: Option<&str>, public_origin: &str) -> ReturnTo {
     let raw = match raw.map(str::trim) {
         None | Some("") => return ReturnTo::Ok("/".into()),

@@ -39,7 +39,11 @@ impl From<SignInError> for ApiError {
                 ApiError::invalid_request(message)
             }
             SignInError::EmailIsMissing { .. } => ApiError::email_is_missing(message),
-            SignInError::EmailNotVerified { .. } => ApiError::conflict(message),
+            SignInError::EmailNotVerified { .. } => ApiError::email_not_verified(message),
+            SignInError::DomainNotVerified { domain, .. } => {
+                ApiError::domain_not_verified(message).with_details(json!({"domain": domain}))
+            }
+            SignInError::PlatformAdmin { .. } => ApiError::forbidden(message),
             SignInError::Upstream(UpstreamError::Internal(cause))
             | SignInError::Internal(cause) => ApiError::internal(cause),
             // What the upstream said goes to the log only, under the correlation id.
@@ -190,9 +194,10 @@ impl From<CallbackParams> for UpstreamAnswer {
     security(()),
     responses(
         (status = 302, description = "Signed in: session cookie set, to `return_to`"),
-        (status = 400, description = "state_mismatch (state missing, not this browser's, or expired), email_is_missing (the upstream released no email claim), invalid_request (upstream error, bad ID token)", body = ErrorBody),
+        (status = 400, description = "state_mismatch (state missing, not this browser's, or expired), email_is_missing (the upstream released no email claim, neither in the ID token nor at userinfo), invalid_request (upstream error, bad ID token or userinfo answer)", body = ErrorBody),
+        (status = 403, description = "email_not_verified: the upstream did not verify the address, and creating or linking an account needs a verified one; domain_not_verified: an org's provider asserted an address outside the org's verified domains; forbidden: an org's provider tried to sign in a platform admin", body = ErrorBody),
         (status = 404, description = "not_found: unknown or unavailable provider", body = ErrorBody),
-        (status = 409, description = "conflict: an account has this email and the upstream does not say it is verified", body = ErrorBody),
+        (status = 409, description = "conflict: the account could not be created (another sign-in created it at the same moment); try again", body = ErrorBody),
     ))]
 pub async fn callback(
     State(state): State<AppState>,
@@ -385,7 +390,7 @@ pub async fn patch_org_provider(
 
 #[utoipa::path(delete, path = "/v1/orgs/{org_id}/sso-providers/{id}", tag = "sso",
     params(("org_id" = uuid::Uuid, Path), ("id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Deleted; identities linked through it stay with their users"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such provider in this org", body = ErrorBody)))]
+    responses((status = 204, description = "Deleted, with the identities linked through it: nobody signs in through them again"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such provider in this org", body = ErrorBody)))]
 pub async fn delete_org_provider(
     State(state): State<AppState>,
     auth: Auth,
@@ -429,8 +434,23 @@ mod tests {
                 SignInError::EmailNotVerified {
                     provider: "Upstream".into(),
                 },
-                409,
-                "conflict",
+                403,
+                "email_not_verified",
+            ),
+            (
+                SignInError::DomainNotVerified {
+                    provider: "Upstream".into(),
+                    domain: "example.com".into(),
+                },
+                403,
+                "domain_not_verified",
+            ),
+            (
+                SignInError::PlatformAdmin {
+                    provider: "Upstream".into(),
+                },
+                403,
+                "forbidden",
             ),
             (
                 SignInError::Upstream(UpstreamError::Internal("x".into())),

@@ -21,7 +21,6 @@ fn sso(state: &AppState) -> Sso<'_> {
         master_key: &state.master_key,
         public_url: &state.public_url,
         public_origin: &state.public_origin,
-        dev: state.dev,
     }
 }
 

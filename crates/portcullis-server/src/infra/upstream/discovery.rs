@@ -7,6 +7,7 @@ use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
 
 use super::UpstreamError;
+use super::net::Fetcher;
 
 /// The parts of `/.well-known/openid-configuration` the sign-in flow uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -15,6 +16,9 @@ pub struct Discovery {
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
+    /// Where claims are released against an access token (Core §5.3); optional.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
@@ -50,7 +54,7 @@ impl Metadata {
 
     /// After an ID token named a key we do not have: fetch the JWKS again (rate-limited).
     /// True when a new set was loaded.
-    pub async fn refresh_keys(&self, http: &reqwest::Client, dev: bool) -> bool {
+    pub async fn refresh_keys(&self, http: &Fetcher) -> bool {
         let due = self
             .keys
             .read()
@@ -59,7 +63,7 @@ impl Metadata {
         if !due {
             return false;
         }
-        match fetch_jwks(http, &self.discovery.jwks_uri, dev).await {
+        match fetch_jwks(http, &self.discovery.jwks_uri).await {
             Ok(keys) => {
                 if let Ok(mut slot) = self.keys.write() {
                     *slot = (keys, Instant::now());
@@ -74,66 +78,13 @@ impl Metadata {
     }
 }
 
-/// Only `https://` upstreams, except loopback hosts (or anything in development mode).
-pub fn url_allowed(raw: &str, dev: bool) -> bool {
-    let Ok(url) = url::Url::parse(raw) else {
-        return false;
-    };
-    match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => dev || is_loopback(&url),
-        _ => false,
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-async fn get_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: &str,
-    dev: bool,
-) -> Result<T, UpstreamError> {
-    if !url_allowed(url, dev) {
-        return Err(UpstreamError::Failed(format!(
-            "{url} is not https (plain http is allowed only for loopback hosts or in development mode)"
-        )));
-    }
-    let response = http
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| UpstreamError::Failed(format!("GET {url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(UpstreamError::Failed(format!(
-            "GET {url}: HTTP {}",
-            response.status().as_u16()
-        )));
-    }
-    response
-        .json::<T>()
-        .await
-        .map_err(|e| UpstreamError::Failed(format!("GET {url}: unreadable JSON: {e}")))
-}
-
 /// The keys of a JWKS this server can use; others (unknown key types) are skipped.
-pub async fn fetch_jwks(
-    http: &reqwest::Client,
-    uri: &str,
-    dev: bool,
-) -> Result<Vec<Jwk>, UpstreamError> {
+pub async fn fetch_jwks(http: &Fetcher, uri: &str) -> Result<Vec<Jwk>, UpstreamError> {
     #[derive(Deserialize)]
     struct RawSet {
         keys: Vec<serde_json::Value>,
     }
-    let set: RawSet = get_json(http, uri, dev).await?;
+    let set: RawSet = http.get_json(uri, None).await?;
     let keys: Vec<Jwk> = set
         .keys
         .into_iter()
@@ -156,16 +107,15 @@ pub async fn fetch_jwks(
 /// Loads the discovery document of `issuer` and its JWKS. `issuer_template` accepts a
 /// document whose `issuer` is a template (Microsoft's `{tenantid}`) instead of `issuer`.
 pub async fn load(
-    http: &reqwest::Client,
+    http: &Fetcher,
     issuer: &str,
     issuer_template: bool,
-    dev: bool,
 ) -> Result<Metadata, UpstreamError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let discovery: Discovery = get_json(http, &url, dev).await?;
+    let discovery: Discovery = http.get_json(&url, None).await?;
     let matches = discovery.issuer.trim_end_matches('/') == issuer.trim_end_matches('/');
     // Microsoft: `common`/`organizations` publish a `{tenantid}` template, and a tenant
     // named by domain publishes its GUID; both are checked per token instead.
@@ -181,17 +131,21 @@ pub async fn load(
         )));
     }
     for endpoint in [
-        &discovery.authorization_endpoint,
-        &discovery.token_endpoint,
-        &discovery.jwks_uri,
-    ] {
-        if !url_allowed(endpoint, dev) {
+        Some(&discovery.authorization_endpoint),
+        Some(&discovery.token_endpoint),
+        Some(&discovery.jwks_uri),
+        discovery.userinfo_endpoint.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Err(why) = http.reach().check(endpoint) {
             return Err(UpstreamError::Failed(format!(
-                "the discovery document of {issuer} names a non-https endpoint {endpoint}"
+                "the discovery document of {issuer} names an endpoint this server may not use: {why}"
             )));
         }
     }
-    let keys = fetch_jwks(http, &discovery.jwks_uri, dev).await?;
+    let keys = fetch_jwks(http, &discovery.jwks_uri).await?;
     Ok(Metadata {
         discovery,
         keys: RwLock::new((keys, Instant::now())),
@@ -204,24 +158,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_http_only_for_loopback_or_dev() {
-        assert!(url_allowed("https://accounts.google.com", false));
-        assert!(url_allowed("http://127.0.0.1:9000/", false));
-        assert!(url_allowed("http://localhost:9000/", false));
-        assert!(url_allowed("http://[::1]:9000/", false));
-        assert!(!url_allowed("http://idp.example.com/", false));
-        assert!(url_allowed("http://idp.example.com/", true));
-        assert!(!url_allowed("ftp://idp.example.com/", true));
-        assert!(!url_allowed("not a url", true));
-    }
-
-    #[test]
     fn token_endpoint_auth_method() {
         let mut d = Discovery {
             issuer: "https://i".into(),
             authorization_endpoint: "https://i/a".into(),
             token_endpoint: "https://i/t".into(),
             jwks_uri: "https://i/j".into(),
+            userinfo_endpoint: None,
             token_endpoint_auth_methods_supported: None,
         };
         assert!(d.uses_basic_auth());

@@ -43,14 +43,38 @@ pub struct Expected<'a> {
     pub nonce: &'a str,
 }
 
-/// What the sign-in needs from a valid ID token.
+/// What the sign-in needs from a valid ID token (completed from userinfo when the token
+/// lacks the email claims).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityClaims {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    pub email_verified: bool,
+    /// None when the token does not say (then userinfo may).
+    pub email_verified: Option<bool>,
     pub name: Option<String>,
+}
+
+impl IdentityClaims {
+    /// The email, if the upstream says it verified it.
+    pub fn verified(&self) -> bool {
+        self.email.is_some() && self.email_verified == Some(true)
+    }
+
+    /// The ID token leaves the email or its verification to userinfo (Core §5.4: claims
+    /// requested by scope are released at userinfo when an access token is issued).
+    pub fn needs_userinfo(&self) -> bool {
+        self.email.is_none() || self.email_verified.is_none()
+    }
+}
+
+/// `email_verified` as providers send it: a boolean, or (some) the string `"true"`.
+pub fn flag(v: Option<&Value>) -> Option<bool> {
+    match v {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) => Some(s.eq_ignore_ascii_case("true")),
+        _ => None,
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -201,11 +225,12 @@ pub fn validate(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| IdTokenError::Malformed("the sub claim is empty".into()))?;
-    let email_verified = match claims.get("email_verified") {
-        Some(Value::Bool(b)) => *b,
-        // Some providers send it as a string.
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-        _ => false,
+    // Microsoft's multi-tenant endpoints: any tenant's admin can set any `email` on their
+    // users, so it is verified only when Microsoft says the domain owner vouches for it
+    // (`xms_edov`, an optional claim the app registration must request).
+    let email_verified = match expected.issuer {
+        IssuerRule::TenantTemplate(_) => Some(flag(claims.get("xms_edov")) == Some(true)),
+        _ => flag(claims.get("email_verified")),
     };
     Ok(IdentityClaims {
         issuer: iss.to_owned(),
@@ -287,7 +312,9 @@ mod tests {
         let c = check(&sign(&enc, "k1", good_claims()), &[jwk]).unwrap();
         assert_eq!(c.subject, "user-42");
         assert_eq!(c.email.as_deref(), Some("alice@example.com"));
-        assert!(c.email_verified);
+        assert_eq!(c.email_verified, Some(true));
+        assert!(c.verified());
+        assert!(!c.needs_userinfo());
         assert_eq!(c.name.as_deref(), Some("Alice"));
     }
 
@@ -368,6 +395,48 @@ mod tests {
         c.as_object_mut().unwrap().remove("email");
         let claims = check(&sign(&enc, "k1", c), &keys).unwrap();
         assert_eq!(claims.email, None);
+        assert!(claims.needs_userinfo());
+        let mut c = good_claims();
+        c.as_object_mut().unwrap().remove("email_verified");
+        let claims = check(&sign(&enc, "k1", c), &keys).unwrap();
+        assert_eq!(claims.email_verified, None);
+        assert!(claims.needs_userinfo() && !claims.verified());
+        let claims = check(&with("email_verified", json!("true")), &keys).unwrap();
+        assert_eq!(claims.email_verified, Some(true));
+        let claims = check(&with("email_verified", json!(false)), &keys).unwrap();
+        assert_eq!(claims.email_verified, Some(false));
+        assert!(!claims.needs_userinfo());
+    }
+
+    #[test]
+    fn microsoft_multi_tenant_email_is_verified_only_with_xms_edov() {
+        let (jwk, enc) = keypair("k1");
+        let keys = [jwk];
+        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+        let rule =
+            IssuerRule::TenantTemplate("https://login.microsoftonline.com/{tenantid}/v2.0".into());
+        let expected = Expected {
+            issuer: &rule,
+            client_id: "client-1",
+            nonce: "n-123",
+        };
+        let token = |extra: Value| {
+            let mut c = good_claims();
+            c["iss"] = json!(format!("https://login.microsoftonline.com/{tid}/v2.0"));
+            c["tid"] = json!(tid);
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            sign(&enc, "k1", c)
+        };
+        // `email_verified: true` from a tenant means nothing; only xms_edov counts.
+        let c = validate(&token(json!({})), &keys, &expected).unwrap();
+        assert_eq!(c.email_verified, Some(false));
+        assert!(!c.needs_userinfo(), "nothing userinfo could add");
+        let c = validate(&token(json!({"xms_edov": false})), &keys, &expected).unwrap();
+        assert_eq!(c.email_verified, Some(false));
+        let c = validate(&token(json!({"xms_edov": true})), &keys, &expected).unwrap();
+        assert_eq!(c.email_verified, Some(true));
     }
 
     #[test]

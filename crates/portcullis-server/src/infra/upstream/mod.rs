@@ -20,10 +20,13 @@ use crate::infra::crypto::SecretBox;
 
 pub mod discovery;
 pub mod id_token;
+pub mod net;
+pub mod userinfo;
 
 use crate::config::sso::{ConfigSecret, SsoConfig};
 use discovery::Metadata;
 use id_token::IssuerRule;
+use net::{Fetcher, Reach};
 
 /// HKDF purpose of the key sealing org providers' client secrets.
 pub const CLIENT_SECRET_PURPOSE: &str = "portcullis sso client secrets";
@@ -32,8 +35,6 @@ pub const ORG_PREFIX: &str = "org_";
 /// Scopes requested when a provider names none.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "email", "profile"];
 
-/// Outgoing requests to upstreams give up after this long.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Server-wide providers' metadata is reloaded this often.
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 /// Org providers' metadata is reused this long.
@@ -145,8 +146,13 @@ pub struct Providers {
 #[derive(Default)]
 struct ProvidersInner {
     /// Built on first use: a server without SSO never pays for it (TLS roots, pools).
-    http: std::sync::OnceLock<Option<reqwest::Client>>,
+    /// Server-wide providers' requests, with the operator's reach.
+    operator: std::sync::OnceLock<Option<Fetcher>>,
+    /// Org providers' requests: public addresses only (unless `allow_private`).
+    org: std::sync::OnceLock<Option<Fetcher>>,
     dev: bool,
+    /// `sso_allow_private_networks`.
+    allow_private: bool,
     slots: Vec<Slot>,
     store: Option<Arc<dyn Store>>,
     secrets: Option<SecretBox>,
@@ -154,30 +160,26 @@ struct ProvidersInner {
     org_failures: Mutex<HashMap<Uuid, (Timestamp, Instant)>>,
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
-    // reqwest is built without a default TLS provider; a second install attempt (another
-    // server in the same process) reports "already installed", which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .connect_timeout(HTTP_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 impl ProvidersInner {
-    fn http(&self) -> Option<&reqwest::Client> {
-        self.http
-            .get_or_init(|| match http_client() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the HTTP client for upstream SSO; no provider is available");
-                    None
-                }
-            })
-            .as_ref()
+    fn fetcher(&self, org: bool) -> Option<&Fetcher> {
+        let (slot, reach) = if org {
+            (
+                &self.org,
+                Reach::Org {
+                    allow_private: self.allow_private,
+                },
+            )
+        } else {
+            (&self.operator, Reach::Operator { dev: self.dev })
+        };
+        slot.get_or_init(|| match Fetcher::new(reach) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the HTTP client for upstream SSO; no provider is available");
+                None
+            }
+        })
+        .as_ref()
     }
 }
 
@@ -364,7 +366,15 @@ pub fn org_provider_id(id: Uuid) -> String {
 
 impl Providers {
     /// The registry for a configuration. Nothing is fetched yet: see [`Self::spawn_loader`].
-    pub fn new(cfg: &SsoConfig, master: &MasterKey, store: Arc<dyn Store>, dev: bool) -> Self {
+    /// `allow_private`: `sso_allow_private_networks` (org providers may reach private
+    /// networks and plain http).
+    pub fn new(
+        cfg: &SsoConfig,
+        master: &MasterKey,
+        store: Arc<dyn Store>,
+        dev: bool,
+        allow_private: bool,
+    ) -> Self {
         let slots = server_slots(cfg);
         for s in &slots {
             if let Err(why) = &s.upstream {
@@ -380,8 +390,10 @@ impl Providers {
         };
         Self {
             inner: Arc::new(ProvidersInner {
-                http: std::sync::OnceLock::new(),
+                operator: std::sync::OnceLock::new(),
+                org: std::sync::OnceLock::new(),
                 dev,
+                allow_private,
                 slots,
                 store: Some(store),
                 secrets,
@@ -408,12 +420,17 @@ impl Providers {
             .collect()
     }
 
-    pub fn http(&self) -> Option<&reqwest::Client> {
-        self.inner.http()
+    /// The HTTP client for requests on `upstream`'s behalf: the operator's for server-wide
+    /// providers, the address-filtering one for org providers.
+    pub fn fetcher(&self, upstream: &Upstream) -> Option<&Fetcher> {
+        self.inner.fetcher(upstream.org.is_some())
     }
 
-    pub fn dev(&self) -> bool {
-        self.inner.dev
+    /// Where org providers may live: what an org admin may register.
+    pub fn org_reach(&self) -> Reach {
+        Reach::Org {
+            allow_private: self.inner.allow_private,
+        }
     }
 
     /// Loads every server-wide provider's metadata in the background, retries failures
@@ -500,8 +517,8 @@ impl Providers {
             kind: Kind::Generic,
             org: Some((row.org_id, row.id)),
         });
-        let http = self.inner.http()?;
-        let meta = match discovery::load(http, &upstream.issuer, false, self.inner.dev).await {
+        let http = self.inner.fetcher(true)?;
+        let meta = match discovery::load(http, &upstream.issuer, false).await {
             Ok(m) => Arc::new(m),
             Err(e) => {
                 tracing::warn!(provider = %upstream.id, error = %e, "org SSO provider unavailable: discovery failed");
@@ -559,7 +576,7 @@ impl Providers {
 
 /// One pass over the server-wide providers; true when every resolvable one is loaded.
 async fn load_server_slots(inner: &ProvidersInner) -> bool {
-    let Some(http) = inner.http() else {
+    let Some(http) = inner.fetcher(false) else {
         return true;
     };
     let mut all = true;
@@ -572,7 +589,7 @@ async fn load_server_slots(inner: &ProvidersInner) -> bool {
         {
             continue;
         }
-        match discovery::load(http, &up.issuer, up.kind == Kind::Microsoft, inner.dev).await {
+        match discovery::load(http, &up.issuer, up.kind == Kind::Microsoft).await {
             Ok(meta) => {
                 if current.is_none() {
                     tracing::info!(provider = %up.id, "SSO provider available");
@@ -601,14 +618,14 @@ pub async fn probe_configured(cfg: &SsoConfig, dev: bool) -> Vec<(String, Result
     if slots.is_empty() {
         return Vec::new();
     }
-    let http = http_client();
+    let http = Fetcher::new(Reach::Operator { dev });
     let mut out = Vec::with_capacity(slots.len());
     for slot in slots {
         let verdict = match (&slot.upstream, &http) {
             (Err(why), _) => Err(format!("credentials do not resolve: {why}")),
             (Ok(_), Err(e)) => Err(format!("no HTTP client: {e}")),
             (Ok(up), Ok(http)) => {
-                match discovery::load(http, &up.issuer, up.kind == Kind::Microsoft, dev).await {
+                match discovery::load(http, &up.issuer, up.kind == Kind::Microsoft).await {
                     Ok(_) => Ok(format!(
                         "{} ({}) discovery and JWKS load",
                         up.name, up.issuer

@@ -1,7 +1,7 @@
-//! Who an upstream identity is here — linked, linked now, or created now, as
+//! Who an upstream identity is here — linked, linked now, claimed, created, or refused, as
 //! [`portcullis_core::link::decide`] rules — and the session it signs in to.
 
-use portcullis_core::link::{self, Decision};
+use portcullis_core::link::{self, Assertion, Decision, Holder, Refusal, Voucher};
 use portcullis_core::{Action, AuditContext, Email, SessionToken, User, UserId, UserName};
 use portcullis_store::{SignupBootstrap, UserIdentity};
 use serde_json::json;
@@ -20,36 +20,54 @@ impl Sso<'_> {
         meta: &AuditContext,
     ) -> SignInResult<User> {
         let sso = self.store.sso();
+        let provider = &ready.upstream.id;
         let by_identity = sso
-            .user_by_identity(&ready.upstream.id, &claims.issuer, &claims.subject)
+            .user_by_identity(provider, &claims.issuer, &claims.subject)
             .await?;
         let by_email = if by_identity.is_none() {
-            self.store.user_by_email(&email).await?.map(|c| c.user)
+            self.store.user_by_email(&email).await?.map(|c| Holder {
+                has_password: c.password_hash.is_some(),
+                user: c.user,
+            })
         } else {
             None
         };
-        let email_text = email.as_str().to_owned();
+        let org = ready.upstream.org.map(|(org, _)| org);
+        let domains = match org {
+            Some(org) => self.store.domains().verified_domains(org).await?,
+            None => Vec::new(),
+        };
+        let assertion = Assertion {
+            email: &email,
+            email_verified: claims.verified(),
+            voucher: match org {
+                Some(_) => Voucher::Org {
+                    verified_domains: &domains,
+                },
+                None => Voucher::Operator,
+            },
+        };
+        let decision = link::decide(by_identity, by_email, &assertion);
         let identity = |user_id: UserId| UserIdentity {
             user_id,
-            provider: ready.upstream.id.clone(),
+            provider: provider.clone(),
             issuer: claims.issuer.clone(),
             subject: claims.subject.clone(),
-            email: email_text.clone(),
+            email: email.as_str().to_owned(),
             provider_id: ready.upstream.org.map(|(_, id)| id),
             created_at: portcullis_core::now(),
         };
-        match link::decide(by_identity, by_email, claims.email_verified) {
+        match decision {
             Decision::SignIn(user) => Ok(user),
             Decision::Link(user) => {
                 sso.link_identity(&identity(user.id), meta).await?;
                 Ok(user)
             }
-            Decision::RefuseUnverified => {
-                self.audit_failure(meta, &ready.upstream.id, None, "email_not_verified")
-                    .await;
-                Err(SignInError::EmailNotVerified {
-                    provider: ready.upstream.name.clone(),
-                })
+            Decision::Claim(user) => {
+                // The verified owner wins over whoever registered the address with a
+                // password first: that password and every session go, in one unit.
+                sso.claim_account(&user, &identity(user.id), meta).await?;
+                Ok(user)
             }
             Decision::Create => {
                 let name = claims.name.as_deref().and_then(|n| UserName::parse(n).ok());
@@ -58,7 +76,7 @@ impl Sso<'_> {
                 let user_id = UserId::new();
                 let bootstrap = SignupBootstrap {
                     user_id,
-                    email,
+                    email: email.clone(),
                     name,
                     password_hash: None,
                     org,
@@ -68,6 +86,30 @@ impl Sso<'_> {
                 Ok(sso
                     .signup_with_identity(&bootstrap, &identity(user_id), meta)
                     .await?)
+            }
+            Decision::Refuse(refusal) => {
+                let name = ready.upstream.name.clone();
+                let (reason, error) = match refusal {
+                    Refusal::EmailNotVerified => (
+                        "email_not_verified",
+                        SignInError::EmailNotVerified { provider: name },
+                    ),
+                    Refusal::DomainNotVerified => (
+                        "domain_not_verified",
+                        SignInError::DomainNotVerified {
+                            provider: name,
+                            domain: email.domain().to_owned(),
+                        },
+                    ),
+                    Refusal::PlatformAdmin => (
+                        "platform_admin",
+                        SignInError::PlatformAdmin { provider: name },
+                    ),
+                };
+                // Never names the account: an org's admins read this event, and must not
+                // learn who has an account here.
+                self.audit_failure(meta, provider, org, None, reason).await;
+                Err(error)
             }
         }
     }

@@ -5,7 +5,7 @@
 //! handlers build an [`Sso`] from the server state and turn its errors into answers.
 
 use portcullis_core::{
-    Action, AuditContext, Email, ProjectId, SessionPolicy, UserId, ValidationError,
+    Action, AuditContext, Email, OrgId, ProjectId, SessionPolicy, UserId, ValidationError,
 };
 use portcullis_core::{SessionToken, User};
 use portcullis_store::{Store, StoreError};
@@ -15,6 +15,7 @@ use super::flow::{self, PendingSignIn, ReturnTo};
 use crate::config::MasterKey;
 use crate::infra::session_cache::SessionCache;
 use crate::infra::upstream::id_token::{self, IdTokenError, IdentityClaims};
+use crate::infra::upstream::userinfo;
 use crate::infra::upstream::{ProviderSummary, Providers, Ready, UpstreamError};
 
 mod account;
@@ -33,8 +34,6 @@ pub struct Sso<'a> {
     /// The public URL, base of the callback URL the upstream sends the browser back to.
     pub public_url: &'a str,
     pub public_origin: &'a str,
-    /// Development mode: org providers' issuers may be plain http.
-    pub dev: bool,
 }
 
 /// Why an upstream sign-in was refused. Each is one error code of the API (mapped in
@@ -66,19 +65,31 @@ pub enum SignInError {
     #[error("the identity provider's ID token was refused: {0}")]
     IdTokenRefused(IdTokenError),
     #[error(
-        "{provider} returned no `email` claim in the ID token; the operator must request the `email` scope \
-         (scopes: {scopes}) and make the provider release the `email` claim to this client"
+        "{provider} returned no `email` claim, neither in the ID token nor at its userinfo endpoint; the \
+         operator must request the `email` scope (scopes: {scopes}) and make the provider release the \
+         `email` claim to this client"
     )]
     EmailIsMissing { provider: String, scopes: String },
     #[error("the identity provider's `email` claim is not a valid address")]
     EmailInvalid,
-    /// An account has this email and the upstream does not vouch for it.
+    /// The upstream does not say it verified the address, and a verified one is needed.
     #[error(
-        "an account with this email exists, and {provider} does not confirm that the email is verified; \
-         sign in with your password instead — {provider} is linked to an existing account only once the \
-         provider marks the email as verified"
+        "{provider} does not confirm that your email address is verified; an account is created or linked \
+         only for a verified address — verify it at {provider} and sign in again"
     )]
     EmailNotVerified { provider: String },
+    /// An org's provider asserted an address outside the org's verified domains.
+    #[error(
+        "{provider} is an organization's identity provider and may sign in only addresses in that \
+         organization's verified domains; {domain} is not one of them"
+    )]
+    DomainNotVerified { provider: String, domain: String },
+    /// An org's provider tried to sign in a platform admin.
+    #[error(
+        "platform administrators cannot sign in through an organization's identity provider ({provider}); \
+         use your password or a server-wide provider"
+    )]
+    PlatformAdmin { provider: String },
     /// The upstream could not be reached or answered something unusable.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -199,18 +210,20 @@ impl Sso<'_> {
         })
     }
 
-    /// Records `login.failed` for an SSO sign-in; never fails the request over it.
+    /// Records `login.failed` for an SSO sign-in, in the org of an org's provider (its
+    /// admins see what their provider tried); never fails the request over it.
     async fn audit_failure(
         &self,
         meta: &AuditContext,
         provider: &str,
+        org: Option<OrgId>,
         user: Option<UserId>,
         reason: &str,
     ) {
         self.metrics
             .sign_in(crate::infra::metrics::SignInMethod::Sso, false);
         let mut event = meta
-            .event(None, Action::LoginFailed, "user:unknown")
+            .event(org, Action::LoginFailed, "user:unknown")
             .failed()
             .with_details(json!({"method": "sso", "provider": provider, "reason": reason}));
         if let Some(id) = user {
@@ -237,8 +250,8 @@ impl Sso<'_> {
         match id_token::validate(token, &ready.meta.keys(), &expected) {
             Err(IdTokenError::UnknownKey) => {
                 // The upstream may have rotated its keys since we fetched them.
-                if let Some(http) = self.providers.http()
-                    && ready.meta.refresh_keys(http, self.providers.dev()).await
+                if let Some(http) = self.providers.fetcher(&ready.upstream)
+                    && ready.meta.refresh_keys(http).await
                 {
                     return id_token::validate(token, &ready.meta.keys(), &expected);
                 }
@@ -262,14 +275,14 @@ impl Sso<'_> {
             _ => false,
         };
         let Some(pending) = pending.filter(|_| state_ok) else {
-            self.audit_failure(meta, provider, None, "state_mismatch")
+            self.audit_failure(meta, provider, None, None, "state_mismatch")
                 .await;
             return Err(SignInError::StateMismatch {
                 cookie_missing: cookie.is_none(),
             });
         };
         if let Some(error) = &answer.error {
-            self.audit_failure(meta, provider, None, "upstream_error")
+            self.audit_failure(meta, provider, None, None, "upstream_error")
                 .await;
             let clean = |s: &str| -> String {
                 s.chars()
@@ -283,23 +296,27 @@ impl Sso<'_> {
             });
         }
         let ready = self.ready(provider).await?;
+        let org = ready.upstream.org.map(|(org, _)| org);
         // RFC 9207: an upstream that names itself in the response must be the one we sent the
         // browser to (mix-up defense). Microsoft's multi-tenant template cannot be compared.
         if let Some(iss) = answer.iss.as_deref()
             && !ready.meta.discovery.issuer.contains("{tenantid}")
             && iss != ready.meta.discovery.issuer
         {
-            self.audit_failure(meta, provider, None, "issuer_mismatch")
+            self.audit_failure(meta, provider, org, None, "issuer_mismatch")
                 .await;
             return Err(SignInError::IssuerMismatch);
         }
         let Some(code) = answer.code.as_deref().filter(|c| !c.is_empty()) else {
-            self.audit_failure(meta, provider, None, "code_missing")
+            self.audit_failure(meta, provider, org, None, "code_missing")
                 .await;
             return Err(SignInError::CodeMissing);
         };
-        let http = self.providers.http().ok_or(SignInError::NotAvailable)?;
-        let id_token = match flow::exchange_code(
+        let http = self
+            .providers
+            .fetcher(&ready.upstream)
+            .ok_or(SignInError::NotAvailable)?;
+        let tokens = match flow::exchange_code(
             http,
             &ready.meta,
             &ready.upstream,
@@ -311,24 +328,43 @@ impl Sso<'_> {
         {
             Ok(t) => t,
             Err(e) => {
-                self.audit_failure(meta, provider, None, "code_exchange_failed")
+                self.audit_failure(meta, provider, org, None, "code_exchange_failed")
                     .await;
                 return Err(e.into());
             }
         };
-        let claims = match self
-            .validate_id_token(&ready, &id_token, &pending.nonce)
+        let mut claims = match self
+            .validate_id_token(&ready, &tokens.id_token, &pending.nonce)
             .await
         {
             Ok(c) => c,
             Err(e) => {
-                self.audit_failure(meta, provider, None, "id_token_invalid")
+                self.audit_failure(meta, provider, org, None, "id_token_invalid")
                     .await;
                 return Err(SignInError::IdTokenRefused(e));
             }
         };
+        // Core §5.4: with an access token issued, the email claims may be at userinfo only.
+        if claims.needs_userinfo()
+            && let (Some(endpoint), Some(access_token)) = (
+                ready.meta.discovery.userinfo_endpoint.as_deref(),
+                tokens.access_token.as_deref(),
+            )
+        {
+            let answer = userinfo::fetch(http, endpoint, access_token)
+                .await
+                .and_then(|info| userinfo::complete(claims, &info));
+            claims = match answer {
+                Ok(c) => c,
+                Err(e) => {
+                    self.audit_failure(meta, provider, org, None, "userinfo_failed")
+                        .await;
+                    return Err(e.into());
+                }
+            };
+        }
         let Some(raw_email) = claims.email.as_deref() else {
-            self.audit_failure(meta, provider, None, "email_is_missing")
+            self.audit_failure(meta, provider, org, None, "email_is_missing")
                 .await;
             return Err(SignInError::EmailIsMissing {
                 provider: ready.upstream.name.clone(),

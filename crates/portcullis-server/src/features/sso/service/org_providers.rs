@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::Sso;
 use crate::infra::upstream;
+use crate::infra::upstream::net::{Reach, is_public};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrgProviderError {
@@ -72,17 +73,43 @@ fn scopes(v: Vec<String>) -> Result<Vec<String>, ValidationError> {
 }
 
 impl Sso<'_> {
-    fn issuer(&self, v: &str) -> Result<String, ValidationError> {
+    /// An org provider's issuer: `https://` on a public host (see [`upstream::net`]). A
+    /// name that resolves to a non-public address is refused here already; it would be
+    /// at every connection anyway (that check is the one DNS rebinding cannot pass).
+    async fn issuer(&self, v: &str) -> Result<String, ValidationError> {
         let v = text("issuer", v, 512)?;
-        let parsed = url::Url::parse(&v).ok();
-        let shape_ok = parsed
-            .as_ref()
-            .is_some_and(|u| u.query().is_none() && u.fragment().is_none());
-        if !shape_ok || !upstream::discovery::url_allowed(&v, self.dev) {
-            return Err(ValidationError::new(
+        let invalid = |why: &str| {
+            ValidationError::new(
                 "issuer",
-                "issuer must be an https:// URL without query or fragment (http:// only for loopback hosts or in development mode)",
-            ));
+                format!(
+                    "issuer must be an https:// URL of a public host, without query or fragment ({why}); \
+                     loopback, private and link-local addresses need the server setting sso_allow_private_networks"
+                ),
+            )
+        };
+        let Some(url) = url::Url::parse(&v)
+            .ok()
+            .filter(|u| u.query().is_none() && u.fragment().is_none())
+        else {
+            return Err(invalid("not such a URL"));
+        };
+        let reach = self.providers.org_reach();
+        reach.check(&v).map_err(|why| invalid(&why))?;
+        if reach
+            == (Reach::Org {
+                allow_private: false,
+            })
+            && let Some(url::Host::Domain(host)) = url.host()
+            && let Ok(Ok(addrs)) = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                tokio::net::lookup_host((host, url.port_or_known_default().unwrap_or(443))),
+            )
+            .await
+        {
+            let addrs: Vec<_> = addrs.collect();
+            if addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(invalid(&format!("{host} resolves to a non-public address")));
+            }
         }
         Ok(v)
     }
@@ -125,7 +152,7 @@ impl Sso<'_> {
             id,
             org_id: access.org_id(),
             name: text("name", &new.name, 100)?,
-            issuer: self.issuer(&new.issuer)?,
+            issuer: self.issuer(&new.issuer).await?,
             client_id: text("client_id", &new.client_id, 512)?,
             client_secret_sealed: self.seal(id, &new.client_secret)?,
             scopes: scopes(new.scopes.unwrap_or_default())?,
@@ -149,11 +176,10 @@ impl Sso<'_> {
                 .as_deref()
                 .map(|v| text("name", v, 100))
                 .transpose()?,
-            issuer: changes
-                .issuer
-                .as_deref()
-                .map(|v| self.issuer(v))
-                .transpose()?,
+            issuer: match changes.issuer.as_deref() {
+                Some(v) => Some(self.issuer(v).await?),
+                None => None,
+            },
             client_id: changes
                 .client_id
                 .as_deref()
