@@ -33,8 +33,8 @@ mod unit;
 pub use clients::{ClientPatch, ClientStore};
 pub use error::{StoreError, StoreResult};
 pub use grants::{
-    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
-    RefreshTokenState,
+    AuthCode, CodeRedemption, CodeRedemptionRequest, FamilyStart, GrantStore, RefreshFamily,
+    RefreshOutcome, RefreshRotation, RefreshTokenState,
 };
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};

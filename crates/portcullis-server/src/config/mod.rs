@@ -182,6 +182,7 @@ impl Config {
             ));
         }
         self.sessions.validate()?;
+        self.oidc.validate()?;
         self.mobile.validate()?;
         Ok(())
     }

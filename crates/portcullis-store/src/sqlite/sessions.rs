@@ -137,17 +137,19 @@ pub(super) async fn revoke_org_session(
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
+    let now = portcullis_core::now();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
          AND user_id IN (SELECT user_id FROM memberships WHERE org_id = ? AND deleted_at IS NULL) RETURNING user_id",
     )
-    .bind(micros(portcullis_core::now()))
+    .bind(micros(now))
     .bind(id.0)
     .bind(org_id.0)
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };
+    super::grants::end_session_families(&mut unit, id, now).await?;
     unit.audit(crate::events::session_revoked(
         ctx,
         Some(org_id),
