@@ -338,7 +338,7 @@ pub async fn code_redemption(store: Arc<dyn Store>) {
     )
     .await;
     let CodeRedemption::Redeemed { code: got, family } = got else {
-        panic!("{got:?}")
+        unreachable!("redeemed: {got:?}")
     };
     assert_eq!(*got, issued);
     let family = family.unwrap();
@@ -628,7 +628,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
         family: Some(f), ..
     } = got
     else {
-        panic!("{got:?}")
+        unreachable!("redeemed with a family: {got:?}")
     };
     assert!(matches!(
         rotate(&f, "rt_end", "rt_end2", end - Duration::seconds(1)).await,
