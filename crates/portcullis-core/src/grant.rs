@@ -97,6 +97,10 @@ pub enum CodeRefused {
     UnexpectedVerifier,
     #[error("PKCE is required for public clients")]
     PkceRequired,
+    /// The grant ends with the session the code was issued in, and that session has ended
+    /// (signed out between authorization and redemption).
+    #[error("the session this code was issued in has ended")]
+    SessionEnded,
 }
 
 impl CodeRefused {
@@ -273,6 +277,7 @@ mod tests {
             CodeRefused::VerifierMismatch,
             CodeRefused::UnexpectedVerifier,
             CodeRefused::PkceRequired,
+            CodeRefused::SessionEnded,
         ] {
             assert!(spends.spends_code(), "{spends:?}");
         }

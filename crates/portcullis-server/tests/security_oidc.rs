@@ -237,6 +237,8 @@ async fn logout_ends_refresh_tokens_without_offline_access(app: TestApp) {
     assert_eq!(introspect(&app, &c, at).await["active"], true);
     assert_eq!(introspect(&app, &c, &rt).await["active"], true);
 
+    let pending = code_in(&app, &owner.token, &c, "openid email").await;
+
     let r = logout_get(
         &app,
         Some(&owner.token),
@@ -246,6 +248,19 @@ async fn logout_ends_refresh_tokens_without_offline_access(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(text(&r).contains("signed out"), "{}", r.body);
     assert!(!live(&app, &owner.token).await);
+
+    // A code from the ended session buys nothing either.
+    let r = token(
+        &app,
+        Some(basic(&c)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &pending),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(r.body["error"], "invalid_grant", "{}", r.body);
 
     let r = refresh(&app, &c, &rt).await;
     assert_eq!(

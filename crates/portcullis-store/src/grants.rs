@@ -140,7 +140,8 @@ pub struct RefreshTokenState {
     pub successor: Option<TokenHash>,
     /// The family's absolute end, if it has one.
     pub family_expires_at: Option<Timestamp>,
-    /// The family ends with its session ([`portcullis_core::refresh::ends_with_session`]).
+    /// The family is bound to a session and ends with it
+    /// ([`portcullis_core::refresh::ends_with_session`]).
     pub ends_with_session: bool,
 }
 

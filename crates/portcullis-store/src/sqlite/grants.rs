@@ -65,8 +65,8 @@ pub(super) async fn insert_family(
 }
 
 /// A refresh family ending at `family_expires_at` (if anything) and its first token, inside
-/// the caller's unit. Whether it ends with its session follows from its scope
-/// ([`ends_with_session`]).
+/// the caller's unit. A family bound to a session ends with it unless its scope says
+/// otherwise ([`ends_with_session`]).
 async fn insert_family_until(
     unit: &mut Unit<'_>,
     f: &RefreshFamily,
@@ -87,7 +87,7 @@ async fn insert_family_until(
     .bind(&f.scope)
     .bind(micros(f.auth_time))
     .bind(micros(f.created_at))
-    .bind(ends_with_session(&ScopeSet::granted(&f.scope)))
+    .bind(f.session_id.is_some() && ends_with_session(&ScopeSet::granted(&f.scope)))
     .bind(family_expires_at.map(micros))
     .execute(&mut **unit)
     .await?;
@@ -217,7 +217,22 @@ impl GrantStore for SqliteStore {
             }
             Some(row) => CodeLookup::FirstUse(code_from(row)?),
         };
-        let code = match redeem_code(found, AuthCode::binding, &r.presented, r.now) {
+        let decided = match redeem_code(found, AuthCode::binding, &r.presented, r.now) {
+            // A grant that would end with its session is not started once that session is
+            // over (signed out between authorization and redemption).
+            Ok(code) => {
+                if let Some(sid) = code.session_id
+                    && ends_with_session(&ScopeSet::granted(&code.scope))
+                    && !session_live_in(&mut *unit, sid, r.now).await?
+                {
+                    Err(CodeRefused::SessionEnded)
+                } else {
+                    Ok(code)
+                }
+            }
+            refused => refused,
+        };
+        let code = match decided {
             Ok(code) => code,
             Err(CodeRefused::Replayed) => {
                 let minted: Option<Uuid> = match &row {

@@ -513,6 +513,29 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
         RefreshOutcome::Rotated(_)
     ));
 
+    // A code issued in the session, redeemed after it ended, starts nothing (below).
+    let client = oauth_client(&alice, &ClientId::parse("pcc_codeclient").unwrap());
+    let mut late = code(&alice, &client.id, "code-late", Duration::minutes(1));
+    late.scope = "openid".into();
+    late.session_id = Some(s.id);
+    store.grants().insert_code(&late).await.unwrap();
+    let mut live_code = late.clone();
+    live_code.code_hash = TokenHash::of("code-live");
+    store.grants().insert_code(&live_code).await.unwrap();
+    let got = redeem(
+        store.as_ref(),
+        &client,
+        "code-live",
+        VERIFIER,
+        Some((FamilyId::new(), "rt_live", None)),
+        &ctx(),
+    )
+    .await;
+    assert!(
+        matches!(&got, CodeRedemption::Redeemed { family: Some(f), .. } if f.session_id == Some(s.id)),
+        "{got:?}"
+    );
+
     // Signing out revokes the session-bound families of every org, not the offline one.
     let heard = listen(store.as_ref());
     let c = ctx().with_actor(alice.user.id);
@@ -554,6 +577,30 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
         rotate(&offline, "rt_off", "rt_off2", now).await,
         RefreshOutcome::Rotated(_)
     ));
+    let fid = FamilyId::new();
+    let got = redeem(
+        store.as_ref(),
+        &client,
+        "code-late",
+        VERIFIER,
+        Some((fid, "rt_late", None)),
+        &ctx(),
+    )
+    .await;
+    assert_eq!(got, CodeRedemption::Refused(CodeRefused::SessionEnded));
+    assert!(
+        grants
+            .refresh_token_state(alice.org.id, &TokenHash::of("rt_late"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = redeem(store.as_ref(), &client, "code-late", VERIFIER, None, &ctx()).await;
+    assert_eq!(
+        again,
+        CodeRedemption::Refused(CodeRefused::Replayed),
+        "spent"
+    );
 
     // An org admin ending a member's session ends the member's grants in other orgs too.
     let dave = add(store.as_ref(), &alice, "dave@example.com", Role::Member).await;
