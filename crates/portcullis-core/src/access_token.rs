@@ -5,6 +5,10 @@ use crate::oauth::ClientId;
 use crate::scope::ScopeSet;
 use crate::{FamilyId, OrgId, ProjectId, SessionId, Timestamp, UserId};
 
+/// The JWS `typ` header of every Portcullis access token (RFC 9068 §2.1). Verification
+/// requires it, so no other JWT this server signs (an ID token) passes as an access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
 /// An access token's claims, in the order they are serialized. A token whose claims do not
 /// read as this struct (an ID token: no `client_id`, `jti` or `scope`) is not an access
 /// token.
@@ -34,6 +38,12 @@ impl AccessTokenClaims {
     /// The user the token speaks for; None when the client is its own subject.
     pub fn user_id(&self) -> Option<UserId> {
         UserId::parse(&self.sub)
+    }
+
+    /// The token dies with the session it was minted in: it names one and its scope lacks
+    /// `offline_access` ([`crate::refresh::ends_with_session`]).
+    pub fn ends_with_session(&self) -> bool {
+        self.sid.is_some() && crate::refresh::ends_with_session(&self.scope)
     }
 
     pub fn expired(&self, now: Timestamp) -> bool {
@@ -99,5 +109,16 @@ mod tests {
         assert_eq!(c.expires_at(), Some(at(1_700_000_600)));
         c.sub = c.client_id.as_str().to_owned();
         assert_eq!(c.user_id(), None);
+    }
+
+    #[test]
+    fn only_session_bound_tokens_without_offline_access_end_with_the_session() {
+        let mut c = claims();
+        assert!(c.ends_with_session());
+        c.scope = ScopeSet::parse("openid offline_access").unwrap();
+        assert!(!c.ends_with_session());
+        c.scope = ScopeSet::parse("openid").unwrap();
+        c.sid = None;
+        assert!(!c.ends_with_session());
     }
 }

@@ -52,10 +52,11 @@ impl std::fmt::Display for RevocationReason {
 /// What redeeming a presented authorization code found in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeLookup<C> {
-    /// Its first redemption: the code is spent from now on, whatever the checks decide.
+    /// Not spent yet.
     FirstUse(C),
-    /// Spent before (the store has revoked what was issued from it).
-    Replayed,
+    /// Spent before: presented again by its own client, what was issued from it must be
+    /// revoked.
+    Spent(C),
     Unknown,
 }
 
@@ -96,26 +97,48 @@ pub enum CodeRefused {
     UnexpectedVerifier,
     #[error("PKCE is required for public clients")]
     PkceRequired,
+    /// The grant ends with the session the code was issued in, and that session has ended
+    /// (signed out between authorization and redemption).
+    #[error("the session this code was issued in has ended")]
+    SessionEnded,
 }
 
-/// Decides a code redemption: the code must be on its first use, issued to this client,
-/// unexpired, for the same redirect URI, and proven by PKCE where it was challenged (and
-/// always for public clients). `binding` reads what the code was bound to; the code comes
-/// back when it passes.
+impl CodeRefused {
+    /// Whether the refusal spends the code. Its own client presenting it wrongly (expired,
+    /// another redirect URI, a bad verifier) spends it: a code is tried once. Another
+    /// client's presentation changes nothing, or anyone who saw a code in transit could
+    /// burn it before the rightful client redeems it; an unknown code has nothing to spend
+    /// and a replayed one is spent already.
+    pub fn spends_code(self) -> bool {
+        !matches!(
+            self,
+            CodeRefused::Unknown | CodeRefused::OtherClient | CodeRefused::Replayed
+        )
+    }
+}
+
+/// Decides a code redemption: the code must be issued to this client (checked first: any
+/// other client learns nothing and spends nothing), on its first use, unexpired, for the
+/// same redirect URI, and proven by PKCE where it was challenged (and always for public
+/// clients). `binding` reads what the code was bound to; the code comes back when it
+/// passes. The store runs this inside the transaction that spends the code.
 pub fn redeem_code<C>(
     found: CodeLookup<C>,
     binding: for<'c> fn(&'c C) -> CodeBinding<'c>,
     presented: &CodePresentation<'_>,
     now: Timestamp,
 ) -> Result<C, CodeRefused> {
-    let code = match found {
-        CodeLookup::FirstUse(code) => code,
-        CodeLookup::Replayed => return Err(CodeRefused::Replayed),
+    let (code, spent) = match found {
+        CodeLookup::FirstUse(code) => (code, false),
+        CodeLookup::Spent(code) => (code, true),
         CodeLookup::Unknown => return Err(CodeRefused::Unknown),
     };
     let bound = binding(&code);
     if *bound.client_id != presented.client.id {
         return Err(CodeRefused::OtherClient);
+    }
+    if spent {
+        return Err(CodeRefused::Replayed);
     }
     if bound.expires_at <= now {
         return Err(CodeRefused::Expired);
@@ -228,8 +251,36 @@ mod tests {
         let now = crate::now();
         let c = client(ClientType::Confidential);
         let r = |found| redeem(found, &c, REDIRECT, None, now);
-        assert_eq!(r(CodeLookup::Replayed), Err(CodeRefused::Replayed));
+        assert_eq!(
+            r(CodeLookup::Spent(code(None, now))),
+            Err(CodeRefused::Replayed)
+        );
         assert_eq!(r(CodeLookup::Unknown), Err(CodeRefused::Unknown));
+        assert!(!CodeRefused::Replayed.spends_code() && !CodeRefused::Unknown.spends_code());
+    }
+
+    #[test]
+    fn another_client_neither_spends_nor_replays_a_code() {
+        let now = crate::now();
+        let c = client(ClientType::Confidential);
+        let mut theirs = code(None, now);
+        theirs.client_id = ClientId::parse("pcc_other").unwrap();
+        assert_eq!(
+            redeem(CodeLookup::Spent(theirs), &c, REDIRECT, None, now),
+            Err(CodeRefused::OtherClient),
+            "a spent code of another client is not a replay by this one"
+        );
+        assert!(!CodeRefused::OtherClient.spends_code());
+        for spends in [
+            CodeRefused::Expired,
+            CodeRefused::RedirectMismatch,
+            CodeRefused::VerifierMismatch,
+            CodeRefused::UnexpectedVerifier,
+            CodeRefused::PkceRequired,
+            CodeRefused::SessionEnded,
+        ] {
+            assert!(spends.spends_code(), "{spends:?}");
+        }
     }
 
     #[test]

@@ -198,6 +198,28 @@ impl OAuthClient {
     pub fn post_logout_redirect_allowed(&self, requested: &str) -> bool {
         uri_allowed(&self.post_logout_redirect_uris, requested)
     }
+
+    /// Whether an authorization for `redirect_uri` needs the user's explicit approval at
+    /// least once, first-party or not: a public client redirecting to a scheme any app may
+    /// claim cannot prove that the app receiving the code is this client (RFC 8252 §8.6),
+    /// so a malicious app registering the same scheme could otherwise start a sign-in and
+    /// get a code silently.
+    pub fn needs_user_approval(&self, redirect_uri: &str) -> bool {
+        self.client_type == ClientType::Public && redirect_claimable_by_any_app(redirect_uri)
+    }
+}
+
+/// A redirect URI that any app on the user's device may claim: a private-use scheme
+/// (`com.example.app:/cb`, RFC 8252 §7.1) — anything but `https` and loopback `http`.
+pub fn redirect_claimable_by_any_app(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return true;
+    };
+    match url.scheme() {
+        "https" => false,
+        "http" => loopback_without_port(uri).is_none(),
+        _ => true,
+    }
 }
 
 /// Allowed access-token lifetimes, in seconds.
@@ -691,6 +713,25 @@ mod tests {
                 parse_access_token_ttl(bad).unwrap_err().field,
                 "access_token_ttl_secs"
             );
+        }
+    }
+
+    #[test]
+    fn only_private_use_schemes_can_be_claimed_by_any_app() {
+        for claimable in [
+            "com.example.app:/cb",
+            "myapp://callback",
+            "http://rp.example.com/cb",
+        ] {
+            assert!(redirect_claimable_by_any_app(claimable), "{claimable}");
+        }
+        for owned in [
+            "https://rp.example.com/cb",
+            "http://127.0.0.1:4711/cb",
+            "http://[::1]/cb",
+            "http://localhost/cb",
+        ] {
+            assert!(!redirect_claimable_by_any_app(owned), "{owned}");
         }
     }
 }

@@ -2,7 +2,18 @@
 //! apply: what a presented refresh token means, decided from what the store knows about it.
 //! The store does only the SQL each decision calls for.
 
+use crate::scope::ScopeSet;
 use crate::{Timestamp, TokenHash};
+
+/// The scope that makes a grant outlive the browser session it was made in (OpenID Connect
+/// Core §11): without it, a refresh family and every access token minted from it end with
+/// that session (sign-out, revocation, expiry).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Whether a grant of `scope` ends with the session it was made in.
+pub fn ends_with_session(scope: &ScopeSet) -> bool {
+    !scope.contains(OFFLINE_ACCESS)
+}
 
 /// What the store knows about a presented refresh token, as far as rotation cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +26,11 @@ pub struct PresentedRefresh {
     pub used_at: Option<Timestamp>,
     /// The successor it was rotated into.
     pub successor: Option<TokenHash>,
+    /// The family's absolute end, whatever its tokens' own expiry says.
+    pub family_expires_at: Option<Timestamp>,
+    /// The family ends with its session ([`ends_with_session`]) and that session is no
+    /// longer live.
+    pub session_ended: bool,
 }
 
 /// What presenting a refresh token amounts to.
@@ -24,6 +40,8 @@ pub enum RefreshDecision {
     ForeignClient,
     /// The family was revoked before (sign-out, reuse, code replay).
     Revoked,
+    /// The session the family is bound to has ended: the family must be revoked now.
+    SessionEnded,
     /// A retry of a rotation moments ago with the same successor (two tabs refreshing at
     /// once): answered with that successor, not treated as theft.
     Retry,
@@ -55,6 +73,12 @@ pub fn classify_refresh(
     if token.family_revoked {
         return RefreshDecision::Revoked;
     }
+    if token.session_ended {
+        return RefreshDecision::SessionEnded;
+    }
+    if token.family_expires_at.is_some_and(|end| end <= now) {
+        return RefreshDecision::Expired;
+    }
     if let Some(used_at) = token.used_at {
         let same_successor = token.successor.is_some_and(|s| s.ct_eq(successor));
         return if same_successor && now - used_at <= grace {
@@ -82,6 +106,8 @@ mod tests {
             expires_at: now + Duration::days(1),
             used_at: None,
             successor: None,
+            family_expires_at: None,
+            session_ended: false,
         }
     }
 
@@ -181,5 +207,58 @@ mod tests {
         );
         assert!(!RefreshDecision::Expired.succeeds());
         assert!(RefreshDecision::Retry.succeeds());
+    }
+
+    #[test]
+    fn an_ended_session_ends_the_family_before_anything_else_is_decided() {
+        let now = crate::now();
+        let t = PresentedRefresh {
+            session_ended: true,
+            used_at: Some(now - Duration::days(2)),
+            ..token(now)
+        };
+        assert_eq!(
+            classify_refresh(&t, &TokenHash::of("x"), now, GRACE),
+            RefreshDecision::SessionEnded
+        );
+        assert!(!RefreshDecision::SessionEnded.succeeds());
+        let revoked = PresentedRefresh {
+            family_revoked: true,
+            ..t
+        };
+        assert_eq!(
+            classify_refresh(&revoked, &TokenHash::of("x"), now, GRACE),
+            RefreshDecision::Revoked
+        );
+    }
+
+    #[test]
+    fn a_family_past_its_absolute_lifetime_is_expired_even_with_a_fresh_token() {
+        let now = crate::now();
+        let t = |end| PresentedRefresh {
+            family_expires_at: Some(end),
+            ..token(now)
+        };
+        assert_eq!(
+            classify_refresh(&t(now), &TokenHash::of("x"), now, GRACE),
+            RefreshDecision::Expired
+        );
+        assert_eq!(
+            classify_refresh(
+                &t(now + Duration::seconds(1)),
+                &TokenHash::of("x"),
+                now,
+                GRACE
+            ),
+            RefreshDecision::Rotate
+        );
+    }
+
+    #[test]
+    fn only_offline_access_outlives_the_session() {
+        assert!(ends_with_session(&ScopeSet::granted("openid email")));
+        assert!(!ends_with_session(&ScopeSet::granted(
+            "openid offline_access"
+        )));
     }
 }

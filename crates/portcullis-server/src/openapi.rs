@@ -41,7 +41,7 @@ use crate::state::AppState;
         oidc::discovery::openid_configuration, oidc::http::authorize::authorize,
         oidc::http::authorize::login_form, oidc::http::authorize::consent_form,
         oidc::http::token::token, oidc::http::resources::userinfo,
-        oidc::http::resources::introspect, oidc::http::resources::revoke, oidc::http::logout::logout,
+        oidc::http::resources::introspect, oidc::http::resources::revoke, oidc::http::logout::logout, oidc::http::logout::confirm_logout,
         sso::http::list_available, sso::http::start, sso::http::callback,
         sso::http::list_org_providers, sso::http::create_org_provider, sso::http::get_org_provider,
         sso::http::patch_org_provider, sso::http::delete_org_provider,

@@ -15,7 +15,7 @@ use portcullis_core::oauth::SigningAlg;
 use portcullis_core::{AuditContext, UserId};
 use portcullis_server::Config;
 use portcullis_server::infra::keys::{
-    JWKS_MAX_AGE, KeyError, KeyRing, MAX_TOKEN_LIFETIME, PREPUBLISH,
+    Expiry, JWKS_MAX_AGE, JwtType, KeyError, KeyRing, MAX_TOKEN_LIFETIME, PREPUBLISH,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -115,7 +115,11 @@ async fn jwks_is_public_and_well_formed(app: TestApp) {
     );
 
     for alg in [SigningAlg::ES256, SigningAlg::RS256] {
-        app.state.keys.sign(alg, &claims(60)).await.unwrap();
+        app.state
+            .keys
+            .sign(alg, JwtType::Jwt, &claims(60))
+            .await
+            .unwrap();
     }
     let keys = jwks(&app).await;
     assert_eq!(keys.len(), 3);
@@ -168,13 +172,17 @@ async fn sign_and_verify_with_every_alg(app: TestApp) {
     let published = kids(&jwks(&app).await);
     for alg in SigningAlg::ALL {
         let c = claims(600);
-        let jwt = keys.sign(alg, &c).await.unwrap();
+        let jwt = keys.sign(alg, JwtType::Jwt, &c).await.unwrap();
         let header = part(&jwt, 0);
         assert_eq!(header["alg"], alg.as_str());
         assert_eq!(header["typ"], "JWT");
         let kid = header["kid"].as_str().unwrap();
         assert_eq!(part(&jwt, 1), c);
-        assert_eq!(keys.verify::<Value>(&jwt).await.unwrap(), c, "{alg:?}");
+        assert_eq!(
+            keys.verify::<Value>(&jwt, JwtType::Jwt).await.unwrap(),
+            c,
+            "{alg:?}"
+        );
         // The kid is published (EdDSA from the start; the others once made).
         let now_published = kids(&jwks(&app).await);
         assert!(now_published.contains(kid), "{alg:?}");
@@ -182,20 +190,27 @@ async fn sign_and_verify_with_every_alg(app: TestApp) {
             assert!(published.contains(kid));
         }
         // The same key signs again until rotated.
-        let again = keys.sign(alg, &claims(60)).await.unwrap();
+        let again = keys.sign(alg, JwtType::Jwt, &claims(60)).await.unwrap();
         assert_eq!(part(&again, 0)["kid"], kid);
     }
     // Within the 30 s leeway an expired token still verifies; `nbf` likewise.
-    let jwt = keys.sign(SigningAlg::EdDSA, &claims(-10)).await.unwrap();
-    keys.verify::<Value>(&jwt).await.unwrap();
+    let jwt = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(-10))
+        .await
+        .unwrap();
+    keys.verify::<Value>(&jwt, JwtType::Jwt).await.unwrap();
     let mut early = claims(600);
     early["nbf"] = json!(now() + 10);
-    let jwt = keys.sign(SigningAlg::ES256, &early).await.unwrap();
-    keys.verify::<Value>(&jwt).await.unwrap();
+    let jwt = keys
+        .sign(SigningAlg::ES256, JwtType::Jwt, &early)
+        .await
+        .unwrap();
+    keys.verify::<Value>(&jwt, JwtType::Jwt).await.unwrap();
 }
 
-/// What the signer serializes is what the verifier returns, typed; claims that do not read
-/// as the asked type (an ID token where an access token is expected) are malformed.
+/// What the signer serializes is what the verifier returns, typed, for the JWT type asked
+/// for: a token of another `typ` is refused before its claims are read, and claims that do
+/// not read as the asked type are malformed.
 async fn verify_reads_claims_as_the_asked_type(app: TestApp) {
     use portcullis_core::access_token::AccessTokenClaims;
     let keys = &app.state.keys;
@@ -215,23 +230,86 @@ async fn verify_reads_claims_as_the_asked_type(app: TestApp) {
         fid: Some(portcullis_core::FamilyId::new()),
     };
     for alg in SigningAlg::ALL {
-        let jwt = keys.sign(alg, &access).await.unwrap();
-        let back: AccessTokenClaims = keys.verify(&jwt).await.unwrap();
+        let jwt = keys.sign(alg, JwtType::AccessToken, &access).await.unwrap();
+        assert_eq!(part(&jwt, 0)["typ"], "at+jwt", "{alg:?}");
+        let back: AccessTokenClaims = keys.verify(&jwt, JwtType::AccessToken).await.unwrap();
         assert_eq!(back, access, "{alg:?}");
+        // An access token is not a JWT of any other type, whatever its claims.
+        let err = keys.verify::<Value>(&jwt, JwtType::Jwt).await.unwrap_err();
+        assert!(
+            matches!(err, KeyError::WrongType { .. }),
+            "{alg:?}: {err:?}"
+        );
+        assert!(err.is_rejection());
     }
-    let id_token = keys.sign(SigningAlg::EdDSA, &claims(600)).await.unwrap();
+    // An ID token (`typ: JWT`) is refused as an access token by its header, and its claims
+    // would not read as one either.
+    let id_token = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(600))
+        .await
+        .unwrap();
     let err = keys
-        .verify::<AccessTokenClaims>(&id_token)
+        .verify::<AccessTokenClaims>(&id_token, JwtType::AccessToken)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::WrongType { .. }), "{err:?}");
+    assert!(err.is_rejection());
+    let mislabelled = keys
+        .sign(SigningAlg::EdDSA, JwtType::AccessToken, &claims(600))
+        .await
+        .unwrap();
+    let err = keys
+        .verify::<AccessTokenClaims>(&mislabelled, JwtType::AccessToken)
         .await
         .unwrap_err();
     assert!(matches!(err, KeyError::Malformed(_)), "{err:?}");
-    assert!(err.is_rejection());
+    // Relabelling the header breaks the signature; a header without `typ` names no type.
+    let segments: Vec<&str> = id_token.split('.').collect();
+    let mut h = part(&id_token, 0);
+    h["typ"] = json!("at+jwt");
+    let relabelled = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
+    assert!(matches!(
+        keys.verify::<Value>(&relabelled, JwtType::AccessToken)
+            .await,
+        Err(KeyError::BadSignature)
+    ));
+    h.as_object_mut().unwrap().remove("typ");
+    let untyped = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
+    assert!(matches!(
+        keys.verify::<Value>(&untyped, JwtType::Jwt).await,
+        Err(KeyError::WrongType { found: None, .. })
+    ));
+    // Identifying an expired ID token (logout's id_token_hint): exp is ignored on request
+    // only, and the signature still counts.
+    let expired = keys
+        .sign(SigningAlg::ES256, JwtType::Jwt, &claims(-3600))
+        .await
+        .unwrap();
+    assert!(matches!(
+        keys.verify::<Value>(&expired, JwtType::Jwt).await,
+        Err(KeyError::Expired)
+    ));
+    assert_eq!(
+        keys.verify_with::<Value>(&expired, JwtType::Jwt, Expiry::Ignore)
+            .await
+            .unwrap()["sub"],
+        "user-1"
+    );
+    let segments: Vec<&str> = expired.split('.').collect();
+    let mut c = part(&expired, 1);
+    c["sub"] = json!("someone-else");
+    let forged = format!("{}.{}.{}", segments[0], encode_part(&c), segments[2]);
+    assert!(matches!(
+        keys.verify_with::<Value>(&forged, JwtType::Jwt, Expiry::Ignore)
+            .await,
+        Err(KeyError::BadSignature)
+    ));
 }
 
 async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
     let keys = &app.state.keys;
     for alg in SigningAlg::ALL {
-        let jwt = keys.sign(alg, &claims(600)).await.unwrap();
+        let jwt = keys.sign(alg, JwtType::Jwt, &claims(600)).await.unwrap();
         let segments: Vec<&str> = jwt.split('.').collect();
 
         // A changed signature byte.
@@ -243,7 +321,10 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
             segments[1],
             URL_SAFE_NO_PAD.encode(&sig)
         );
-        let err = keys.verify::<Value>(&tampered).await.unwrap_err();
+        let err = keys
+            .verify::<Value>(&tampered, JwtType::Jwt)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyError::BadSignature), "{alg:?}: {err:?}");
         assert!(err.is_rejection());
 
@@ -253,7 +334,7 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         let forged = format!("{}.{}.{}", segments[0], encode_part(&c), segments[2]);
         assert!(
             matches!(
-                keys.verify::<Value>(&forged).await,
+                keys.verify::<Value>(&forged, JwtType::Jwt).await,
                 Err(KeyError::BadSignature)
             ),
             "{alg:?}"
@@ -265,48 +346,63 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         let confused = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
         assert!(
             matches!(
-                keys.verify::<Value>(&confused).await,
+                keys.verify::<Value>(&confused, JwtType::Jwt).await,
                 Err(KeyError::BadSignature)
             ),
             "{alg:?}"
         );
     }
 
-    let expired = keys.sign(SigningAlg::EdDSA, &claims(-120)).await.unwrap();
+    let expired = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(-120))
+        .await
+        .unwrap();
     assert!(matches!(
-        keys.verify::<Value>(&expired).await,
+        keys.verify::<Value>(&expired, JwtType::Jwt).await,
         Err(KeyError::Expired)
     ));
     let mut future = claims(600);
     future["nbf"] = json!(now() + 300);
-    let jwt = keys.sign(SigningAlg::EdDSA, &future).await.unwrap();
+    let jwt = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &future)
+        .await
+        .unwrap();
     assert!(matches!(
-        keys.verify::<Value>(&jwt).await,
+        keys.verify::<Value>(&jwt, JwtType::Jwt).await,
         Err(KeyError::NotYetValid)
     ));
     let mut no_exp = claims(600);
     no_exp.as_object_mut().unwrap().remove("exp");
-    let jwt = keys.sign(SigningAlg::EdDSA, &no_exp).await.unwrap();
+    let jwt = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &no_exp)
+        .await
+        .unwrap();
     assert!(matches!(
-        keys.verify::<Value>(&jwt).await,
+        keys.verify::<Value>(&jwt, JwtType::Jwt).await,
         Err(KeyError::Malformed(_))
     ));
 
     // Unknown kids: a plausible one (looked up again in the store) and an implausible one.
-    let jwt = keys.sign(SigningAlg::EdDSA, &claims(600)).await.unwrap();
+    let jwt = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(600))
+        .await
+        .unwrap();
     let segments: Vec<&str> = jwt.split('.').collect();
     for kid in ["A".repeat(43), "nope".to_owned()] {
         let mut h = part(&jwt, 0);
         h["kid"] = json!(kid);
         let unknown = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
-        let err = keys.verify::<Value>(&unknown).await.unwrap_err();
+        let err = keys
+            .verify::<Value>(&unknown, JwtType::Jwt)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyError::UnknownKid), "{err:?}");
     }
     let mut h = part(&jwt, 0);
     h.as_object_mut().unwrap().remove("kid");
     let kidless = format!("{}.{}.{}", encode_part(&h), segments[1], segments[2]);
     assert!(matches!(
-        keys.verify::<Value>(&kidless).await,
+        keys.verify::<Value>(&kidless, JwtType::Jwt).await,
         Err(KeyError::Malformed(_))
     ));
     for garbage in [
@@ -315,7 +411,10 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
         "a.b.c",
         &format!("{}.{}", segments[0], segments[1]),
     ] {
-        let err = keys.verify::<Value>(garbage).await.unwrap_err();
+        let err = keys
+            .verify::<Value>(garbage, JwtType::Jwt)
+            .await
+            .unwrap_err();
         assert!(err.is_rejection(), "{garbage:?}: {err:?}");
     }
 }
@@ -323,7 +422,10 @@ async fn verify_refuses_tampered_expired_and_unknown(app: TestApp) {
 async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
     let (admin, token) = platform_admin(&app).await;
     let keys = &app.state.keys;
-    let before = keys.sign(SigningAlg::EdDSA, &claims(3600)).await.unwrap();
+    let before = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(3600))
+        .await
+        .unwrap();
     let old_kid = part(&before, 0)["kid"].as_str().unwrap().to_owned();
 
     let correlation = format!("rotate-{}", uuid::Uuid::now_v7().simple());
@@ -355,12 +457,15 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
     let published = kids(&jwks(&app).await);
     assert!(published.contains(&old_kid) && published.contains(&new_kid));
     assert_eq!(
-        keys.verify::<Value>(&before).await.unwrap(),
+        keys.verify::<Value>(&before, JwtType::Jwt).await.unwrap(),
         part(&before, 1)
     );
-    let after = keys.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
+    let after = keys
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(60))
+        .await
+        .unwrap();
     assert_eq!(part(&after, 0)["kid"], old_kid.as_str());
-    keys.verify::<Value>(&after).await.unwrap();
+    keys.verify::<Value>(&after, JwtType::Jwt).await.unwrap();
 
     // The admin listing tells which is which, and shows no private material.
     let list = app.get("/v1/admin/signing-keys", &token).await;
@@ -422,7 +527,10 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
     // The RS256 key prepared at start-up may or may not exist yet: a first key signs at
     // once, a replacement only after pre-publication.
     let retired = r.body["retired"].as_array().unwrap().clone();
-    let rs = keys.sign(SigningAlg::RS256, &claims(60)).await.unwrap();
+    let rs = keys
+        .sign(SigningAlg::RS256, JwtType::Jwt, &claims(60))
+        .await
+        .unwrap();
     match retired.as_slice() {
         [] => assert_eq!(part(&rs, 0)["kid"], r.body["kid"]),
         [previous] => assert_eq!(&part(&rs, 0)["kid"], previous),
@@ -494,7 +602,11 @@ async fn only_platform_admins_see_and_rotate_keys(app: TestApp) {
 
 async fn private_keys_are_sealed_at_rest(app: TestApp) {
     for alg in [SigningAlg::ES256, SigningAlg::RS256] {
-        app.state.keys.sign(alg, &claims(60)).await.unwrap();
+        app.state
+            .keys
+            .sign(alg, JwtType::Jwt, &claims(60))
+            .await
+            .unwrap();
     }
     // The rows exactly as stored.
     let store = portcullis_store::connect(&app.database_url).await.unwrap();
@@ -574,7 +686,10 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
     // The other node rotates: the new key is published here too, while the old one keeps
     // signing on both nodes during pre-publication.
     let old_kid = part(
-        &other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap(),
+        &other
+            .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(60))
+            .await
+            .unwrap(),
         0,
     )["kid"]
         .clone();
@@ -582,10 +697,17 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
         .rotate(SigningAlg::EdDSA, &AuditContext::cli())
         .await
         .unwrap();
-    let jwt = other.sign(SigningAlg::EdDSA, &claims(60)).await.unwrap();
+    let jwt = other
+        .sign(SigningAlg::EdDSA, JwtType::Jwt, &claims(60))
+        .await
+        .unwrap();
     assert_eq!(part(&jwt, 0)["kid"], old_kid);
     assert_eq!(
-        app.state.keys.verify::<Value>(&jwt).await.unwrap(),
+        app.state
+            .keys
+            .verify::<Value>(&jwt, JwtType::Jwt)
+            .await
+            .unwrap(),
         part(&jwt, 1)
     );
     tokio::time::sleep(JWKS_MAX_AGE).await;
@@ -594,14 +716,17 @@ async fn another_nodes_keys_are_found_and_a_wrong_master_key_refused(app: TestAp
     let es = app
         .state
         .keys
-        .sign(SigningAlg::ES256, &claims(60))
+        .sign(SigningAlg::ES256, JwtType::Jwt, &claims(60))
         .await
         .unwrap();
-    other.verify::<Value>(&es).await.unwrap();
+    other.verify::<Value>(&es, JwtType::Jwt).await.unwrap();
 
     // A key the other node made is published here within JWKS_MAX_AGE, before this server
     // ever signs with or reloads for it.
-    let rs = other.sign(SigningAlg::RS256, &claims(60)).await.unwrap();
+    let rs = other
+        .sign(SigningAlg::RS256, JwtType::Jwt, &claims(60))
+        .await
+        .unwrap();
     let rs_kid = part(&rs, 0)["kid"].as_str().unwrap().to_owned();
     tokio::time::sleep(JWKS_MAX_AGE).await;
     assert!(kids(&jwks(&app).await).contains(&rs_kid));

@@ -36,8 +36,8 @@ pub use clients::{ClientPatch, ClientStore};
 pub use domains::DomainStore;
 pub use error::{StoreError, StoreResult};
 pub use grants::{
-    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
-    RefreshTokenState,
+    AuthCode, CodeRedemption, CodeRedemptionRequest, FamilyStart, GrantStore, RefreshFamily,
+    RefreshOutcome, RefreshRotation, RefreshTokenState,
 };
 pub use invitations::{Acceptance, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};

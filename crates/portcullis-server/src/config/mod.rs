@@ -194,6 +194,7 @@ impl Config {
             ));
         }
         self.sessions.validate()?;
+        self.oidc.validate()?;
         self.mobile.validate()?;
         self.federation.validate()?;
         self.security.validate()

@@ -1,4 +1,4 @@
-//! The few HTML pages the provider renders: sign-in, consent, errors, signed out. No
+//! The few HTML pages the provider renders: sign-in, consent, errors, sign-out. No
 //! scripts, no external resources; every interpolated value is escaped.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -112,7 +112,14 @@ pub fn login_form(
     page_with(status, "Sign in", &body, form_targets)
 }
 
-pub fn consent(continue_query: &str, client_name: &str, scopes: &[&str]) -> Response {
+/// `form_target`: where the allowed request's redirect chain ends (the client's redirect
+/// URI's origin or scheme), for the page's `form-action`.
+pub fn consent(
+    continue_query: &str,
+    client_name: &str,
+    scopes: &[&str],
+    form_target: &str,
+) -> Response {
     let items: String = scopes
         .iter()
         .map(|s| {
@@ -135,7 +142,26 @@ pub fn consent(continue_query: &str, client_name: &str, scopes: &[&str]) -> Resp
         client = escape(client_name),
         cont = escape(continue_query),
     );
-    page(StatusCode::OK, "Allow access", &body)
+    page_with(StatusCode::OK, "Allow access", &body, form_target)
+}
+
+/// Asks before signing out when nothing proves an application of the signed-in user sent
+/// the browser (RP-initiated logout without a matching ID token hint). The form posts back
+/// the logout request; `form_target` is the origin the browser may be sent to afterwards.
+pub fn confirm_sign_out(continue_query: &str, form_target: Option<&str>) -> Response {
+    let body = format!(
+        "<h1>Sign out?</h1><p>An application asked to sign you out of this server.</p>\
+         <form method=\"post\" action=\"/oauth2/logout\"><input type=\"hidden\" name=\"continue\" value=\"{cont}\">\
+         <button type=\"submit\">Sign out</button></form>\
+         <p class=\"muted\">If you did not expect this, close this window: you stay signed in.</p>",
+        cont = escape(continue_query),
+    );
+    page_with(
+        StatusCode::OK,
+        "Sign out",
+        &body,
+        form_target.unwrap_or_default(),
+    )
 }
 
 /// The mobile hand-off's question before it hands a signed-in account to an app: any app

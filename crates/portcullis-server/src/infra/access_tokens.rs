@@ -10,7 +10,7 @@ use portcullis_core::{SessionId, TokenHash};
 use portcullis_store::{Store, StoreError};
 
 use crate::infra::crypto;
-use crate::infra::keys::{KeyError, KeyRing};
+use crate::infra::keys::{JwtType, KeyError, KeyRing};
 use crate::infra::session_cache::SessionCache;
 
 /// The server failed while checking a token (as opposed to refusing it): callers answer
@@ -24,8 +24,10 @@ pub enum LiveTokenError {
 }
 
 /// A Portcullis access token that verifies, is unexpired, was issued here, and has not been
-/// revoked (by itself, or through its refresh family). ID tokens never qualify: their
-/// claims do not read as [`AccessTokenClaims`].
+/// revoked (by itself, or through its refresh family), and, when it ends with its session
+/// ([`AccessTokenClaims::ends_with_session`]), whose session is still live. ID tokens never
+/// qualify: their header says `typ: JWT`, not `at+jwt`, and their claims do not read as
+/// [`AccessTokenClaims`] either.
 pub async fn live_access_token(
     cache: &SessionCache,
     keys: &KeyRing,
@@ -40,7 +42,7 @@ pub async fn live_access_token(
     }
     // Read before the checks: a revocation landing meanwhile makes this entry stale at once.
     let epoch = cache.epoch();
-    let claims: AccessTokenClaims = match keys.verify(token).await {
+    let claims: AccessTokenClaims = match keys.verify(token, JwtType::AccessToken).await {
         Ok(claims) => claims,
         Err(e) if e.is_rejection() => return Ok(None),
         Err(e) => return Err(LiveTokenError::Keys(e)),
@@ -53,6 +55,12 @@ pub async fn live_access_token(
     }
     if let Some(fid) = claims.fid
         && store.grants().family_revoked(claims.org_id, fid).await?
+    {
+        return Ok(None);
+    }
+    if claims.ends_with_session()
+        && let Some(sid) = claims.sid
+        && !store.grants().session_live(sid, now).await?
     {
         return Ok(None);
     }

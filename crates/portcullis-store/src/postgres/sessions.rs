@@ -151,6 +151,7 @@ pub(super) async fn revoke_org_session(
     ctx: &AuditContext,
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
+    let now = portcullis_core::now();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(
         "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
@@ -159,7 +160,7 @@ pub(super) async fn revoke_org_session(
              AND ($4 OR u.id = $6 OR split_part(u.email, '@', 2) = ANY($5))) \
          RETURNING user_id",
     )
-    .bind(portcullis_core::now())
+    .bind(now)
     .bind(id.0)
     .bind(org_id.0)
     .bind(oversight.is_everyone())
@@ -168,6 +169,7 @@ pub(super) async fn revoke_org_session(
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };
+    super::grants::end_session_families(&mut unit, id, now).await?;
     unit.audit(crate::events::session_revoked(
         ctx,
         Some(org_id),

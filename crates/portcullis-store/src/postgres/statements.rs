@@ -223,8 +223,9 @@ pub(super) async fn guard_last_owner(
     Ok(current)
 }
 
-/// Ends one of the user's live sessions, with its `session.revoked` event and the notice
-/// caches need; false when there is no such live session.
+/// Ends one of the user's live sessions, and the refresh families that end with it, with
+/// its `session.revoked` event and the notice caches need; false when there is no such live
+/// session.
 pub(super) async fn end_session(
     unit: &mut Unit<'_>,
     ctx: &AuditContext,
@@ -244,6 +245,7 @@ pub(super) async fn end_session(
     if n == 0 {
         return Ok(false);
     }
+    super::grants::end_session_families(unit, id, now).await?;
     unit.audit(crate::events::session_revoked(ctx, None, user_id, id));
     unit.changed(Change::SessionRevoked(id));
     Ok(true)

@@ -4,11 +4,13 @@
 //! [`classify_refresh`]; this file only runs the SQL each decision calls for.
 
 use async_trait::async_trait;
-use portcullis_core::grant::{Consent, RevocationReason};
+use portcullis_core::grant::{CodeLookup, CodeRefused, Consent, RevocationReason, redeem_code};
 use portcullis_core::oauth::ClientId;
+use portcullis_core::refresh::ends_with_session;
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{
-    AuditContext, FamilyId, OrgId, RefreshDecision, Timestamp, TokenHash, UserId, classify_refresh,
+    AuditContext, FamilyId, OrgId, RefreshDecision, SessionId, Timestamp, TokenHash, UserId,
+    classify_refresh,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -20,8 +22,8 @@ use super::rows::{
 use super::statements::end_session;
 use super::unit::Unit;
 use crate::grants::{
-    AuthCode, CodeRedemption, GrantStore, RefreshFamily, RefreshOutcome, RefreshRotation,
-    RefreshTokenState,
+    AuthCode, CodeRedemption, CodeRedemptionRequest, GrantStore, RefreshFamily, RefreshOutcome,
+    RefreshRotation, RefreshTokenState,
 };
 use crate::unit::Scope;
 use crate::{Change, StoreResult};
@@ -51,16 +53,30 @@ pub(super) async fn revoke_family_in(
     Ok(n > 0)
 }
 
-/// A refresh family and its first token, inside the caller's unit.
+/// A refresh family and its first token, inside the caller's unit; the family has no
+/// absolute end of its own.
 pub(super) async fn insert_family(
     unit: &mut Unit<'_>,
     f: &RefreshFamily,
     first: &TokenHash,
     expires_at: Timestamp,
 ) -> StoreResult<()> {
+    insert_family_until(unit, f, first, expires_at, None).await
+}
+
+/// A refresh family ending at `family_expires_at` (if anything) and its first token, inside
+/// the caller's unit. A family bound to a session ends with it unless its scope says
+/// otherwise ([`ends_with_session`]).
+async fn insert_family_until(
+    unit: &mut Unit<'_>,
+    f: &RefreshFamily,
+    first: &TokenHash,
+    expires_at: Timestamp,
+    family_expires_at: Option<Timestamp>,
+) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO refresh_families (id, client_id, org_id, project_id, user_id, session_id, scope, auth_time, \
+         created_at, ends_with_session, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(f.id.0)
     .bind(f.client_id.as_str())
@@ -71,9 +87,52 @@ pub(super) async fn insert_family(
     .bind(&f.scope)
     .bind(micros(f.auth_time))
     .bind(micros(f.created_at))
+    .bind(f.session_id.is_some() && ends_with_session(&ScopeSet::granted(&f.scope)))
+    .bind(family_expires_at.map(micros))
     .execute(&mut **unit)
     .await?;
     insert_token(unit, f.org_id, f.id, first, f.created_at, expires_at).await
+}
+
+/// Revokes the families that end with session `id`, in the unit that ends it (sign-out,
+/// revocation by the user or an admin, a device signed out), so no refresh token outlives
+/// the session it was granted in. Families with `offline_access` are left alone.
+pub(super) async fn end_session_families(
+    unit: &mut Unit<'_>,
+    id: SessionId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let n = sqlx::query(
+        "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+         WHERE session_id = ? AND ends_with_session AND revoked_at IS NULL",
+    )
+    .bind(micros(now))
+    .bind(RevocationReason::SessionEnded.as_str())
+    .bind(id.0)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        unit.changed(Change::TokensRevoked);
+    }
+    Ok(())
+}
+
+/// A session that is neither revoked nor expired, of a user who still exists.
+async fn session_live_in<'e>(
+    conn: impl sqlx::SqliteExecutor<'e>,
+    id: SessionId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND u.deleted_at IS NULL",
+    )
+    .bind(id.0)
+    .bind(micros(now))
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 async fn insert_token(
@@ -95,6 +154,22 @@ async fn insert_token(
     .bind(micros(expires_at))
     .execute(&mut **unit)
     .await?;
+    Ok(())
+}
+
+/// Marks a code used, with the family minted from it (a replay revokes that family).
+async fn spend_code(
+    unit: &mut Unit<'_>,
+    code: &TokenHash,
+    now: Timestamp,
+    family: Option<FamilyId>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE oauth_codes SET used_at = ?, family_id = ? WHERE code_hash = ?")
+        .bind(micros(now))
+        .bind(family.map(|f| f.0))
+        .bind(&code.0[..])
+        .execute(&mut **unit)
+        .await?;
     Ok(())
 }
 
@@ -126,51 +201,92 @@ impl GrantStore for SqliteStore {
 
     async fn redeem_code(
         &self,
-        org_id: OrgId,
-        code_hash: &TokenHash,
-        now: Timestamp,
+        r: &CodeRedemptionRequest<'_>,
         ctx: &AuditContext,
     ) -> StoreResult<CodeRedemption> {
-        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let mut unit = self.unit(Scope::Org(r.org_id)).await?;
         let row = sqlx::query("SELECT * FROM oauth_codes WHERE code_hash = ? AND org_id = ?")
-            .bind(&code_hash.0[..])
-            .bind(org_id.0)
+            .bind(&r.code_hash.0[..])
+            .bind(r.org_id.0)
             .fetch_optional(&mut *unit)
             .await?;
-        let Some(row) = row else {
-            return Ok(CodeRedemption::Unknown);
+        let found = match &row {
+            None => CodeLookup::Unknown,
+            Some(row) if row.try_get::<Option<i64>, _>("used_at")?.is_some() => {
+                CodeLookup::Spent(code_from(row)?)
+            }
+            Some(row) => CodeLookup::FirstUse(code_from(row)?),
         };
-        let code = code_from(&row)?;
-        if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
-            let family: Option<Uuid> = row.try_get("family_id")?;
-            if let Some(f) = family {
-                revoke_family_in(
+        let decided = match redeem_code(found, AuthCode::binding, &r.presented, r.now) {
+            // A grant that would end with its session is not started once that session is
+            // over (signed out between authorization and redemption).
+            Ok(code) => {
+                if let Some(sid) = code.session_id
+                    && ends_with_session(&ScopeSet::granted(&code.scope))
+                    && !session_live_in(&mut *unit, sid, r.now).await?
+                {
+                    Err(CodeRefused::SessionEnded)
+                } else {
+                    Ok(code)
+                }
+            }
+            refused => refused,
+        };
+        let code = match decided {
+            Ok(code) => code,
+            Err(CodeRefused::Replayed) => {
+                let minted: Option<Uuid> = match &row {
+                    Some(row) => row.try_get("family_id")?,
+                    None => None,
+                };
+                if let Some(f) = minted {
+                    revoke_family_in(
+                        &mut unit,
+                        r.org_id,
+                        FamilyId(f),
+                        RevocationReason::CodeReplay,
+                        r.now,
+                    )
+                    .await?;
+                }
+                unit.audit(crate::events::code_replayed(
+                    ctx,
+                    r.org_id,
+                    r.presented.client.id.as_str(),
+                    minted,
+                ));
+                unit.commit().await?;
+                return Ok(CodeRedemption::Refused(CodeRefused::Replayed));
+            }
+            Err(refused) => {
+                if refused.spends_code() {
+                    spend_code(&mut unit, r.code_hash, r.now, None).await?;
+                    unit.commit().await?;
+                }
+                return Ok(CodeRedemption::Refused(refused));
+            }
+        };
+        let family = match &r.family {
+            None => None,
+            Some(start) => {
+                let family = code.family(start.id, r.now);
+                insert_family_until(
                     &mut unit,
-                    org_id,
-                    FamilyId(f),
-                    RevocationReason::CodeReplay,
-                    now,
+                    &family,
+                    start.first,
+                    start.first_expires_at,
+                    start.family_expires_at,
                 )
                 .await?;
+                Some(family)
             }
-            unit.audit(crate::events::code_replayed(
-                ctx,
-                org_id,
-                code.client_id.as_str(),
-                family,
-            ));
-            unit.commit().await?;
-            return Ok(CodeRedemption::Replayed {
-                client_id: code.client_id,
-            });
-        }
-        sqlx::query("UPDATE oauth_codes SET used_at = ? WHERE code_hash = ?")
-            .bind(micros(now))
-            .bind(&code_hash.0[..])
-            .execute(&mut *unit)
-            .await?;
+        };
+        spend_code(&mut unit, r.code_hash, r.now, family.as_ref().map(|f| f.id)).await?;
         unit.commit().await?;
-        Ok(CodeRedemption::Redeemed(Box::new(code)))
+        Ok(CodeRedemption::Redeemed {
+            code: Box::new(code),
+            family,
+        })
     }
 
     async fn start_family(
@@ -214,16 +330,32 @@ impl GrantStore for SqliteStore {
             return Ok(RefreshOutcome::Unknown);
         };
         let token = token_state_from(&row)?;
-        let decision = classify_refresh(
-            &token.presented_by(r.client_id),
-            r.successor,
-            r.now,
-            r.grace,
-        );
+        let mut presented = token.presented_by(r.client_id);
+        if token.ends_with_session
+            && classify_refresh(&presented, r.successor, r.now, r.grace).succeeds()
+        {
+            presented.session_ended = match token.family.session_id {
+                Some(sid) => !session_live_in(&mut *unit, sid, r.now).await?,
+                None => true,
+            };
+        }
+        let decision = classify_refresh(&presented, r.successor, r.now, r.grace);
         let family = token.family;
         let outcome = match decision {
             RefreshDecision::ForeignClient => return Ok(RefreshOutcome::Unknown),
             RefreshDecision::Revoked => return Ok(RefreshOutcome::Revoked(family)),
+            RefreshDecision::SessionEnded => {
+                let reason = RevocationReason::SessionEnded;
+                revoke_family_in(&mut unit, r.org_id, family.id, reason, r.now).await?;
+                unit.audit(crate::events::family_revoked(
+                    &ctx.with_actor(family.user_id),
+                    r.org_id,
+                    family.id,
+                    reason,
+                ));
+                unit.commit().await?;
+                return Ok(RefreshOutcome::Revoked(family));
+            }
             RefreshDecision::Expired => return Ok(RefreshOutcome::Expired(family)),
             RefreshDecision::Reuse => {
                 revoke_family_in(
@@ -321,6 +453,10 @@ impl GrantStore for SqliteStore {
         .await?;
         // An unknown family cannot vouch for anything: treat as revoked.
         Ok(revoked.is_none_or(|r| r.is_some()))
+    }
+
+    async fn session_live(&self, session_id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        session_live_in(&self.pool, session_id, now).await
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {

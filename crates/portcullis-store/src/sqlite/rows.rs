@@ -195,7 +195,8 @@ macro_rules! family_cols {
     () => {
         "f.id AS f_id, f.client_id AS f_client_id, f.org_id AS f_org_id, f.project_id AS f_project_id, \
          f.user_id AS f_user_id, f.session_id AS f_session_id, f.scope AS f_scope, f.auth_time AS f_auth_time, \
-         f.created_at AS f_created_at, f.revoked_at AS f_revoked_at"
+         f.created_at AS f_created_at, f.revoked_at AS f_revoked_at, \
+         f.ends_with_session AS f_ends_with_session, f.expires_at AS f_expires_at"
     };
 }
 
@@ -217,6 +218,8 @@ pub(super) fn token_state_from(row: &SqliteRow) -> StoreResult<RefreshTokenState
         used: used_at.is_some(),
         family_revoked: row.try_get::<Option<i64>, _>("f_revoked_at")?.is_some(),
         used_at,
+        family_expires_at: opt_micros(row.try_get("f_expires_at")?)?,
+        ends_with_session: row.try_get("f_ends_with_session")?,
         successor: row
             .try_get::<Option<Vec<u8>>, _>("t_successor_hash")?
             .map(hash)

@@ -165,6 +165,7 @@ pub(super) async fn revoke_org_session(
 ) -> StoreResult<bool> {
     let org_id = access.org_id();
     let (everyone, viewer, domains) = oversight_binds(oversight);
+    let now = portcullis_core::now();
     let mut unit = store.unit(Scope::Org(org_id)).await?;
     let owner: Option<Uuid> = sqlx::query_scalar(concat!(
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL \
@@ -173,7 +174,7 @@ pub(super) async fn revoke_org_session(
         overseen_user!(),
         ") RETURNING user_id"
     ))
-    .bind(micros(portcullis_core::now()))
+    .bind(micros(now))
     .bind(id.0)
     .bind(org_id.0)
     .bind(everyone)
@@ -182,6 +183,7 @@ pub(super) async fn revoke_org_session(
     .fetch_optional(&mut *unit)
     .await?;
     let Some(owner) = owner else { return Ok(false) };
+    super::grants::end_session_families(&mut unit, id, now).await?;
     unit.audit(crate::events::session_revoked(
         ctx,
         Some(org_id),

@@ -117,6 +117,7 @@ store_suite! {
         keys::concurrent_first_keys_one_wins,
         grants::rotation_outcomes,
         grants::code_redemption,
+        grants::session_bound_families,
         grants::consents,
         grants::family_revocation,
         grants::access_token_revocation,

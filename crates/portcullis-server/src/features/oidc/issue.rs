@@ -1,5 +1,6 @@
-//! Minting what the token endpoint hands out: access tokens and ID tokens (JWTs signed by
-//! the key ring) and refresh tokens (opaque, stored as digests, rotated deterministically).
+//! Minting what the token endpoint hands out: access tokens (`typ: at+jwt`, RFC 9068) and ID
+//! tokens (`typ: JWT`), both signed by the key ring, and refresh tokens (opaque, stored as
+//! digests, rotated deterministically).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +9,7 @@ use portcullis_core::oauth::OAuthClient;
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHash, User};
 
-use crate::infra::keys::KeyError;
+use crate::infra::keys::{JwtType, KeyError};
 use crate::state::AppState;
 
 pub const REFRESH_PREFIX: &str = "rt_";
@@ -85,7 +86,10 @@ pub async fn access_token(
         sid: g.session_id,
         fid: g.family_id,
     };
-    let token = state.keys.sign(g.client.signing_alg, &claims).await?;
+    let token = state
+        .keys
+        .sign(g.client.signing_alg, JwtType::AccessToken, &claims)
+        .await?;
     Ok(AccessToken {
         token,
         expires_in: ttl,
@@ -168,7 +172,10 @@ pub async fn id_token(
         sid: i.session_id,
         profile: ProfileClaims::of(i.user, i.scope),
     };
-    Ok(state.keys.sign(i.client.signing_alg, &claims).await?)
+    Ok(state
+        .keys
+        .sign(i.client.signing_alg, JwtType::Jwt, &claims)
+        .await?)
 }
 
 pub fn random_code() -> Result<(String, TokenHash), IssueError> {

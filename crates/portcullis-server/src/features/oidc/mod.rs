@@ -28,5 +28,8 @@ pub fn routes() -> axum::Router<crate::state::AppState> {
         )
         .route("/oauth2/introspect", post(http::resources::introspect))
         .route("/oauth2/revoke", post(http::resources::revoke))
-        .route("/oauth2/logout", get(http::logout::logout))
+        .route(
+            "/oauth2/logout",
+            get(http::logout::logout).post(http::logout::confirm_logout),
+        )
 }

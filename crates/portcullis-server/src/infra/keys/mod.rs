@@ -47,11 +47,58 @@ const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
 /// with) is published here within seconds, not at the next periodic reload.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5);
 
+/// What a JWT is, as its JWS `typ` header says: signing sets it and verification requires
+/// it, so one kind of token never passes for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtType {
+    /// `typ: JWT`: ID tokens.
+    Jwt,
+    /// `typ: at+jwt` (RFC 9068): access tokens.
+    AccessToken,
+}
+
+impl JwtType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtType::Jwt => "JWT",
+            JwtType::AccessToken => portcullis_core::access_token::ACCESS_TOKEN_TYP,
+        }
+    }
+
+    /// A header's `typ` names this type: compared case-insensitively, with the optional
+    /// `application/` prefix (RFC 7515 §4.1.9). A missing `typ` names none.
+    fn named_by(self, typ: Option<&str>) -> bool {
+        let Some(typ) = typ else { return false };
+        let bare = match typ.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+            _ => typ,
+        };
+        bare.eq_ignore_ascii_case(self.as_str())
+    }
+}
+
+/// Whether verification insists on `exp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Expired tokens are refused (everything that grants access).
+    Enforce,
+    /// Expired tokens still verify: for identifying, never for granting (an ID token used
+    /// as `id_token_hint` at logout may have expired).
+    Ignore,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Not a compact JWS, no `kid`, or claims that are not a JSON object with `exp`.
     #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header's `typ` is not the kind of token expected (an ID token where an access
+    /// token must be, or the reverse).
+    #[error("token type {found:?} is not {expected}")]
+    WrongType {
+        expected: &'static str,
+        found: Option<String>,
+    },
     /// No published key has this kid (also after a reload).
     #[error("no published signing key has this kid")]
     UnknownKid,
@@ -80,6 +127,7 @@ impl KeyError {
         matches!(
             self,
             KeyError::Malformed(_)
+                | KeyError::WrongType { .. }
                 | KeyError::UnknownKid
                 | KeyError::BadSignature
                 | KeyError::Expired
@@ -114,8 +162,24 @@ struct LoadedKey {
     /// Only the active key of each algorithm is kept able to sign.
     encoding: Option<EncodingKey>,
     /// EdDSA keys that sign use this fast path instead of `encoding`, with the JWS header
-    /// encoded once.
-    ed25519: Option<(aws_lc_rs::signature::Ed25519KeyPair, String)>,
+    /// of each [`JwtType`] encoded once.
+    ed25519: Option<Ed25519Signer>,
+}
+
+struct Ed25519Signer {
+    key: aws_lc_rs::signature::Ed25519KeyPair,
+    /// The encoded header for `typ: JWT`, and for `typ: at+jwt`.
+    jwt_header: String,
+    at_jwt_header: String,
+}
+
+impl Ed25519Signer {
+    fn header(&self, typ: JwtType) -> &str {
+        match typ {
+            JwtType::Jwt => &self.jwt_header,
+            JwtType::AccessToken => &self.at_jwt_header,
+        }
+    }
 }
 
 impl LoadedKey {
@@ -200,11 +264,12 @@ impl KeyRing {
         })
     }
 
-    /// Signs `claims` as a compact JWS (`alg`, `kid`, `typ: JWT`) with the active key of
+    /// Signs `claims` as a compact JWS (`alg`, `kid`, `typ` of `typ`) with the active key of
     /// `alg`, generating and storing one first if there is none.
     pub async fn sign<T: serde::Serialize + ?Sized>(
         &self,
         alg: SigningAlg,
+        typ: JwtType,
         claims: &T,
     ) -> Result<String, KeyError> {
         let key = match self.active(alg) {
@@ -215,7 +280,9 @@ impl KeyRing {
                     .ok_or_else(|| KeyError::Sign(format!("no active {} key", alg.as_str())))?
             }
         };
-        if let Some((signer, header)) = &key.ed25519 {
+        if let Some(signer) = &key.ed25519 {
+            let header = signer.header(typ);
+            let signer = &signer.key;
             let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
             let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + 90);
             jws.push_str(header);
@@ -230,6 +297,7 @@ impl KeyRing {
         let claims = &claims;
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.info.kid.clone());
+        header.typ = Some(typ.as_str().to_owned());
         let sign = move |claims: &Value| {
             let encoding = key
                 .encoding
@@ -249,13 +317,34 @@ impl KeyRing {
         }
     }
 
-    /// Verifies a JWS made by [`KeyRing::sign`] (on any node) and returns its claims read
-    /// as `T` (claims that do not read as `T` are [`KeyError::Malformed`]). Checks the
-    /// signature, `exp` (required) and `nbf` with [`LEEWAY_SECS`]; not `iss` or `aud`,
-    /// which are the caller's.
-    pub async fn verify<T: serde::de::DeserializeOwned>(&self, jwt: &str) -> Result<T, KeyError> {
+    /// Verifies a JWS of type `typ` made by [`KeyRing::sign`] (on any node) and returns its
+    /// claims read as `T` (claims that do not read as `T` are [`KeyError::Malformed`]).
+    /// Checks the header's `typ`, the signature, `exp` (required) and `nbf` with
+    /// [`LEEWAY_SECS`]; not `iss` or `aud`, which are the caller's.
+    pub async fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        jwt: &str,
+        typ: JwtType,
+    ) -> Result<T, KeyError> {
+        self.verify_with(jwt, typ, Expiry::Enforce).await
+    }
+
+    /// [`KeyRing::verify`], with `exp` enforced or ignored as `expiry` says (it must still
+    /// be present).
+    pub async fn verify_with<T: serde::de::DeserializeOwned>(
+        &self,
+        jwt: &str,
+        typ: JwtType,
+        expiry: Expiry,
+    ) -> Result<T, KeyError> {
         let header =
             jsonwebtoken::decode_header(jwt).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        if !typ.named_by(header.typ.as_deref()) {
+            return Err(KeyError::WrongType {
+                expected: typ.as_str(),
+                found: header.typ,
+            });
+        }
         let kid = header
             .kid
             .ok_or_else(|| KeyError::Malformed("the header names no kid".into()))?;
@@ -276,6 +365,7 @@ impl KeyRing {
         let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
+        validation.validate_exp = expiry == Expiry::Enforce;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         jsonwebtoken::decode::<T>(jwt, &key.decoding, &validation)
@@ -486,12 +576,17 @@ impl KeyRing {
             || r.retired_at
                 .is_some_and(|t| portcullis_core::now() < t + PREPUBLISH);
         let encoding = signs.then(|| encoding_key(r.alg, &private));
+        let header = |typ: JwtType| {
+            let header = serde_json::json!({"alg": "EdDSA", "kid": r.kid, "typ": typ.as_str()});
+            URL_SAFE_NO_PAD.encode(header.to_string())
+        };
         let ed25519 = (signs && r.alg == SigningAlg::EdDSA)
             .then(|| ed25519_signer(&private))
             .flatten()
-            .map(|k| {
-                let header = serde_json::json!({"alg": "EdDSA", "kid": r.kid, "typ": "JWT"});
-                (k, URL_SAFE_NO_PAD.encode(header.to_string()))
+            .map(|key| Ed25519Signer {
+                key,
+                jwt_header: header(JwtType::Jwt),
+                at_jwt_header: header(JwtType::AccessToken),
             });
         Ok(LoadedKey {
             info: KeyInfo {
@@ -570,6 +665,26 @@ fn rejection(e: jsonwebtoken::errors::Error) -> KeyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typ_matches_case_insensitively_with_the_optional_media_type_prefix() {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+JWT",
+        ] {
+            assert!(JwtType::AccessToken.named_by(Some(typ)), "{typ}");
+        }
+        for typ in ["JWT", "jwt", "application/jwt"] {
+            assert!(JwtType::Jwt.named_by(Some(typ)), "{typ}");
+            assert!(!JwtType::AccessToken.named_by(Some(typ)), "{typ}");
+        }
+        assert!(!JwtType::Jwt.named_by(Some("at+jwt")));
+        assert!(!JwtType::Jwt.named_by(None));
+        assert!(!JwtType::AccessToken.named_by(None));
+        assert!(!JwtType::AccessToken.named_by(Some("application/")));
+    }
 
     #[test]
     fn only_thumbprint_shaped_kids_cause_a_reload() {

@@ -153,10 +153,14 @@ pub async fn authorize(
 
 fn consent_page(req: &AuthorizeRequest, params: &Params) -> Response {
     let scopes: Vec<&str> = req.scope.iter().collect();
+    let target = url::Url::parse(&req.redirect_uri)
+        .map(|u| super::csp_source(&u))
+        .unwrap_or_default();
     pages::consent(
         &params.to_query_without(&["prompt"]),
         &req.client.name,
         &scopes,
+        &target,
     )
 }
 

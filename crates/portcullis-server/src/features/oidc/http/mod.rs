@@ -16,6 +16,15 @@ use super::service::token::TokenError;
 use crate::http::oauth_error::OAuthError;
 use crate::http::params::{Params, RepeatedParameter};
 
+/// The Content-Security-Policy source (`form-action`) for where a form's redirect chain
+/// may end: an http(s) URL's origin, or a private-use scheme (`myapp:`).
+fn csp_source(url: &url::Url) -> String {
+    match url.scheme() {
+        "http" | "https" => url.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    }
+}
+
 /// A JSON body that no cache may keep (tokens, introspection, userinfo).
 fn no_store(body: impl serde::Serialize) -> Response {
     let mut r = axum::Json(body).into_response();

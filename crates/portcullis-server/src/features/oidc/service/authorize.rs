@@ -272,7 +272,8 @@ fn needs_login(req: &AuthorizeRequest, session: Option<&SessionWithUser>, now: T
         .is_some_and(|max| (now - s.session.created_at).whole_seconds() > max)
 }
 
-/// First-party: the user belongs to the client's project, so no consent is asked.
+/// First-party: the user belongs to the client's project, so no consent is asked (unless
+/// the redirect cannot prove which app receives the code).
 async fn is_first_party(
     state: &AppState,
     client: &OAuthClient,
@@ -310,7 +311,11 @@ pub async fn decide(
         _ if !state.password_login => return Err(AuthorizeError::PasswordSignInOff),
         _ => return Ok(Decision::SignIn),
     };
-    if !is_first_party(state, &req.client, session).await? {
+    // A public client redirecting to a scheme any app can claim gets the user's explicit
+    // approval at least once, first-party or not: otherwise a malicious app that claims the
+    // same scheme could start a sign-in and receive a code without the user noticing.
+    let needs_approval = req.client.needs_user_approval(&req.redirect_uri);
+    if needs_approval || !is_first_party(state, &req.client, session).await? {
         let granted = state
             .store
             .grants()

@@ -12,7 +12,7 @@ use super::client_auth::{ClientAuthError, ClientCredentials, authenticate_client
 use super::{MissingParameter, require};
 use crate::features::oidc::issue::{ProfileClaims, REFRESH_PREFIX};
 use crate::infra::access_tokens::{self, LiveTokenError};
-use crate::infra::keys::KeyError;
+use crate::infra::keys::{JwtType, KeyError};
 use crate::state::AppState;
 
 /// A live access token's claims (see [`access_tokens::live_access_token`]).
@@ -178,7 +178,15 @@ async fn introspection_of(
             return Ok(Introspection::inactive());
         };
         let now = portcullis_core::now();
-        if t.family.client_id != client.id || t.used || t.family_revoked || t.expires_at <= now {
+        if t.family.client_id != client.id {
+            return Ok(Introspection::inactive());
+        }
+        let session_live = match (t.ends_with_session, t.family.session_id) {
+            (false, _) => true,
+            (true, Some(sid)) => state.store.grants().session_live(sid, now).await?,
+            (true, None) => false,
+        };
+        if !t.active(now, session_live) {
             return Ok(Introspection::inactive());
         }
         return Ok(Introspection {
@@ -188,7 +196,7 @@ async fn introspection_of(
             scope: Some(ScopeSet::granted(&t.family.scope)),
             sub: Some(t.family.user_id.to_string()),
             iat: Some(t.created_at.unix_timestamp()),
-            exp: Some(t.expires_at.unix_timestamp()),
+            exp: Some(t.ends_at().unix_timestamp()),
             iss: Some(state.oidc.issuer.clone()),
             org_id: Some(t.family.org_id),
             project_id: Some(t.family.project_id),
@@ -234,7 +242,7 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    let claims: AccessTokenClaims = match state.keys.verify(token).await {
+    let claims: AccessTokenClaims = match state.keys.verify(token, JwtType::AccessToken).await {
         Ok(claims) => claims,
         Err(e) if e.is_rejection() => return Ok(()),
         Err(e) => return Err(TokenInspectionError::Keys(e)),

@@ -1,12 +1,12 @@
 //! The token endpoint's grants: authorization_code (with PKCE), refresh_token (rotation
 //! with reuse detection and a grace window for concurrent retries) and client_credentials.
 
-use portcullis_core::grant::{CodeBinding, CodeLookup, CodePresentation, CodeRefused, redeem_code};
+use portcullis_core::grant::{CodePresentation, CodeRefused};
 use portcullis_core::oauth::{ClientType, GrantType, OAuthClient};
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{AuditContext, FamilyId, TokenHash};
 use portcullis_store::{
-    AuthCode, CodeRedemption, RefreshFamily, RefreshOutcome, RefreshRotation, StoreError,
+    CodeRedemption, CodeRedemptionRequest, FamilyStart, RefreshOutcome, RefreshRotation, StoreError,
 };
 
 use super::client_auth::{ClientAuthError, ClientCredentials, authenticate_client};
@@ -96,15 +96,6 @@ pub async fn exchange(
     }
 }
 
-fn binding(code: &AuthCode) -> CodeBinding<'_> {
-    CodeBinding {
-        client_id: &code.client_id,
-        redirect_uri: &code.redirect_uri,
-        code_challenge: code.code_challenge.as_deref(),
-        expires_at: code.expires_at,
-    }
-}
-
 fn requested_scope(raw: &str) -> Result<ScopeSet, TokenError> {
     ScopeSet::parse(raw).map_err(|e| TokenError::UnsupportedScope(e.message))
 }
@@ -119,35 +110,49 @@ async fn authorization_code(
     let redirect_uri = require(req.redirect_uri, "redirect_uri")?;
     let now = portcullis_core::now();
     let code_hash = TokenHash::of(code);
-    let found = match state
+    // The refresh token is drawn before the redemption, so that checking the code, spending
+    // it and starting its family commit together or not at all.
+    let first_refresh = if client.allows_grant(GrantType::RefreshToken) {
+        Some(issue::new_refresh_token()?)
+    } else {
+        None
+    };
+    let family_ends = now + state.oidc.refresh_max_lifetime;
+    let start = first_refresh.as_ref().map(|(_, hash)| FamilyStart {
+        id: FamilyId::new(),
+        first: hash,
+        first_expires_at: family_ends.min(now + state.oidc.refresh_ttl),
+        family_expires_at: Some(family_ends),
+    });
+    let redemption = state
         .store
         .grants()
-        .redeem_code(client.org_id, &code_hash, now, meta)
-        .await?
-    {
-        CodeRedemption::Redeemed(c) => CodeLookup::FirstUse(*c),
-        CodeRedemption::Replayed { .. } => {
-            // The store revoked what the code bought and told every node's cache.
-            CodeLookup::Replayed
-        }
-        CodeRedemption::Unknown => CodeLookup::Unknown,
+        .redeem_code(
+            &CodeRedemptionRequest {
+                org_id: client.org_id,
+                code_hash: &code_hash,
+                presented: CodePresentation {
+                    client,
+                    redirect_uri,
+                    code_verifier: req.code_verifier,
+                },
+                now,
+                family: start,
+            },
+            meta,
+        )
+        .await?;
+    let (code, family) = match redemption {
+        CodeRedemption::Redeemed { code, family } => (code, family),
+        // A replay has revoked what the code bought and told every node's cache.
+        CodeRedemption::Refused(refused) => return Err(refused.into()),
     };
-    // The code is spent from here on, whatever the outcome: a failed attempt cannot be retried.
-    let presented = CodePresentation {
-        client,
-        redirect_uri,
-        code_verifier: req.code_verifier,
-    };
-    let code = redeem_code(found, binding, &presented, now)?;
     let user = state
         .store
         .user_by_id(code.user_id)
         .await?
         .ok_or(TokenError::UserGone)?;
     let scope = ScopeSet::granted(&code.scope);
-    let family_id = client
-        .allows_grant(GrantType::RefreshToken)
-        .then(FamilyId::new);
     let grant = Grant {
         client,
         user: Some(&user),
@@ -155,35 +160,10 @@ async fn authorization_code(
         org_id: code.org_id,
         project_id: code.project_id,
         session_id: code.session_id,
-        family_id,
+        family_id: family.as_ref().map(|f| f.id),
     };
     let access = issue::access_token(state, &grant, now).await?;
-    let mut refresh_token = None;
-    if let Some(fid) = family_id {
-        let (raw, hash) = issue::new_refresh_token()?;
-        let family = RefreshFamily {
-            id: fid,
-            client_id: client.id.clone(),
-            org_id: code.org_id,
-            project_id: code.project_id,
-            user_id: user.id,
-            session_id: code.session_id,
-            scope: code.scope.clone(),
-            auth_time: code.auth_time,
-            created_at: now,
-        };
-        state
-            .store
-            .grants()
-            .start_family(
-                &family,
-                &hash,
-                now + state.oidc.refresh_ttl,
-                Some(&code_hash),
-            )
-            .await?;
-        refresh_token = Some(raw);
-    }
+    let refresh_token = family.and(first_refresh).map(|(raw, _)| raw);
     let id_token = if scope.contains("openid") {
         let input = IdTokenInput {
             client,
