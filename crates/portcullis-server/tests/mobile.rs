@@ -26,27 +26,6 @@ fn mobile_config(c: &mut Config) {
     c.oidc.refresh_grace_secs = 0;
 }
 
-/// Each test body once per backend, on a server configured by `mobile_config` + `$tweak`.
-macro_rules! both_backends_with {
-    ($($name:ident => $tweak:expr),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(TestApp::start_with(Backend::Sqlite, |c| { mobile_config(c); ($tweak)(c) }).await).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(TestApp::start_with(Backend::Postgres, |c| { mobile_config(c); ($tweak)(c) }).await).await;
-                }
-            }
-        )*
-    };
-}
-
 fn plain(_: &mut Config) {}
 
 fn pkce() -> (String, String) {
@@ -242,7 +221,8 @@ async fn issued_count(app: &TestApp, user: &Signed) -> usize {
     r.body["events"].as_array().unwrap().len()
 }
 
-both_backends_with! {
+both_backends! {
+    configured mobile_config:
     whole_journey => plain,
     handoff_through_the_login_page => plain,
     handoff_refuses_without_state_or_registered_redirect => plain,

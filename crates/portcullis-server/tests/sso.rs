@@ -25,27 +25,8 @@ const CLIENT_SECRET: &str = "upstream-client-secret-0123456789";
 /// The server-wide provider's id in these tests.
 const PROVIDER: &str = "upstream";
 
-/// Instantiates each test body `fn(Backend)` once per backend (the body starts its own
-/// upstream and server, configured for each other).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(crate::common::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(crate::common::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+both_backends!(
+    backend:
     sign_in_creates_the_user_then_reuses_the_identity,
     verified_owner_claims_an_account_registered_with_a_password,
     unverified_email_never_creates_or_links,

@@ -254,9 +254,48 @@ pub fn invitation_token(url_or_token: &str) -> String {
         .to_owned()
 }
 
-/// Instantiates each listed async test body `fn(TestApp)` once per backend.
+/// Instantiates each listed async test body once per backend (SQLite and PostgreSQL), the
+/// one macro every HTTP suite uses:
+///
+/// - `both_backends!(a, b)`: `async fn a(app: TestApp)` on a server with the test defaults;
+/// - `both_backends!(configured base: a => tweak, b => other)`: the same on a server whose
+///   `Config` went through `base` and then the test's own `tweak` (`fn(&mut Config)`);
+/// - `both_backends!(backend: a, b)`: `async fn a(backend: Backend)` for bodies that start
+///   their own servers (e.g. with an upstream provider to configure first).
 #[macro_export]
 macro_rules! both_backends {
+    (backend: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+    (configured $base:path: $($name:ident => $tweak:expr),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::TestApp::start_with($crate::common::Backend::Sqlite, |c| { $base(c); ($tweak)(c) }).await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::TestApp::start_with($crate::common::Backend::Postgres, |c| { $base(c); ($tweak)(c) }).await).await;
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
