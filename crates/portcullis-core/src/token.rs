@@ -42,6 +42,32 @@ impl std::fmt::Debug for TokenHash {
     }
 }
 
+/// Prefix of a refresh token (OAuth clients and the mobile app).
+pub const REFRESH_TOKEN_PREFIX: &str = "rt_";
+
+/// A fresh refresh token: `rt_` + 256 random bits (base64url), and its digest.
+pub fn new_refresh_token() -> Result<(String, TokenHash), getrandom::Error> {
+    Ok(refresh_token_from(random_bytes::<32>()?))
+}
+
+/// The refresh token whose secret part is `bytes` (the successor of a rotation is derived,
+/// not drawn), and its digest.
+pub fn refresh_token_from(bytes: [u8; 32]) -> (String, TokenHash) {
+    let raw = format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = TokenHash::of(&raw);
+    (raw, hash)
+}
+
+/// Whether `raw` has the shape of a refresh token (worth a lookup at all).
+pub fn is_refresh_token(raw: &str) -> bool {
+    raw.strip_prefix(REFRESH_TOKEN_PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    })
+}
+
 /// Prefix of the (never handed out) session token behind a mobile session.
 pub const MOBILE_SESSION_PREFIX: &str = "pms_";
 /// Prefix of a mobile sign-in's one-time token.
@@ -119,5 +145,18 @@ mod tests {
         assert_ne!(TokenHash::of(raw), TokenHash::of("ab-c_d"));
         assert_ne!(TokenHash::of(raw), TokenHash::of("ab%2Bc%2Fd%3D%3D"));
         assert!(TokenHash::of(raw).ct_eq(&TokenHash::of(raw)));
+    }
+
+    #[test]
+    fn refresh_tokens_have_one_shape() {
+        let (raw, hash) = new_refresh_token().unwrap();
+        assert!(raw.starts_with("rt_") && is_refresh_token(&raw));
+        assert_eq!(hash, TokenHash::of(&raw));
+        let (derived, _) = refresh_token_from([7u8; 32]);
+        assert_eq!(derived, refresh_token_from([7u8; 32]).0);
+        assert!(is_refresh_token(&derived));
+        assert!(!is_refresh_token("rt_short"));
+        assert!(!is_refresh_token(&derived.replacen("rt_", "xx_", 1)));
+        assert!(!is_refresh_token(&format!("{derived}=")));
     }
 }

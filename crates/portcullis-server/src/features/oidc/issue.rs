@@ -12,8 +12,6 @@ use portcullis_core::{FamilyId, OrgId, ProjectId, SessionId, Timestamp, TokenHas
 use crate::infra::keys::{JwtType, KeyError};
 use crate::state::AppState;
 
-pub const REFRESH_PREFIX: &str = "rt_";
-
 /// Minting failed: always the server's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -25,10 +23,7 @@ pub enum IssueError {
 
 /// A refresh token fresh from the random source: `rt_` + 256 bits.
 pub fn new_refresh_token() -> Result<(String, TokenHash), IssueError> {
-    let bytes = portcullis_core::token::random_bytes::<32>()?;
-    let raw = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = TokenHash::of(&raw);
-    Ok((raw, hash))
+    Ok(portcullis_core::token::new_refresh_token()?)
 }
 
 /// The one successor a refresh token can have: an HMAC of the presented token under a key
@@ -36,10 +31,10 @@ pub fn new_refresh_token() -> Result<(String, TokenHash), IssueError> {
 /// the very token the first request got — without the server ever storing it — and
 /// unpredictable to anyone without both the old token and the key.
 pub fn successor_of(state: &AppState, presented: &str) -> (String, TokenHash) {
-    let mac = crate::infra::crypto::mac(&state.oidc.rotation_key, presented.as_bytes());
-    let raw = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(mac));
-    let hash = TokenHash::of(&raw);
-    (raw, hash)
+    portcullis_core::token::refresh_token_from(crate::infra::crypto::mac(
+        &state.oidc.rotation_key,
+        presented.as_bytes(),
+    ))
 }
 
 fn unix(t: Timestamp) -> i64 {

@@ -9,7 +9,7 @@ use portcullis_store::{RefreshOutcome, RefreshRotation};
 use serde_json::json;
 
 use super::{Mobile, MobileError, MobileResult, Tokens};
-use crate::features::oidc::issue::REFRESH_PREFIX;
+use portcullis_core::token::REFRESH_TOKEN_PREFIX as REFRESH_PREFIX;
 
 impl Mobile<'_> {
     /// Rotates `presented`: a new access token and its successor, while the family, its

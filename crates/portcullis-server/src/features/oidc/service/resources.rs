@@ -10,10 +10,11 @@ use portcullis_store::StoreError;
 
 use super::client_auth::{ClientAuthError, ClientCredentials, authenticate_client};
 use super::{MissingParameter, require};
-use crate::features::oidc::issue::{ProfileClaims, REFRESH_PREFIX};
+use crate::features::oidc::issue::ProfileClaims;
 use crate::infra::access_tokens::{self, LiveTokenError};
 use crate::infra::keys::{JwtType, KeyError};
 use crate::state::AppState;
+use portcullis_core::token::REFRESH_TOKEN_PREFIX as REFRESH_PREFIX;
 
 /// A live access token's claims (see [`access_tokens::live_access_token`]).
 async fn live_access_token(
