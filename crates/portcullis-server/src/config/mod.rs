@@ -96,7 +96,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             database_url_file: None,
-            database_max_connections: 16,
+            // What the pools used before the setting was read; 16 measured 14 % slower on the
+            // uncached PostgreSQL path of the 2-core benchmark host (bench/README.md).
+            database_max_connections: 10,
             data_dir: PathBuf::from("portcullis-data"),
             public_url: None,
             dev: false,
@@ -393,7 +395,7 @@ mod tests {
                 .iter()
                 .any(|k| ["sessions", "oidc", "mobile"].contains(&k.as_str()))
         );
-        assert_eq!(Config::default().database_max_connections, 16);
+        assert_eq!(Config::default().database_max_connections, 10);
     }
 
     /// docs/configuration.md lists every key an operator can set.
