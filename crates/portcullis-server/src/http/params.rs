@@ -22,9 +22,6 @@ pub enum ParamsError {
     TooMany,
 }
 
-/// The former name, while callers still use it.
-pub type RepeatedParameter = ParamsError;
-
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Self, ParamsError> {
         let mut pairs = Vec::new();

@@ -14,7 +14,7 @@ use super::service::client_auth::{ClientAuthError, ClientCredentials};
 use super::service::resources::{TokenInspectionError, UserinfoError};
 use super::service::token::TokenError;
 use crate::http::oauth_error::OAuthError;
-use crate::http::params::{Params, RepeatedParameter};
+use crate::http::params::{Params, ParamsError};
 
 /// The Content-Security-Policy source (`form-action`) for where a form's redirect chain
 /// may end: an http(s) URL's origin, or a private-use scheme (`myapp:`).
@@ -44,8 +44,8 @@ fn client_credentials<'a>(headers: &'a HeaderMap, params: &'a Params) -> ClientC
     }
 }
 
-impl From<RepeatedParameter> for OAuthError {
-    fn from(e: RepeatedParameter) -> Self {
+impl From<ParamsError> for OAuthError {
+    fn from(e: ParamsError) -> Self {
         OAuthError::invalid_request(e.to_string())
     }
 }
