@@ -2,7 +2,7 @@
 //! `/v1/mobile/connect(.svg)`: the link a mobile app scans to use this server. The QR code
 //! is decoded with rqrr, a decoder that shares nothing with the encoder the server uses.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp};
 use portcullis_server::config::StringList;

@@ -2,7 +2,7 @@
 //! OAuth clients of a project (`/v1/project/clients`), through a real server, on SQLite and
 //! on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Reply, Signed, TestApp};
 use reqwest::{Method, StatusCode};

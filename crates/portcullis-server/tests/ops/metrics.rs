@@ -3,7 +3,7 @@
 //! happen, the pool and process families are there, and the whole text is well-formed
 //! Prometheus exposition — on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,7 +6,7 @@
 //!
 //! Review a change with `cargo insta review` (or set INSTA_UPDATE=always and read the diff).
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use reqwest::Method;

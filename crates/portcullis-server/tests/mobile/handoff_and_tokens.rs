@@ -3,7 +3,7 @@
 //! deep link, the one-time-token exchange, bearer access to the API, refresh rotation with
 //! reuse detection, and sign-out — on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

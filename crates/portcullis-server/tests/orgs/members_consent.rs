@@ -4,7 +4,7 @@
 //! verified domains) and invites everyone else; admins see the sessions and sign-ins of
 //! managed members only; role changes are decided inside the store's locked transaction.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

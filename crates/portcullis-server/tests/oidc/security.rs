@@ -4,7 +4,7 @@
 //! else's token, codes burnt by the wrong client, ID tokens passed off as access tokens, and
 //! apps that claim another app's custom scheme.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

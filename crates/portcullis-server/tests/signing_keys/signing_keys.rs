@@ -3,7 +3,7 @@
 //! signing and verifying with every algorithm, rotation by platform admins, and private
 //! keys sealed at rest.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! The OpenID Connect provider through HTTP, as a browser and a relying party use it, on
 //! SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -4,7 +4,7 @@
 //! verified domain while pending claims coexist, a platform admin's verification without
 //! DNS, deleting, and the audit trail.
 
-mod common;
+use crate::common;
 
 use common::dns::{Dnsmasq, free_port};
 use common::{Backend, Reply, TestApp};

@@ -7,7 +7,7 @@
 //! Node.js and `npm ci --prefix conformance` are required: without them these tests fail
 //! (they never skip).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

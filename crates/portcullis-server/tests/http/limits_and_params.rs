@@ -4,7 +4,7 @@
 //! metrics token. Sign-in limits run on SQLite and PostgreSQL; the rest touch no storage
 //! and run on SQLite.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! route added later is swept without touching this file. Afterwards the victim's account,
 //! sessions and resources must be as they were.
 
-mod common;
+use crate::common;
 
 use common::{Reply, TestApp};
 use reqwest::Method;
