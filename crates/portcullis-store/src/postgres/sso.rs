@@ -18,7 +18,7 @@ use crate::sso::{
     legacy_key, provider_created, provider_deleted, provider_updated, user_claimed,
 };
 use crate::unit::Scope;
-use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
+use crate::{Change, SignupBootstrap, StoreError, StoreResult};
 
 macro_rules! cols {
     () => {
@@ -246,7 +246,7 @@ impl SsoStore for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         match id {
-            Some(id) => self.user_by_id(UserId(id)).await,
+            Some(id) => super::accounts::user_by_id(self, UserId(id)).await,
             None => Ok(None),
         }
     }

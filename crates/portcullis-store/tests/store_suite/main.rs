@@ -256,7 +256,7 @@ pub fn bootstrap(email: &str) -> SignupBootstrap {
 
 pub async fn signup(store: &dyn Store, email: &str) -> SignedUp {
     let b = bootstrap(email);
-    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    let user = store.accounts().bootstrap_signup(&b, &ctx()).await.unwrap();
     SignedUp {
         user,
         org: b.org,
@@ -278,7 +278,8 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
 /// Adds an existing or new user to the org.
 pub async fn add(store: &dyn Store, org: &SignedUp, email: &str, role: Role) -> User {
     store
-        .add_member(&org.access(), &new_member(email, role), &ctx())
+        .org(&org.access())
+        .add_member(&new_member(email, role), &ctx())
         .await
         .unwrap()
         .member

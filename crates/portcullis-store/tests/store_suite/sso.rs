@@ -27,13 +27,11 @@ fn provider(org: &super::SignedUp, name: &str) -> OrgSsoProvider {
 
 async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
     store
-        .query_audit(
-            access,
-            &AuditQuery {
-                limit: 100,
-                ..AuditQuery::default()
-            },
-        )
+        .org(access)
+        .query_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -248,7 +246,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(user.email.as_str(), "fresh@example.com");
-    let views = store.memberships_of_user(user.id).await.unwrap();
+    let views = store.orgs().memberships_of_user(user.id).await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].org.id, b.org.id);
     assert_eq!(
@@ -269,7 +267,14 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.user_by_email(&again.email).await.unwrap().is_none());
+    assert!(
+        store
+            .accounts()
+            .user_by_email(&again.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn deleting_a_provider_removes_its_identities(store: Arc<dyn Store>) {
@@ -319,7 +324,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
 
     let mut b = bootstrap("claimed@example.com");
     b.password_hash = Some(PasswordHash::from_stored("$argon2id$squatter".into()));
-    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    let user = store.accounts().bootstrap_signup(&b, &ctx()).await.unwrap();
     let bystander = signup(&*store, "bystander@example.com").await;
     let now = portcullis_core::now();
     let session = |user_id, token: &str| {
@@ -331,6 +336,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         (bystander.user.id, "bystander-1"),
     ] {
         store
+            .sessions()
             .create_session(&session(u, t), &ctx(), &[])
             .await
             .unwrap();
@@ -350,10 +356,16 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         .claim_account(&user, &identity, &ctx())
         .await
         .unwrap();
-    let creds = store.user_by_email(&b.email).await.unwrap().unwrap();
+    let creds = store
+        .accounts()
+        .user_by_email(&b.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(creds.password_hash.is_none(), "the password is gone");
     assert!(
         store
+            .sessions()
             .list_user_sessions(user.id, now)
             .await
             .unwrap()
@@ -362,6 +374,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
     );
     assert_eq!(
         store
+            .sessions()
             .list_user_sessions(bystander.user.id, now)
             .await
             .unwrap()
@@ -399,8 +412,13 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
     // A taken identity rolls the whole claim back: the password and sessions stay.
     let mut other = bootstrap("claimed2@example.com");
     other.password_hash = Some(PasswordHash::from_stored("$argon2id$x".into()));
-    let second = store.bootstrap_signup(&other, &ctx()).await.unwrap();
+    let second = store
+        .accounts()
+        .bootstrap_signup(&other, &ctx())
+        .await
+        .unwrap();
     store
+        .sessions()
         .create_session(&session(second.id, "second-1"), &ctx(), &[])
         .await
         .unwrap();
@@ -412,10 +430,16 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         store.sso().claim_account(&second, &taken, &ctx()).await,
         Err(StoreError::Conflict(_))
     ));
-    let creds = store.user_by_email(&other.email).await.unwrap().unwrap();
+    let creds = store
+        .accounts()
+        .user_by_email(&other.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(creds.password_hash.is_some());
     assert_eq!(
         store
+            .sessions()
             .list_user_sessions(second.id, now)
             .await
             .unwrap()
@@ -436,12 +460,17 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
             .unwrap()
     );
     let m = store
+        .orgs()
         .membership(acme.org.id, dave.user.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(m.role.as_str(), "member");
-    let views = store.memberships_of_user(dave.user.id).await.unwrap();
+    let views = store
+        .orgs()
+        .memberships_of_user(dave.user.id)
+        .await
+        .unwrap();
     let in_acme = views.iter().find(|v| v.org.id == acme.org.id).unwrap();
     assert_eq!(in_acme.projects.len(), 1, "the default project too");
     // Already a member: nothing happens.
@@ -454,7 +483,8 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
     );
     // Removed by an admin: signing in again does not bring them back.
     store
-        .remove_member(&acme.access(), dave.user.id, &ctx())
+        .org(&acme.access())
+        .remove_member(dave.user.id, &ctx())
         .await
         .unwrap();
     assert!(
@@ -466,6 +496,7 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
     );
     assert!(
         !store
+            .orgs()
             .membership(acme.org.id, dave.user.id)
             .await
             .unwrap()
@@ -486,8 +517,8 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     };
     assert!(!allows(a.project.id, "https://app.example.com").await);
     store
+        .org(&a.access())
         .update_project(
-            &a.access(),
             a.project.id,
             &portcullis_store::ProjectPatch {
                 allowed_origins: Some(vec![
@@ -506,8 +537,8 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     assert!(!allows(other.project.id, "https://app.example.com").await);
     // A disabled project's origins do not count.
     store
+        .org(&a.access())
         .update_project(
-            &a.access(),
             a.project.id,
             &portcullis_store::ProjectPatch {
                 status: Some(portcullis_core::ProjectStatus::Disabled),

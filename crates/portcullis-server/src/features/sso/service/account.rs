@@ -25,10 +25,14 @@ impl Sso<'_> {
             .user_by_identity(provider, &claims.issuer, &claims.subject)
             .await?;
         let by_email = if by_identity.is_none() {
-            self.store.user_by_email(&email).await?.map(|c| Holder {
-                has_password: c.password_hash.is_some(),
-                user: c.user,
-            })
+            self.store
+                .accounts()
+                .user_by_email(&email)
+                .await?
+                .map(|c| Holder {
+                    has_password: c.password_hash.is_some(),
+                    user: c.user,
+                })
         } else {
             None
         };
@@ -135,6 +139,7 @@ impl Sso<'_> {
             meta.user_agent.clone(),
         );
         self.store
+            .sessions()
             .create_session(&session, &meta, &[succeeded])
             .await?;
         self.metrics

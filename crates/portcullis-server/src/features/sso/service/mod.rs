@@ -230,7 +230,7 @@ impl Sso<'_> {
             event.actor_id = Some(id);
             event.target = Some(format!("user:{id}"));
         }
-        if let Err(e) = self.store.record_audit(&event).await {
+        if let Err(e) = self.store.audit().record_audit(&event).await {
             tracing::error!(error = %e, "cannot record login.failed");
         }
     }
