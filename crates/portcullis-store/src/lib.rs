@@ -58,7 +58,7 @@ pub use pool::PoolStats;
 pub use portcullis_core::patch::ProjectPatch;
 pub use projects::ProjectStore;
 pub use sessions::SessionStore;
-pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
+pub use sso::{OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -136,6 +136,7 @@ store_suite! {
         sso::allowed_origins_are_found,
         sso::deleting_a_provider_removes_its_identities,
         sso::claiming_an_account_ends_the_squatters_access,
+        sso::an_sso_sign_in_is_one_unit,
         domains::one_org_verifies_a_domain,
         pool::pool_stats_count_transactions,
         outbox::queued_events_are_due_oldest_first,

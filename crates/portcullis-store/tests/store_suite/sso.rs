@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use portcullis_core::TokenHash;
 use portcullis_core::{AuditQuery, OrgAccess};
-use portcullis_store::{OrgSsoProvider, SsoProviderPatch, Store, StoreError, UserIdentity};
+use portcullis_store::{
+    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, Store, StoreError, UserIdentity,
+};
 use uuid::Uuid;
 
 use super::{bootstrap, ctx, signup};
@@ -612,5 +615,156 @@ async fn postgres_rls_confines_sso_providers() {
     assert!(
         matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42501")),
         "{e}"
+    );
+}
+
+/// One sign-in, one unit: a new account, its identity, the membership of the provider's
+/// org, the session and the events all commit together — and a sign-in that fails part of
+/// the way (here: the identity was linked meanwhile) leaves nothing behind.
+pub async fn an_sso_sign_in_is_one_unit(store: Arc<dyn Store>) {
+    let acme = signup(&*store, "acme-owner@example.com").await;
+    let pid = Uuid::now_v7();
+    let mut b = bootstrap("jit@example.com");
+    b.password_hash = None;
+    let identity = UserIdentity {
+        user_id: b.user_id,
+        provider: format!("org_{pid}"),
+        issuer: "https://idp.example.com".into(),
+        subject: "sub-jit".into(),
+        email: "jit@example.com".into(),
+        provider_id: Some(pid),
+        created_at: portcullis_core::now(),
+    };
+    let session = |user_id, token: &str| {
+        portcullis_core::SessionPolicy::default().new_session(
+            user_id,
+            TokenHash::of(token),
+            portcullis_core::now(),
+            None,
+            None,
+        )
+    };
+    let signed_in = ctx().with_actor(b.user_id);
+    let succeeded = [signed_in.event(
+        None,
+        portcullis_core::Action::LoginSucceeded,
+        format!("user:{}", b.user_id),
+    )];
+    let first = session(b.user_id, "sso-session-1");
+    let user = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Create(&b),
+                identity: &identity,
+                join: Some((acme.org.id, pid)),
+                session: &first,
+                also: &succeeded,
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.id, b.user_id);
+    let linked = store
+        .sso()
+        .user_by_identity(&identity.provider, &identity.issuer, &identity.subject)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.id, user.id);
+    assert!(
+        store
+            .orgs()
+            .membership(acme.org.id, user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    let found = store
+        .sessions()
+        .session_by_token(&TokenHash::of("sso-session-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user.id, user.id);
+    let acme_events = actions(&*store, &acme.access()).await;
+    assert!(
+        acme_events.contains(&"member.added".to_owned()),
+        "{acme_events:?}"
+    );
+    assert!(
+        acme_events.contains(&"login.succeeded".to_owned()),
+        "{acme_events:?}"
+    );
+    assert!(
+        acme_events.contains(&"session.created".to_owned()),
+        "{acme_events:?}"
+    );
+
+    // Someone else's account, and the identity is linked already: the link fails, and
+    // neither the membership nor the session of this attempt is written.
+    let eve = signup(&*store, "eve@example.com").await;
+    let second = session(eve.user.id, "sso-session-2");
+    let err = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Link(&eve.user),
+                identity: &UserIdentity {
+                    user_id: eve.user.id,
+                    ..identity.clone()
+                },
+                join: Some((acme.org.id, pid)),
+                session: &second,
+                also: &[],
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        store
+            .orgs()
+            .membership(acme.org.id, eve.user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .sessions()
+            .session_by_token(&TokenHash::of("sso-session-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A session for someone other than the signed-in user is refused before anything commits.
+    let stray = session(acme.user.id, "sso-session-3");
+    let err = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Linked(&user),
+                identity: &identity,
+                join: None,
+                session: &stray,
+                also: &[],
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(
+        store
+            .sessions()
+            .session_by_token(&TokenHash::of("sso-session-3"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
