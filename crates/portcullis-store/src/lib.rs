@@ -2,20 +2,24 @@
 //! decided once, at start-up, by [`connect`]. Each backend is one module with its own
 //! migrations folder; the two folders keep the same version numbers.
 //!
-//! Tenant-scoped calls take an [`OrgAccess`], which only the domain's authorization check
-//! can produce. The backends filter by its org id in SQL, and PostgreSQL checks it a second
-//! time with row-level security.
+//! `Store` itself is small: each area has its own trait, reached through an accessor
+//! (`accounts()`, `sessions()`, `orgs()`, `clients()` …). An org's own data (details,
+//! members, projects, its sessions and audit trail) is reached only through
+//! [`Store::org`], a handle bound to an [`OrgAccess`] — which only the domain's
+//! authorization decisions can produce. The backends filter by its org id in SQL, and
+//! PostgreSQL checks it a second time with row-level security.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Oversight,
-    Project, ProjectId, ProjectStatus, Role, Session, SessionId, Timestamp, TokenHash, User,
+    Email, Membership, Org, OrgAccess, OrgId, Project, Role, Session, SessionId, Timestamp, User,
     UserId, UserName,
 };
 
+pub mod accounts;
+pub mod audit;
 pub mod clients;
 pub mod domains;
 mod error;
@@ -24,14 +28,19 @@ pub mod grants;
 pub mod invitations;
 pub mod keys;
 pub mod mobile;
+pub mod orgs;
 pub mod outbox;
 mod pool;
 pub mod postgres;
+pub mod projects;
+pub mod sessions;
 pub mod sqlite;
 pub mod sso;
 pub mod testing;
 mod unit;
 
+pub use accounts::AccountStore;
+pub use audit::AuditStore;
 pub use clients::{ClientPatch, ClientStore};
 pub use domains::DomainStore;
 pub use error::{StoreError, StoreResult};
@@ -42,11 +51,14 @@ pub use grants::{
 pub use invitations::{Acceptance, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
+pub use orgs::{OrgScope, OrgStore};
 pub use outbox::{OutboxRecord, OutboxStore};
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
-pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
+pub use projects::ProjectStore;
+pub use sessions::SessionStore;
+pub use sso::{OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,131 +240,25 @@ pub trait Store: Send + Sync + 'static {
     /// has no cross-process feed (embedded SQLite: one server process owns the file).
     async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool>;
 
-    // Users and provisioning (not tenant-owned).
-    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>>;
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
-    async fn bootstrap_signup(&self, b: &SignupBootstrap, ctx: &AuditContext) -> StoreResult<User>;
-    async fn set_platform_admin(
-        &self,
-        user_id: UserId,
-        on: bool,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-    /// Every org, for platform operators.
-    async fn list_all_orgs(&self) -> StoreResult<Vec<Org>>;
-    /// A project's status, for endpoints that know only a client (the OAuth endpoints).
-    async fn project_status(&self, project_id: ProjectId) -> StoreResult<Option<ProjectStatus>>;
+    /// Users and the sign-up bootstrap (not tenant-owned).
+    fn accounts(&self) -> &dyn AccountStore;
 
-    // Sessions (owned by users, not tenants).
-    /// Stores a new session with its `session.created` event and any `also` events (the
-    /// `login.succeeded` that caused it), all in one transaction.
-    async fn create_session(
-        &self,
-        session: &Session,
-        ctx: &AuditContext,
-        also: &[AuditEvent],
-    ) -> StoreResult<()>;
-    async fn session_by_token(&self, hash: &TokenHash) -> StoreResult<Option<SessionWithUser>>;
-    async fn touch_session(
-        &self,
-        id: SessionId,
-        last_seen_at: Timestamp,
-        expires_at: Timestamp,
-    ) -> StoreResult<()>;
-    async fn list_user_sessions(
-        &self,
-        user_id: UserId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Session>>;
-    /// Revokes one of the user's own sessions; false when there is no such active session.
-    async fn revoke_user_session(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
+    /// Browser sessions, owned by users rather than tenants.
+    fn sessions(&self) -> &dyn SessionStore;
 
-    // The caller's own memberships (scoped to the user).
-    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>>;
-    async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>>;
-    async fn project_access(
-        &self,
-        project_id: ProjectId,
-        user_id: UserId,
-    ) -> StoreResult<Option<ProjectAccessRecord>>;
+    /// Creating orgs, listing them for operators, and a user's own memberships.
+    fn orgs(&self) -> &dyn OrgStore;
 
-    // Orgs (tenant-scoped).
-    /// Creates an org with its default project and makes `creator` owner of both.
-    async fn create_org(
-        &self,
-        creator: UserId,
-        org: &Org,
-        project: &Project,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-    async fn org(&self, access: &OrgAccess) -> StoreResult<Org>;
-    async fn list_members(&self, access: &OrgAccess) -> StoreResult<Vec<MemberRecord>>;
-    async fn add_member(
-        &self,
-        access: &OrgAccess,
-        member: &NewMember,
-        ctx: &AuditContext,
-    ) -> StoreResult<AddedMember>;
-    /// Whether the access's actor may make the change is decided inside the transaction, on
-    /// the roles as they are under its lock. Fails with `NotFound` when `user_id` is no
-    /// active member, `Conflict` when it would leave the org without an owner.
-    async fn change_member_role(
-        &self,
-        access: &OrgAccess,
-        user_id: UserId,
-        role: Role,
-        ctx: &AuditContext,
-    ) -> StoreResult<MemberChange<MemberRecord>>;
-    /// Ends a membership (softly); decided like [`Store::change_member_role`]. A member may
-    /// always remove themselves.
-    async fn remove_member(
-        &self,
-        access: &OrgAccess,
-        user_id: UserId,
-        ctx: &AuditContext,
-    ) -> StoreResult<MemberChange<()>>;
-    /// Active sessions of the org's active members whom `oversight` covers.
-    async fn list_org_sessions(
-        &self,
-        access: &OrgAccess,
-        now: Timestamp,
-        oversight: &Oversight,
-    ) -> StoreResult<Vec<MemberSession>>;
-    /// Revokes a session of a current member of the org whom `oversight` covers; false
-    /// when there is none such.
-    async fn revoke_org_session(
-        &self,
-        access: &OrgAccess,
-        id: SessionId,
-        oversight: &Oversight,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
-    async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>>;
-    async fn create_project(
-        &self,
-        access: &OrgAccess,
-        project: &Project,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-    async fn update_project(
-        &self,
-        access: &OrgAccess,
-        id: ProjectId,
-        patch: &ProjectPatch,
-        ctx: &AuditContext,
-    ) -> StoreResult<Project>;
+    /// What a user may reach of a project before any decision, and a project's status.
+    fn projects(&self) -> &dyn ProjectStore;
 
-    // Audit.
-    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Newest first: the org's events, and the events outside any org (sign-ins, sessions)
-    /// of its active members whom `q.oversight` covers.
-    async fn query_audit(&self, access: &OrgAccess, q: &AuditQuery)
-    -> StoreResult<Vec<AuditEvent>>;
+    /// Audit events written outside any other change.
+    fn audit(&self) -> &dyn AuditStore;
+
+    /// The one way to reach an org's own data: a handle bound to `access`, which only
+    /// [`portcullis_core::authz`] decisions produce. Every call through it is filtered by the
+    /// access's org (and, on PostgreSQL, checked again by row-level security).
+    fn org<'a>(&'a self, access: &OrgAccess) -> Box<dyn OrgScope + 'a>;
 }
 
 /// How a store opens its database.

@@ -15,6 +15,37 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{SignupBootstrap, StoreResult};
+use portcullis_core::Session;
+
+/// Who an upstream identity is here, as [`portcullis_core::link::decide`] ruled it, and so
+/// what a sign-in writes for the identity.
+#[derive(Clone, Copy, Debug)]
+pub enum SsoAccount<'a> {
+    /// The identity is already linked to this user: nothing to write for it.
+    Linked(&'a User),
+    /// Link the identity to this existing user (`sso.identity.linked`).
+    Link(&'a User),
+    /// The verified owner of the address takes this account over
+    /// ([`SsoStore::claim_account`]).
+    Claim(&'a User),
+    /// A new user, with a personal org, linked to the identity.
+    Create(&'a SignupBootstrap),
+}
+
+/// Everything one upstream sign-in writes, for [`SsoStore::sign_in_via_sso`].
+#[derive(Clone, Copy, Debug)]
+pub struct SsoSignIn<'a> {
+    pub account: SsoAccount<'a>,
+    /// The upstream identity, with the signed-in user's id.
+    pub identity: &'a UserIdentity,
+    /// Signed in through an org's provider: the org and the provider, for just-in-time
+    /// membership ([`SsoStore::join_org_via_sso`]).
+    pub join: Option<(OrgId, Uuid)>,
+    /// The session to open for the user.
+    pub session: &'a Session,
+    /// Events that go with the session (`login.succeeded`).
+    pub also: &'a [AuditEvent],
+}
 
 /// An OIDC provider an org registered for its members' sign-in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,6 +219,14 @@ pub trait SsoStore: Send + Sync {
         provider_id: Uuid,
         ctx: &AuditContext,
     ) -> StoreResult<bool>;
+
+    /// A whole upstream sign-in in one unit of work: the identity's link, claim or new
+    /// account, the org membership of an org's provider, the session with its
+    /// `session.created` and `also` events, and the change notices — all or nothing.
+    /// Returns the signed-in user (the new one, for [`SsoAccount::Create`]). `Conflict`
+    /// when the identity was linked meanwhile; `Invalid` when the session or identity is not
+    /// the signed-in user's.
+    async fn sign_in_via_sso(&self, s: &SsoSignIn<'_>, ctx: &AuditContext) -> StoreResult<User>;
 
     /// Whether the active project `project_id` lists this origin (`scheme://host[:port]`)
     /// among its allowed origins: where a sign-in for that project may send the browser

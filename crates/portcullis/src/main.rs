@@ -325,6 +325,7 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                     let access = OrgAccess::system(org_id);
                     store
                         .org(&access)
+                        .details()
                         .await
                         .map_err(|_| format!("no organization {org_id}"))?;
                     let role = Role::parse(&role).map_err(|e| e.to_string())?;
@@ -337,7 +338,8 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                         password_setup: None,
                     };
                     let added = store
-                        .add_member(&access, &member, &ctx)
+                        .org(&access)
+                        .add_member(&member, &ctx)
                         .await
                         .map_err(|e| e.to_string())?;
                     if !added.user_created {
@@ -361,6 +363,7 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                         self_signup: false,
                     };
                     store
+                        .accounts()
                         .bootstrap_signup(&b, &ctx)
                         .await
                         .map_err(|e| e.to_string())?
@@ -377,7 +380,12 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
             set_admin(&*store, &email, false, &ctx).await
         }
         AdminCommand::ListOrgs => {
-            for org in store.list_all_orgs().await.map_err(|e| e.to_string())? {
+            for org in store
+                .orgs()
+                .list_all_orgs()
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 println!(
                     "{}",
                     serde_json::json!({"id": org.id, "slug": org.slug.as_str(), "name": org.name.as_str(), "personal": org.personal})
@@ -430,11 +438,13 @@ async fn set_admin(
 ) -> Result<(), String> {
     let email = Email::parse(email).map_err(|e| e.to_string())?;
     let user = store
+        .accounts()
         .user_by_email(&email)
         .await
         .map_err(|e| e.to_string())?
         .ok_or(format!("no user with email {email}"))?;
     store
+        .accounts()
         .set_platform_admin(user.user.id, on, ctx)
         .await
         .map_err(|e| e.to_string())?;

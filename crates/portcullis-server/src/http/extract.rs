@@ -119,7 +119,7 @@ pub async fn resolve_session(
         Some(hit) => hit,
         None => {
             let epoch = state.cache.epoch();
-            let found = state.store.session_by_token(&hash).await?;
+            let found = state.store.sessions().session_by_token(&hash).await?;
             let Some(found) = found else {
                 return Err(ApiError::unauthenticated(
                     "session is invalid, expired or revoked",
@@ -136,6 +136,7 @@ pub async fn resolve_session(
     if let Some((seen, expires)) = state.sessions.touch(&resolved.session, now) {
         state
             .store
+            .sessions()
             .touch_session(resolved.session.id, seen, expires)
             .await?;
         state.cache.forget_session(&hash);
@@ -279,6 +280,7 @@ impl Auth {
     ) -> Result<OrgAccess, ApiError> {
         let membership = state
             .store
+            .orgs()
             .membership(org_id, self.principal.user_id)
             .await?;
         Ok(authz::decide_org_access(
@@ -328,6 +330,7 @@ pub async fn authorize_project(
     let not_found = || ApiError::not_found("no such project");
     let record = state
         .store
+        .projects()
         .project_access(project_id, principal.user_id)
         .await?
         .ok_or_else(not_found)?;

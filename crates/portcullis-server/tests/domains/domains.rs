@@ -363,6 +363,7 @@ async fn platform_admins_verify_without_dns(backend: Backend) {
     let operator = app.user("operator").await;
     app.state
         .store
+        .accounts()
         .set_platform_admin(
             portcullis_core::UserId::parse(&operator.user_id).unwrap(),
             true,

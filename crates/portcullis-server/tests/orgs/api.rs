@@ -281,6 +281,7 @@ async fn admin_created_member_gets_default_project_and_audit(app: TestApp) {
 async fn make_platform_admin(app: &TestApp, who: &common::Signed) {
     app.state
         .store
+        .accounts()
         .set_platform_admin(
             portcullis_core::UserId::parse(&who.user_id).unwrap(),
             true,

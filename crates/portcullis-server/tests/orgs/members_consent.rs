@@ -71,6 +71,7 @@ async fn role_of(app: &TestApp, viewer: &Signed, org: &str, user: &str) -> Optio
 async fn make_platform_admin(app: &TestApp, who: &Signed) {
     app.state
         .store
+        .accounts()
         .set_platform_admin(
             UserId::parse(&who.user_id).unwrap(),
             true,

@@ -54,6 +54,7 @@ async fn platform_admin(app: &TestApp) -> (Signed, String) {
     let u = app.user("operator").await;
     let store = portcullis_store::connect(&app.database_url).await.unwrap();
     store
+        .accounts()
         .set_platform_admin(
             UserId::parse(&u.user_id).unwrap(),
             true,

@@ -390,6 +390,7 @@ async fn platform_admin(app: &TestApp, label: &str) -> common::Signed {
 async fn make_platform_admin(app: &TestApp, user_id: &str) {
     app.state
         .store
+        .accounts()
         .set_platform_admin(
             portcullis_core::UserId::parse(user_id).unwrap(),
             true,
@@ -574,6 +575,7 @@ async fn unverified_email_never_creates_or_links(backend: Backend) {
     assert!(
         app.state
             .store
+            .accounts()
             .user_by_email(&email)
             .await
             .unwrap()
@@ -1188,6 +1190,7 @@ async fn attackers_org_provider_cannot_take_over_accounts(backend: Backend) {
     assert!(
         app.state
             .store
+            .accounts()
             .user_by_email(&nobody)
             .await
             .unwrap()

@@ -4,21 +4,24 @@
 
 use async_trait::async_trait;
 use portcullis_core::grant::RevocationReason;
-use portcullis_core::{AuditContext, OrgAccess, OrgId, ProjectId, SessionId, User, UserId};
+use portcullis_core::{
+    AuditContext, OrgAccess, OrgId, ProjectId, SessionId, Timestamp, User, UserId,
+};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::PgStore;
-use super::statements::insert_signup_bootstrap;
+use super::statements::{insert_session, insert_signup_bootstrap};
 use super::unit::Unit;
 use crate::events::session_revoked;
 use crate::sso::{
-    OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity, identity_linked, joined_via_sso,
-    legacy_key, provider_created, provider_deleted, provider_updated, user_claimed,
+    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
+    identity_linked, joined_via_sso, legacy_key, provider_created, provider_deleted,
+    provider_updated, user_claimed,
 };
 use crate::unit::Scope;
-use crate::{Change, SignupBootstrap, Store, StoreError, StoreResult};
+use crate::{Change, SignupBootstrap, StoreError, StoreResult};
 
 macro_rules! cols {
     () => {
@@ -76,6 +79,95 @@ async fn locked(unit: &mut Unit<'_>, access: &OrgAccess, id: Uuid) -> StoreResul
     .await?
     .ok_or(StoreError::NotFound)?;
     provider_from(&row)
+}
+
+/// The body of [`SsoStore::claim_account`], inside a caller's unit (which must be in
+/// platform scope: the account's refresh families belong to whichever orgs granted them).
+async fn claim_in(
+    unit: &mut Unit<'_>,
+    user: &User,
+    identity: &UserIdentity,
+    ctx: &AuditContext,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let ctx = ctx.with_actor(user.id);
+    insert_identity(unit, identity).await?;
+    let had_password = sqlx::query(
+        "UPDATE users SET password_hash = NULL WHERE id = $1 AND password_hash IS NOT NULL",
+    )
+    .bind(user.id.0)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected()
+        > 0;
+    let sessions: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(now)
+    .bind(user.id.0)
+    .fetch_all(&mut **unit)
+    .await?;
+    for id in &sessions {
+        let id = SessionId(*id);
+        unit.audit(session_revoked(&ctx, None, user.id, id));
+        unit.changed(Change::SessionRevoked(id));
+    }
+    let families = sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(RevocationReason::SessionEnded.as_str())
+    .bind(user.id.0)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected();
+    if families > 0 {
+        unit.changed(Change::TokensRevoked);
+    }
+    unit.audit(identity_linked(&ctx, None, identity));
+    unit.audit(user_claimed(&ctx, identity, had_password, sessions.len()));
+    unit.changed(Change::UserChanged(user.id));
+    Ok(())
+}
+
+/// The body of [`SsoStore::join_org_via_sso`], inside a caller's unit (in the org's
+/// scope or the platform's). True when the user was added.
+async fn join_in(
+    unit: &mut Unit<'_>,
+    org_id: OrgId,
+    user: &User,
+    provider_id: Uuid,
+    ctx: &AuditContext,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) \
+         SELECT $1, $2, 'member', $3 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
+         ON CONFLICT (org_id, user_id) DO NOTHING",
+    )
+    .bind(org_id.0)
+    .bind(user.id.0)
+    .bind(now)
+    .execute(&mut **unit)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
+         SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
+         ON CONFLICT (project_id, user_id) DO NOTHING",
+    )
+    .bind(user.id.0)
+    .bind(now)
+    .bind(org_id.0)
+    .execute(&mut **unit)
+    .await?;
+    unit.audit(joined_via_sso(ctx, org_id, user, provider_id));
+    unit.changed(Change::UserChanged(user.id));
+    Ok(true)
 }
 
 #[async_trait]
@@ -246,7 +338,7 @@ impl SsoStore for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         match id {
-            Some(id) => self.user_by_id(UserId(id)).await,
+            Some(id) => super::accounts::user_by_id(self, UserId(id)).await,
             None => Ok(None),
         }
     }
@@ -265,47 +357,8 @@ impl SsoStore for PgStore {
         identity: &UserIdentity,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
-        let now = portcullis_core::now();
-        let ctx = ctx.with_actor(user.id);
-        // The account's refresh families belong to whichever orgs they were granted in.
         let mut unit = self.unit(Scope::Platform).await?;
-        insert_identity(&mut unit, identity).await?;
-        let had_password = sqlx::query(
-            "UPDATE users SET password_hash = NULL WHERE id = $1 AND password_hash IS NOT NULL",
-        )
-        .bind(user.id.0)
-        .execute(&mut *unit)
-        .await?
-        .rows_affected()
-            > 0;
-        let sessions: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(now)
-        .bind(user.id.0)
-        .fetch_all(&mut *unit)
-        .await?;
-        for id in &sessions {
-            let id = SessionId(*id);
-            unit.audit(session_revoked(&ctx, None, user.id, id));
-            unit.changed(Change::SessionRevoked(id));
-        }
-        let families = sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-             WHERE user_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(RevocationReason::SessionEnded.as_str())
-        .bind(user.id.0)
-        .execute(&mut *unit)
-        .await?
-        .rows_affected();
-        if families > 0 {
-            unit.changed(Change::TokensRevoked);
-        }
-        unit.audit(identity_linked(&ctx, None, identity));
-        unit.audit(user_claimed(&ctx, identity, had_password, sessions.len()));
-        unit.changed(Change::UserChanged(user.id));
+        claim_in(&mut unit, user, identity, ctx, portcullis_core::now()).await?;
         unit.commit().await
     }
 
@@ -329,36 +382,60 @@ impl SsoStore for PgStore {
         provider_id: Uuid,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        let now = portcullis_core::now();
         let mut unit = self.unit(Scope::Org(org_id)).await?;
-        let n = sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, created_at) \
-             SELECT $1, $2, 'member', $3 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
-             ON CONFLICT (org_id, user_id) DO NOTHING",
+        let joined = join_in(
+            &mut unit,
+            org_id,
+            user,
+            provider_id,
+            ctx,
+            portcullis_core::now(),
         )
-        .bind(org_id.0)
-        .bind(user.id.0)
-        .bind(now)
-        .execute(&mut *unit)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO project_memberships (project_id, org_id, user_id, role, created_at) \
-             SELECT p.id, p.org_id, $1, 'member', $2 FROM projects p WHERE p.org_id = $3 AND p.is_default \
-             ON CONFLICT (project_id, user_id) DO NOTHING",
-        )
-        .bind(user.id.0)
-        .bind(now)
-        .bind(org_id.0)
-        .execute(&mut *unit)
         .await?;
-        unit.audit(joined_via_sso(ctx, org_id, user, provider_id));
-        unit.changed(Change::UserChanged(user.id));
+        if joined {
+            unit.commit().await?;
+        }
+        Ok(joined)
+    }
+
+    async fn sign_in_via_sso(&self, s: &SsoSignIn<'_>, ctx: &AuditContext) -> StoreResult<User> {
+        let now = portcullis_core::now();
+        // Platform scope: one sign-in may write a new user's personal org, the JIT
+        // membership of the provider's org and the user's own session and events. The org
+        // comes from the provider the server found, never from the caller.
+        let mut unit = self.unit(Scope::Platform).await?;
+        let user = match &s.account {
+            SsoAccount::Linked(user) => (*user).clone(),
+            SsoAccount::Link(user) => {
+                insert_identity(&mut unit, s.identity).await?;
+                unit.audit(identity_linked(ctx, None, s.identity));
+                (*user).clone()
+            }
+            SsoAccount::Claim(user) => {
+                claim_in(&mut unit, user, s.identity, ctx, now).await?;
+                (*user).clone()
+            }
+            SsoAccount::Create(b) => {
+                let user = insert_signup_bootstrap(&mut unit, b, ctx).await?;
+                insert_identity(&mut unit, s.identity).await?;
+                user
+            }
+        };
+        if user.id != s.session.user_id || user.id != s.identity.user_id {
+            return Err(StoreError::Invalid(portcullis_core::ValidationError::new(
+                "session",
+                "the session and the identity must be the signed-in user's",
+            )));
+        }
+        if let Some((org_id, provider_id)) = s.join {
+            join_in(&mut unit, org_id, &user, provider_id, ctx, now).await?;
+        }
+        insert_session(&mut unit, s.session, &ctx.with_actor(user.id)).await?;
+        for e in s.also {
+            unit.audit(e.clone());
+        }
         unit.commit().await?;
-        Ok(true)
+        Ok(user)
     }
 
     async fn project_allows_origin(

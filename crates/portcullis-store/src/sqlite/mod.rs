@@ -168,6 +168,36 @@ impl Store for SqliteStore {
         Ok(false)
     }
 
+    fn accounts(&self) -> &dyn crate::AccountStore {
+        self
+    }
+
+    fn sessions(&self) -> &dyn crate::SessionStore {
+        self
+    }
+
+    fn orgs(&self) -> &dyn crate::OrgStore {
+        self
+    }
+
+    fn projects(&self) -> &dyn crate::ProjectStore {
+        self
+    }
+
+    fn audit(&self) -> &dyn crate::AuditStore {
+        self
+    }
+
+    fn org<'a>(&'a self, access: &OrgAccess) -> Box<dyn crate::OrgScope + 'a> {
+        Box::new(Scope {
+            store: self,
+            access: access.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl crate::AccountStore for SqliteStore {
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserCredentials>> {
         accounts::user_by_email(self, email).await
     }
@@ -188,15 +218,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         accounts::set_platform_admin(self, user_id, on, ctx).await
     }
+}
 
-    async fn project_status(&self, project_id: ProjectId) -> StoreResult<Option<ProjectStatus>> {
-        projects::project_status(self, project_id).await
-    }
-
-    async fn list_all_orgs(&self) -> StoreResult<Vec<Org>> {
-        orgs::list_all_orgs(self).await
-    }
-
+#[async_trait]
+impl crate::SessionStore for SqliteStore {
     async fn create_session(
         &self,
         s: &Session,
@@ -235,23 +260,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         sessions::revoke_user_session(self, user_id, id, ctx).await
     }
+}
 
-    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
-        members::membership(self, org_id, user_id).await
-    }
-
-    async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>> {
-        members::memberships_of_user(self, user_id).await
-    }
-
-    async fn project_access(
-        &self,
-        project_id: ProjectId,
-        user_id: UserId,
-    ) -> StoreResult<Option<ProjectAccessRecord>> {
-        projects::project_access(self, project_id, user_id).await
-    }
-
+#[async_trait]
+impl crate::OrgStore for SqliteStore {
     async fn create_org(
         &self,
         creator: UserId,
@@ -262,93 +274,117 @@ impl Store for SqliteStore {
         orgs::create_org(self, creator, org, project, ctx).await
     }
 
-    async fn org(&self, access: &OrgAccess) -> StoreResult<Org> {
-        orgs::org(self, access).await
+    async fn list_all_orgs(&self) -> StoreResult<Vec<Org>> {
+        orgs::list_all_orgs(self).await
     }
 
-    async fn list_members(&self, access: &OrgAccess) -> StoreResult<Vec<MemberRecord>> {
-        members::list_members(self, access).await
+    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
+        members::membership(self, org_id, user_id).await
     }
 
-    async fn add_member(
+    async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>> {
+        members::memberships_of_user(self, user_id).await
+    }
+}
+
+#[async_trait]
+impl crate::ProjectStore for SqliteStore {
+    async fn project_access(
         &self,
-        access: &OrgAccess,
-        m: &NewMember,
-        ctx: &AuditContext,
-    ) -> StoreResult<AddedMember> {
-        members::add_member(self, access, m, ctx).await
+        project_id: ProjectId,
+        user_id: UserId,
+    ) -> StoreResult<Option<ProjectAccessRecord>> {
+        projects::project_access(self, project_id, user_id).await
+    }
+
+    async fn project_status(&self, project_id: ProjectId) -> StoreResult<Option<ProjectStatus>> {
+        projects::project_status(self, project_id).await
+    }
+}
+
+#[async_trait]
+impl crate::AuditStore for SqliteStore {
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        audit::record_audit(self, event).await
+    }
+}
+
+/// The org-scoped handle [`Store::org`] hands out: the store and the access it was made from.
+struct Scope<'a> {
+    store: &'a SqliteStore,
+    access: OrgAccess,
+}
+
+#[async_trait]
+impl crate::OrgScope for Scope<'_> {
+    fn access(&self) -> &OrgAccess {
+        &self.access
+    }
+
+    async fn details(&self) -> StoreResult<Org> {
+        orgs::org(self.store, &self.access).await
+    }
+
+    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>> {
+        members::list_members(self.store, &self.access).await
+    }
+
+    async fn add_member(&self, m: &NewMember, ctx: &AuditContext) -> StoreResult<AddedMember> {
+        members::add_member(self.store, &self.access, m, ctx).await
     }
 
     async fn change_member_role(
         &self,
-        access: &OrgAccess,
         user_id: UserId,
         new_role: Role,
         ctx: &AuditContext,
     ) -> StoreResult<crate::MemberChange<MemberRecord>> {
-        members::change_member_role(self, access, user_id, new_role, ctx).await
+        members::change_member_role(self.store, &self.access, user_id, new_role, ctx).await
     }
 
     async fn remove_member(
         &self,
-        access: &OrgAccess,
         user_id: UserId,
         ctx: &AuditContext,
     ) -> StoreResult<crate::MemberChange<()>> {
-        members::remove_member(self, access, user_id, ctx).await
+        members::remove_member(self.store, &self.access, user_id, ctx).await
     }
 
     async fn list_org_sessions(
         &self,
-        access: &OrgAccess,
         now: Timestamp,
         oversight: &portcullis_core::Oversight,
     ) -> StoreResult<Vec<MemberSession>> {
-        sessions::list_org_sessions(self, access, now, oversight).await
+        sessions::list_org_sessions(self.store, &self.access, now, oversight).await
     }
 
     async fn revoke_org_session(
         &self,
-        access: &OrgAccess,
         id: SessionId,
         oversight: &portcullis_core::Oversight,
         ctx: &AuditContext,
     ) -> StoreResult<bool> {
-        sessions::revoke_org_session(self, access, id, oversight, ctx).await
+        sessions::revoke_org_session(self.store, &self.access, id, oversight, ctx).await
     }
 
-    async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>> {
-        projects::list_projects(self, access).await
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        projects::list_projects(self.store, &self.access).await
     }
 
-    async fn create_project(
-        &self,
-        access: &OrgAccess,
-        project: &Project,
-        ctx: &AuditContext,
-    ) -> StoreResult<()> {
-        projects::create_project(self, access, project, ctx).await
+    async fn create_project(&self, project: &Project, ctx: &AuditContext) -> StoreResult<()> {
+        projects::create_project(self.store, &self.access, project, ctx).await
     }
 
     async fn update_project(
         &self,
-        access: &OrgAccess,
         id: ProjectId,
         patch: &ProjectPatch,
         ctx: &AuditContext,
     ) -> StoreResult<Project> {
-        projects::update_project(self, access, id, patch, ctx).await
+        projects::update_project(self.store, &self.access, id, patch, ctx).await
     }
 
-    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        audit::record_audit(self, event).await
-    }
-
-    async fn query_audit(
-        &self,
-        access: &OrgAccess,
-        q: &AuditQuery,
-    ) -> StoreResult<Vec<AuditEvent>> {
-        audit::query_audit(self, access, q).await
+    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        audit::query_audit(self.store, &self.access, q).await
     }
 }

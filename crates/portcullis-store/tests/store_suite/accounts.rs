@@ -10,34 +10,47 @@ use super::{bootstrap, ctx, new_org, new_project, signup};
 pub async fn signup_bootstrap(store: Arc<dyn Store>) {
     let b = bootstrap("alice@example.com");
     let c = ctx();
-    let user = store.bootstrap_signup(&b, &c).await.unwrap();
+    let user = store.accounts().bootstrap_signup(&b, &c).await.unwrap();
     assert_eq!(user.id, b.user_id);
     assert_eq!(user.email, b.email);
     assert!(user.posix.uid >= PosixId::FIRST);
     assert_eq!(user.posix.gid, user.posix.uid);
     assert!(!user.is_platform_admin);
 
-    let creds = store.user_by_email(&b.email).await.unwrap().unwrap();
+    let creds = store
+        .accounts()
+        .user_by_email(&b.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.user, user);
     assert!(creds.password_hash.is_none());
-    assert_eq!(store.user_by_id(user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!(
+        store.accounts().user_by_id(user.id).await.unwrap(),
+        Some(user.clone())
+    );
 
     let access = portcullis_core::OrgAccess::system(b.org.id);
-    assert_eq!(store.org(&access).await.unwrap(), b.org);
+    assert_eq!(store.org(&access).details().await.unwrap(), b.org);
     assert_eq!(
-        store.list_projects(&access).await.unwrap(),
+        store.org(&access).list_projects().await.unwrap(),
         vec![b.project.clone()]
     );
-    let members = store.list_members(&access).await.unwrap();
+    let members = store.org(&access).list_members().await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
         (members[0].user.id, members[0].role),
         (user.id, Role::Owner)
     );
 
-    let m = store.membership(b.org.id, user.id).await.unwrap().unwrap();
+    let m = store
+        .orgs()
+        .membership(b.org.id, user.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((m.role, m.deleted_at), (Role::Owner, None));
-    let views = store.memberships_of_user(user.id).await.unwrap();
+    let views = store.orgs().memberships_of_user(user.id).await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!((&views[0].org, views[0].role), (&b.org, Role::Owner));
     assert_eq!(views[0].projects.len(), 1);
@@ -45,14 +58,12 @@ pub async fn signup_bootstrap(store: Arc<dyn Store>) {
     assert_eq!(views[0].projects[0].role, Role::Owner);
 
     let events = store
-        .query_audit(
-            &access,
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 50,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&access)
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 50,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     let mut actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
@@ -78,20 +89,25 @@ pub async fn signup_bootstrap(store: Arc<dyn Store>) {
 pub async fn duplicate_email_conflicts(store: Arc<dyn Store>) {
     let first = signup(store.as_ref(), "alice@example.com").await;
     let again = bootstrap("Alice@Example.com");
-    let err = store.bootstrap_signup(&again, &ctx()).await.unwrap_err();
+    let err = store
+        .accounts()
+        .bootstrap_signup(&again, &ctx())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("email")),
         "{err:?}"
     );
     // Nothing of the failed signup remains.
     assert_eq!(
-        store.list_all_orgs().await.unwrap(),
+        store.orgs().list_all_orgs().await.unwrap(),
         vec![first.org.clone()]
     );
 
     let mut same_slug = bootstrap("bob@example.com");
     same_slug.org.slug = first.org.slug.clone();
     let err = store
+        .accounts()
         .bootstrap_signup(&same_slug, &ctx())
         .await
         .unwrap_err();
@@ -101,6 +117,7 @@ pub async fn duplicate_email_conflicts(store: Arc<dyn Store>) {
     );
     assert!(
         store
+            .accounts()
             .user_by_email(&same_slug.email)
             .await
             .unwrap()
@@ -119,13 +136,15 @@ pub async fn posix_ids_unique_and_increasing(store: Arc<dyn Store>) {
         last = u.posix.uid;
         // A failed signup may burn a number, never hand one out twice.
         let _ = store
+            .accounts()
             .bootstrap_signup(&bootstrap(&format!("user{i}@example.com")), &ctx())
             .await
             .unwrap_err();
     }
+    let first = store.orgs().list_all_orgs().await.unwrap()[0].id;
     let added = store
+        .org(&portcullis_core::OrgAccess::system(first))
         .add_member(
-            &portcullis_core::OrgAccess::system(store.list_all_orgs().await.unwrap()[0].id),
             &super::new_member("added@example.com", Role::Member),
             &ctx(),
         )
@@ -141,6 +160,7 @@ pub async fn concurrent_signup_same_email(store: Arc<dyn Store>) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
+                    .accounts()
                     .bootstrap_signup(&bootstrap("race@example.com"), &ctx())
                     .await
             })
@@ -156,18 +176,20 @@ pub async fn concurrent_signup_same_email(store: Arc<dyn Store>) {
         ok += usize::from(result.is_ok());
     }
     assert_eq!(ok, 1);
-    assert_eq!(store.list_all_orgs().await.unwrap().len(), 1);
+    assert_eq!(store.orgs().list_all_orgs().await.unwrap().len(), 1);
 }
 
 pub async fn set_platform_admin(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let c = ctx().with_actor(alice.user.id);
     store
+        .accounts()
         .set_platform_admin(alice.user.id, true, &c)
         .await
         .unwrap();
     assert!(
         store
+            .accounts()
             .user_by_id(alice.user.id)
             .await
             .unwrap()
@@ -175,6 +197,7 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
             .is_platform_admin
     );
     let creds = store
+        .accounts()
         .user_by_email(&alice.user.email)
         .await
         .unwrap()
@@ -182,11 +205,13 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
     assert!(creds.user.is_platform_admin);
 
     store
+        .accounts()
         .set_platform_admin(alice.user.id, false, &c)
         .await
         .unwrap();
     assert!(
         !store
+            .accounts()
             .user_by_id(alice.user.id)
             .await
             .unwrap()
@@ -195,6 +220,7 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
     );
 
     let err = store
+        .accounts()
         .set_platform_admin(portcullis_core::UserId::new(), true, &c)
         .await
         .unwrap_err();
@@ -202,14 +228,12 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
 
     // The events belong to no org; alice's org sees them because she did them.
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
@@ -221,11 +245,12 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
 }
 
 pub async fn list_all_orgs(store: Arc<dyn Store>) {
-    assert!(store.list_all_orgs().await.unwrap().is_empty());
+    assert!(store.orgs().list_all_orgs().await.unwrap().is_empty());
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
     let team = new_org("Team", false);
     store
+        .orgs()
         .create_org(
             alice.user.id,
             &team,
@@ -235,7 +260,7 @@ pub async fn list_all_orgs(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        store.list_all_orgs().await.unwrap(),
+        store.orgs().list_all_orgs().await.unwrap(),
         vec![alice.org, bob.org, team]
     );
 }
@@ -245,16 +270,21 @@ pub async fn create_org_makes_creator_owner(store: Arc<dyn Store>) {
     let team = new_org("Team", false);
     let project = new_project(team.id, "Default");
     store
+        .orgs()
         .create_org(alice.user.id, &team, &project, &ctx())
         .await
         .unwrap();
     let access = portcullis_core::OrgAccess::system(team.id);
-    assert_eq!(store.org(&access).await.unwrap(), team);
+    assert_eq!(store.org(&access).details().await.unwrap(), team);
     assert_eq!(
-        store.list_projects(&access).await.unwrap(),
+        store.org(&access).list_projects().await.unwrap(),
         vec![project.clone()]
     );
-    let views = store.memberships_of_user(alice.user.id).await.unwrap();
+    let views = store
+        .orgs()
+        .memberships_of_user(alice.user.id)
+        .await
+        .unwrap();
     let orgs: Vec<_> = views.iter().map(|v| (v.org.id, v.role)).collect();
     assert_eq!(orgs, [(alice.org.id, Role::Owner), (team.id, Role::Owner)]);
     assert_eq!(views[1].projects[0].role, Role::Owner);
@@ -262,6 +292,7 @@ pub async fn create_org_makes_creator_owner(store: Arc<dyn Store>) {
     let mut taken = new_org("Other", false);
     taken.slug = team.slug.clone();
     let err = store
+        .orgs()
         .create_org(
             alice.user.id,
             &taken,
@@ -276,13 +307,11 @@ pub async fn create_org_makes_creator_owner(store: Arc<dyn Store>) {
     );
 
     let actions: Vec<_> = store
-        .query_audit(
-            &access,
-            &AuditQuery {
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&access)
+        .query_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()

@@ -17,13 +17,14 @@ fn query(limit: u32) -> AuditQuery {
 }
 
 async fn record(store: &dyn Store, event: AuditEvent) -> AuditEvent {
-    store.record_audit(&event).await.unwrap();
+    store.audit().record_audit(&event).await.unwrap();
     event
 }
 
 async fn all(store: &dyn Store, org: &SignedUp) -> Vec<AuditEvent> {
     store
-        .query_audit(&org.access(), &query(1000))
+        .org(&org.access())
+        .query_audit(&query(1000))
         .await
         .unwrap()
 }
@@ -96,7 +97,7 @@ pub async fn query_audit_filters(store: Arc<dyn Store>) {
     let by = |q: AuditQuery| {
         let store = store.clone();
         let access = alice.access();
-        async move { store.query_audit(&access, &q).await.unwrap() }
+        async move { store.org(&access).query_audit(&q).await.unwrap() }
     };
     // Every field survives the round trip.
     let found = by(AuditQuery {
@@ -168,7 +169,8 @@ pub async fn query_audit_pages_with_cursor(store: Arc<dyn Store>) {
     let mut before = None;
     loop {
         let page = store
-            .query_audit(&alice.access(), &AuditQuery { before, ..query(3) })
+            .org(&alice.access())
+            .query_audit(&AuditQuery { before, ..query(3) })
             .await
             .unwrap();
         if page.is_empty() {
@@ -199,14 +201,16 @@ pub async fn null_org_events_follow_membership(store: Arc<dyn Store>) {
     let nowhere = portcullis_core::OrgAccess::system(OrgId::new());
     assert!(
         store
-            .query_audit(&nowhere, &query(100))
+            .org(&nowhere)
+            .query_audit(&query(100))
             .await
             .unwrap()
             .is_empty()
     );
 
     store
-        .remove_member(&alice.access(), bob.id, &ctx())
+        .org(&alice.access())
+        .remove_member(bob.id, &ctx())
         .await
         .unwrap();
     assert!(

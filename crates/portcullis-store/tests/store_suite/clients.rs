@@ -50,14 +50,12 @@ pub fn client(
 
 async fn events(store: &dyn Store, access: &OrgAccess, c: &AuditContext) -> Vec<AuditEvent> {
     store
-        .query_audit(
-            access,
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(access)
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
 }
@@ -132,7 +130,8 @@ pub async fn create_list_get_are_scoped_to_the_project(store: Arc<dyn Store>) {
     // Another project of the same org does not hold the client either.
     let other = new_project(alice.org.id, "Other");
     store
-        .create_project(&alice.access(), &other, &ctx())
+        .org(&alice.access())
+        .create_project(&other, &ctx())
         .await
         .unwrap();
     assert_eq!(

@@ -18,13 +18,11 @@ fn name(d: &str) -> DomainName {
 
 async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
     store
-        .query_audit(
-            access,
-            &AuditQuery {
-                limit: 100,
-                ..AuditQuery::default()
-            },
-        )
+        .org(access)
+        .query_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()

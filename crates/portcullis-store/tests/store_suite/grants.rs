@@ -212,14 +212,12 @@ fn family_of(c: &AuthCode) -> RefreshFamily {
 
 async fn actions_of(store: &dyn Store, org: &SignedUp, c: &AuditContext) -> Vec<AuditEvent> {
     store
-        .query_audit(
-            &org.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 20,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&org.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 20,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
 }
@@ -489,7 +487,11 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
 
     // Alice's browser session signed in to an app of her org and one of Bob's.
     let s = browser_session(alice.user.id, "alice-browser", now);
-    store.create_session(&s, &ctx(), &[]).await.unwrap();
+    store
+        .sessions()
+        .create_session(&s, &ctx(), &[])
+        .await
+        .unwrap();
     assert!(grants.session_live(s.id, now).await.unwrap());
     let online = start(
         bound_family(&alice, alice.user.id, s.id, "openid email"),
@@ -541,6 +543,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     let c = ctx().with_actor(alice.user.id);
     assert!(
         store
+            .sessions()
             .revoke_user_session(alice.user.id, s.id, &c)
             .await
             .unwrap()
@@ -605,17 +608,17 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     // An org admin ending a member's session ends the member's grants in other orgs too.
     let dave = add(store.as_ref(), &alice, "dave@example.com", Role::Member).await;
     let sd = browser_session(dave.id, "dave-browser", now);
-    store.create_session(&sd, &ctx(), &[]).await.unwrap();
+    store
+        .sessions()
+        .create_session(&sd, &ctx(), &[])
+        .await
+        .unwrap();
     let daves = start(bound_family(&carol, dave.id, sd.id, "openid"), "rt_dave").await;
     let c = ctx().with_actor(alice.user.id);
     assert!(
         store
-            .revoke_org_session(
-                &alice.access(),
-                sd.id,
-                &portcullis_core::Oversight::Everyone,
-                &c
-            )
+            .org(&alice.access())
+            .revoke_org_session(sd.id, &portcullis_core::Oversight::Everyone, &c)
             .await
             .unwrap()
     );
@@ -624,7 +627,11 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     // A session that expired is not revoked by anyone: the next rotation revokes the family,
     // with the reason audited.
     let old = browser_session(alice.user.id, "alice-old", now - Duration::days(60));
-    store.create_session(&old, &ctx(), &[]).await.unwrap();
+    store
+        .sessions()
+        .create_session(&old, &ctx(), &[])
+        .await
+        .unwrap();
     assert!(!grants.session_live(old.id, now).await.unwrap());
     let stale = start(
         bound_family(&alice, alice.user.id, old.id, "openid"),
@@ -639,14 +646,12 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     assert!(grants.family_revoked(alice.org.id, stale.id).await.unwrap());
     assert_eq!(heard.take(), vec![Change::TokensRevoked]);
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                action: Some("oauth.token.revoked".into()),
-                limit: 20,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            action: Some("oauth.token.revoked".into()),
+            limit: 20,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert!(

@@ -98,14 +98,12 @@ pub async fn signing_key_rotation_retires_and_audits(store: Arc<dyn Store>) {
 
     // The audit event: outside any org, visible to an org its actor is a member of.
     let events = store
-        .query_audit(
-            &admin.access(),
-            &AuditQuery {
-                action: Some("signing_key.rotated".into()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&admin.access())
+        .query_audit(&AuditQuery {
+            action: Some("signing_key.rotated".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);

@@ -136,6 +136,7 @@ store_suite! {
         sso::allowed_origins_are_found,
         sso::deleting_a_provider_removes_its_identities,
         sso::claiming_an_account_ends_the_squatters_access,
+        sso::an_sso_sign_in_is_one_unit,
         domains::one_org_verifies_a_domain,
         pool::pool_stats_count_transactions,
         outbox::queued_events_are_due_oldest_first,
@@ -256,7 +257,7 @@ pub fn bootstrap(email: &str) -> SignupBootstrap {
 
 pub async fn signup(store: &dyn Store, email: &str) -> SignedUp {
     let b = bootstrap(email);
-    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    let user = store.accounts().bootstrap_signup(&b, &ctx()).await.unwrap();
     SignedUp {
         user,
         org: b.org,
@@ -278,7 +279,8 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
 /// Adds an existing or new user to the org.
 pub async fn add(store: &dyn Store, org: &SignedUp, email: &str, role: Role) -> User {
     store
-        .add_member(&org.access(), &new_member(email, role), &ctx())
+        .org(&org.access())
+        .add_member(&new_member(email, role), &ctx())
         .await
         .unwrap()
         .member

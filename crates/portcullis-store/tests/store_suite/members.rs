@@ -18,12 +18,13 @@ pub async fn memberships_of_user_with_projects(store: Arc<dyn Store>) {
     let bob = signup(store.as_ref(), "bob@example.com").await;
     let extra = new_project(alice.org.id, "Extra");
     store
-        .create_project(&alice.access(), &extra, &ctx())
+        .org(&alice.access())
+        .create_project(&extra, &ctx())
         .await
         .unwrap();
     add(store.as_ref(), &alice, "bob@example.com", Role::Member).await;
 
-    let views = store.memberships_of_user(bob.user.id).await.unwrap();
+    let views = store.orgs().memberships_of_user(bob.user.id).await.unwrap();
     let orgs: Vec<_> = views.iter().map(|v| (v.org.id, v.role)).collect();
     assert_eq!(
         orgs,
@@ -38,7 +39,11 @@ pub async fn memberships_of_user_with_projects(store: Arc<dyn Store>) {
     assert_eq!(projects, [(alice.project.id, Role::Member)]);
 
     // Owners see every project of their org.
-    let views = store.memberships_of_user(alice.user.id).await.unwrap();
+    let views = store
+        .orgs()
+        .memberships_of_user(alice.user.id)
+        .await
+        .unwrap();
     assert_eq!(views.len(), 1);
     let projects: Vec<_> = views[0]
         .projects
@@ -52,6 +57,7 @@ pub async fn memberships_of_user_with_projects(store: Arc<dyn Store>) {
 
     assert!(
         store
+            .orgs()
             .memberships_of_user(UserId::new())
             .await
             .unwrap()
@@ -64,12 +70,14 @@ pub async fn project_access(store: Arc<dyn Store>) {
     let carol = signup(store.as_ref(), "carol@example.com").await;
     let extra = new_project(alice.org.id, "Extra");
     store
-        .create_project(&alice.access(), &extra, &ctx())
+        .org(&alice.access())
+        .create_project(&extra, &ctx())
         .await
         .unwrap();
     let bob = add(store.as_ref(), &alice, "bob@example.com", Role::Member).await;
 
     let rec = store
+        .projects()
         .project_access(extra.id, alice.user.id)
         .await
         .unwrap()
@@ -84,6 +92,7 @@ pub async fn project_access(store: Arc<dyn Store>) {
     assert_eq!(rec.project_role, None);
 
     let rec = store
+        .projects()
         .project_access(alice.project.id, bob.id)
         .await
         .unwrap()
@@ -91,6 +100,7 @@ pub async fn project_access(store: Arc<dyn Store>) {
     assert_eq!(rec.org_membership.unwrap().role, Role::Member);
     assert_eq!(rec.project_role, Some(Role::Member));
     let rec = store
+        .projects()
         .project_access(extra.id, bob.id)
         .await
         .unwrap()
@@ -100,21 +110,28 @@ pub async fn project_access(store: Arc<dyn Store>) {
 
     assert!(
         store
+            .projects()
             .project_access(ProjectId::new(), alice.user.id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(no_access(
-        store.project_access(extra.id, carol.user.id).await.unwrap()
+        store
+            .projects()
+            .project_access(extra.id, carol.user.id)
+            .await
+            .unwrap()
     ));
 
     // Platform admins act in every org, so they must see the project to be let in.
     store
+        .accounts()
         .set_platform_admin(carol.user.id, true, &ctx())
         .await
         .unwrap();
     let rec = store
+        .projects()
         .project_access(extra.id, carol.user.id)
         .await
         .unwrap()
@@ -131,11 +148,8 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     // A new email: the user is created, with a posix id, and joins the default project.
     let c = ctx().with_actor(alice.user.id);
     let dave = store
-        .add_member(
-            &alice.access(),
-            &new_member("Dave@Example.com", Role::Admin),
-            &c,
-        )
+        .org(&alice.access())
+        .add_member(&new_member("Dave@Example.com", Role::Admin), &c)
         .await
         .unwrap();
     assert!(dave.user_created);
@@ -145,6 +159,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     assert!(user.posix.uid > bob.user.posix.uid);
     assert_eq!(
         store
+            .accounts()
             .user_by_email(&user.email)
             .await
             .unwrap()
@@ -152,19 +167,17 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
             .user,
         user
     );
-    let views = store.memberships_of_user(user.id).await.unwrap();
+    let views = store.orgs().memberships_of_user(user.id).await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].role, Role::Admin);
     assert_eq!(views[0].projects[0].project.id, alice.project.id);
     let actions: Vec<_> = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -176,22 +189,16 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
 
     // An existing account is reused, never duplicated.
     let added = store
-        .add_member(
-            &alice.access(),
-            &new_member("bob@example.com", Role::Member),
-            &ctx(),
-        )
+        .org(&alice.access())
+        .add_member(&new_member("bob@example.com", Role::Member), &ctx())
         .await
         .unwrap();
     assert!(!added.user_created);
     assert_eq!(added.member.user, bob.user);
 
     let err = store
-        .add_member(
-            &alice.access(),
-            &new_member("bob@example.com", Role::Admin),
-            &ctx(),
-        )
+        .org(&alice.access())
+        .add_member(&new_member("bob@example.com", Role::Admin), &ctx())
         .await
         .unwrap_err();
     assert!(
@@ -201,27 +208,27 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
 
     // A removed member comes back with the new role.
     store
-        .remove_member(&alice.access(), bob.user.id, &ctx())
+        .org(&alice.access())
+        .remove_member(bob.user.id, &ctx())
         .await
         .unwrap();
     let back = store
-        .add_member(
-            &alice.access(),
-            &new_member("bob@example.com", Role::Admin),
-            &ctx(),
-        )
+        .org(&alice.access())
+        .add_member(&new_member("bob@example.com", Role::Admin), &ctx())
         .await
         .unwrap();
     assert!(!back.user_created);
     assert_eq!(back.member.role, Role::Admin);
     let m = store
+        .orgs()
         .membership(alice.org.id, bob.user.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((m.role, m.deleted_at), (Role::Admin, None));
     let members: Vec<_> = store
-        .list_members(&alice.access())
+        .org(&alice.access())
+        .list_members()
         .await
         .unwrap()
         .into_iter()
@@ -242,25 +249,29 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     let last_owner = |e: &StoreError| matches!(e, StoreError::Conflict(m) if m.contains("owner"));
 
     let err = store
-        .change_member_role(&alice.access(), alice.user.id, Role::Admin, &ctx())
+        .org(&alice.access())
+        .change_member_role(alice.user.id, Role::Admin, &ctx())
         .await
         .unwrap_err();
     assert!(last_owner(&err), "{err:?}");
     let err = store
-        .remove_member(&alice.access(), alice.user.id, &ctx())
+        .org(&alice.access())
+        .remove_member(alice.user.id, &ctx())
         .await
         .unwrap_err();
     assert!(last_owner(&err), "{err:?}");
     // Owner to owner is no loss.
     store
-        .change_member_role(&alice.access(), alice.user.id, Role::Owner, &ctx())
+        .org(&alice.access())
+        .change_member_role(alice.user.id, Role::Owner, &ctx())
         .await
         .unwrap();
 
     let bob = add(store.as_ref(), &alice, "bob@example.com", Role::Admin).await;
     let c = ctx();
     let MemberChange::Done(rec) = store
-        .change_member_role(&alice.access(), bob.id, Role::Owner, &c)
+        .org(&alice.access())
+        .change_member_role(bob.id, Role::Owner, &c)
         .await
         .unwrap()
     else {
@@ -268,7 +279,8 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     };
     assert_eq!((rec.user.id, rec.role), (bob.id, Role::Owner));
     let MemberChange::Done(rec) = store
-        .change_member_role(&alice.access(), alice.user.id, Role::Member, &ctx())
+        .org(&alice.access())
+        .change_member_role(alice.user.id, Role::Member, &ctx())
         .await
         .unwrap()
     else {
@@ -276,12 +288,14 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     };
     assert_eq!(rec.role, Role::Member);
     let err = store
-        .change_member_role(&alice.access(), bob.id, Role::Admin, &ctx())
+        .org(&alice.access())
+        .change_member_role(bob.id, Role::Admin, &ctx())
         .await
         .unwrap_err();
     assert!(last_owner(&err), "{err:?}");
     assert_eq!(
         store
+            .orgs()
             .membership(alice.org.id, alice.user.id)
             .await
             .unwrap()
@@ -291,20 +305,19 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     );
 
     let err = store
-        .change_member_role(&alice.access(), UserId::new(), Role::Admin, &ctx())
+        .org(&alice.access())
+        .change_member_role(UserId::new(), Role::Admin, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -318,16 +331,19 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
     let bob = add(store.as_ref(), &alice, "bob@example.com", Role::Member).await;
     assert!(!no_access(
         store
+            .projects()
             .project_access(alice.project.id, bob.id)
             .await
             .unwrap()
     ));
 
     store
-        .remove_member(&alice.access(), bob.id, &ctx())
+        .org(&alice.access())
+        .remove_member(bob.id, &ctx())
         .await
         .unwrap();
     let m = store
+        .orgs()
         .membership(alice.org.id, bob.id)
         .await
         .unwrap()
@@ -335,12 +351,20 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
     assert_eq!(m.role, Role::Member);
     assert!(m.deleted_at.is_some());
     assert!(!m.is_active());
-    assert!(store.memberships_of_user(bob.id).await.unwrap().is_empty());
-    let members = store.list_members(&alice.access()).await.unwrap();
+    assert!(
+        store
+            .orgs()
+            .memberships_of_user(bob.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let members = store.org(&alice.access()).list_members().await.unwrap();
     assert_eq!(members.len(), 1);
     // The record still comes back, with the ended membership: whether that authorizes
     // anything (and what a former member is told) is the domain's call, on both backends.
     let rec = store
+        .projects()
         .project_access(alice.project.id, bob.id)
         .await
         .unwrap()
@@ -348,15 +372,17 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
     assert!(rec.org_membership.is_some_and(|m| !m.is_active()));
     assert!(rec.project_role.is_none());
     // The account stays; only the membership went.
-    assert!(store.user_by_id(bob.id).await.unwrap().is_some());
+    assert!(store.accounts().user_by_id(bob.id).await.unwrap().is_some());
 
     let err = store
-        .remove_member(&alice.access(), bob.id, &ctx())
+        .org(&alice.access())
+        .remove_member(bob.id, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(
         store
+            .orgs()
             .membership(alice.org.id, UserId::new())
             .await
             .unwrap()

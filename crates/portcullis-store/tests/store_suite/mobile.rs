@@ -87,14 +87,12 @@ pub async fn one_time_tokens_are_single_use(store: Arc<dyn Store>) {
 
     // Issuing is audited in the token's org, under the request's correlation id.
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -205,14 +203,12 @@ pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
         RefreshOutcome::ReuseDetected(_)
     ));
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                action: Some("mobile.refresh.reuse_detected".into()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            action: Some("mobile.refresh.reuse_detected".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -244,20 +240,34 @@ pub async fn sessions_carry_device_info(store: Arc<dyn Store>) {
         None,
         None,
     );
-    store.create_session(&s, &ctx(), &[]).await.unwrap();
-    store.create_session(&browser, &ctx(), &[]).await.unwrap();
+    store
+        .sessions()
+        .create_session(&s, &ctx(), &[])
+        .await
+        .unwrap();
+    store
+        .sessions()
+        .create_session(&browser, &ctx(), &[])
+        .await
+        .unwrap();
     let found = store
+        .sessions()
         .session_by_token(&TokenHash::of("mobile-session"))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.session.device, s.device);
-    let listed = store.list_user_sessions(alice.user.id, now).await.unwrap();
+    let listed = store
+        .sessions()
+        .list_user_sessions(alice.user.id, now)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].device, s.device, "newest first: the mobile one");
     assert_eq!(listed[1].device, None);
     let org_listed = store
-        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .org(&alice.access())
+        .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
     assert!(
@@ -333,14 +343,12 @@ async fn start(store: &dyn Store, d: &DeviceSignIn, first: &str) -> Result<(), S
 /// The actions recorded under this sign-in's correlation id, sorted.
 async fn actions(store: &dyn Store, s: &super::SignedUp, d: &DeviceSignIn) -> Vec<String> {
     let events = store
-        .query_audit(
-            &s.access(),
-            &AuditQuery {
-                correlation_id: Some(d.ctx.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&s.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(d.ctx.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     let mut actions: Vec<String> = events.into_iter().map(|e| e.action).collect();
@@ -355,6 +363,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
     let ok = device_sign_in(&alice, "device-session-ok");
     start(store.as_ref(), &ok, "rt_device_first").await.unwrap();
     let found = store
+        .sessions()
         .session_by_token(&TokenHash::of("device-session-ok"))
         .await
         .unwrap()
@@ -366,14 +375,12 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
         ["mobile.ott.exchanged", "session.created"]
     );
     let exchanged = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                action: Some("mobile.ott.exchanged".into()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            action: Some("mobile.ott.exchanged".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(exchanged.len(), 1);
@@ -411,6 +418,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
     ] {
         assert!(
             store
+                .sessions()
                 .session_by_token(&TokenHash::of(token))
                 .await
                 .unwrap()
@@ -423,6 +431,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
         );
     }
     let sessions = store
+        .sessions()
         .list_user_sessions(alice.user.id, portcullis_core::now() - Duration::minutes(1))
         .await
         .unwrap();
@@ -439,14 +448,12 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
         None
     );
     let exchanged = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                action: Some("mobile.ott.exchanged".into()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            action: Some("mobile.ott.exchanged".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -459,14 +466,12 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
 /// The actions recorded under `ctx`'s correlation id, sorted.
 async fn actions_under(store: &dyn Store, s: &super::SignedUp, ctx: &AuditContext) -> Vec<String> {
     let events = store
-        .query_audit(
-            &s.access(),
-            &AuditQuery {
-                correlation_id: Some(ctx.correlation_id.clone()),
-                limit: 20,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&s.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(ctx.correlation_id.clone()),
+            limit: 20,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     let mut actions: Vec<String> = events.into_iter().map(|e| e.action).collect();
@@ -476,6 +481,7 @@ async fn actions_under(store: &dyn Store, s: &super::SignedUp, ctx: &AuditContex
 
 async fn session_revoked(store: &dyn Store, token: &str) -> bool {
     store
+        .sessions()
         .session_by_token(&TokenHash::of(token))
         .await
         .unwrap()
@@ -512,7 +518,7 @@ pub async fn device_grant_ends_all_or_nothing(store: Arc<dyn Store>) {
     // The logout event cannot be written (its id is taken): nothing happens at all.
     let c = ctx().with_actor(alice.user.id);
     let logout = c.event(Some(alice.org.id), Action::MobileLogout, "refresh_family:x");
-    store.record_audit(&logout).await.unwrap();
+    store.audit().record_audit(&logout).await.unwrap();
     let err = store
         .mobile()
         .end_device_grant(

@@ -59,14 +59,12 @@ pub async fn queued_events_are_due_oldest_first(store: Arc<dyn Store>) {
 
     // The audit event was written with the row.
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(described.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(described.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events, vec![described]);
@@ -84,7 +82,7 @@ pub async fn a_failed_write_queues_nothing(store: Arc<dyn Store>) {
 
     // An audit event that cannot be written (its id is taken) fails the whole unit.
     let taken = ctx().event(Some(alice.org.id), Action::MemberAdded, "user:x");
-    store.record_audit(&taken).await.unwrap();
+    store.audit().record_audit(&taken).await.unwrap();
     let e = store
         .outbox()
         .enqueue(&event, std::slice::from_ref(&taken))
@@ -108,14 +106,12 @@ pub async fn a_failed_write_queues_nothing(store: Arc<dyn Store>) {
         .unwrap();
     assert!(due.is_empty(), "{due:?}");
     let events = store
-        .query_audit(
-            &bob.access(),
-            &AuditQuery {
-                correlation_id: Some(foreign.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&bob.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(foreign.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert!(events.is_empty(), "{events:?}");

@@ -95,7 +95,8 @@ async fn rls_confines_each_context() {
     let store = open(&db.url, true).await;
     let alice = signup(store.as_ref(), "alice@example.com").await;
     store
-        .create_project(&alice.access(), &new_project(alice.org.id, "Extra"), &ctx())
+        .org(&alice.access())
+        .create_project(&new_project(alice.org.id, "Extra"), &ctx())
         .await
         .unwrap();
     let bob = signup(store.as_ref(), "bob@example.com").await;
@@ -105,7 +106,7 @@ async fn rls_confines_each_context() {
             ctx()
                 .with_actor(user)
                 .event(None, Action::LoginSucceeded, format!("user:{user}"));
-        store.record_audit(&login).await.unwrap();
+        store.audit().record_audit(&login).await.unwrap();
     }
 
     let mut owner = PgConnection::connect(&db.url).await.unwrap();
@@ -189,7 +190,8 @@ async fn rls_confines_each_context() {
     );
     assert_eq!(count(&mut app, as_carol, "audit_events").await, 0);
     store
-        .remove_member(&alice.access(), carol.id, &ctx())
+        .org(&alice.access())
+        .remove_member(carol.id, &ctx())
         .await
         .unwrap();
     assert_eq!(
@@ -320,7 +322,10 @@ async fn superuser_connections_act_as_the_app_role() {
     // Still works end to end as that role.
     let store: Arc<dyn Store> = Arc::new(store);
     let alice = signup(store.as_ref(), "alice@example.com").await;
-    assert_eq!(store.org(&alice.access()).await.unwrap(), alice.org);
+    assert_eq!(
+        store.org(&alice.access()).details().await.unwrap(),
+        alice.org
+    );
 }
 
 #[derive(Debug, PartialEq)]
@@ -370,9 +375,14 @@ async fn listener_hears_changes_from_another_node() {
         None,
         None,
     );
-    writer.create_session(&s, &ctx(), &[]).await.unwrap();
+    writer
+        .sessions()
+        .create_session(&s, &ctx(), &[])
+        .await
+        .unwrap();
     assert!(
         writer
+            .sessions()
             .revoke_user_session(alice.user.id, s.id, &ctx())
             .await
             .unwrap()
@@ -385,6 +395,7 @@ async fn listener_hears_changes_from_another_node() {
     // Nothing changed, nothing announced: the next thing heard is the role change.
     assert!(
         !writer
+            .sessions()
             .revoke_user_session(alice.user.id, s.id, &ctx())
             .await
             .unwrap()
@@ -408,12 +419,8 @@ async fn listener_hears_changes_from_another_node() {
     assert_eq!(next(&mut rx).await, Heard::Up(false));
     assert_eq!(next(&mut rx).await, Heard::Up(true));
     writer
-        .update_project(
-            &alice.access(),
-            alice.project.id,
-            &ProjectPatch::default(),
-            &ctx(),
-        )
+        .org(&alice.access())
+        .update_project(alice.project.id, &ProjectPatch::default(), &ctx())
         .await
         .unwrap();
     assert_eq!(
@@ -463,9 +470,17 @@ async fn table_owner_without_superuser_is_bound_too() {
     assert!(store.migrations_current().await.unwrap());
     let alice = signup(store.as_ref(), "alice@example.com").await;
     add(store.as_ref(), &alice, "bob@example.com", Role::Member).await;
-    assert_eq!(store.list_members(&alice.access()).await.unwrap().len(), 2);
     assert_eq!(
-        store.list_all_orgs().await.unwrap(),
+        store
+            .org(&alice.access())
+            .list_members()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store.orgs().list_all_orgs().await.unwrap(),
         vec![alice.org.clone()]
     );
 

@@ -14,31 +14,42 @@ pub async fn create_and_list_projects(store: Arc<dyn Store>) {
     extra.redirect_uris = vec![RedirectUri::parse("https://app.example.com/cb").unwrap()];
     extra.allowed_origins = vec![Origin::parse("http://localhost:3000").unwrap()];
     store
-        .create_project(&alice.access(), &extra, &ctx())
+        .org(&alice.access())
+        .create_project(&extra, &ctx())
         .await
         .unwrap();
     assert_eq!(
-        store.list_projects(&alice.access()).await.unwrap(),
+        store.org(&alice.access()).list_projects().await.unwrap(),
         vec![alice.project.clone(), extra.clone()]
     );
     assert_eq!(
-        store.list_projects(&bob.access()).await.unwrap(),
+        store.org(&bob.access()).list_projects().await.unwrap(),
         vec![bob.project.clone()]
     );
 
     // A project for another org cannot be slipped in through this org's access.
     let foreign = new_project(bob.org.id, "Foreign");
     let err = store
-        .create_project(&alice.access(), &foreign, &ctx())
+        .org(&alice.access())
+        .create_project(&foreign, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let err = store
-        .create_project(&alice.access(), &extra, &ctx())
+        .org(&alice.access())
+        .create_project(&extra, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(store.list_projects(&bob.access()).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .org(&bob.access())
+            .list_projects()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn update_project_patch(store: Arc<dyn Store>) {
@@ -57,7 +68,8 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
         allowed_origins: Some(vec![Origin::parse("https://app.example.com").unwrap()]),
     };
     let updated = store
-        .update_project(&alice.access(), before.id, &patch, &c)
+        .org(&alice.access())
+        .update_project(before.id, &patch, &c)
         .await
         .unwrap();
     assert_eq!(updated.name.as_str(), "Renamed");
@@ -70,14 +82,14 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     assert_eq!(updated.created_at, before.created_at);
     assert!(updated.updated_at >= before.updated_at);
     assert_eq!(
-        store.list_projects(&alice.access()).await.unwrap(),
+        store.org(&alice.access()).list_projects().await.unwrap(),
         vec![updated.clone()]
     );
 
     // Only what the patch names changes.
     let disabled = store
+        .org(&alice.access())
         .update_project(
-            &alice.access(),
             before.id,
             &ProjectPatch {
                 status: Some(ProjectStatus::Disabled),
@@ -91,6 +103,7 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     assert_eq!(disabled.name, updated.name);
     assert_eq!(disabled.redirect_uris, updated.redirect_uris);
     let rec = store
+        .projects()
         .project_access(before.id, alice.user.id)
         .await
         .unwrap()
@@ -98,14 +111,12 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     assert_eq!(rec.project, disabled);
 
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -118,13 +129,14 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     // Another org's project, or none at all, is not found.
     for id in [bob.project.id, ProjectId::new()] {
         let err = store
-            .update_project(&alice.access(), id, &ProjectPatch::default(), &ctx())
+            .org(&alice.access())
+            .update_project(id, &ProjectPatch::default(), &ctx())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err:?}");
     }
     assert_eq!(
-        store.list_projects(&bob.access()).await.unwrap(),
+        store.org(&bob.access()).list_projects().await.unwrap(),
         vec![bob.project]
     );
 }
@@ -136,21 +148,29 @@ pub async fn project_status(store: Arc<dyn Store>) {
     let heard = super::listen(store.as_ref());
     let id = alice.project.id;
     assert_eq!(
-        store.project_status(id).await.unwrap(),
+        store.projects().project_status(id).await.unwrap(),
         Some(ProjectStatus::Active)
     );
-    assert_eq!(store.project_status(ProjectId::new()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .projects()
+            .project_status(ProjectId::new())
+            .await
+            .unwrap(),
+        None
+    );
 
     let disable = ProjectPatch {
         status: Some(ProjectStatus::Disabled),
         ..ProjectPatch::default()
     };
     store
-        .update_project(&alice.access(), id, &disable, &ctx())
+        .org(&alice.access())
+        .update_project(id, &disable, &ctx())
         .await
         .unwrap();
     assert_eq!(
-        store.project_status(id).await.unwrap(),
+        store.projects().project_status(id).await.unwrap(),
         Some(ProjectStatus::Disabled)
     );
     assert_eq!(heard.take(), vec![Change::OrgChanged(alice.org.id)]);
@@ -160,11 +180,12 @@ pub async fn project_status(store: Arc<dyn Store>) {
         ..ProjectPatch::default()
     };
     store
-        .update_project(&alice.access(), id, &enable, &ctx())
+        .org(&alice.access())
+        .update_project(id, &enable, &ctx())
         .await
         .unwrap();
     assert_eq!(
-        store.project_status(id).await.unwrap(),
+        store.projects().project_status(id).await.unwrap(),
         Some(ProjectStatus::Active)
     );
 }

@@ -27,16 +27,25 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     let s2 = session(alice.user.id, "token-2", now - Duration::minutes(1));
     let expired = session(alice.user.id, "token-3", now - Duration::days(10));
     for s in [&s1, &s2, &expired] {
-        store.create_session(s, &ctx(), &[]).await.unwrap();
+        store
+            .sessions()
+            .create_session(s, &ctx(), &[])
+            .await
+            .unwrap();
     }
     let mut clash = session(bob.user.id, "token-1", now);
     clash.id = portcullis_core::SessionId::new();
     assert!(matches!(
-        store.create_session(&clash, &ctx(), &[]).await.unwrap_err(),
+        store
+            .sessions()
+            .create_session(&clash, &ctx(), &[])
+            .await
+            .unwrap_err(),
         StoreError::Conflict(_)
     ));
 
     let found = store
+        .sessions()
         .session_by_token(&TokenHash::of("token-1"))
         .await
         .unwrap()
@@ -45,6 +54,7 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(found.user, alice.user);
     assert!(
         store
+            .sessions()
             .session_by_token(&TokenHash::of("nope"))
             .await
             .unwrap()
@@ -52,8 +62,13 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     );
 
     let (seen, expires) = (now, now + Duration::days(7));
-    store.touch_session(s1.id, seen, expires).await.unwrap();
+    store
+        .sessions()
+        .touch_session(s1.id, seen, expires)
+        .await
+        .unwrap();
     let touched = store
+        .sessions()
         .session_by_token(&s1.token_hash)
         .await
         .unwrap()
@@ -62,6 +77,7 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     assert_eq!((touched.last_seen_at, touched.expires_at), (seen, expires));
 
     let listed: Vec<_> = store
+        .sessions()
         .list_user_sessions(alice.user.id, now)
         .await
         .unwrap()
@@ -73,6 +89,7 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     // Only the owner revokes through this call, and only once.
     assert!(
         !store
+            .sessions()
             .revoke_user_session(bob.user.id, s1.id, &ctx())
             .await
             .unwrap()
@@ -80,17 +97,20 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     let c = ctx().with_actor(alice.user.id);
     assert!(
         store
+            .sessions()
             .revoke_user_session(alice.user.id, s1.id, &c)
             .await
             .unwrap()
     );
     assert!(
         !store
+            .sessions()
             .revoke_user_session(alice.user.id, s1.id, &c)
             .await
             .unwrap()
     );
     let revoked = store
+        .sessions()
         .session_by_token(&s1.token_hash)
         .await
         .unwrap()
@@ -100,28 +120,32 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
     assert!(!revoked.is_active(now));
     // A revoked session no longer slides.
     store
+        .sessions()
         .touch_session(s1.id, now + Duration::hours(1), now + Duration::days(8))
         .await
         .unwrap();
     let still = store
+        .sessions()
         .session_by_token(&s1.token_hash)
         .await
         .unwrap()
         .unwrap()
         .session;
     assert_eq!(still.expires_at, expires);
-    let listed = store.list_user_sessions(alice.user.id, now).await.unwrap();
+    let listed = store
+        .sessions()
+        .list_user_sessions(alice.user.id, now)
+        .await
+        .unwrap();
     assert_eq!(listed, vec![s2.clone()]);
 
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -140,11 +164,16 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     let sb = session(bob.id, "b", now - Duration::seconds(2));
     let sc = session(carol.user.id, "c", now - Duration::seconds(1));
     for s in [&sa, &sb, &sc] {
-        store.create_session(s, &ctx(), &[]).await.unwrap();
+        store
+            .sessions()
+            .create_session(s, &ctx(), &[])
+            .await
+            .unwrap();
     }
 
     let listed = store
-        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .org(&alice.access())
+        .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
     let ids: Vec<_> = listed.iter().map(|m| (m.session.id, m.user_id)).collect();
@@ -155,25 +184,29 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     let c = ctx().with_actor(alice.user.id);
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sc.id, &Oversight::Everyone, &c)
+            .org(&alice.access())
+            .revoke_org_session(sc.id, &Oversight::Everyone, &c)
             .await
             .unwrap(),
         "not a member"
     );
     assert!(
         store
-            .revoke_org_session(&alice.access(), sb.id, &Oversight::Everyone, &c)
+            .org(&alice.access())
+            .revoke_org_session(sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sb.id, &Oversight::Everyone, &c)
+            .org(&alice.access())
+            .revoke_org_session(sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );
     assert!(
         store
+            .sessions()
             .session_by_token(&sb.token_hash)
             .await
             .unwrap()
@@ -184,6 +217,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     );
     assert!(
         store
+            .sessions()
             .session_by_token(&sc.token_hash)
             .await
             .unwrap()
@@ -194,14 +228,12 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     );
 
     let events = store
-        .query_audit(
-            &alice.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 10,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&alice.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -211,13 +243,19 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
 
     // A removed member's sessions are no longer the org's to see or revoke.
     let sb2 = session(bob.id, "b2", now);
-    store.create_session(&sb2, &ctx(), &[]).await.unwrap();
     store
-        .remove_member(&alice.access(), bob.id, &ctx())
+        .sessions()
+        .create_session(&sb2, &ctx(), &[])
+        .await
+        .unwrap();
+    store
+        .org(&alice.access())
+        .remove_member(bob.id, &ctx())
         .await
         .unwrap();
     let listed = store
-        .list_org_sessions(&alice.access(), now, &Oversight::Everyone)
+        .org(&alice.access())
+        .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
     assert_eq!(
@@ -226,7 +264,8 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .revoke_org_session(&alice.access(), sb2.id, &Oversight::Everyone, &c)
+            .org(&alice.access())
+            .revoke_org_session(sb2.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
     );

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use portcullis_core::TokenHash;
 use portcullis_core::{AuditQuery, OrgAccess};
-use portcullis_store::{OrgSsoProvider, SsoProviderPatch, Store, StoreError, UserIdentity};
+use portcullis_store::{
+    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, Store, StoreError, UserIdentity,
+};
 use uuid::Uuid;
 
 use super::{bootstrap, ctx, signup};
@@ -27,13 +30,11 @@ fn provider(org: &super::SignedUp, name: &str) -> OrgSsoProvider {
 
 async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
     store
-        .query_audit(
-            access,
-            &AuditQuery {
-                limit: 100,
-                ..AuditQuery::default()
-            },
-        )
+        .org(access)
+        .query_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -248,7 +249,7 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(user.email.as_str(), "fresh@example.com");
-    let views = store.memberships_of_user(user.id).await.unwrap();
+    let views = store.orgs().memberships_of_user(user.id).await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].org.id, b.org.id);
     assert_eq!(
@@ -269,7 +270,14 @@ pub async fn identities_link_and_sign_up(store: Arc<dyn Store>) {
             .await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.user_by_email(&again.email).await.unwrap().is_none());
+    assert!(
+        store
+            .accounts()
+            .user_by_email(&again.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn deleting_a_provider_removes_its_identities(store: Arc<dyn Store>) {
@@ -319,7 +327,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
 
     let mut b = bootstrap("claimed@example.com");
     b.password_hash = Some(PasswordHash::from_stored("$argon2id$squatter".into()));
-    let user = store.bootstrap_signup(&b, &ctx()).await.unwrap();
+    let user = store.accounts().bootstrap_signup(&b, &ctx()).await.unwrap();
     let bystander = signup(&*store, "bystander@example.com").await;
     let now = portcullis_core::now();
     let session = |user_id, token: &str| {
@@ -331,6 +339,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         (bystander.user.id, "bystander-1"),
     ] {
         store
+            .sessions()
             .create_session(&session(u, t), &ctx(), &[])
             .await
             .unwrap();
@@ -350,10 +359,16 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         .claim_account(&user, &identity, &ctx())
         .await
         .unwrap();
-    let creds = store.user_by_email(&b.email).await.unwrap().unwrap();
+    let creds = store
+        .accounts()
+        .user_by_email(&b.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(creds.password_hash.is_none(), "the password is gone");
     assert!(
         store
+            .sessions()
             .list_user_sessions(user.id, now)
             .await
             .unwrap()
@@ -362,6 +377,7 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
     );
     assert_eq!(
         store
+            .sessions()
             .list_user_sessions(bystander.user.id, now)
             .await
             .unwrap()
@@ -399,8 +415,13 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
     // A taken identity rolls the whole claim back: the password and sessions stay.
     let mut other = bootstrap("claimed2@example.com");
     other.password_hash = Some(PasswordHash::from_stored("$argon2id$x".into()));
-    let second = store.bootstrap_signup(&other, &ctx()).await.unwrap();
+    let second = store
+        .accounts()
+        .bootstrap_signup(&other, &ctx())
+        .await
+        .unwrap();
     store
+        .sessions()
         .create_session(&session(second.id, "second-1"), &ctx(), &[])
         .await
         .unwrap();
@@ -412,10 +433,16 @@ pub async fn claiming_an_account_ends_the_squatters_access(store: Arc<dyn Store>
         store.sso().claim_account(&second, &taken, &ctx()).await,
         Err(StoreError::Conflict(_))
     ));
-    let creds = store.user_by_email(&other.email).await.unwrap().unwrap();
+    let creds = store
+        .accounts()
+        .user_by_email(&other.email)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(creds.password_hash.is_some());
     assert_eq!(
         store
+            .sessions()
             .list_user_sessions(second.id, now)
             .await
             .unwrap()
@@ -436,12 +463,17 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
             .unwrap()
     );
     let m = store
+        .orgs()
         .membership(acme.org.id, dave.user.id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(m.role.as_str(), "member");
-    let views = store.memberships_of_user(dave.user.id).await.unwrap();
+    let views = store
+        .orgs()
+        .memberships_of_user(dave.user.id)
+        .await
+        .unwrap();
     let in_acme = views.iter().find(|v| v.org.id == acme.org.id).unwrap();
     assert_eq!(in_acme.projects.len(), 1, "the default project too");
     // Already a member: nothing happens.
@@ -454,7 +486,8 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
     );
     // Removed by an admin: signing in again does not bring them back.
     store
-        .remove_member(&acme.access(), dave.user.id, &ctx())
+        .org(&acme.access())
+        .remove_member(dave.user.id, &ctx())
         .await
         .unwrap();
     assert!(
@@ -466,6 +499,7 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
     );
     assert!(
         !store
+            .orgs()
             .membership(acme.org.id, dave.user.id)
             .await
             .unwrap()
@@ -486,8 +520,8 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     };
     assert!(!allows(a.project.id, "https://app.example.com").await);
     store
+        .org(&a.access())
         .update_project(
-            &a.access(),
             a.project.id,
             &portcullis_store::ProjectPatch {
                 allowed_origins: Some(vec![
@@ -506,8 +540,8 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     assert!(!allows(other.project.id, "https://app.example.com").await);
     // A disabled project's origins do not count.
     store
+        .org(&a.access())
         .update_project(
-            &a.access(),
             a.project.id,
             &portcullis_store::ProjectPatch {
                 status: Some(portcullis_core::ProjectStatus::Disabled),
@@ -581,5 +615,156 @@ async fn postgres_rls_confines_sso_providers() {
     assert!(
         matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42501")),
         "{e}"
+    );
+}
+
+/// One sign-in, one unit: a new account, its identity, the membership of the provider's
+/// org, the session and the events all commit together — and a sign-in that fails part of
+/// the way (here: the identity was linked meanwhile) leaves nothing behind.
+pub async fn an_sso_sign_in_is_one_unit(store: Arc<dyn Store>) {
+    let acme = signup(&*store, "acme-owner@example.com").await;
+    let pid = Uuid::now_v7();
+    let mut b = bootstrap("jit@example.com");
+    b.password_hash = None;
+    let identity = UserIdentity {
+        user_id: b.user_id,
+        provider: format!("org_{pid}"),
+        issuer: "https://idp.example.com".into(),
+        subject: "sub-jit".into(),
+        email: "jit@example.com".into(),
+        provider_id: Some(pid),
+        created_at: portcullis_core::now(),
+    };
+    let session = |user_id, token: &str| {
+        portcullis_core::SessionPolicy::default().new_session(
+            user_id,
+            TokenHash::of(token),
+            portcullis_core::now(),
+            None,
+            None,
+        )
+    };
+    let signed_in = ctx().with_actor(b.user_id);
+    let succeeded = [signed_in.event(
+        None,
+        portcullis_core::Action::LoginSucceeded,
+        format!("user:{}", b.user_id),
+    )];
+    let first = session(b.user_id, "sso-session-1");
+    let user = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Create(&b),
+                identity: &identity,
+                join: Some((acme.org.id, pid)),
+                session: &first,
+                also: &succeeded,
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.id, b.user_id);
+    let linked = store
+        .sso()
+        .user_by_identity(&identity.provider, &identity.issuer, &identity.subject)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.id, user.id);
+    assert!(
+        store
+            .orgs()
+            .membership(acme.org.id, user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    let found = store
+        .sessions()
+        .session_by_token(&TokenHash::of("sso-session-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user.id, user.id);
+    let acme_events = actions(&*store, &acme.access()).await;
+    assert!(
+        acme_events.contains(&"member.added".to_owned()),
+        "{acme_events:?}"
+    );
+    assert!(
+        acme_events.contains(&"login.succeeded".to_owned()),
+        "{acme_events:?}"
+    );
+    assert!(
+        acme_events.contains(&"session.created".to_owned()),
+        "{acme_events:?}"
+    );
+
+    // Someone else's account, and the identity is linked already: the link fails, and
+    // neither the membership nor the session of this attempt is written.
+    let eve = signup(&*store, "eve@example.com").await;
+    let second = session(eve.user.id, "sso-session-2");
+    let err = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Link(&eve.user),
+                identity: &UserIdentity {
+                    user_id: eve.user.id,
+                    ..identity.clone()
+                },
+                join: Some((acme.org.id, pid)),
+                session: &second,
+                also: &[],
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        store
+            .orgs()
+            .membership(acme.org.id, eve.user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .sessions()
+            .session_by_token(&TokenHash::of("sso-session-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A session for someone other than the signed-in user is refused before anything commits.
+    let stray = session(acme.user.id, "sso-session-3");
+    let err = store
+        .sso()
+        .sign_in_via_sso(
+            &SsoSignIn {
+                account: SsoAccount::Linked(&user),
+                identity: &identity,
+                join: None,
+                session: &stray,
+                also: &[],
+            },
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(
+        store
+            .sessions()
+            .session_by_token(&TokenHash::of("sso-session-3"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }

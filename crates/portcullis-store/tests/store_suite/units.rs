@@ -19,14 +19,12 @@ use super::{SignedUp, add, ctx, listen, new_org, new_project, signup};
 
 async fn actions_under(store: &dyn Store, s: &SignedUp, c: &AuditContext) -> Vec<String> {
     store
-        .query_audit(
-            &s.access(),
-            &AuditQuery {
-                correlation_id: Some(c.correlation_id.clone()),
-                limit: 20,
-                ..AuditQuery::default()
-            },
-        )
+        .org(&s.access())
+        .query_audit(&AuditQuery {
+            correlation_id: Some(c.correlation_id.clone()),
+            limit: 20,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -40,7 +38,7 @@ pub async fn a_failed_unit_leaves_nothing(store: Arc<dyn Store>) {
     let taken = ctx()
         .with_actor(alice.user.id)
         .event(None, Action::LoginSucceeded, "user:x");
-    store.record_audit(&taken).await.unwrap();
+    store.audit().record_audit(&taken).await.unwrap();
 
     // A sign-in whose login event cannot be written (its id is taken): no session, and no
     // session.created either, though that one was fine.
@@ -53,12 +51,14 @@ pub async fn a_failed_unit_leaves_nothing(store: Arc<dyn Store>) {
         None,
     );
     let err = store
+        .sessions()
         .create_session(&session, &c, std::slice::from_ref(&taken))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(
         store
+            .sessions()
             .session_by_token(&TokenHash::of("never-stored"))
             .await
             .unwrap()
@@ -94,7 +94,8 @@ pub async fn a_failed_unit_leaves_nothing(store: Arc<dyn Store>) {
 
     // A change refused by its rule (the last owner stays) announces nothing.
     let err = store
-        .change_member_role(&alice.access(), alice.user.id, Role::Member, &ctx())
+        .org(&alice.access())
+        .change_member_role(alice.user.id, Role::Member, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -122,6 +123,7 @@ impl Witness {
             rt.block_on(async move {
                 let other = portcullis_store::connect(&url).await.unwrap();
                 other
+                    .sessions()
                     .session_by_token(&token)
                     .await
                     .unwrap()
@@ -154,7 +156,11 @@ pub async fn changes_reach_the_sink_once_after_commit(store: Arc<dyn Store>, url
         None,
         None,
     );
-    store.create_session(&session, &ctx(), &[]).await.unwrap();
+    store
+        .sessions()
+        .create_session(&session, &ctx(), &[])
+        .await
+        .unwrap();
     let witness = Arc::new(Witness {
         url: url.to_owned(),
         session: TokenHash::of("witnessed"),
@@ -164,6 +170,7 @@ pub async fn changes_reach_the_sink_once_after_commit(store: Arc<dyn Store>, url
 
     assert!(
         store
+            .sessions()
             .revoke_user_session(alice.user.id, session.id, &ctx())
             .await
             .unwrap()
@@ -177,16 +184,22 @@ pub async fn changes_reach_the_sink_once_after_commit(store: Arc<dyn Store>, url
     // Nothing changes, nothing is said: a second revocation, and reads.
     assert!(
         !store
+            .sessions()
             .revoke_user_session(alice.user.id, session.id, &ctx())
             .await
             .unwrap()
     );
-    store.list_members(&alice.access()).await.unwrap();
+    store.org(&alice.access()).list_members().await.unwrap();
     store
+        .sessions()
         .session_by_token(&TokenHash::of("witnessed"))
         .await
         .unwrap();
-    store.memberships_of_user(alice.user.id).await.unwrap();
+    store
+        .orgs()
+        .memberships_of_user(alice.user.id)
+        .await
+        .unwrap();
     assert_eq!(witness.seen.lock().unwrap().len(), 1);
 }
 
@@ -198,12 +211,14 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
 
     // Users: memberships, roles, platform admins.
     store
+        .accounts()
         .set_platform_admin(alice.user.id, true, &ctx())
         .await
         .unwrap();
     assert_eq!(heard.take(), vec![Change::UserChanged(alice.user.id)]);
     let second = new_org("Second", false);
     store
+        .orgs()
         .create_org(
             alice.user.id,
             &second,
@@ -216,7 +231,8 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     let carol = add(store.as_ref(), &alice, "carol@example.com", Role::Member).await;
     assert_eq!(heard.take(), vec![Change::UserChanged(carol.id)]);
     store
-        .change_member_role(&alice.access(), carol.id, Role::Admin, &ctx())
+        .org(&alice.access())
+        .change_member_role(carol.id, Role::Admin, &ctx())
         .await
         .unwrap();
     assert_eq!(heard.take(), vec![Change::UserChanged(carol.id)]);
@@ -231,26 +247,33 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
             None,
             None,
         );
-        store.create_session(&s, &ctx(), &[]).await.unwrap();
+        store
+            .sessions()
+            .create_session(&s, &ctx(), &[])
+            .await
+            .unwrap();
         sessions.push(s.id);
     }
     assert!(heard.take().is_empty(), "a new session is in no cache yet");
     assert!(
         store
-            .revoke_org_session(&alice.access(), sessions[0], &Oversight::Everyone, &ctx())
+            .org(&alice.access())
+            .revoke_org_session(sessions[0], &Oversight::Everyone, &ctx())
             .await
             .unwrap()
     );
     assert_eq!(heard.take(), vec![Change::SessionRevoked(sessions[0])]);
     assert!(
         store
+            .sessions()
             .revoke_user_session(carol.id, sessions[1], &ctx())
             .await
             .unwrap()
     );
     assert_eq!(heard.take(), vec![Change::SessionRevoked(sessions[1])]);
     store
-        .remove_member(&alice.access(), carol.id, &ctx())
+        .org(&alice.access())
+        .remove_member(carol.id, &ctx())
         .await
         .unwrap();
     assert_eq!(heard.take(), vec![Change::UserChanged(carol.id)]);
@@ -258,7 +281,8 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     // Projects.
     let extra = new_project(org, "Extra");
     store
-        .create_project(&alice.access(), &extra, &ctx())
+        .org(&alice.access())
+        .create_project(&extra, &ctx())
         .await
         .unwrap();
     assert_eq!(heard.take(), changed_org());
@@ -267,7 +291,8 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
         ..ProjectPatch::default()
     };
     store
-        .update_project(&alice.access(), extra.id, &disable, &ctx())
+        .org(&alice.access())
+        .update_project(extra.id, &disable, &ctx())
         .await
         .unwrap();
     assert_eq!(heard.take(), changed_org());
@@ -326,6 +351,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
 
     // What changes nothing cached says nothing.
     store
+        .audit()
         .record_audit(&ctx().event(Some(org), Action::MemberAdded, "user:z"))
         .await
         .unwrap();

@@ -97,7 +97,13 @@ impl Accounts<'_> {
             .sign_up(meta.ip.as_deref())
             .await
             .map_err(AuthError::SignupThrottled)?;
-        if self.store.user_by_email(&account.email).await?.is_some() {
+        if self
+            .store
+            .accounts()
+            .user_by_email(&account.email)
+            .await?
+            .is_some()
+        {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hasher.hash(account.password).await?;
@@ -113,7 +119,13 @@ impl Accounts<'_> {
         };
         // The unique index decides races: of two concurrent signups one gets the conflict.
         let (user, joined) = match account.invitation {
-            None => (self.store.bootstrap_signup(&bootstrap, meta).await?, None),
+            None => (
+                self.store
+                    .accounts()
+                    .bootstrap_signup(&bootstrap, meta)
+                    .await?,
+                None,
+            ),
             Some(raw) => {
                 // A token of another kind never matches; neither does a refused one leave
                 // an account behind.
@@ -202,7 +214,10 @@ impl Accounts<'_> {
             meta.ip.clone(),
             meta.user_agent.clone(),
         );
-        self.store.create_session(&session, meta, also).await?;
+        self.store
+            .sessions()
+            .create_session(&session, meta, also)
+            .await?;
         Ok((token, session))
     }
 
@@ -226,7 +241,7 @@ impl Accounts<'_> {
             .await
             .map_err(AuthError::SignInThrottled)?;
         let account = match Email::parse(email) {
-            Ok(email) => self.store.user_by_email(&email).await?,
+            Ok(email) => self.store.accounts().user_by_email(&email).await?,
             Err(_) => None,
         };
         let ok = self
@@ -246,7 +261,7 @@ impl Accounts<'_> {
                     event.actor_id = Some(a.user.id);
                     event.target = Some(format!("user:{}", a.user.id));
                 }
-                self.store.record_audit(&event).await?;
+                self.store.audit().record_audit(&event).await?;
                 self.metrics.sign_in(SignInMethod::Password, false);
                 return Err(AuthError::InvalidCredentials);
             }
@@ -272,6 +287,7 @@ impl Accounts<'_> {
         meta: &AuditContext,
     ) -> Result<(), AuthError> {
         self.store
+            .sessions()
             .revoke_user_session(user_id, session.id, meta)
             .await?;
         Ok(())

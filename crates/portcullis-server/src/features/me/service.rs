@@ -42,7 +42,7 @@ impl Me<'_> {
             return Ok(m);
         }
         let epoch = self.cache.epoch();
-        let fresh = self.store.memberships_of_user(self.user_id).await?;
+        let fresh = self.store.orgs().memberships_of_user(self.user_id).await?;
         Ok(self.cache.put_memberships(epoch, self.user_id, fresh))
     }
 
@@ -57,7 +57,7 @@ impl Me<'_> {
     ) -> Result<ProjectContext, MeError> {
         let org = match memberships.iter().find(|m| m.org.id == access.org_id()) {
             Some(m) => m.org.clone(),
-            None => self.store.org(access).await?,
+            None => self.store.org(access).details().await?,
         };
         Ok(ProjectContext { org, project, role })
     }
@@ -66,6 +66,7 @@ impl Me<'_> {
     pub async fn sessions(&self) -> Result<Vec<Session>, MeError> {
         Ok(self
             .store
+            .sessions()
             .list_user_sessions(self.user_id, portcullis_core::now())
             .await?)
     }
@@ -74,6 +75,7 @@ impl Me<'_> {
     pub async fn revoke_session(&self, id: SessionId) -> Result<(), MeError> {
         if !self
             .store
+            .sessions()
             .revoke_user_session(self.user_id, id, self.audit)
             .await?
         {

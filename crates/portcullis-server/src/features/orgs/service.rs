@@ -142,6 +142,7 @@ impl Orgs<'_> {
         };
         let project = default_project(org.id, now)?;
         self.store
+            .orgs()
             .create_org(creator, &org, &project, audit)
             .await?;
         Ok((org, project))
@@ -149,11 +150,11 @@ impl Orgs<'_> {
 
     /// The orgs `user` is an active member of, with the role.
     pub async fn of_user(&self, user: UserId) -> Result<Vec<MembershipView>, OrgError> {
-        Ok(self.store.memberships_of_user(user).await?)
+        Ok(self.store.orgs().memberships_of_user(user).await?)
     }
 
     pub async fn get(&self, access: &OrgAccess) -> Result<Org, OrgError> {
-        Ok(self.store.org(access).await?)
+        Ok(self.store.org(access).details().await?)
     }
 
     async fn verified_domains(&self, access: &OrgAccess) -> Result<Vec<String>, OrgError> {
@@ -170,7 +171,8 @@ impl Orgs<'_> {
         let domains = self.verified_domains(access).await?;
         Ok(self
             .store
-            .list_members(access)
+            .org(access)
+            .list_members()
             .await?
             .into_iter()
             .map(|record| OrgMember {
@@ -210,7 +212,7 @@ impl Orgs<'_> {
                 expires_at: portcullis_core::now() + PASSWORD_SETUP_TTL,
             }),
         };
-        let added = self.store.add_member(access, &member, audit).await?;
+        let added = self.store.org(access).add_member(&member, audit).await?;
         let setup_token = added.user_created.then_some(token);
         Ok(DirectlyAdded {
             added,
@@ -231,7 +233,8 @@ impl Orgs<'_> {
     ) -> Result<OrgMember, OrgError> {
         match self
             .store
-            .change_member_role(access, target, role, audit)
+            .org(access)
+            .change_member_role(target, role, audit)
             .await
             .map_err(no_such_member)?
         {
@@ -257,7 +260,8 @@ impl Orgs<'_> {
     ) -> Result<(), OrgError> {
         match self
             .store
-            .remove_member(access, target, audit)
+            .org(access)
+            .remove_member(target, audit)
             .await
             .map_err(no_such_member)?
         {
@@ -272,7 +276,8 @@ impl Orgs<'_> {
         let oversight = self.oversight(access).await?;
         Ok(self
             .store
-            .list_org_sessions(access, portcullis_core::now(), &oversight)
+            .org(access)
+            .list_org_sessions(portcullis_core::now(), &oversight)
             .await?)
     }
 
@@ -286,7 +291,8 @@ impl Orgs<'_> {
         let oversight = self.oversight(access).await?;
         if !self
             .store
-            .revoke_org_session(access, id, &oversight, audit)
+            .org(access)
+            .revoke_org_session(id, &oversight, audit)
             .await?
         {
             return Err(OrgError::NoSuchSession);
@@ -301,9 +307,9 @@ impl Orgs<'_> {
         access: &OrgAccess,
         viewer: UserId,
     ) -> Result<Vec<Project>, OrgError> {
-        let mut projects = self.store.list_projects(access).await?;
+        let mut projects = self.store.org(access).list_projects().await?;
         if !access.role().can_administer() {
-            let mine = self.store.memberships_of_user(viewer).await?;
+            let mine = self.store.orgs().memberships_of_user(viewer).await?;
             let visible: Vec<ProjectId> = mine
                 .iter()
                 .filter(|m| m.org.id == access.org_id())
@@ -331,7 +337,10 @@ impl Orgs<'_> {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_project(access, &project, audit).await?;
+        self.store
+            .org(access)
+            .create_project(&project, audit)
+            .await?;
         Ok(project)
     }
 
@@ -352,7 +361,7 @@ impl Orgs<'_> {
             oversight: self.oversight(access).await?,
             ..query
         };
-        let mut events = self.store.query_audit(access, &query).await?;
+        let mut events = self.store.org(access).query_audit(&query).await?;
         let next_cursor = if events.len() > limit as usize {
             events.truncate(limit as usize);
             events.last().map(|e| e.id)

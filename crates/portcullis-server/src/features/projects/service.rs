@@ -43,7 +43,8 @@ impl ProjectAdmin<'_> {
     ) -> Result<Project, ProjectError> {
         let scope = &self.0;
         let project = store
-            .update_project(scope.access, scope.project_id, patch, scope.audit)
+            .org(scope.access)
+            .update_project(scope.project_id, patch, scope.audit)
             .await?;
         // The store announces the change: answers cached on any node (e.g. `/v1/me` bodies)
         // are dropped when it commits.

@@ -209,7 +209,7 @@ impl Mobile<'_> {
             .event(org, action, target)
             .failed()
             .with_details(json!({"reason": reason}));
-        self.store.record_audit(&event).await?;
+        self.store.audit().record_audit(&event).await?;
         Ok(())
     }
 

@@ -106,10 +106,10 @@ impl Mobile<'_> {
         if !self.allowed_for_org(ott.org_id).await {
             return Err(MobileError::FeatureDisabled);
         }
-        let Some(user) = self.store.user_by_id(ott.user_id).await? else {
+        let Some(user) = self.store.accounts().user_by_id(ott.user_id).await? else {
             return Err(MobileError::OttInvalid);
         };
-        let memberships = self.store.memberships_of_user(user.id).await?;
+        let memberships = self.store.orgs().memberships_of_user(user.id).await?;
         let Some(membership) = memberships.iter().find(|m| m.org.id == ott.org_id) else {
             return Err(MobileError::MembershipEnded);
         };

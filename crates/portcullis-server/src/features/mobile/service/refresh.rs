@@ -133,7 +133,7 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::Unauthenticated);
         }
-        let Some(user) = self.store.user_by_id(family.user_id).await? else {
+        let Some(user) = self.store.accounts().user_by_id(family.user_id).await? else {
             return Err(MobileError::Unauthenticated);
         };
         let (access_token, expires_in) = self.access_token_for(&user, &family).await?;

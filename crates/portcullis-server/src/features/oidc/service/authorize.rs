@@ -281,6 +281,7 @@ async fn is_first_party(
 ) -> Result<bool, StoreError> {
     let access = state
         .store
+        .projects()
         .project_access(client.project_id, session.user.id)
         .await?;
     Ok(access.is_some_and(|a| {

@@ -143,7 +143,11 @@ pub async fn browser_session(
     token: Option<&str>,
 ) -> Result<Option<SessionWithUser>, LogoutError> {
     let Some(token) = token else { return Ok(None) };
-    let found = state.store.session_by_token(&TokenHash::of(token)).await?;
+    let found = state
+        .store
+        .sessions()
+        .session_by_token(&TokenHash::of(token))
+        .await?;
     let now = portcullis_core::now();
     Ok(found.filter(|s| s.session.is_active(now)))
 }
@@ -159,6 +163,7 @@ pub async fn sign_out(
         let meta = meta.with_actor(found.user.id);
         state
             .store
+            .sessions()
             .revoke_user_session(found.user.id, found.session.id, &meta)
             .await?;
     }

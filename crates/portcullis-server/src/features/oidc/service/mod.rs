@@ -42,7 +42,11 @@ pub async fn find_client(
     let Some(client) = state.store.clients().client_by_id(id).await? else {
         return Ok(None);
     };
-    let status = state.store.project_status(client.project_id).await?;
+    let status = state
+        .store
+        .projects()
+        .project_status(client.project_id)
+        .await?;
     let project_active = status == Some(portcullis_core::ProjectStatus::Active);
     Ok(Some(state.cache.put_client(
         epoch,

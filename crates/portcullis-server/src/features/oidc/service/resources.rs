@@ -66,7 +66,7 @@ pub async fn userinfo(state: &AppState, bearer: Option<&str>) -> Result<UserInfo
         return Err(UserinfoError::NoOpenidScope);
     }
     let user = match claims.user_id() {
-        Some(id) => state.store.user_by_id(id).await?,
+        Some(id) => state.store.accounts().user_by_id(id).await?,
         None => None,
     };
     let user = user.ok_or(UserinfoError::NotAUser)?;

@@ -149,6 +149,7 @@ async fn authorization_code(
     };
     let user = state
         .store
+        .accounts()
         .user_by_id(code.user_id)
         .await?
         .ok_or(TokenError::UserGone)?;
@@ -242,6 +243,7 @@ async fn refresh(
     };
     let user = state
         .store
+        .accounts()
         .user_by_id(family.user_id)
         .await?
         .ok_or(TokenError::UserGone)?;

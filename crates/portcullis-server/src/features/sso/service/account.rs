@@ -2,13 +2,43 @@
 //! [`portcullis_core::link::decide`] rules — and the session it signs in to.
 
 use portcullis_core::link::{self, Assertion, Decision, Holder, Refusal, Voucher};
-use portcullis_core::{Action, AuditContext, Email, SessionToken, User, UserId, UserName};
-use portcullis_store::{SignupBootstrap, UserIdentity};
+use portcullis_core::{Action, AuditContext, Email, OrgId, SessionToken, User, UserId, UserName};
+use portcullis_store::{SignupBootstrap, SsoAccount, SsoSignIn, UserIdentity};
 use serde_json::json;
+use uuid::Uuid;
 
 use super::{SignInError, SignInResult, Sso};
 use crate::infra::upstream::Ready;
 use crate::infra::upstream::id_token::IdentityClaims;
+
+/// Who the upstream identity is here, and what signing it in must write for it; nothing is
+/// written until [`Sso::sign_in`] writes it all in one unit of work.
+pub(super) struct Resolved {
+    account: Account,
+    identity: UserIdentity,
+}
+
+enum Account {
+    Linked(User),
+    Link(User),
+    Claim(User),
+    Create(Box<SignupBootstrap>),
+}
+
+impl Resolved {
+    fn user_id(&self) -> UserId {
+        self.identity.user_id
+    }
+
+    fn account(&self) -> SsoAccount<'_> {
+        match &self.account {
+            Account::Linked(u) => SsoAccount::Linked(u),
+            Account::Link(u) => SsoAccount::Link(u),
+            Account::Claim(u) => SsoAccount::Claim(u),
+            Account::Create(b) => SsoAccount::Create(b),
+        }
+    }
+}
 
 impl Sso<'_> {
     /// The local user of the upstream identity in `claims`, whose email is `email`.
@@ -18,17 +48,21 @@ impl Sso<'_> {
         claims: &IdentityClaims,
         email: Email,
         meta: &AuditContext,
-    ) -> SignInResult<User> {
+    ) -> SignInResult<Resolved> {
         let sso = self.store.sso();
         let provider = &ready.upstream.id;
         let by_identity = sso
             .user_by_identity(provider, &claims.issuer, &claims.subject)
             .await?;
         let by_email = if by_identity.is_none() {
-            self.store.user_by_email(&email).await?.map(|c| Holder {
-                has_password: c.password_hash.is_some(),
-                user: c.user,
-            })
+            self.store
+                .accounts()
+                .user_by_email(&email)
+                .await?
+                .map(|c| Holder {
+                    has_password: c.password_hash.is_some(),
+                    user: c.user,
+                })
         } else {
             None
         };
@@ -57,18 +91,16 @@ impl Sso<'_> {
             provider_id: ready.upstream.org.map(|(_, id)| id),
             created_at: portcullis_core::now(),
         };
+        let resolved = |account: Account, user_id: UserId| Resolved {
+            account,
+            identity: identity(user_id),
+        };
         match decision {
-            Decision::SignIn(user) => Ok(user),
-            Decision::Link(user) => {
-                sso.link_identity(&identity(user.id), meta).await?;
-                Ok(user)
-            }
-            Decision::Claim(user) => {
-                // The verified owner wins over whoever registered the address with a
-                // password first: that password and every session go, in one unit.
-                sso.claim_account(&user, &identity(user.id), meta).await?;
-                Ok(user)
-            }
+            Decision::SignIn(user) => Ok(resolved(Account::Linked(user.clone()), user.id)),
+            Decision::Link(user) => Ok(resolved(Account::Link(user.clone()), user.id)),
+            // The verified owner wins over whoever registered the address with a password
+            // first: that password and every session go, with the sign-in.
+            Decision::Claim(user) => Ok(resolved(Account::Claim(user.clone()), user.id)),
             Decision::Create => {
                 let name = claims.name.as_deref().and_then(|n| UserName::parse(n).ok());
                 let (org, project) =
@@ -83,9 +115,7 @@ impl Sso<'_> {
                     project,
                     self_signup: true,
                 };
-                Ok(sso
-                    .signup_with_identity(&bootstrap, &identity(user_id), meta)
-                    .await?)
+                Ok(resolved(Account::Create(Box::new(bootstrap)), user_id))
             }
             Decision::Refuse(refusal) => {
                 let name = ready.upstream.name.clone();
@@ -108,37 +138,46 @@ impl Sso<'_> {
                 };
                 // Never names the account: an org's admins read this event, and must not
                 // learn who has an account here.
-                self.audit_failure(meta, provider, org, None, reason).await;
+                self.audit_failure(meta, provider, org, None, reason)
+                    .await?;
                 Err(error)
             }
         }
     }
 
-    /// A session like password sign-in makes: `session.created` with `login.succeeded`
-    /// (method `sso`), one transaction.
-    pub(super) async fn open_session(
+    /// Signs the resolved user in, in one unit of work: the identity's link, claim or new
+    /// account, the membership of the provider's org (`join`), and a session like password
+    /// sign-in makes (`session.created` with `login.succeeded`, method `sso`).
+    pub(super) async fn sign_in(
         &self,
-        user: &User,
+        resolved: &Resolved,
+        join: Option<(OrgId, Uuid)>,
         meta: &AuditContext,
         provider: &str,
-    ) -> SignInResult<SessionToken> {
-        let meta = meta.with_actor(user.id);
+    ) -> SignInResult<(User, SessionToken)> {
+        let user_id = resolved.user_id();
         let succeeded = meta
-            .event(None, Action::LoginSucceeded, format!("user:{}", user.id))
+            .with_actor(user_id)
+            .event(None, Action::LoginSucceeded, format!("user:{user_id}"))
             .with_details(json!({"method": "sso", "provider": provider}));
         let token = SessionToken::generate().map_err(|e| SignInError::Internal(e.to_string()))?;
         let session = self.sessions.new_session(
-            user.id,
+            user_id,
             token.hash(),
             portcullis_core::now(),
             meta.ip.clone(),
             meta.user_agent.clone(),
         );
-        self.store
-            .create_session(&session, &meta, &[succeeded])
-            .await?;
+        let sign_in = SsoSignIn {
+            account: resolved.account(),
+            identity: &resolved.identity,
+            join,
+            session: &session,
+            also: std::slice::from_ref(&succeeded),
+        };
+        let user = self.store.sso().sign_in_via_sso(&sign_in, meta).await?;
         self.metrics
             .sign_in(crate::infra::metrics::SignInMethod::Sso, true);
-        Ok(token)
+        Ok((user, token))
     }
 }

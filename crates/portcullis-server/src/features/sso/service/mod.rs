@@ -211,7 +211,9 @@ impl Sso<'_> {
     }
 
     /// Records `login.failed` for an SSO sign-in, in the org of an org's provider (its
-    /// admins see what their provider tried); never fails the request over it.
+    /// admins see what their provider tried). A failed write fails the request, as in
+    /// password and mobile sign-in: a refused sign-in nobody can see in the audit trail is
+    /// worse than an error (the edge logs the cause under the correlation id).
     async fn audit_failure(
         &self,
         meta: &AuditContext,
@@ -219,7 +221,7 @@ impl Sso<'_> {
         org: Option<OrgId>,
         user: Option<UserId>,
         reason: &str,
-    ) {
+    ) -> SignInResult<()> {
         self.metrics
             .sign_in(crate::infra::metrics::SignInMethod::Sso, false);
         let mut event = meta
@@ -230,9 +232,8 @@ impl Sso<'_> {
             event.actor_id = Some(id);
             event.target = Some(format!("user:{id}"));
         }
-        if let Err(e) = self.store.record_audit(&event).await {
-            tracing::error!(error = %e, "cannot record login.failed");
-        }
+        self.store.audit().record_audit(&event).await?;
+        Ok(())
     }
 
     async fn validate_id_token(
@@ -276,14 +277,14 @@ impl Sso<'_> {
         };
         let Some(pending) = pending.filter(|_| state_ok) else {
             self.audit_failure(meta, provider, None, None, "state_mismatch")
-                .await;
+                .await?;
             return Err(SignInError::StateMismatch {
                 cookie_missing: cookie.is_none(),
             });
         };
         if let Some(error) = &answer.error {
             self.audit_failure(meta, provider, None, None, "upstream_error")
-                .await;
+                .await?;
             let clean = |s: &str| -> String {
                 s.chars()
                     .filter(|c| !c.is_control())
@@ -304,12 +305,12 @@ impl Sso<'_> {
             && iss != ready.meta.discovery.issuer
         {
             self.audit_failure(meta, provider, org, None, "issuer_mismatch")
-                .await;
+                .await?;
             return Err(SignInError::IssuerMismatch);
         }
         let Some(code) = answer.code.as_deref().filter(|c| !c.is_empty()) else {
             self.audit_failure(meta, provider, org, None, "code_missing")
-                .await;
+                .await?;
             return Err(SignInError::CodeMissing);
         };
         let http = self
@@ -329,7 +330,7 @@ impl Sso<'_> {
             Ok(t) => t,
             Err(e) => {
                 self.audit_failure(meta, provider, org, None, "code_exchange_failed")
-                    .await;
+                    .await?;
                 return Err(e.into());
             }
         };
@@ -340,7 +341,7 @@ impl Sso<'_> {
             Ok(c) => c,
             Err(e) => {
                 self.audit_failure(meta, provider, org, None, "id_token_invalid")
-                    .await;
+                    .await?;
                 return Err(SignInError::IdTokenRefused(e));
             }
         };
@@ -358,28 +359,24 @@ impl Sso<'_> {
                 Ok(c) => c,
                 Err(e) => {
                     self.audit_failure(meta, provider, org, None, "userinfo_failed")
-                        .await;
+                        .await?;
                     return Err(e.into());
                 }
             };
         }
         let Some(raw_email) = claims.email.as_deref() else {
             self.audit_failure(meta, provider, org, None, "email_is_missing")
-                .await;
+                .await?;
             return Err(SignInError::EmailIsMissing {
                 provider: ready.upstream.name.clone(),
                 scopes: ready.upstream.scopes.join(" "),
             });
         };
         let email = Email::parse(raw_email).map_err(|_| SignInError::EmailInvalid)?;
-        let user = self.resolve_user(&ready, &claims, email, meta).await?;
-        if let Some((org_id, provider_id)) = ready.upstream.org {
-            self.store
-                .sso()
-                .join_org_via_sso(org_id, &user, provider_id, meta)
-                .await?;
-        }
-        let token = self.open_session(&user, meta, &ready.upstream.id).await?;
+        let resolved = self.resolve_user(&ready, &claims, email, meta).await?;
+        let (user, token) = self
+            .sign_in(&resolved, ready.upstream.org, meta, &ready.upstream.id)
+            .await?;
         Ok(Completed {
             user,
             token,
