@@ -99,8 +99,8 @@ impl Mobile<'_> {
                 &meta,
             )
             .await?;
-        let (family, reason) = match outcome {
-            RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
+        let (family, holder, reason) = match outcome {
+            RefreshOutcome::Rotated(f, u) | RefreshOutcome::Retried(f, u) => (f, u, None),
             RefreshOutcome::ReuseDetected(_) => {
                 self.metrics
                     .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Mobile);
@@ -108,8 +108,8 @@ impl Mobile<'_> {
                 // mobile.refresh.reuse_detected, all at once.
                 return Err(MobileError::RefreshTokenReused);
             }
-            RefreshOutcome::Revoked(f) => (f, Some("revoked")),
-            RefreshOutcome::Expired(f) => (f, Some("expired")),
+            RefreshOutcome::Revoked(f) => (f, None, Some("revoked")),
+            RefreshOutcome::Expired(f) => (f, None, Some("expired")),
             RefreshOutcome::Unknown => {
                 self.audit_failure(
                     &meta,
@@ -133,7 +133,8 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::Unauthenticated);
         }
-        let Some(user) = self.store.accounts().user_by_id(family.user_id).await? else {
+        // Read with the rotation, in its statement.
+        let Some(user) = holder else {
             return Err(MobileError::Unauthenticated);
         };
         let (access_token, expires_in) = self.access_token_for(&user, &family).await?;

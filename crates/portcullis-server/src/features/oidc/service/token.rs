@@ -217,8 +217,8 @@ async fn refresh(
             meta,
         )
         .await?;
-    let family = match outcome {
-        RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
+    let (family, holder) = match outcome {
+        RefreshOutcome::Rotated(f, u) | RefreshOutcome::Retried(f, u) => (f, u),
         RefreshOutcome::ReuseDetected(_) => {
             state
                 .metrics
@@ -241,12 +241,8 @@ async fn refresh(
             requested
         }
     };
-    let user = state
-        .store
-        .accounts()
-        .user_by_id(family.user_id)
-        .await?
-        .ok_or(TokenError::UserGone)?;
+    // Read with the rotation, in its statement.
+    let user = holder.ok_or(TokenError::UserGone)?;
     let grant = Grant {
         client,
         user: Some(&user),
