@@ -9,7 +9,7 @@ use portcullis_store::{RefreshOutcome, RefreshRotation};
 use serde_json::json;
 
 use super::{Mobile, MobileError, MobileResult, Tokens};
-use portcullis_core::token::REFRESH_TOKEN_PREFIX;
+use portcullis_core::token::is_refresh_token;
 
 impl Mobile<'_> {
     /// Rotates `presented`: a new access token and its successor, while the family, its
@@ -17,7 +17,7 @@ impl Mobile<'_> {
     /// again past the grace window revokes the family and signs the device out.
     pub async fn refresh(&self, presented: &str, meta: AuditContext) -> MobileResult<Tokens> {
         let hash = TokenHash::of(presented);
-        let token = if presented.starts_with(REFRESH_TOKEN_PREFIX) {
+        let token = if is_refresh_token(presented) {
             self.store.mobile().refresh_token(&hash).await?
         } else {
             None
@@ -148,7 +148,7 @@ impl Mobile<'_> {
     /// Signs the device out: revokes the family of `presented` and its session. A token that
     /// is unknown, malformed or not a mobile one is quietly ignored (nothing to sign out).
     pub async fn revoke(&self, presented: &str, meta: AuditContext) -> MobileResult<()> {
-        if !presented.starts_with(REFRESH_TOKEN_PREFIX) {
+        if !is_refresh_token(presented) {
             return Ok(());
         }
         let hash = TokenHash::of(presented);

@@ -197,6 +197,10 @@ async fn refresh(
     meta: &AuditContext,
 ) -> Result<TokenResponse, TokenError> {
     let presented = require(req.refresh_token, "refresh_token")?;
+    // Not shaped like one of our refresh tokens: no such token, without asking the store.
+    if !portcullis_core::token::is_refresh_token(presented) {
+        return Err(TokenError::RefreshUnknown);
+    }
     let now = portcullis_core::now();
     let (successor, successor_hash) = issue::successor_of(state, presented);
     let outcome = state
