@@ -10,7 +10,7 @@ use portcullis_core::oauth::ClientId;
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{
     AuditContext, AuditEvent, FamilyId, OrgId, PresentedRefresh, ProjectId, SessionId, Timestamp,
-    TokenHash, UserId,
+    TokenHash, User, UserId,
 };
 
 use crate::StoreResult;
@@ -114,11 +114,13 @@ pub struct RefreshFamily {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// First use: the presented token is spent and its successor stored.
-    Rotated(RefreshFamily),
+    /// First use: the presented token is spent and its successor stored. With the family's
+    /// user, read in the same statement (None when the account was deleted), since every
+    /// caller needs it to mint the access token: one round trip fewer per refresh.
+    Rotated(RefreshFamily, Option<User>),
     /// A retry of a token rotated moments ago, with the same successor: answered with that
     /// successor rather than treated as theft (two tabs refreshing at once).
-    Retried(RefreshFamily),
+    Retried(RefreshFamily, Option<User>),
     /// A rotated token came back outside the grace window: the family is now revoked.
     ReuseDetected(RefreshFamily),
     /// The family was revoked before (sign-out, reuse, code replay).

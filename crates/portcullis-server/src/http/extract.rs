@@ -194,17 +194,6 @@ enum CsrfOutcome {
     NeedsProjectOrigin(String),
 }
 
-fn request_origin(headers: &HeaderMap) -> Option<String> {
-    if let Some(o) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && o != "null"
-    {
-        return Some(o.to_owned());
-    }
-    let referer = headers.get(header::REFERER)?.to_str().ok()?;
-    let url = url::Url::parse(referer).ok()?;
-    Some(url.origin().ascii_serialization())
-}
-
 fn csrf_refused() -> ApiError {
     ApiError::forbidden(
         "cross-site request refused: a cookie-authenticated change must come from this server's origin \
@@ -232,7 +221,7 @@ async fn authenticate(
     };
     let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let csrf = if credential.is_cookie() && mutating {
-        match request_origin(&parts.headers) {
+        match crate::http::origin::request_origin(&parts.headers) {
             Some(origin) if origin == state.public_origin => CsrfOutcome::Passed,
             Some(origin) => CsrfOutcome::NeedsProjectOrigin(origin),
             None => return Err(csrf_refused()),

@@ -2,7 +2,7 @@
 //! hand-off's sign-in and confirmation): they must come from our origin, and password
 //! sign-in must be on for the sign-in forms.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::html as pages;
@@ -11,15 +11,7 @@ use crate::state::AppState;
 
 /// Form posts from our own pages must come from our own origin (login CSRF).
 pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(o) => o == state.public_origin,
-        // Browsers send Origin on every form POST; without one, fall back to Referer.
-        None => headers
-            .get(header::REFERER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|r| url::Url::parse(r).ok())
-            .is_some_and(|u| u.origin().ascii_serialization() == state.public_origin),
-    }
+    crate::http::origin::is_same_origin(headers, &state.public_origin)
 }
 
 /// A sign-in form posted from one of our pages: the way back, and the credentials.

@@ -11,4 +11,5 @@ pub mod forms;
 pub mod html;
 pub mod limits;
 pub mod oauth_error;
+pub mod origin;
 pub mod params;

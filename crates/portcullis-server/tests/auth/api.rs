@@ -226,6 +226,18 @@ async fn csrf_checks_cookie_mutations(app: TestApp) {
     )
     .await
     .assert_error(403, "forbidden");
+    // `Origin: null` is an opaque origin: refused, and the Referer it carries (our own
+    // page) does not count instead.
+    let r = TestApp::send(
+        app.req(Method::POST, &path)
+            .header("cookie", &cookie)
+            .header("origin", "null")
+            .header("referer", format!("{}/console/x", app.base))
+            .json(&body),
+    )
+    .await;
+    r.assert_error(403, "forbidden");
+    assert_eq!(r.body["details"]["reason"], "csrf");
     TestApp::send(
         app.req(Method::POST, "/v1/auth/logout")
             .header("cookie", &cookie)

@@ -230,7 +230,9 @@ async fn code_flow_issues_verified_tokens(app: TestApp) {
     let c = confidential(&app, &owner).await;
     let t = tokens_for(&app, &owner, &c).await;
     assert_eq!(t["token_type"], "Bearer");
-    assert!(t["refresh_token"].as_str().unwrap().starts_with("rt_"));
+    assert!(portcullis_core::token::is_refresh_token(
+        t["refresh_token"].as_str().unwrap()
+    ));
     let id = jwt_claims(t["id_token"].as_str().unwrap());
     assert_eq!(id["iss"], app.base);
     assert_eq!(id["aud"], json!(c.id));
@@ -613,6 +615,18 @@ async fn login_page_then_code(app: TestApp) {
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // An opaque origin (`Origin: null`, a sandboxed frame) is nobody's, even with our
+    // page as the referer.
+    let r = TestApp::send(
+        app.req(Method::POST, "/oauth2/login")
+            .header("origin", "null")
+            .header("referer", format!("{}/oauth2/authorize", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form("correct horse battery")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.session_cookie().is_none());
     let r = TestApp::send(
         app.req(Method::POST, "/oauth2/login")
             .header("origin", &app.base)

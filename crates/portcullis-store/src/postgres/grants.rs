@@ -10,14 +10,17 @@ use portcullis_core::oauth::ClientId;
 use portcullis_core::refresh::ends_with_session;
 use portcullis_core::scope::ScopeSet;
 use portcullis_core::{
-    AuditContext, FamilyId, OrgId, RefreshDecision, SessionId, Timestamp, TokenHash, UserId,
+    AuditContext, FamilyId, OrgId, RefreshDecision, SessionId, Timestamp, TokenHash, User, UserId,
     classify_refresh,
 };
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::PgStore;
-use super::rows::{client_id, code_from, family_cols, family_from, token_cols, token_state_from};
+use super::rows::{
+    client_id, code_from, family_cols, family_from, token_cols, token_state_from, user_cols,
+    user_from,
+};
 use super::statements::end_session;
 use super::unit::Unit;
 use crate::grants::{
@@ -124,6 +127,14 @@ pub(super) async fn end_session_families(
 /// revoked nor expired, its user not deleted.
 const SESSION_LIVE: &str = "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
      WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.deleted_at IS NULL";
+
+/// The family's user from a row with `user_cols!` of a `LEFT JOIN users` (None: deleted).
+fn holder_from(row: &sqlx::postgres::PgRow) -> StoreResult<Option<User>> {
+    match row.try_get::<Option<Uuid>, _>("u_id")? {
+        Some(_) => Ok(Some(user_from(row)?)),
+        None => Ok(None),
+    }
+}
 
 async fn session_live_in<'e>(
     conn: impl sqlx::PgExecutor<'e>,
@@ -340,7 +351,10 @@ impl GrantStore for PgStore {
                SELECT $5, family_id, $2, $3, $6 FROM upd RETURNING family_id) \
              SELECT ",
             family_cols!(),
-            " FROM refresh_families f JOIN ins ON f.id = ins.family_id"
+            ", ",
+            user_cols!(),
+            " FROM refresh_families f JOIN ins ON f.id = ins.family_id \
+              LEFT JOIN users u ON u.id = f.user_id AND u.deleted_at IS NULL"
         ))
         .bind(&r.presented.0[..])
         .bind(r.org_id.0)
@@ -351,32 +365,38 @@ impl GrantStore for PgStore {
         .fetch_optional(&mut *unit)
         .await?;
         let outcome = match rotated {
-            Some(row) => RefreshOutcome::Rotated(family_from(&row)?),
+            Some(row) => RefreshOutcome::Rotated(family_from(&row)?, holder_from(&row)?),
             None => {
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     token_cols!(),
                     ", ",
                     family_cols!(),
-                    " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
-                      WHERE t.token_hash = $1 AND t.org_id = $2 FOR UPDATE OF t, f"
+                    ", ",
+                    user_cols!(),
+                    ", (f.ends_with_session AND EXISTS (SELECT 1 FROM sessions s \
+                         JOIN users su ON su.id = s.user_id WHERE s.id = f.session_id \
+                         AND s.revoked_at IS NULL AND s.expires_at > $3 AND su.deleted_at IS NULL)) \
+                       AS session_live \
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+                     LEFT JOIN users u ON u.id = f.user_id AND u.deleted_at IS NULL \
+                     WHERE t.token_hash = $1 AND t.org_id = $2 FOR UPDATE OF t, f"
                 ))
                 .bind(&r.presented.0[..])
                 .bind(r.org_id.0)
+                .bind(r.now)
                 .fetch_optional(&mut *unit)
                 .await?;
                 let Some(row) = row else {
                     return Ok(RefreshOutcome::Unknown);
                 };
                 let token = token_state_from(&row)?;
+                let holder = holder_from(&row)?;
                 let mut presented = token.presented_by(r.client_id);
                 if token.ends_with_session
                     && classify_refresh(&presented, r.successor, r.now, r.grace).succeeds()
                 {
-                    presented.session_ended = match token.family.session_id {
-                        Some(sid) => !session_live_in(&mut *unit, sid, r.now).await?,
-                        None => true,
-                    };
+                    presented.session_ended = !row.try_get::<bool, _>("session_live")?;
                 }
                 let decision = classify_refresh(&presented, r.successor, r.now, r.grace);
                 let family = token.family;
@@ -415,7 +435,7 @@ impl GrantStore for PgStore {
                         unit.commit().await?;
                         return Ok(RefreshOutcome::ReuseDetected(family));
                     }
-                    RefreshDecision::Retry => RefreshOutcome::Retried(family),
+                    RefreshDecision::Retry => RefreshOutcome::Retried(family, holder),
                     RefreshDecision::Rotate => {
                         sqlx::query(
                             "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
@@ -435,7 +455,7 @@ impl GrantStore for PgStore {
                             r.successor_expires_at,
                         )
                         .await?;
-                        RefreshOutcome::Rotated(family)
+                        RefreshOutcome::Rotated(family, holder)
                     }
                 }
             }

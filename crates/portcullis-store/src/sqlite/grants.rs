@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::SqliteStore;
 use super::rows::{
     client_id, code_from, family_cols, from_micros, micros, token_cols, token_state_from,
+    user_cols, user_from,
 };
 use super::statements::end_session;
 use super::unit::Unit;
@@ -314,14 +315,24 @@ impl GrantStore for SqliteStore {
         ctx: &AuditContext,
     ) -> StoreResult<RefreshOutcome> {
         let mut unit = self.unit(Scope::Org(r.org_id)).await?;
+        // One read for everything the rotation decides on and answers with: the token, its
+        // family, whether the family's session is live (session-bound families) and the
+        // family's user.
         let row = sqlx::query(concat!(
             "SELECT ",
             token_cols!(),
             ", ",
             family_cols!(),
-            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
-              WHERE t.token_hash = ? AND t.org_id = ?"
+            ", ",
+            user_cols!(),
+            ", (f.ends_with_session AND EXISTS (SELECT 1 FROM sessions s \
+                 JOIN users su ON su.id = s.user_id WHERE s.id = f.session_id \
+                 AND s.revoked_at IS NULL AND s.expires_at > ? AND su.deleted_at IS NULL)) AS session_live \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             LEFT JOIN users u ON u.id = f.user_id AND u.deleted_at IS NULL \
+             WHERE t.token_hash = ? AND t.org_id = ?"
         ))
+        .bind(micros(r.now))
         .bind(&r.presented.0[..])
         .bind(r.org_id.0)
         .fetch_optional(&mut *unit)
@@ -330,14 +341,15 @@ impl GrantStore for SqliteStore {
             return Ok(RefreshOutcome::Unknown);
         };
         let token = token_state_from(&row)?;
+        let holder = match row.try_get::<Option<Uuid>, _>("u_id")? {
+            Some(_) => Some(user_from(&row)?),
+            None => None,
+        };
         let mut presented = token.presented_by(r.client_id);
         if token.ends_with_session
             && classify_refresh(&presented, r.successor, r.now, r.grace).succeeds()
         {
-            presented.session_ended = match token.family.session_id {
-                Some(sid) => !session_live_in(&mut *unit, sid, r.now).await?,
-                None => true,
-            };
+            presented.session_ended = !row.try_get::<bool, _>("session_live")?;
         }
         let decision = classify_refresh(&presented, r.successor, r.now, r.grace);
         let family = token.family;
@@ -376,7 +388,7 @@ impl GrantStore for SqliteStore {
                 unit.commit().await?;
                 return Ok(RefreshOutcome::ReuseDetected(family));
             }
-            RefreshDecision::Retry => RefreshOutcome::Retried(family),
+            RefreshDecision::Retry => RefreshOutcome::Retried(family, holder),
             RefreshDecision::Rotate => {
                 sqlx::query(
                     "UPDATE refresh_tokens SET used_at = ?, successor_hash = ? WHERE token_hash = ?",
@@ -395,7 +407,7 @@ impl GrantStore for SqliteStore {
                     r.successor_expires_at,
                 )
                 .await?;
-                RefreshOutcome::Rotated(family)
+                RefreshOutcome::Rotated(family, holder)
             }
         };
         for e in r.on_success {

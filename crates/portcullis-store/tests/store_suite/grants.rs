@@ -89,10 +89,12 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
         rotate(client.clone(), "rt_unknown", "rt_x", now, grace).await,
         RefreshOutcome::Unknown
     );
-    // First use rotates, and the successor is stored and live.
+    // First use rotates, and the successor is stored and live; the family's user comes
+    // with the outcome (read in the rotation's statement).
     assert!(matches!(
         rotate(client.clone(), "rt_a", "rt_b", now, grace).await,
-        RefreshOutcome::Rotated(f) if f.id == f1 && f.user_id == alice.user.id
+        RefreshOutcome::Rotated(f, Some(u)) if f.id == f1 && f.user_id == alice.user.id
+            && u == alice.user
     ));
     let state = store
         .grants()
@@ -104,12 +106,12 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
     // The same presentation with the same successor inside the grace window: a retry.
     assert!(matches!(
         rotate(client.clone(), "rt_a", "rt_b", now + Duration::seconds(5), grace).await,
-        RefreshOutcome::Retried(f) if f.id == f1
+        RefreshOutcome::Retried(f, Some(u)) if f.id == f1 && u.id == alice.user.id
     ));
     // The successor rotates normally.
     assert!(matches!(
         rotate(client.clone(), "rt_b", "rt_c", now, grace).await,
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated(..)
     ));
     // The spent token after the grace window: reuse, and the family is revoked.
     assert!(matches!(
@@ -162,8 +164,8 @@ pub async fn rotation_outcomes(store: Arc<dyn Store>) {
     let mut rotated = 0;
     for t in tasks {
         match t.await.unwrap() {
-            RefreshOutcome::Rotated(_) => rotated += 1,
-            RefreshOutcome::Retried(_) => {}
+            RefreshOutcome::Rotated(..) => rotated += 1,
+            RefreshOutcome::Retried(..) => {}
             other => unreachable!("unexpected outcome under concurrency: {other:?}"),
         }
     }
@@ -512,7 +514,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     assert!(state.ends_with_session && state.active(now, true) && !state.active(now, false));
     assert!(matches!(
         rotate(&online, "rt_on", "rt_on2", now).await,
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated(..)
     ));
 
     // A code issued in the session, redeemed after it ended, starts nothing (below).
@@ -578,7 +580,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     ));
     assert!(matches!(
         rotate(&offline, "rt_off", "rt_off2", now).await,
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated(..)
     ));
     let fid = FamilyId::new();
     let got = redeem(
@@ -689,7 +691,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     };
     assert!(matches!(
         rotate(&f, "rt_end", "rt_end2", end - Duration::seconds(1)).await,
-        RefreshOutcome::Rotated(_)
+        RefreshOutcome::Rotated(..)
     ));
     assert!(matches!(
         rotate(&f, "rt_end2", "rt_end3", end).await,

@@ -9,7 +9,7 @@ use portcullis_store::{RefreshOutcome, RefreshRotation};
 use serde_json::json;
 
 use super::{Mobile, MobileError, MobileResult, Tokens};
-use portcullis_core::token::REFRESH_TOKEN_PREFIX;
+use portcullis_core::token::is_refresh_token;
 
 impl Mobile<'_> {
     /// Rotates `presented`: a new access token and its successor, while the family, its
@@ -17,7 +17,7 @@ impl Mobile<'_> {
     /// again past the grace window revokes the family and signs the device out.
     pub async fn refresh(&self, presented: &str, meta: AuditContext) -> MobileResult<Tokens> {
         let hash = TokenHash::of(presented);
-        let token = if presented.starts_with(REFRESH_TOKEN_PREFIX) {
+        let token = if is_refresh_token(presented) {
             self.store.mobile().refresh_token(&hash).await?
         } else {
             None
@@ -99,8 +99,8 @@ impl Mobile<'_> {
                 &meta,
             )
             .await?;
-        let (family, reason) = match outcome {
-            RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => (f, None),
+        let (family, holder, reason) = match outcome {
+            RefreshOutcome::Rotated(f, u) | RefreshOutcome::Retried(f, u) => (f, u, None),
             RefreshOutcome::ReuseDetected(_) => {
                 self.metrics
                     .refresh_reuse_detected(crate::infra::metrics::RefreshFlow::Mobile);
@@ -108,8 +108,8 @@ impl Mobile<'_> {
                 // mobile.refresh.reuse_detected, all at once.
                 return Err(MobileError::RefreshTokenReused);
             }
-            RefreshOutcome::Revoked(f) => (f, Some("revoked")),
-            RefreshOutcome::Expired(f) => (f, Some("expired")),
+            RefreshOutcome::Revoked(f) => (f, None, Some("revoked")),
+            RefreshOutcome::Expired(f) => (f, None, Some("expired")),
             RefreshOutcome::Unknown => {
                 self.audit_failure(
                     &meta,
@@ -133,7 +133,8 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::Unauthenticated);
         }
-        let Some(user) = self.store.accounts().user_by_id(family.user_id).await? else {
+        // Read with the rotation, in its statement.
+        let Some(user) = holder else {
             return Err(MobileError::Unauthenticated);
         };
         let (access_token, expires_in) = self.access_token_for(&user, &family).await?;
@@ -147,7 +148,7 @@ impl Mobile<'_> {
     /// Signs the device out: revokes the family of `presented` and its session. A token that
     /// is unknown, malformed or not a mobile one is quietly ignored (nothing to sign out).
     pub async fn revoke(&self, presented: &str, meta: AuditContext) -> MobileResult<()> {
-        if !presented.starts_with(REFRESH_TOKEN_PREFIX) {
+        if !is_refresh_token(presented) {
             return Ok(());
         }
         let hash = TokenHash::of(presented);

@@ -14,7 +14,7 @@ use crate::features::oidc::issue::ProfileClaims;
 use crate::infra::access_tokens::{self, LiveTokenError};
 use crate::infra::keys::{JwtType, KeyError};
 use crate::state::AppState;
-use portcullis_core::token::REFRESH_TOKEN_PREFIX;
+use portcullis_core::token::is_refresh_token;
 
 /// A live access token's claims (see [`access_tokens::live_access_token`]).
 async fn live_access_token(
@@ -169,7 +169,7 @@ async fn introspection_of(
     client: &OAuthClient,
     token: &str,
 ) -> Result<Introspection, TokenInspectionError> {
-    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+    if is_refresh_token(token) {
         let Some(t) = state
             .store
             .grants()
@@ -222,7 +222,7 @@ pub async fn revoke(
 ) -> Result<(), TokenInspectionError> {
     let client = authenticate_client(state, creds).await?;
     let token = require(token, "token")?;
-    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+    if is_refresh_token(token) {
         if let Some(t) = state
             .store
             .grants()

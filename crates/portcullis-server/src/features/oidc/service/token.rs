@@ -197,6 +197,10 @@ async fn refresh(
     meta: &AuditContext,
 ) -> Result<TokenResponse, TokenError> {
     let presented = require(req.refresh_token, "refresh_token")?;
+    // Not shaped like one of our refresh tokens: no such token, without asking the store.
+    if !portcullis_core::token::is_refresh_token(presented) {
+        return Err(TokenError::RefreshUnknown);
+    }
     let now = portcullis_core::now();
     let (successor, successor_hash) = issue::successor_of(state, presented);
     let outcome = state
@@ -217,8 +221,8 @@ async fn refresh(
             meta,
         )
         .await?;
-    let family = match outcome {
-        RefreshOutcome::Rotated(f) | RefreshOutcome::Retried(f) => f,
+    let (family, holder) = match outcome {
+        RefreshOutcome::Rotated(f, u) | RefreshOutcome::Retried(f, u) => (f, u),
         RefreshOutcome::ReuseDetected(_) => {
             state
                 .metrics
@@ -241,12 +245,8 @@ async fn refresh(
             requested
         }
     };
-    let user = state
-        .store
-        .accounts()
-        .user_by_id(family.user_id)
-        .await?
-        .ok_or(TokenError::UserGone)?;
+    // Read with the rotation, in its statement.
+    let user = holder.ok_or(TokenError::UserGone)?;
     let grant = Grant {
         client,
         user: Some(&user),
