@@ -31,6 +31,7 @@ pub mod sqlite;
 pub mod sso;
 pub mod testing;
 mod unit;
+pub mod webhooks;
 
 pub use clients::{ClientPatch, ClientStore};
 pub use domains::DomainStore;
@@ -47,6 +48,7 @@ pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
 pub use sso::{OrgSsoProvider, SsoProviderPatch, SsoStore, UserIdentity};
+pub use webhooks::WebhookStore;
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +214,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Invitations to orgs and password-setup links of admin-created accounts.
     fn invitations(&self) -> &dyn InvitationStore;
+
+    /// Outgoing webhooks: endpoints, deliveries and their attempts.
+    fn webhooks(&self) -> &dyn WebhookStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;
