@@ -455,6 +455,24 @@ async fn deliveries_verify_with_the_reference_library(app: TestApp) {
     let last = &got[3];
     assert_eq!(last["verified"], true, "{last}");
     assert_eq!(last["signatures"], 2, "{last}");
+    // The metrics count the attempts and show the queue.
+    let metrics = TestApp::send(app.req(Method::GET, "/metrics")).await;
+    let text = metrics.body.as_str().unwrap().to_owned();
+    let succeeded: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_webhook_deliveries_total{outcome=\"succeeded\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(succeeded >= 3, "{succeeded}");
+    assert!(
+        text.contains("portcullis_webhook_queue_depth{stage=\"deliveries\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_webhook_oldest_due_age_seconds "),
+        "{text}"
+    );
     // A receiver that only knows the new secret verifies too.
     rx.configure("main", &[&new_secret], 0, 0, 0).await;
     test_event(&app, &owner, &id).await;
