@@ -11,6 +11,7 @@
 //        next n deliveries answer 500 (fail) or hang (hang) before the rest answer 204.
 //   GET  /_control/<name>  → {received: [{id, timestamp, type, verified, status, at_ms}]}
 //   GET  /_control/stats   → {total, unique, duplicates, unverified}
+// Records: {id, timestamp, signatures, type, verified, status, at_ms, event_ms}.
 
 import http from "node:http";
 import { Webhook } from "standardwebhooks";
@@ -80,10 +81,12 @@ const server = http.createServer(async (req, res) => {
   // Verified only when every configured secret verifies the delivery on its own.
   let verified = e.secrets.length > 0;
   let type = null;
+  let eventTs = null;
   for (const secret of e.secrets) {
     try {
       const payload = new Webhook(secret).verify(body, headers);
       type = payload.type;
+      eventTs = Date.parse(payload.timestamp);
     } catch (err) {
       verified = false;
     }
@@ -105,6 +108,8 @@ const server = http.createServer(async (req, res) => {
     verified,
     status: hang ? 0 : status,
     at_ms: Date.now(),
+    // When the event happened (the body's timestamp), for the benchmark's latency.
+    event_ms: eventTs,
   };
   e.received.push(record);
   if (hang) {
