@@ -471,6 +471,17 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn fan_out(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
+        // The idle worker asks often: look on a reader first, so that an empty outbox never
+        // takes the one writer connection from the requests queued on it.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM outbox_events WHERE delivered_at IS NULL AND next_attempt_at <= ? LIMIT 1",
+        )
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut unit = self.unit(Scope::Platform).await?;
         let events = sqlx::query(concat!(
             "SELECT ",
@@ -551,6 +562,20 @@ impl WebhookStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<Claimed>> {
+        // As in `fan_out`: nothing due, no write transaction.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
+               AND (d.lease_until IS NULL OR d.lease_until <= ?) \
+               AND e.enabled = 1 AND e.deleted_at IS NULL LIMIT 1",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut unit = self.unit(Scope::Platform).await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? \
