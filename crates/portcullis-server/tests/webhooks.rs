@@ -742,3 +742,108 @@ async fn org_events_reach_every_project_and_project_events_one(app: TestApp) {
     let inv_event = &second_got[0];
     assert_eq!(inv_event["verified"], true);
 }
+
+/// Graceful shutdown lets the attempt in flight finish and records it: nothing is sent twice
+/// after a planned restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_attempts_in_flight() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rx = Receiver::start().await;
+    let data_dir =
+        std::env::temp_dir().join(format!("portcullis-test-{}", uuid::Uuid::now_v7().simple()));
+    let config = || {
+        let mut c = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            dev: true,
+            ..Config::default()
+        };
+        quick(&mut c);
+        c.webhooks.timeout_ms = 5000;
+        c.webhooks.lease_secs = 10;
+        c
+    };
+    let server = portcullis_server::Server::start(config()).await.unwrap();
+    let base = format!("http://{}", server.local_addr);
+    let (tx, rx_stop) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = rx_stop.await;
+    }));
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&json!({"email": "owner@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let body: Value = r.json().await.unwrap();
+    let project = body["project"]["id"].as_str().unwrap().to_owned();
+    let hook: Value = c
+        .post(format!("{base}{HOOKS}"))
+        .bearer_auth(&token)
+        .header("x-project-id", &project)
+        .json(&json!({"url": rx.url("slow"), "events": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The receiver takes 1.5 s to answer (within the 5 s timeout).
+    rx.configure("slow", &[hook["secret"].as_str().unwrap()], 0, 1, 1500)
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let r = c
+        .post(format!("{base}{HOOKS}/{id}/test"))
+        .bearer_auth(&token)
+        .header("x-project-id", &project)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    rx.wait_for("slow", 30, |g| !g.is_empty()).await;
+    // Shut down while the attempt is in flight; the server returns only once it is recorded.
+    tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    let server = portcullis_server::Server::start(config()).await.unwrap();
+    let state = server.state.clone();
+    let base = format!("http://{}", server.local_addr);
+    let (_tx, rx_stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx_stop.await;
+    }));
+    let log: Value = c
+        .get(format!("{base}{HOOKS}/{id}/deliveries"))
+        .bearer_auth(&token)
+        .header("x-project-id", &project)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &log["deliveries"][0];
+    assert_eq!(d["status"], "succeeded", "{log}");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1, "{log}");
+    // Nothing is due, so the restarted worker sends nothing more.
+    let backlog = state
+        .store
+        .webhooks()
+        .backlog(portcullis_core::now())
+        .await
+        .unwrap();
+    assert_eq!(backlog.pending, 0);
+    assert_eq!(rx.received("slow").await.len(), 1);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -501,7 +501,8 @@ impl WebhookStore for PgStore {
                 let list = sqlx::query(concat!(
                     "SELECT ",
                     endpoint_cols!(),
-                    " FROM webhook_endpoints e WHERE e.org_id = $1 AND e.deleted_at IS NULL"
+                    " FROM webhook_endpoints e \
+                     WHERE e.org_id = $1 AND e.enabled = true AND e.deleted_at IS NULL"
                 ))
                 .bind(org.0)
                 .fetch_all(&mut *unit)
@@ -518,7 +519,7 @@ impl WebhookStore for PgStore {
                 .unwrap_or_default();
             for e in subscribed
                 .iter()
-                // An endpoint hears the events from its creation on.
+                // An endpoint hears the events from its creation on, while it is enabled.
                 .filter(|e| {
                     e.created_at <= record.created_at
                         && reaches(e.org_id, e.project_id, &e.events, &record.event)

@@ -503,7 +503,8 @@ impl WebhookStore for SqliteStore {
                 let list = sqlx::query(concat!(
                     "SELECT ",
                     endpoint_cols!(),
-                    " FROM webhook_endpoints e WHERE e.org_id = ? AND e.deleted_at IS NULL"
+                    " FROM webhook_endpoints e \
+                     WHERE e.org_id = ? AND e.enabled = 1 AND e.deleted_at IS NULL"
                 ))
                 .bind(org.0)
                 .fetch_all(&mut *unit)
@@ -520,7 +521,7 @@ impl WebhookStore for SqliteStore {
                 .unwrap_or_default();
             for e in subscribed
                 .iter()
-                // An endpoint hears the events from its creation on.
+                // An endpoint hears the events from its creation on, while it is enabled.
                 .filter(|e| {
                     e.created_at <= record.created_at
                         && reaches(e.org_id, e.project_id, &e.events, &record.event)

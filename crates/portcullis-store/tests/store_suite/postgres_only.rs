@@ -271,6 +271,11 @@ async fn outbox_rows_are_confined_to_their_org() {
     let store = open(&db.url, true).await;
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
+    // Each signup queued its own webhook events (user.created, member.added) in its org.
+    let mut app = app_connection(&db.url).await;
+    let alices = count(&mut app, Context::Org(alice.org.id), "outbox_events").await;
+    let bobs = count(&mut app, Context::Org(bob.org.id), "outbox_events").await;
+    assert!(alices > 0 && bobs > 0);
     for org in [alice.org.id, bob.org.id] {
         let event = OutboxEvent {
             org_id: org,
@@ -281,17 +286,19 @@ async fn outbox_rows_are_confined_to_their_org() {
         store.outbox().enqueue(&event, &[]).await.unwrap();
     }
 
-    let mut app = app_connection(&db.url).await;
     assert_eq!(count(&mut app, Context::Unset, "outbox_events").await, 0);
     assert_eq!(
         count(&mut app, Context::Org(alice.org.id), "outbox_events").await,
-        1
+        alices + 1
     );
     assert_eq!(
         count(&mut app, Context::User(alice.user.id), "outbox_events").await,
         0
     );
-    assert_eq!(count(&mut app, Context::Platform, "outbox_events").await, 2);
+    assert_eq!(
+        count(&mut app, Context::Platform, "outbox_events").await,
+        alices + bobs + 2
+    );
 
     let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
     let err = sqlx::query(
