@@ -48,6 +48,14 @@ pub enum Action {
     InvitationAccepted,
     InvitationRevoked,
     UserPasswordSet,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookDeleted,
+    WebhookSecretRotated,
+    WebhookTested,
+    WebhookRetried,
+    WebhookRecovered,
+    WebhookDisabled,
 }
 
 impl Action {
@@ -95,6 +103,14 @@ impl Action {
             Action::DomainVerified => "domain.verified",
             Action::DomainDeleted => "domain.deleted",
             Action::UserClaimed => "user.claimed",
+            Action::WebhookCreated => "webhook.created",
+            Action::WebhookUpdated => "webhook.updated",
+            Action::WebhookDeleted => "webhook.deleted",
+            Action::WebhookSecretRotated => "webhook.secret_rotated",
+            Action::WebhookTested => "webhook.tested",
+            Action::WebhookRetried => "webhook.delivery_retried",
+            Action::WebhookRecovered => "webhook.recovered",
+            Action::WebhookDisabled => "webhook.disabled",
         }
     }
 }

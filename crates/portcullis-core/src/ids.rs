@@ -76,3 +76,12 @@ id_type!(
     /// An invitation to join an organization.
     InvitationId
 );
+id_type!(
+    /// A webhook endpoint of a project.
+    WebhookId
+);
+id_type!(
+    /// One event's delivery to one endpoint; receivers see it as `webhook-id`, the same on
+    /// every attempt.
+    DeliveryId
+);

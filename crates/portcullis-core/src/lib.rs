@@ -28,6 +28,7 @@ pub mod scope;
 pub mod session;
 pub mod token;
 pub mod user;
+pub mod webhook;
 
 pub use audit::{Action, AuditContext, AuditEvent, AuditQuery, Outcome};
 pub use authz::{AccessDenied, OrgAccess, Principal};

@@ -31,6 +31,8 @@ pub enum StartError {
     Store(#[from] portcullis_store::StoreError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::infra::keys::KeyError),
+    #[error(transparent)]
+    Webhooks(#[from] crate::infra::webhooks::SenderError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -40,6 +42,8 @@ pub enum StartError {
 
 pub struct Server {
     listener: TcpListener,
+    /// Whether this node runs the webhook delivery worker (`webhook_worker`).
+    webhook_worker: bool,
     router: Router,
     pub state: AppState,
     pub local_addr: SocketAddr,
@@ -77,23 +81,35 @@ impl Server {
         let router = app(state.clone());
         Ok(Self {
             listener,
+            webhook_worker: config.webhooks.worker,
             router,
             state,
             local_addr,
         })
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests; the webhook
+    /// worker runs alongside and, on shutdown, finishes the attempts it has in flight.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let worker = self.webhook_worker.then(|| {
+            crate::workers::webhooks::Worker::start(
+                self.state.clone(),
+                (&self.state.webhook_config).into(),
+            )
+        });
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(worker) = worker {
+            worker.stop().await;
+        }
+        served
     }
 }
 
@@ -153,7 +169,17 @@ async fn build_state(
         &public_url,
         derive_key(&master_key, label::MOBILE_SESSION),
     )?;
+    let webhooks = Arc::new(crate::infra::webhooks::Sender::new(
+        &master_key,
+        config.webhooks.timeout(),
+        crate::infra::webhooks::UrlPolicy {
+            dev: config.dev,
+            allow_private: config.federation.sso_allow_private_networks,
+        },
+    )?);
     Ok(AppState(Arc::new(Inner {
+        webhooks,
+        webhook_config: config.webhooks.clone(),
         store,
         cache,
         hasher: PasswordHasher::new(config.password_hash_concurrency.unwrap_or(cores)),
@@ -208,6 +234,7 @@ pub fn router(state: AppState) -> Router {
         .merge(domains::routes())
         .merge(projects::routes())
         .merge(clients::routes())
+        .merge(webhooks::routes())
         .merge(mobile::routes())
         .merge(oidc::routes())
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -15,6 +15,7 @@ use crate::features::mobile::{confirm, connect, handoff};
 use crate::features::ops::http as health;
 use crate::features::{
     auth, clients, domains, invitations, me, mobile, oidc, orgs, projects, signing_keys, sso,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -36,6 +37,10 @@ use crate::state::AppState;
         projects::http::get_project, projects::http::patch_project,
         clients::http::list_clients, clients::http::create_client, clients::http::get_client,
         clients::http::patch_client, clients::http::delete_client, clients::http::rotate_client_secret,
+        webhooks::http::event_types, webhooks::http::list_webhooks, webhooks::http::create_webhook,
+        webhooks::http::get_webhook, webhooks::http::patch_webhook, webhooks::http::delete_webhook,
+        webhooks::http::rotate_webhook_secret, webhooks::http::test_webhook,
+        webhooks::http::list_deliveries, webhooks::http::retry_delivery, webhooks::http::recover,
         signing_keys::http::jwks, signing_keys::http::list_signing_keys, signing_keys::http::rotate_signing_key,
         me::http::list_consents, me::http::revoke_consent,
         oidc::discovery::openid_configuration, oidc::http::authorize::authorize,

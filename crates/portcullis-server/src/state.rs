@@ -45,6 +45,10 @@ pub struct Inner {
     pub password_login: bool,
     /// `max_form_body_bytes` / `max_json_body_bytes`.
     pub body_limits: crate::http::limits::BodyLimits,
+    /// Outgoing webhooks: where endpoints may point, their sealed secrets, signed sending.
+    pub webhooks: Arc<crate::infra::webhooks::Sender>,
+    /// `webhook_backlog_warn_secs` and the rest of the webhook settings.
+    pub webhook_config: crate::config::WebhookConfig,
     /// The hash of `metrics_token`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<portcullis_core::TokenHash>,
 }

@@ -38,6 +38,7 @@ pub mod sqlite;
 pub mod sso;
 pub mod testing;
 mod unit;
+pub mod webhooks;
 
 pub use accounts::AccountStore;
 pub use audit::AuditStore;
@@ -59,6 +60,7 @@ pub use portcullis_core::patch::ProjectPatch;
 pub use projects::ProjectStore;
 pub use sessions::SessionStore;
 pub use sso::{OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity};
+pub use webhooks::WebhookStore;
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +226,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Invitations to orgs and password-setup links of admin-created accounts.
     fn invitations(&self) -> &dyn InvitationStore;
+
+    /// Outgoing webhooks: endpoints, deliveries and their attempts.
+    fn webhooks(&self) -> &dyn WebhookStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

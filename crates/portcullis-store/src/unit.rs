@@ -80,7 +80,13 @@ impl Pending {
         self.scope = scope;
     }
 
+    /// Also queues the webhook event the change announces, if any
+    /// ([`portcullis_core::webhook::from_audit`]): every audited change of an org reaches its
+    /// subscribers from the same transaction, without each flow having to remember it.
     pub(crate) fn audit(&mut self, event: AuditEvent) {
+        if let Some(announced) = portcullis_core::webhook::from_audit(&event) {
+            self.outbox(announced);
+        }
         self.audit.push(event);
     }
 

@@ -102,6 +102,8 @@ async fn after_a_first_start_every_check_passes_and_problems_are_named() {
         "signing_keys",
         "clock",
         "sign_in_methods",
+        "webhook_endpoints",
+        "webhook_backlog",
     ] {
         assert_eq!(level(&f, check), "ok", "{check}: {out}");
     }

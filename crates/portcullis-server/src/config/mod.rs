@@ -22,6 +22,7 @@ mod secret;
 pub mod security;
 pub mod sessions;
 pub mod sso;
+pub mod webhooks;
 
 pub use error::ConfigError;
 pub use federation::FederationConfig;
@@ -32,6 +33,7 @@ pub use oidc::OidcConfig;
 pub use secret::Secret;
 pub use security::SecurityConfig;
 pub use sessions::SessionConfig;
+pub use webhooks::WebhookConfig;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +90,9 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
     pub sso: sso::SsoConfig,
+    /// `webhook_*`
+    #[serde(flatten)]
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for Config {
@@ -114,6 +119,7 @@ impl Default for Config {
             federation: FederationConfig::default(),
             security: SecurityConfig::default(),
             sso: sso::SsoConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -199,7 +205,8 @@ impl Config {
         self.oidc.validate()?;
         self.mobile.validate()?;
         self.federation.validate()?;
-        self.security.validate()
+        self.security.validate()?;
+        self.webhooks.validate()
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.

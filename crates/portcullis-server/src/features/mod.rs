@@ -14,3 +14,4 @@ pub mod orgs;
 pub mod projects;
 pub mod signing_keys;
 pub mod sso;
+pub mod webhooks;

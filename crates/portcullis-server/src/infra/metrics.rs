@@ -171,7 +171,11 @@ pub struct Metrics {
     refresh_reuse: Counters<2>,
     ott_exchanges: Counters<5>,
     rate_limited: Counters<5>,
+    webhook_attempts: Counters<3>,
 }
+
+/// How a webhook attempt ended, as `portcullis_webhook_deliveries_total` counts it.
+const WEBHOOK_OUTCOMES: [&str; 3] = ["succeeded", "retrying", "failed"];
 
 impl Metrics {
     /// One answered request. Also the one place every `429 rate_limited` passes, so the
@@ -233,6 +237,14 @@ impl Metrics {
             }
             OttOutcome::Invalid => self.sign_in(SignInMethod::Mobile, false),
             _ => {}
+        }
+    }
+
+    /// One webhook attempt: `succeeded`, `retrying` (failed, another attempt is scheduled) or
+    /// `failed` (failed, the schedule is spent).
+    pub fn webhook_attempt(&self, outcome: &str) {
+        if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.webhook_attempts.inc(i);
         }
     }
 
@@ -350,7 +362,44 @@ impl Metrics {
             &ROUTE_CLASSES,
             &self.rate_limited,
         );
+        labelled(
+            out,
+            "portcullis_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (retrying: failed, another attempt is scheduled).",
+            "outcome",
+            &WEBHOOK_OUTCOMES,
+            &self.webhook_attempts,
+        );
     }
+}
+
+/// The webhook queue, read from the database at scrape time: deliveries pending, outbox
+/// events not yet fanned out, and how long the oldest due item has waited.
+pub fn render_webhook_backlog(out: &mut String, pending: u64, unfanned: u64, oldest_due_secs: f64) {
+    family(
+        out,
+        "portcullis_webhook_queue_depth",
+        "gauge",
+        "Webhook deliveries pending (due or awaiting a retry) of enabled endpoints, and outbox events not yet fanned out.",
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_webhook_queue_depth{{stage=\"deliveries\"}} {pending}"
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_webhook_queue_depth{{stage=\"outbox\"}} {unfanned}"
+    );
+    family(
+        out,
+        "portcullis_webhook_oldest_due_age_seconds",
+        "gauge",
+        "How long the oldest due webhook delivery or outbox event has waited (0 when none is due).",
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_webhook_oldest_due_age_seconds {oldest_due_secs:.3}"
+    );
 }
 
 /// A family's `# HELP` and `# TYPE` lines.

@@ -12,3 +12,4 @@ pub mod passwords;
 pub mod rate_limit;
 pub mod session_cache;
 pub mod upstream;
+pub mod webhooks;

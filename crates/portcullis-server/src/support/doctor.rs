@@ -122,6 +122,9 @@ pub async fn run(config: &Config, config_warnings: &[String]) -> Report {
     r.extend(mobile(config));
     let master = master_key(config, r);
     let store = database(config, r).await;
+    if let Some(store) = &store {
+        webhooks(store.as_ref(), config, r).await;
+    }
     if let (Some(store), Some(master)) = (store, master) {
         signing_keys(store, &master, r).await;
     }
@@ -315,6 +318,77 @@ async fn database(config: &Config, r: &mut Vec<Finding>) -> Option<Arc<dyn Store
         }
     }
     Some(store)
+}
+
+/// The webhook runbook's checks: endpoints failing or disabled by the server, and a queue
+/// whose oldest due delivery has waited longer than `webhook_backlog_warn_secs` (the worker
+/// is down, switched off on every node, or cannot keep up).
+async fn webhooks(store: &dyn Store, config: &Config, r: &mut Vec<Finding>) {
+    let hooks = store.webhooks();
+    match hooks.troubled_endpoints().await {
+        Err(e) => r.push(Finding::warn(
+            "webhook_endpoints",
+            format!("cannot read the webhook endpoints: {e}"),
+            "run `portcullis migrate`, then check the database",
+        )),
+        Ok(list) if list.is_empty() => {
+            r.push(Finding::ok("webhook_endpoints", "none failing or disabled"));
+        }
+        Ok(list) => {
+            for e in list {
+                let (state, fix) = if !e.enabled {
+                    (
+                        format!(
+                            "disabled ({})",
+                            e.disabled_reason.as_deref().unwrap_or("by an admin")
+                        ),
+                        "fix the receiver, then PATCH …/webhooks/{id} {\"enabled\": true} and POST …/recover {since}",
+                    )
+                } else {
+                    (
+                        format!(
+                            "failing since {}",
+                            crate::http::dto::ts(e.failing_since.unwrap_or(e.updated_at))
+                        ),
+                        "check the delivery log (GET …/webhooks/{id}/deliveries): the receiver's status, timeouts or refused connections",
+                    )
+                };
+                r.push(Finding::warn(
+                    "webhook_endpoints",
+                    format!(
+                        "endpoint {} of project {} (org {}) at {}: {state}",
+                        e.id, e.project_id, e.org_id, e.url
+                    ),
+                    fix,
+                ));
+            }
+        }
+    }
+    let now = portcullis_core::now();
+    match hooks.backlog(now).await {
+        Err(e) => r.push(Finding::warn(
+            "webhook_backlog",
+            format!("cannot read the webhook queue: {e}"),
+            "run `portcullis migrate`, then check the database",
+        )),
+        Ok(b) => {
+            let waited = b.oldest_due.map_or(0, |t| (now - t).whole_seconds().max(0));
+            let limit = i64::try_from(config.webhooks.backlog_warn_secs).unwrap_or(i64::MAX);
+            let detail = format!(
+                "{} deliveries pending, {} events not yet fanned out, oldest due for {waited} s",
+                b.pending, b.unfanned
+            );
+            if waited > limit {
+                r.push(Finding::warn(
+                    "webhook_backlog",
+                    detail,
+                    "make sure a server with webhook_worker = true is running; watch portcullis_webhook_oldest_due_age_seconds",
+                ));
+            } else {
+                r.push(Finding::ok("webhook_backlog", detail));
+            }
+        }
+    }
 }
 
 async fn signing_keys(

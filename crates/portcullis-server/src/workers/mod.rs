@@ -1,4 +1,6 @@
 //! Background tasks that run beside the server. Today's two live with what they refresh and
 //! stop when it is dropped (the signing-key reloader in `infra::keys`, the upstream
 //! discovery loader in `infra::upstream`); the webhook delivery worker, which needs its own
-//! start/stop and leases, comes here.
+//! start/stop and leases, is here.
+
+pub mod webhooks;

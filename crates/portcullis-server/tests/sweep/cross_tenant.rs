@@ -25,6 +25,8 @@ struct Victim {
     sso_provider_id: Option<String>,
     invitation_id: Option<String>,
     domain: Option<String>,
+    webhook_id: Option<String>,
+    delivery_id: Option<String>,
 }
 
 impl Victim {
@@ -84,7 +86,32 @@ impl Victim {
         } else {
             None
         };
+        let (webhook_id, delivery_id) = if documented("/v1/project/webhooks") {
+            let hook = TestApp::send(
+                app.with_bearer(Method::POST, "/v1/project/webhooks", &v.token)
+                    .header("x-project-id", &v.project_id)
+                    .json(&json!({"url": "http://127.0.0.1:9/victim", "events": ["*"]})),
+            )
+            .await;
+            assert_eq!(hook.status.as_u16(), 201, "{}", hook.body);
+            let id = hook.body["id"].as_str().unwrap().to_owned();
+            let test = TestApp::send(
+                app.with_bearer(
+                    Method::POST,
+                    &format!("/v1/project/webhooks/{id}/test"),
+                    &v.token,
+                )
+                .header("x-project-id", &v.project_id),
+            )
+            .await;
+            assert_eq!(test.status.as_u16(), 202, "{}", test.body);
+            (Some(id), test.body["id"].as_str().map(str::to_owned))
+        } else {
+            (None, None)
+        };
         Victim {
+            webhook_id,
+            delivery_id,
             token: v.token,
             user_id: v.user_id,
             org_id: v.org_id,
@@ -115,6 +142,8 @@ impl Victim {
             ("id", "sessions") => self.other_session_id.clone(),
             ("id", "sso-providers") => self.sso_provider_id.clone().unwrap_or_else(unknown),
             ("id", "invitations") => self.invitation_id.clone().unwrap_or_else(unknown),
+            ("id", "webhooks") => self.webhook_id.clone().unwrap_or_else(unknown),
+            ("delivery_id", _) => self.delivery_id.clone().unwrap_or_else(unknown),
             _ => unknown(),
         }
     }
@@ -140,7 +169,10 @@ fn body_for(method: &Method, path: &str) -> Value {
         }),
         ("PATCH", "project") => json!({"name": "Renamed by attacker"}),
         ("PATCH", "{client_id}") => json!({"name": "Renamed by attacker"}),
+        ("PATCH", "{id}") if path.contains("/webhooks/") => json!({"enabled": false}),
         ("PATCH", "{id}") => json!({"name": "Renamed by attacker"}),
+        ("POST", "webhooks") => json!({"url": "http://127.0.0.1:9/attacker", "events": ["*"]}),
+        ("POST", "recover") => json!({"since": "2000-01-01T00:00:00Z"}),
         ("POST", "sso-providers") => json!({
             "name": "Planted IdP",
             "issuer": "https://idp.attacker.example.com",
@@ -253,6 +285,20 @@ async fn no_route_lets_a_tenant_reach_another_tenants_resources(app: TestApp) {
     .await;
     assert_eq!(client.status.as_u16(), 200, "{}", client.body);
     assert_eq!(client.body["name"], json!("Victim app"));
+    if let Some(id) = &victim.webhook_id {
+        let hook = TestApp::send(
+            app.with_bearer(
+                Method::GET,
+                &format!("/v1/project/webhooks/{id}"),
+                &victim.token,
+            )
+            .header("x-project-id", &victim.project_id),
+        )
+        .await;
+        assert_eq!(hook.status.as_u16(), 200, "{}", hook.body);
+        assert_eq!(hook.body["enabled"], json!(true), "{}", hook.body);
+        assert_eq!(hook.body["previous_secret_expires_at"], Value::Null);
+    }
     let members = app
         .get(
             &format!("/v1/orgs/{}/members", victim.org_id),

@@ -49,6 +49,7 @@ mod sessions;
 mod sso;
 mod statements;
 mod unit;
+mod webhooks;
 
 use role::RoleCheck;
 
@@ -153,6 +154,10 @@ impl Store for PgStore {
     }
 
     fn invitations(&self) -> &dyn crate::InvitationStore {
+        self
+    }
+
+    fn webhooks(&self) -> &dyn crate::WebhookStore {
         self
     }
 

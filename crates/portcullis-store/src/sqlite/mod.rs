@@ -46,6 +46,7 @@ mod sessions;
 mod sso;
 mod statements;
 mod unit;
+mod webhooks;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -128,6 +129,10 @@ impl Store for SqliteStore {
     }
 
     fn invitations(&self) -> &dyn crate::InvitationStore {
+        self
+    }
+
+    fn webhooks(&self) -> &dyn crate::WebhookStore {
         self
     }
 

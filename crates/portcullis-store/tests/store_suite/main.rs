@@ -27,6 +27,7 @@ mod projects;
 mod sessions;
 mod sso;
 mod units;
+mod webhooks;
 
 /// Instantiates each listed test once per backend: `sqlite::name` and `postgres::name`.
 /// `migrated` tests get a migrated store, `unmigrated` ones a store on an empty database,
@@ -139,6 +140,8 @@ store_suite! {
         sso::an_sso_sign_in_is_one_unit,
         domains::one_org_verifies_a_domain,
         pool::pool_stats_count_transactions,
+        webhooks::fan_out_claims_and_leases,
+        webhooks::failing_for_the_window_disables,
         outbox::queued_events_are_due_oldest_first,
         outbox::a_failed_write_queues_nothing,
     ],

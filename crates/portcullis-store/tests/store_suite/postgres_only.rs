@@ -273,6 +273,11 @@ async fn outbox_rows_are_confined_to_their_org() {
     let store = open(&db.url, true).await;
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
+    // Each signup queued its own webhook events (user.created, member.added) in its org.
+    let mut app = app_connection(&db.url).await;
+    let alices = count(&mut app, Context::Org(alice.org.id), "outbox_events").await;
+    let bobs = count(&mut app, Context::Org(bob.org.id), "outbox_events").await;
+    assert!(alices > 0 && bobs > 0);
     for org in [alice.org.id, bob.org.id] {
         let event = OutboxEvent {
             org_id: org,
@@ -283,17 +288,19 @@ async fn outbox_rows_are_confined_to_their_org() {
         store.outbox().enqueue(&event, &[]).await.unwrap();
     }
 
-    let mut app = app_connection(&db.url).await;
     assert_eq!(count(&mut app, Context::Unset, "outbox_events").await, 0);
     assert_eq!(
         count(&mut app, Context::Org(alice.org.id), "outbox_events").await,
-        1
+        alices + 1
     );
     assert_eq!(
         count(&mut app, Context::User(alice.user.id), "outbox_events").await,
         0
     );
-    assert_eq!(count(&mut app, Context::Platform, "outbox_events").await, 2);
+    assert_eq!(
+        count(&mut app, Context::Platform, "outbox_events").await,
+        alices + bobs + 2
+    );
 
     let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
     let err = sqlx::query(
@@ -302,6 +309,103 @@ async fn outbox_rows_are_confined_to_their_org() {
     )
     .bind(Uuid::now_v7())
     .bind(bob.org.id.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(is_policy_violation(&err), "{err:?}");
+    tx.rollback().await.unwrap();
+}
+
+/// Webhook endpoints, deliveries and attempts (migration 0012) are tenant rows: an org's
+/// context sees and writes only its own, the platform's (the delivery worker's) all.
+#[tokio::test]
+async fn webhook_rows_are_confined_to_their_org() {
+    use portcullis_core::webhook::{Subscription, WebhookId};
+    use portcullis_store::webhooks::{Attempt, NextStep, WebhookEndpoint};
+
+    let db = fresh_postgres().await;
+    let store = open(&db.url, true).await;
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let now = portcullis_core::now();
+    for s in [&alice, &bob] {
+        let e = WebhookEndpoint {
+            id: WebhookId::new(),
+            org_id: s.org.id,
+            project_id: s.project.id,
+            url: "https://hooks.example.com/x".into(),
+            description: String::new(),
+            events: Subscription::parse(&["*".to_owned()]).unwrap(),
+            enabled: true,
+            failing_since: None,
+            disabled_reason: None,
+            previous_secret_expires_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let hooks = store.webhooks();
+        hooks
+            .create_endpoint(&s.access(), &e, b"sealed", &ctx())
+            .await
+            .unwrap();
+        hooks
+            .enqueue_test(&s.access(), s.project.id, e.id, "{}", now, &ctx())
+            .await
+            .unwrap();
+    }
+    let claimed = store
+        .webhooks()
+        .claim("n", now, now + time::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for c in &claimed {
+        let a = Attempt {
+            at: now,
+            status_code: Some(204),
+            duration_ms: 1,
+            response: String::new(),
+            error_class: None,
+        };
+        store
+            .webhooks()
+            .record_attempt("n", c, &a, NextStep::Succeeded, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    let mut app = app_connection(&db.url).await;
+    for table in [
+        "webhook_endpoints",
+        "webhook_deliveries",
+        "webhook_attempts",
+    ] {
+        assert_eq!(count(&mut app, Context::Unset, table).await, 0, "{table}");
+        assert_eq!(
+            count(&mut app, Context::User(alice.user.id), table).await,
+            0,
+            "{table}"
+        );
+        assert_eq!(
+            count(&mut app, Context::Org(alice.org.id), table).await,
+            1,
+            "{table}"
+        );
+        assert_eq!(
+            count(&mut app, Context::Platform, table).await,
+            2,
+            "{table}"
+        );
+    }
+    // Alice's context cannot plant an endpoint in bob's org.
+    let mut tx = begin_as(&mut app, Context::Org(alice.org.id)).await;
+    let err = sqlx::query(
+        "INSERT INTO webhook_endpoints (id, org_id, project_id, url, events, secret_sealed, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'https://x.example', '[\"*\"]', '\\x00', now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(bob.org.id.0)
+    .bind(bob.project.id.0)
     .execute(&mut *tx)
     .await
     .unwrap_err();

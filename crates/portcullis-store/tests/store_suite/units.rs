@@ -34,6 +34,7 @@ async fn actions_under(store: &dyn Store, s: &SignedUp, c: &AuditContext) -> Vec
 
 pub async fn a_failed_unit_leaves_nothing(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
+    super::outbox::drain(store.as_ref()).await;
     let heard = listen(store.as_ref());
     let taken = ctx()
         .with_actor(alice.user.id)

@@ -83,11 +83,20 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             .into_response();
         }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(&state.cache.lookups(), &state.store.pool_stats()),
-    )
-        .into_response()
+    let mut text = state
+        .metrics
+        .render(&state.cache.lookups(), &state.store.pool_stats());
+    // The webhook queue lives in the database; every node reports the same shared queue.
+    let now = portcullis_core::now();
+    match state.store.webhooks().backlog(now).await {
+        Ok(b) => crate::infra::metrics::render_webhook_backlog(
+            &mut text,
+            b.pending,
+            b.unfanned,
+            b.oldest_due
+                .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0)),
+        ),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the webhook queue"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

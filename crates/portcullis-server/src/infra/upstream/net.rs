@@ -145,18 +145,26 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
-/// A resolver that hands the connector public addresses only.
-struct PublicOnly;
+/// A resolver that hands the connector public addresses only (and loopback ones when
+/// `loopback`: outgoing webhooks in development mode). Org SSO providers and webhook
+/// endpoints share it, so both are held to one definition of "public".
+struct PublicOnly {
+    loopback: bool,
+}
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
+        let loopback = self.loopback;
         Box::pin(async move {
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            let public: Vec<SocketAddr> = all
+                .into_iter()
+                .filter(|a| is_public(a.ip()) || (loopback && a.ip().is_loopback()))
+                .collect();
             if public.is_empty() {
                 return Err(format!(
-                    "{host} resolves to no public address (org SSO providers may not reach private networks)"
+                    "{host} resolves to no public address (this server may not reach private networks for it)"
                 )
                 .into());
             }
@@ -164,6 +172,27 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(addrs)
         })
     }
+}
+
+/// A client for requests anyone may point this server at (outgoing webhooks): no proxy, no
+/// redirects, `timeout` per request, and unless `allow_private`, connections only to
+/// public addresses (and loopback ones when `loopback`), checked at every connection.
+pub fn guarded_client(
+    timeout: Duration,
+    allow_private: bool,
+    loopback: bool,
+) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly { loopback }));
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// An HTTP client for upstream requests with the rules of one [`Reach`].
@@ -189,7 +218,7 @@ impl Fetcher {
                 allow_private: false,
             })
         {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
+            builder = builder.dns_resolver(Arc::new(PublicOnly { loopback: false }));
         }
         Ok(Self {
             client: builder.build().map_err(|e| e.to_string())?,
@@ -392,7 +421,10 @@ mod tests {
     #[tokio::test]
     async fn the_resolver_drops_non_public_addresses() {
         use reqwest::dns::Resolve;
-        let err = match PublicOnly.resolve("localhost".parse().unwrap()).await {
+        let err = match (PublicOnly { loopback: false })
+            .resolve("localhost".parse().unwrap())
+            .await
+        {
             Ok(addrs) => panic!("localhost resolved to {:?}", addrs.collect::<Vec<_>>()),
             Err(e) => e.to_string(),
         };

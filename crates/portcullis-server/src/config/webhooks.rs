@@ -1,0 +1,84 @@
+//! Outgoing webhook settings: the flat `webhook_*` keys.
+//!
+//! ```toml
+//! webhook_worker = true                 # this node delivers (false: it only queues)
+//! webhook_retry_schedule_secs = [5, 300, 1800, 7200, 18000, 36000, 36000]
+//! webhook_disable_after_secs = 432000   # an endpoint failing this long is disabled
+//! webhook_timeout_ms = 15000
+//! webhook_lease_secs = 60
+//! webhook_concurrency = 64              # attempts in flight on this node
+//! webhook_endpoint_concurrency = 8      # … of which to one endpoint
+//! webhook_poll_interval_ms = 200
+//! webhook_backlog_warn_secs = 300       # doctor warns when something due waits longer
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::error::ConfigError;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    #[serde(rename = "webhook_worker")]
+    pub worker: bool,
+    /// Waits after the 1st, 2nd, … failed attempt; when spent, the delivery fails.
+    #[serde(rename = "webhook_retry_schedule_secs")]
+    pub retry_schedule_secs: Vec<u64>,
+    #[serde(rename = "webhook_disable_after_secs")]
+    pub disable_after_secs: u64,
+    #[serde(rename = "webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How long a claimed delivery stays this node's; past it, any node may attempt it again.
+    /// Longer than the timeout, so a live attempt is never made twice.
+    #[serde(rename = "webhook_lease_secs")]
+    pub lease_secs: u64,
+    #[serde(rename = "webhook_concurrency")]
+    pub concurrency: usize,
+    #[serde(rename = "webhook_endpoint_concurrency")]
+    pub endpoint_concurrency: usize,
+    #[serde(rename = "webhook_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(rename = "webhook_backlog_warn_secs")]
+    pub backlog_warn_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            retry_schedule_secs: portcullis_core::webhook::DEFAULT_SCHEDULE.to_vec(),
+            disable_after_secs: 5 * 24 * 3600,
+            timeout_ms: 15_000,
+            lease_secs: 60,
+            concurrency: 64,
+            endpoint_concurrency: 8,
+            poll_interval_ms: 200,
+            backlog_warn_secs: 300,
+        }
+    }
+}
+
+impl WebhookConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout_ms == 0 || self.concurrency == 0 || self.endpoint_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "webhook_timeout_ms, webhook_concurrency and webhook_endpoint_concurrency must be > 0"
+                    .into(),
+            ));
+        }
+        if self.lease_secs.saturating_mul(1000) <= self.timeout_ms {
+            return Err(ConfigError::Invalid(
+                "webhook_lease_secs must be longer than webhook_timeout_ms, or a slow attempt \
+                 could be made twice"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}

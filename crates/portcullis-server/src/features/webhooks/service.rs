@@ -1,0 +1,279 @@
+//! Webhook endpoints of one project, in the hands of its admins. A secret is returned once,
+//! by the call that made it, and stored only sealed under the master key; after a rotation
+//! the old secret keeps signing (beside the new one) for [`ROTATION_OVERLAP`], so receivers
+//! can roll over without dropping a delivery.
+
+use portcullis_core::webhook::{
+    DeliveryId, SigningSecret, Subscription, TEST_EVENT, WebhookId, parse_description, parse_url,
+};
+use portcullis_core::{AuditContext, OrgAccess, Project, Role, Timestamp, ValidationError};
+use portcullis_store::StoreError;
+use portcullis_store::webhooks::{
+    Delivery, DeliveryLog, DeliveryQuery, EndpointPatch, WebhookEndpoint, WebhookStore,
+};
+
+use crate::infra::crypto::SecretBoxError;
+use crate::infra::webhooks::Sender;
+
+/// How long the secret before a rotation still signs.
+pub const ROTATION_OVERLAP: time::Duration = time::Duration::hours(24);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("managing the project's webhooks requires the admin role in it")]
+    AdminRequired,
+    #[error("no such webhook endpoint in this project")]
+    NotFound,
+    #[error("no such delivery of this endpoint")]
+    DeliveryNotFound,
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("could not seal the secret: {0}")]
+    Seal(#[from] SecretBoxError),
+    #[error("could not generate a secret: {0}")]
+    Randomness(#[from] getrandom::Error),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for WebhookError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => WebhookError::NotFound,
+            StoreError::Invalid(e) => WebhookError::Invalid(e),
+            other => WebhookError::Store(other),
+        }
+    }
+}
+
+/// An endpoint as its admin asks for it.
+pub struct NewEndpoint {
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// A change to an endpoint, unchecked.
+pub struct Change {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// The webhooks of one project as one caller sees them.
+pub struct ProjectWebhooks<'a> {
+    pub store: &'a dyn WebhookStore,
+    pub sender: &'a Sender,
+    pub access: &'a OrgAccess,
+    pub project: &'a Project,
+    /// The caller's effective role in the project.
+    pub role: Role,
+    pub audit: &'a AuditContext,
+}
+
+impl ProjectWebhooks<'_> {
+    /// Endpoints name where this server sends requests: only the project's admins see or
+    /// change them.
+    fn admin(&self) -> Result<(), WebhookError> {
+        if self.role < Role::Admin {
+            return Err(WebhookError::AdminRequired);
+        }
+        Ok(())
+    }
+
+    fn url(&self, raw: &str) -> Result<String, WebhookError> {
+        let url = parse_url(raw)?;
+        self.sender
+            .policy
+            .check(&url)
+            .map_err(|why| ValidationError::new("url", why))?;
+        Ok(url.to_string())
+    }
+
+    pub async fn list(&self) -> Result<Vec<WebhookEndpoint>, WebhookError> {
+        self.admin()?;
+        Ok(self
+            .store
+            .list_endpoints(self.access, self.project.id)
+            .await?)
+    }
+
+    pub async fn get(&self, id: WebhookId) -> Result<WebhookEndpoint, WebhookError> {
+        self.admin()?;
+        self.store
+            .endpoint(self.access, self.project.id, id)
+            .await?
+            .ok_or(WebhookError::NotFound)
+    }
+
+    pub async fn create(
+        &self,
+        new: NewEndpoint,
+    ) -> Result<(WebhookEndpoint, SigningSecret), WebhookError> {
+        self.admin()?;
+        let now = portcullis_core::now();
+        let endpoint = WebhookEndpoint {
+            id: WebhookId::new(),
+            org_id: self.project.org_id,
+            project_id: self.project.id,
+            url: self.url(&new.url)?,
+            description: parse_description(new.description.as_deref().unwrap_or(""))?,
+            events: Subscription::parse(&new.events)?,
+            enabled: new.enabled.unwrap_or(true),
+            failing_since: None,
+            disabled_reason: None,
+            previous_secret_expires_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let secret = SigningSecret::generate()?;
+        let sealed = self.sender.seal(endpoint.id, &secret)?;
+        self.store
+            .create_endpoint(self.access, &endpoint, &sealed, self.audit)
+            .await?;
+        Ok((endpoint, secret))
+    }
+
+    pub async fn update(
+        &self,
+        id: WebhookId,
+        change: Change,
+    ) -> Result<WebhookEndpoint, WebhookError> {
+        self.admin()?;
+        let patch = EndpointPatch {
+            url: change.url.as_deref().map(|u| self.url(u)).transpose()?,
+            events: change
+                .events
+                .as_deref()
+                .map(Subscription::parse)
+                .transpose()?,
+            enabled: change.enabled,
+            description: change
+                .description
+                .as_deref()
+                .map(parse_description)
+                .transpose()?,
+        };
+        Ok(self
+            .store
+            .update_endpoint(
+                self.access,
+                self.project.id,
+                id,
+                &patch,
+                portcullis_core::now(),
+                self.audit,
+            )
+            .await?)
+    }
+
+    pub async fn delete(&self, id: WebhookId) -> Result<(), WebhookError> {
+        self.admin()?;
+        if !self
+            .store
+            .delete_endpoint(
+                self.access,
+                self.project.id,
+                id,
+                portcullis_core::now(),
+                self.audit,
+            )
+            .await?
+        {
+            return Err(WebhookError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A new secret, returned here only; the old one also signs for [`ROTATION_OVERLAP`].
+    pub async fn rotate_secret(
+        &self,
+        id: WebhookId,
+    ) -> Result<(WebhookEndpoint, SigningSecret), WebhookError> {
+        self.admin()?;
+        let secret = SigningSecret::generate()?;
+        let sealed = self.sender.seal(id, &secret)?;
+        let endpoint = self
+            .store
+            .rotate_secret(
+                self.access,
+                self.project.id,
+                id,
+                &sealed,
+                portcullis_core::now() + ROTATION_OVERLAP,
+                self.audit,
+            )
+            .await?;
+        Ok((endpoint, secret))
+    }
+
+    /// Queues a `webhook.test` event for this endpoint alone, due at once.
+    pub async fn test(&self, id: WebhookId) -> Result<Delivery, WebhookError> {
+        self.admin()?;
+        let now = portcullis_core::now();
+        let body = portcullis_core::webhook::body(
+            TEST_EVENT,
+            now,
+            &serde_json::json!({
+                "webhook_id": id,
+                "project_id": self.project.id,
+                "org_id": self.project.org_id,
+                "message": "A test event from Portcullis.",
+            }),
+        );
+        Ok(self
+            .store
+            .enqueue_test(self.access, self.project.id, id, &body, now, self.audit)
+            .await?)
+    }
+
+    pub async fn deliveries(
+        &self,
+        id: WebhookId,
+        q: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryLog>, WebhookError> {
+        self.admin()?;
+        Ok(self
+            .store
+            .deliveries(self.access, self.project.id, id, q)
+            .await?)
+    }
+
+    /// Sends one delivery again now, whatever its state.
+    pub async fn retry(&self, id: WebhookId, delivery: DeliveryId) -> Result<(), WebhookError> {
+        self.admin()?;
+        if !self
+            .store
+            .retry_delivery(
+                self.access,
+                self.project.id,
+                id,
+                delivery,
+                portcullis_core::now(),
+                self.audit,
+            )
+            .await?
+        {
+            return Err(WebhookError::DeliveryNotFound);
+        }
+        Ok(())
+    }
+
+    /// Sends every delivery that failed since `since` again; how many.
+    pub async fn recover(&self, id: WebhookId, since: Timestamp) -> Result<u64, WebhookError> {
+        self.admin()?;
+        Ok(self
+            .store
+            .recover(
+                self.access,
+                self.project.id,
+                id,
+                since,
+                portcullis_core::now(),
+                self.audit,
+            )
+            .await?)
+    }
+}

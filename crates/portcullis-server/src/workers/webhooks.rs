@@ -1,0 +1,223 @@
+//! The webhook delivery worker: fans outbox events out into deliveries, claims due
+//! deliveries with a lease, sends them (bounded overall and per endpoint) and records each
+//! attempt. Every step is a committed transaction, so `kill -9` at any point loses nothing:
+//! an event not yet fanned out is still in the outbox, a delivery whose attempt was cut short
+//! is claimed again once its lease expires, with the same `webhook-id`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use portcullis_core::webhook::{WebhookId, retry_delay};
+use portcullis_store::webhooks::{Claimed, NextStep};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::WebhookConfig;
+use crate::state::AppState;
+
+/// How many outbox events one fan-out transaction takes.
+const FAN_OUT_BATCH: u32 = 200;
+
+/// What the worker needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub schedule: Vec<u64>,
+    pub disable_after: Duration,
+    pub lease: Duration,
+    pub concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub poll: Duration,
+}
+
+impl From<&WebhookConfig> for Settings {
+    fn from(c: &WebhookConfig) -> Self {
+        Self {
+            schedule: c.retry_schedule_secs.clone(),
+            disable_after: Duration::from_secs(c.disable_after_secs),
+            lease: Duration::from_secs(c.lease_secs),
+            concurrency: c.concurrency,
+            endpoint_concurrency: c.endpoint_concurrency,
+            poll: Duration::from_millis(c.poll_interval_ms),
+        }
+    }
+}
+
+/// A running worker; [`Worker::stop`] ends it after its in-flight attempts.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    state: AppState,
+    settings: Settings,
+    /// This process's name on its leases.
+    owner: String,
+    endpoints: Mutex<HashMap<WebhookId, Arc<Semaphore>>>,
+}
+
+impl Worker {
+    pub fn start(state: AppState, settings: Settings) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state,
+            settings,
+            owner: format!("node-{}", uuid::Uuid::now_v7().simple()),
+            endpoints: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(run(shared, stopped));
+        Self { stop, task }
+    }
+
+    /// Stops claiming, lets the attempts in flight finish (each within its timeout) and
+    /// records them; then returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the webhook worker ended abnormally");
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
+    let mut in_flight = JoinSet::new();
+    tracing::info!(owner = %shared.owner, "webhook worker started");
+    while !*stopped.borrow() {
+        while in_flight.try_join_next().is_some() {}
+        let busy = match step(&shared, &slots, &mut in_flight).await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook worker: the database failed; trying again");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(shared.settings.poll) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+    tracing::info!(owner = %shared.owner, "webhook worker stopped");
+}
+
+/// One round: fan out, claim what free slots allow, start the attempts. True when there was
+/// work, so the next round starts without waiting.
+async fn step(
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    in_flight: &mut JoinSet<()>,
+) -> Result<bool, portcullis_store::StoreError> {
+    let store = shared.state.store.webhooks();
+    let now = portcullis_core::now();
+    let fanned = store.fan_out(now, FAN_OUT_BATCH).await?;
+    let free = slots.available_permits();
+    if free == 0 {
+        // Every slot is busy: wait for one attempt to end rather than spin.
+        let _ = in_flight.join_next().await;
+        return Ok(true);
+    }
+    let lease_until =
+        now + time::Duration::try_from(shared.settings.lease).unwrap_or(time::Duration::MINUTE);
+    let claimed = store
+        .claim(
+            &shared.owner,
+            now,
+            lease_until,
+            u32::try_from(free).unwrap_or(u32::MAX),
+        )
+        .await?;
+    let any = !claimed.is_empty();
+    for c in claimed {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let shared = shared.clone();
+        in_flight.spawn(async move {
+            attempt(&shared, c).await;
+            drop(slot);
+        });
+    }
+    Ok(any || fanned == FAN_OUT_BATCH)
+}
+
+fn endpoint_slots(shared: &Shared, id: WebhookId) -> Arc<Semaphore> {
+    let mut map = shared
+        .endpoints
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    map.entry(id)
+        .or_insert_with(|| Arc::new(Semaphore::new(shared.settings.endpoint_concurrency)))
+        .clone()
+}
+
+async fn attempt(shared: &Shared, claimed: Claimed) {
+    let store = shared.state.store.webhooks();
+    let d = &claimed.delivery;
+    let slots = endpoint_slots(shared, d.endpoint_id);
+    // Waiting for the endpoint's turn must not outlast half the lease; past that the lease
+    // goes back, and a later round (here or on another node) takes the delivery again.
+    let Ok(Ok(_turn)) = tokio::time::timeout(shared.settings.lease / 2, slots.acquire()).await
+    else {
+        if let Err(e) = store.release(&shared.owner, &[d.id]).await {
+            tracing::warn!(delivery = %d.id, error = %e, "could not release a lease; it will expire");
+        }
+        return;
+    };
+    let result = shared.state.webhooks.send(&claimed).await;
+    let failed_so_far = d.attempts.saturating_add(1);
+    let next = if result.error_class.is_none() {
+        NextStep::Succeeded
+    } else {
+        let jitter = portcullis_core::token::random_bytes::<8>()
+            .map(|b| u64::from_le_bytes(b) as f64 / (u64::MAX as f64 + 1.0))
+            .unwrap_or(0.5);
+        match retry_delay(&shared.settings.schedule, failed_so_far, jitter) {
+            Some(wait) => NextStep::RetryAt(
+                result.at + time::Duration::try_from(wait).unwrap_or(time::Duration::HOUR),
+            ),
+            None => NextStep::Failed,
+        }
+    };
+    let outcome = match next {
+        NextStep::Succeeded => "succeeded",
+        NextStep::RetryAt(_) => "retrying",
+        NextStep::Failed => "failed",
+    };
+    shared.state.metrics.webhook_attempt(outcome);
+    tracing::info!(
+        delivery = %d.id,
+        endpoint = %d.endpoint_id,
+        event_type = %d.event_type,
+        status = result.status_code,
+        error_class = result.error_class.map(|c| c.as_str()),
+        duration_ms = result.duration_ms,
+        outcome,
+        "webhook attempt"
+    );
+    match store
+        .record_attempt(
+            &shared.owner,
+            &claimed,
+            &result,
+            next,
+            shared.settings.disable_after,
+        )
+        .await
+    {
+        Ok(r) if r.disabled => {
+            tracing::warn!(endpoint = %d.endpoint_id, "webhook endpoint disabled: failing for too long");
+        }
+        Ok(r) if !r.held => {
+            tracing::warn!(delivery = %d.id, "the lease had passed to another node; attempt recorded only");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            // The lease will expire and the delivery be attempted again: at least once.
+            tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Webhooks in the store: endpoints scoped to their org and project, the worker's fan-out
+//! (once per event, to subscribed endpoints of the event's reach), claims with leases (one
+//! holder at a time; an expired lease is taken again) and attempts moving deliveries on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_core::webhook::{DeliveryStatus, ErrorClass, Subscription, WebhookId};
+use portcullis_core::{Action, OrgAccess, Timestamp};
+use portcullis_store::Store;
+use portcullis_store::webhooks::{Attempt, DeliveryQuery, NextStep, WebhookEndpoint};
+
+use super::{SignedUp, ctx, signup};
+
+fn endpoint(s: &SignedUp, events: &[&str], at: Timestamp) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: WebhookId::new(),
+        org_id: s.org.id,
+        project_id: s.project.id,
+        url: "https://hooks.example.com/x".into(),
+        description: String::new(),
+        events: Subscription::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            .unwrap(),
+        enabled: true,
+        failing_since: None,
+        disabled_reason: None,
+        previous_secret_expires_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn attempt(status: Option<u16>) -> Attempt {
+    Attempt {
+        at: portcullis_core::now(),
+        status_code: status,
+        duration_ms: 3,
+        response: "ok".into(),
+        error_class: status.filter(|s| *s >= 300).map(|_| ErrorClass::Status),
+    }
+}
+
+fn log_query() -> DeliveryQuery {
+    DeliveryQuery {
+        limit: 50,
+        ..DeliveryQuery::default()
+    }
+}
+
+pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let hooks = store.webhooks();
+    super::outbox::drain(store.as_ref()).await;
+    let start = portcullis_core::now();
+    let all = endpoint(&alice, &["*"], start);
+    let renames = endpoint(&alice, &["project.updated"], start);
+    hooks
+        .create_endpoint(&alice.access(), &all, b"sealed-1", &ctx())
+        .await
+        .unwrap();
+    hooks
+        .create_endpoint(&alice.access(), &renames, b"sealed-2", &ctx())
+        .await
+        .unwrap();
+    // Bob's org cannot see or plant alice's endpoints.
+    assert!(
+        hooks
+            .list_endpoints(&bob.access(), alice.project.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let planted = endpoint(&alice, &["*"], start);
+    assert!(
+        hooks
+            .create_endpoint(&bob.access(), &planted, b"x", &ctx())
+            .await
+            .is_err()
+    );
+    assert!(
+        hooks
+            .endpoint(&OrgAccess::system(bob.org.id), alice.project.id, all.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An org event (from an audited change) and a project event; bob's own event.
+    let c = ctx();
+    store
+        .audit()
+        .record_audit(&c.event(Some(alice.org.id), Action::MemberRemoved, "user:u1"))
+        .await
+        .unwrap();
+    store
+        .audit()
+        .record_audit(&c.event(
+            Some(alice.org.id),
+            Action::ProjectUpdated,
+            format!("project:{}", alice.project.id),
+        ))
+        .await
+        .unwrap();
+    store
+        .audit()
+        .record_audit(&c.event(Some(bob.org.id), Action::MemberRemoved, "user:u2"))
+        .await
+        .unwrap();
+    let now = portcullis_core::now();
+    assert_eq!(hooks.fan_out(now, 100).await.unwrap(), 3);
+    // Fanned out once: a second pass finds nothing.
+    assert_eq!(hooks.fan_out(now, 100).await.unwrap(), 0);
+    let to_all = hooks
+        .deliveries(&alice.access(), alice.project.id, all.id, &log_query())
+        .await
+        .unwrap();
+    let to_renames = hooks
+        .deliveries(&alice.access(), alice.project.id, renames.id, &log_query())
+        .await
+        .unwrap();
+    let mut types: Vec<&str> = to_all
+        .iter()
+        .map(|l| l.delivery.event_type.as_str())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["member.removed", "project.updated"]);
+    assert_eq!(to_renames.len(), 1);
+    assert_eq!(to_renames[0].delivery.event_type, "project.updated");
+
+    // Claims: one holder at a time.
+    let lease = now + time::Duration::seconds(60);
+    let first = hooks.claim("node-a", now, lease, 10).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(
+        hooks
+            .claim("node-b", now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(first[0].secrets.current.len(), 8);
+
+    // One succeeds, one fails with a retry, one fails finally.
+    let r = hooks
+        .record_attempt(
+            "node-a",
+            &first[0],
+            &attempt(Some(204)),
+            NextStep::Succeeded,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert!(r.held && !r.disabled);
+    let retry_at = now + time::Duration::seconds(30);
+    hooks
+        .record_attempt(
+            "node-a",
+            &first[1],
+            &attempt(Some(500)),
+            NextStep::RetryAt(retry_at),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    hooks
+        .record_attempt(
+            "node-a",
+            &first[2],
+            &attempt(Some(500)),
+            NextStep::Failed,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    // The retry is not due before its time, then it is (lease released).
+    assert!(
+        hooks
+            .claim("node-b", now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = retry_at + time::Duration::seconds(1);
+    let again = hooks
+        .claim("node-b", later, later + time::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.id, first[1].delivery.id);
+    assert_eq!(again[0].delivery.attempts, 1);
+    // node-b dies holding it: once the lease expires, node-c takes it, same id.
+    let expired = later + time::Duration::seconds(61);
+    let taken = hooks
+        .claim("node-c", expired, expired + time::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].delivery.id, first[1].delivery.id);
+    // node-b's late result is recorded as an attempt but no longer moves the delivery.
+    let late = hooks
+        .record_attempt(
+            "node-b",
+            &again[0],
+            &attempt(Some(204)),
+            NextStep::Succeeded,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert!(!late.held);
+
+    let mut all_logs = hooks
+        .deliveries(&alice.access(), alice.project.id, all.id, &log_query())
+        .await
+        .unwrap();
+    all_logs.extend(
+        hooks
+            .deliveries(&alice.access(), alice.project.id, renames.id, &log_query())
+            .await
+            .unwrap(),
+    );
+    let status_of = |id| {
+        all_logs
+            .iter()
+            .find(|l| l.delivery.id == id)
+            .unwrap()
+            .delivery
+            .status
+    };
+    assert_eq!(status_of(first[0].delivery.id), DeliveryStatus::Succeeded);
+    assert_eq!(status_of(first[2].delivery.id), DeliveryStatus::Failed);
+    assert_eq!(status_of(first[1].delivery.id), DeliveryStatus::Pending);
+    let attempts_of = |id| {
+        all_logs
+            .iter()
+            .find(|l| l.delivery.id == id)
+            .unwrap()
+            .attempts
+            .len()
+    };
+    assert_eq!(attempts_of(first[1].delivery.id), 2);
+
+    // Recover sends the failed one again.
+    let n = hooks
+        .recover(
+            &alice.access(),
+            alice.project.id,
+            first[2].delivery.endpoint_id,
+            start - time::Duration::seconds(1),
+            expired,
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Bob cannot recover, retry or read alice's.
+    assert!(
+        hooks
+            .recover(
+                &bob.access(),
+                alice.project.id,
+                all.id,
+                start,
+                expired,
+                &ctx()
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        hooks
+            .deliveries(&bob.access(), alice.project.id, all.id, &log_query())
+            .await
+            .is_err()
+    );
+}
+
+pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let hooks = store.webhooks();
+    let e = endpoint(&alice, &["*"], portcullis_core::now());
+    hooks
+        .create_endpoint(&alice.access(), &e, b"sealed", &ctx())
+        .await
+        .unwrap();
+    let now = portcullis_core::now();
+    let d = hooks
+        .enqueue_test(&alice.access(), alice.project.id, e.id, "{}", now, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    let window = Duration::from_secs(10);
+    let c = hooks
+        .claim("n", now, now + time::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    let mut a = attempt(Some(500));
+    let r = hooks
+        .record_attempt("n", &c[0], &a, NextStep::RetryAt(now), window)
+        .await
+        .unwrap();
+    assert!(!r.disabled, "one failure does not disable");
+    let c = hooks
+        .claim("n", now, now + time::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    a.at += time::Duration::seconds(11);
+    let r = hooks
+        .record_attempt("n", &c[0], &a, NextStep::RetryAt(a.at), window)
+        .await
+        .unwrap();
+    assert!(r.disabled, "failing for longer than the window disables");
+    let got = hooks
+        .endpoint(&alice.access(), alice.project.id, e.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!got.enabled);
+    assert_eq!(got.disabled_reason.as_deref(), Some("failing"));
+    // A disabled endpoint's deliveries are not claimed.
+    assert!(
+        hooks
+            .claim("n", a.at, a.at + time::Duration::seconds(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(hooks.troubled_endpoints().await.unwrap().len(), 1);
+}
