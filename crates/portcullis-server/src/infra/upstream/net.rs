@@ -459,6 +459,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_webhook_client_reaches_loopback_names_only_in_development_mode() {
+        let strict = guarded_client(Duration::from_secs(2), false, false).unwrap();
+        let dev = guarded_client(Duration::from_secs(2), false, true).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+        // Production: the name resolves to loopback only, so no connection is made.
+        let err = strict
+            .post(format!("http://localhost:{port}/hook"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect() || err.is_request(), "{err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!accepted.is_finished(), "a connection reached the listener");
+        // Development mode: the same name connects.
+        let _ = dev
+            .post(format!("http://localhost:{port}/hook"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        assert!(accepted.await.unwrap(), "development mode reaches loopback");
+    }
+
+    #[tokio::test]
     async fn bodies_are_capped() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
