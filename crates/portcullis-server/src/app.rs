@@ -210,6 +210,7 @@ pub fn router(state: AppState) -> Router {
         .merge(clients::routes())
         .merge(mobile::routes())
         .merge(oidc::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -1,0 +1,32 @@
+//! The hosted admin console at `/console`: server-rendered pages over the same services
+//! as the API, so whatever the API refuses the console refuses too (with a page that says
+//! why and what to ask for).
+//!
+//! One module per page; each renders its own askama template (`templates/console/`,
+//! compile-time checked and embedded) inside the shared chrome of `page.rs`, reads who is
+//! signed in and checks posted forms through `guard.rs`, and calls feature services only:
+//! no SQL and no rule of its own. A new page (keys, subscription, webhooks) is a module
+//! here, its routes below, its template, and a line in `page::ORG_SECTIONS`.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub mod assets;
+pub mod guard;
+pub mod page;
+pub mod signin;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(signin::root))
+        .route("/console", get(signin::home))
+        .route("/console/switch", get(signin::switch))
+        .route(
+            "/console/login",
+            get(signin::login_form).post(signin::login),
+        )
+        .route("/console/logout", post(signin::logout))
+        .route("/console/assets/{file}", get(assets::asset))
+}

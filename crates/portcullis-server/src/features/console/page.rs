@@ -1,0 +1,274 @@
+//! What every console page shares: the chrome around it (org switcher, navigation, the
+//! signed-in person, the form token), the response headers, and the pages for failures —
+//! an error page that always shows the correlation id, and a refusal page that says what
+//! to ask for. A console request never answers with a bare 500 or a JSON envelope.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::OrgId;
+
+use crate::features::console::assets;
+use crate::features::console::guard::{ConsoleUser, to_sign_in};
+use crate::http::correlation;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// The sections of an organization, in navigation order: (path segment, label). A new
+/// org page (keys, subscription, webhooks) adds its line here and its module beside.
+pub const ORG_SECTIONS: &[(&str, &str)] = &[
+    ("members", "Members"),
+    ("sessions", "Sessions"),
+    ("projects", "Projects"),
+    ("domains", "Domains & SSO"),
+    ("audit", "Audit log"),
+    ("mobile", "Mobile"),
+];
+
+pub struct OrgChoice {
+    pub id: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+pub struct NavLink {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// The frame of a page: the base template reads it.
+pub struct Chrome {
+    pub title: String,
+    pub signed_in: bool,
+    pub email: String,
+    pub csrf: String,
+    pub orgs: Vec<OrgChoice>,
+    /// The org the page is about; empty on account and platform pages.
+    pub org_id: String,
+    /// The current org section, kept when switching orgs.
+    pub section: &'static str,
+    pub nav: Vec<NavLink>,
+    pub notice: Option<String>,
+    pub assets: &'static str,
+}
+
+impl Chrome {
+    /// A page of a signed-in person; `org` when the page is about one of their orgs.
+    pub fn new(user: &ConsoleUser, org: Option<OrgId>, section: &'static str, title: &str) -> Self {
+        let org_id = org.map(|o| o.to_string()).unwrap_or_default();
+        let mut orgs: Vec<OrgChoice> = user
+            .memberships
+            .iter()
+            .map(|m| OrgChoice {
+                id: m.org.id.to_string(),
+                name: m.org.name.as_str().to_owned(),
+                selected: m.org.id.to_string() == org_id,
+            })
+            .collect();
+        // A platform admin looking at an org they are not in still sees which one it is.
+        if !org_id.is_empty() && !orgs.iter().any(|o| o.selected) {
+            orgs.push(OrgChoice {
+                id: org_id.clone(),
+                name: format!("Organization {org_id}"),
+                selected: true,
+            });
+        }
+        let mut nav = Vec::new();
+        if !org_id.is_empty() {
+            nav.extend(ORG_SECTIONS.iter().map(|(slug, label)| NavLink {
+                label,
+                href: format!("/console/orgs/{org_id}/{slug}"),
+                current: *slug == section,
+            }));
+        }
+        nav.push(NavLink {
+            label: "My account",
+            href: "/console/account".into(),
+            current: section == "account",
+        });
+        if user.is_platform_admin() {
+            nav.push(NavLink {
+                label: "Platform",
+                href: "/console/platform".into(),
+                current: section == "platform",
+            });
+        }
+        Self {
+            title: title.to_owned(),
+            signed_in: true,
+            email: user.email().to_owned(),
+            csrf: user.csrf.clone(),
+            orgs,
+            org_id,
+            section: if org.is_some() { section } else { "members" },
+            nav,
+            notice: None,
+            assets: assets::version(),
+        }
+    }
+
+    /// A page shown before anyone is signed in (sign-in, errors at the door).
+    pub fn anonymous(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            signed_in: false,
+            email: String::new(),
+            csrf: String::new(),
+            orgs: Vec::new(),
+            org_id: String::new(),
+            section: "members",
+            nav: Vec::new(),
+            notice: None,
+            assets: assets::version(),
+        }
+    }
+
+    pub fn with_notice(mut self, notice: Option<String>) -> Self {
+        self.notice = notice;
+        self
+    }
+}
+
+/// Headers of every console page: nothing cached, nothing framed, scripts only from this
+/// server (no inline script), and HSTS when the server is reached over https.
+pub fn secure_headers(state: &AppState, headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    if state.secure_cookies {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+}
+
+/// A rendered template with the console's headers. A template that fails to render (it
+/// cannot, short of a formatting bug) becomes the error page, never a bare 500.
+pub fn render<T: Template>(state: &AppState, status: StatusCode, template: &T) -> Response {
+    match template.render() {
+        Ok(html) => html_response(state, status, html),
+        Err(e) => failure(state, None, ApiError::internal(format!("template: {e}"))),
+    }
+}
+
+fn html_response(state: &AppState, status: StatusCode, html: String) -> Response {
+    let mut r = (status, html).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure_headers(state, r.headers_mut());
+    r
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    status: u16,
+    code: &'static str,
+    message: String,
+    correlation_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/refusal.html")]
+struct RefusalPage {
+    chrome: Chrome,
+    message: String,
+    ask_for: String,
+    correlation_id: String,
+}
+
+/// What a refused person should ask for, from the refusal's details.
+fn ask_for(e: &ApiError) -> String {
+    let required = e
+        .details
+        .as_ref()
+        .and_then(|d| d.get("required_role"))
+        .and_then(|r| r.as_str());
+    match (e.code, required) {
+        ("forbidden", Some(role)) => format!(
+            "Ask an owner or admin of this organization to give you the {role} role, or to do this for you."
+        ),
+        ("forbidden", None) if e.message.contains("platform") => {
+            "Only platform operators can open this page. Ask the operator of this server.".into()
+        }
+        ("forbidden", None) => {
+            "Ask an owner or admin of this organization for access, or to do this for you.".into()
+        }
+        ("feature_disabled", _) => {
+            "This feature is switched off on this server. Ask the server's operator.".into()
+        }
+        _ => "Ask an admin of this organization, quoting the reference below.".into(),
+    }
+}
+
+/// A failure as a page: sign-in again for a dead session, the refusal page for a
+/// permission the API would refuse too, the error page (with the correlation id) for the
+/// rest. Logged once, like the API's envelope.
+pub fn failure(state: &AppState, chrome: Option<Chrome>, e: ApiError) -> Response {
+    if e.status == StatusCode::UNAUTHORIZED && e.code == "unauthenticated" {
+        return to_sign_in(state, "/console", true);
+    }
+    let correlation_id = correlation::current();
+    let chrome = chrome.unwrap_or_else(|| Chrome::anonymous("Error"));
+    let refusal = e.status == StatusCode::FORBIDDEN;
+    let code = e.code;
+    let ask = ask_for(&e);
+    let message = e.message.clone();
+    e.into_page(|status, _| {
+        let html = if refusal {
+            RefusalPage {
+                chrome: Chrome {
+                    title: "Not allowed".into(),
+                    ..chrome
+                },
+                message,
+                ask_for: ask,
+                correlation_id: correlation_id.clone(),
+            }
+            .render()
+        } else {
+            ErrorPage {
+                chrome: Chrome {
+                    title: format!("Error {}", status.as_u16()),
+                    ..chrome
+                },
+                status: status.as_u16(),
+                code,
+                message,
+                correlation_id: correlation_id.clone(),
+            }
+            .render()
+        };
+        match html {
+            Ok(html) => html_response(state, status, html),
+            // The last resort has no template to fail.
+            Err(_) => html_response(
+                state,
+                status,
+                format!(
+                    "<!doctype html><title>Error</title><p>Something went wrong. Reference: {}</p>",
+                    crate::http::html::escape(&correlation_id)
+                ),
+            ),
+        }
+    })
+}
