@@ -5,11 +5,10 @@
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use portcullis_core::OrgId;
+use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::features::console::assets;
-use crate::features::console::guard::{ConsoleUser, to_sign_in};
+use crate::http::cookies;
 use crate::http::correlation;
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -54,60 +53,6 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// A page of a signed-in person; `org` when the page is about one of their orgs.
-    pub fn new(user: &ConsoleUser, org: Option<OrgId>, section: &'static str, title: &str) -> Self {
-        let org_id = org.map(|o| o.to_string()).unwrap_or_default();
-        let mut orgs: Vec<OrgChoice> = user
-            .memberships
-            .iter()
-            .map(|m| OrgChoice {
-                id: m.org.id.to_string(),
-                name: m.org.name.as_str().to_owned(),
-                selected: m.org.id.to_string() == org_id,
-            })
-            .collect();
-        // A platform admin looking at an org they are not in still sees which one it is.
-        if !org_id.is_empty() && !orgs.iter().any(|o| o.selected) {
-            orgs.push(OrgChoice {
-                id: org_id.clone(),
-                name: format!("Organization {org_id}"),
-                selected: true,
-            });
-        }
-        let mut nav = Vec::new();
-        if !org_id.is_empty() {
-            nav.extend(ORG_SECTIONS.iter().map(|(slug, label)| NavLink {
-                label,
-                href: format!("/console/orgs/{org_id}/{slug}"),
-                current: *slug == section,
-            }));
-        }
-        nav.push(NavLink {
-            label: "My account",
-            href: "/console/account".into(),
-            current: section == "account",
-        });
-        if user.is_platform_admin() {
-            nav.push(NavLink {
-                label: "Platform",
-                href: "/console/platform".into(),
-                current: section == "platform",
-            });
-        }
-        Self {
-            title: title.to_owned(),
-            signed_in: true,
-            email: user.email().to_owned(),
-            csrf: user.csrf.clone(),
-            orgs,
-            org_id,
-            section: if org.is_some() { section } else { "members" },
-            nav,
-            notice: None,
-            assets: assets::version(),
-        }
-    }
-
     /// A page shown before anyone is signed in (sign-in, errors at the door).
     pub fn anonymous(title: &str) -> Self {
         Self {
@@ -271,4 +216,72 @@ pub fn failure(state: &AppState, chrome: Option<Chrome>, e: ApiError) -> Respons
             ),
         }
     })
+}
+
+/// Where the sign-in page may send a person afterwards: a path of the console or the
+/// invitation page on this server, never another host (`//evil`, `/\evil`) or scheme.
+pub fn safe_return_to(raw: &str) -> Option<&str> {
+    let ok = (raw == "/console"
+        || raw.starts_with("/console/")
+        || raw.starts_with("/console?")
+        || raw == "/invitations/accept")
+        && !raw.contains('\\')
+        && !raw.contains("//")
+        && raw.chars().all(|c| !c.is_control());
+    ok.then_some(raw)
+}
+
+/// The sign-in page, coming back to `return_to` afterwards; `ended` when the browser's
+/// session was revoked or expired (the page says so, and the dead cookie is dropped).
+pub fn to_sign_in(state: &AppState, return_to: &str, ended: bool) -> Response {
+    let mut location = String::from("/console/login");
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(back) = safe_return_to(return_to) {
+        query.append_pair("return_to", back);
+    }
+    if ended {
+        query.append_pair("reason", "ended");
+    }
+    let query = query.finish();
+    if !query.is_empty() {
+        location.push('?');
+        location.push_str(&query);
+    }
+    let mut response = Redirect::to(&location).into_response();
+    if ended {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, cookies::clear_cookie(state));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    #[test]
+    fn return_to_stays_in_the_console() {
+        for ok in [
+            "/console",
+            "/console/orgs/x/members",
+            "/console?org=1",
+            "/invitations/accept",
+        ] {
+            assert_eq!(safe_return_to(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/console",
+            "/console//evil",
+            "/\\evil.example",
+            "/console/\\x",
+            "https://evil.example/console",
+            "/v1/me",
+            "/consolex",
+            "/console/\nx",
+            "",
+        ] {
+            assert_eq!(safe_return_to(bad), None, "{bad:?}");
+        }
+    }
 }

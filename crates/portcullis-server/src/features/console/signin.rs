@@ -10,8 +10,8 @@ use portcullis_core::OrgId;
 use serde::Deserialize;
 
 use crate::features::auth::accounts;
-use crate::features::console::guard::{ConsoleUser, safe_return_to, see_other};
-use crate::features::console::page::{self, Chrome, ORG_SECTIONS};
+use crate::features::console::guard::{ConsoleUser, see_other};
+use crate::features::console::page::{self, Chrome, ORG_SECTIONS, safe_return_to};
 use crate::http::cookies::{clear_cookie, session_cookie};
 use crate::http::correlation;
 use crate::http::error::ApiError;
