@@ -35,21 +35,19 @@
     });
   });
 
-  // Invitation links carry their token in the fragment (never sent to a server): put it
-  // in the accept form, and keep it for this tab across the sign-in detour.
-  var field = document.querySelector("input[data-invitation-token]");
-  if (field) {
-    var m = /(?:^|[#&])token=([^&]+)/.exec(window.location.hash);
-    if (m) {
-      var token = decodeURIComponent(m[1]);
-      try { sessionStorage.setItem("portcullis.invitation", token); } catch (e) {}
-      history.replaceState(null, "", window.location.pathname);
-    }
-    var kept = null;
-    try { kept = sessionStorage.getItem("portcullis.invitation"); } catch (e) {}
-    if (!field.value && kept) field.value = kept;
+  // Invitation links carry their token in the fragment (never sent to a server). The
+  // sign-in detour keeps the fragment through its redirect, so take it on any page, keep it
+  // for this tab, and put it in the accept form when that page shows.
+  var m = /(?:^|[#&])token=(inv_[^&]+)/.exec(window.location.hash);
+  if (m) {
+    try { sessionStorage.setItem("portcullis.invitation", decodeURIComponent(m[1])); } catch (e) {}
+    history.replaceState(null, "", window.location.pathname + window.location.search);
   }
-  if (document.querySelector("[data-invitation-done]")) {
+  var field = document.querySelector("input[data-invitation-token]");
+  if (field && !field.value) {
+    try { field.value = sessionStorage.getItem("portcullis.invitation") || ""; } catch (e) {}
+  }
+  if (/[?&]notice=invitation_accepted/.test(window.location.search)) {
     try { sessionStorage.removeItem("portcullis.invitation"); } catch (e) {}
   }
 })();

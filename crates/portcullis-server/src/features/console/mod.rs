@@ -13,9 +13,13 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
+pub mod account;
 pub mod assets;
+pub mod audit;
 pub mod guard;
+pub mod members;
 pub mod page;
+pub mod sessions;
 pub mod signin;
 
 pub fn routes() -> Router<AppState> {
@@ -29,4 +33,45 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/logout", post(signin::logout))
         .route("/console/assets/{file}", get(assets::asset))
+        .route("/console/orgs/{org}/members", get(members::show))
+        .route(
+            "/console/orgs/{org}/invitations",
+            post(members::create_invitation),
+        )
+        .route(
+            "/console/orgs/{org}/invitations/{id}/revoke",
+            post(members::revoke_invitation),
+        )
+        .route(
+            "/console/orgs/{org}/members/{user}/role",
+            post(members::change_role),
+        )
+        .route(
+            "/console/orgs/{org}/members/{user}/remove",
+            post(members::remove),
+        )
+        .route("/console/orgs/{org}/sessions", get(sessions::show))
+        .route(
+            "/console/orgs/{org}/sessions/{id}/revoke",
+            post(sessions::revoke),
+        )
+        .route(
+            "/console/orgs/{org}/members/{user}/sessions/revoke",
+            post(sessions::revoke_all),
+        )
+        .route("/console/account", get(account::show))
+        .route(
+            "/console/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
+        .route(
+            "/console/account/consents/{client}/revoke",
+            post(account::revoke_consent),
+        )
+        .route(
+            "/invitations/accept",
+            get(account::accept_form).post(account::accept),
+        )
+        .route("/console/orgs/{org}/audit", get(audit::show))
+        .route("/console/orgs/{org}/audit/export", get(audit::export))
 }

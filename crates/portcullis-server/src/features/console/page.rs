@@ -256,9 +256,68 @@ pub fn to_sign_in(state: &AppState, return_to: &str, ended: bool) -> Response {
     response
 }
 
+/// A time as the console shows it: `2026-12-06 04:12 UTC`.
+pub fn when(t: portcullis_core::Timestamp) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The org in a console path; a malformed id is the same 404 as an org the caller cannot
+/// see (as on the API).
+pub fn org_id(raw: &str) -> Result<portcullis_core::OrgId, ApiError> {
+    portcullis_core::OrgId::parse(raw).ok_or_else(|| ApiError::not_found("no such organization"))
+}
+
+/// The confirmation after a change, named by a fixed key in the redirect (`?notice=`), so
+/// nothing a link carries is ever shown as text.
+pub fn notice(key: Option<&str>) -> Option<String> {
+    let text = match key? {
+        "invitation_revoked" => "Invitation revoked.",
+        "role_changed" => "Role changed.",
+        "member_removed" => "Member removed.",
+        "session_revoked" => "Session revoked. That device must sign in again.",
+        "sessions_revoked" => "All of the member's sessions were revoked.",
+        "project_saved" => "Project saved.",
+        "domain_added" => "Domain added. Publish the TXT record, then verify.",
+        "domain_verified" => "Domain verified.",
+        "consent_revoked" => "Access withdrawn from the application.",
+        "invitation_accepted" => "Invitation accepted. Welcome to the organization.",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct NoticeQuery {
+    pub notice: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_return_to;
+
+    #[test]
+    fn times_read_in_utc_to_the_minute() {
+        let t = time::macros::datetime!(2026-12-06 05:12:59 +01:00);
+        assert_eq!(super::when(t), "2026-12-06 04:12 UTC");
+    }
+
+    #[test]
+    fn notices_are_fixed_texts() {
+        assert_eq!(
+            super::notice(Some("role_changed")).as_deref(),
+            Some("Role changed.")
+        );
+        assert_eq!(super::notice(Some("<script>")), None);
+        assert_eq!(super::notice(None), None);
+    }
 
     #[test]
     fn return_to_stays_in_the_console() {
