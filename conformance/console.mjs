@@ -171,6 +171,10 @@ try {
 
     for (const [name, path] of [
       ["audit", `/console/orgs/${ORG}/audit`],
+      ["projects", `/console/orgs/${ORG}/projects`],
+      ["domains", `/console/orgs/${ORG}/domains`],
+      ["mobile", `/console/orgs/${ORG}/mobile`],
+      ["platform", "/console/platform"],
       ["account", "/console/account"],
       ["not-found", "/console/orgs/not-a-uuid/members"],
     ]) {
@@ -179,6 +183,17 @@ try {
       await visit(a, name);
     }
     check((await a.textContent("#correlation-id")).trim().length > 0, "the error page shows its correlation id");
+
+    // Project settings: a bad origin is refused beside its field, nothing saved.
+    await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+    await a.locator("textarea[name=allowed_origins]").first().fill("https://ok.example\nnot an origin");
+    const saved = await Promise.all([a.waitForNavigation(), a.locator("form.project-settings button[type=submit]").first().click()]);
+    check(saved[0].status() === 400, "a bad origin answers 400");
+    check((await a.locator("textarea[aria-invalid=true]").count()) === 1, "the bad field is marked invalid");
+    check((await a.textContent(".field-error")).includes("line 2"), "the error names the bad line");
+    await visit(a, "projects-invalid");
+    await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+    check(!(await a.inputValue("textarea[name=allowed_origins]")).includes("ok.example"), "nothing was saved");
 
     // Usable at 360 px: nothing wider than the screen.
     await a.setViewportSize({ width: 360, height: 740 });

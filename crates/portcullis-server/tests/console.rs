@@ -235,6 +235,9 @@ async fn other_tenants_stay_invisible(app: TestApp) {
         format!("/console/orgs/{org}/sessions"),
         format!("/console/orgs/{org}/audit"),
         format!("/console/orgs/{org}/audit/export?format=csv"),
+        format!("/console/orgs/{org}/projects"),
+        format!("/console/orgs/{org}/domains"),
+        format!("/console/orgs/{org}/mobile"),
         "/console/orgs/not-a-uuid/members".to_owned(),
     ] {
         let r = page(&app, &path, &outsider.token).await;
@@ -277,6 +280,18 @@ async fn other_tenants_stay_invisible(app: TestApp) {
         .find(|m| m["user"]["id"] == member.user_id.as_str())
         .expect("still a member");
     assert_eq!(row["role"], "member");
+
+    let project = TestApp::send(
+        app.with_bearer(Method::GET, "/v1/project", &owner.token)
+            .header("x-project-id", &owner.project_id),
+    )
+    .await;
+    assert_eq!(project.body["status"], "active", "{}", project.body);
+
+    // The platform page is for operators only.
+    let r = page(&app, "/console/platform", &outsider.token).await;
+    assert_page_error(&r, 403);
+    assert!(text(&r).contains("platform operators"));
 
     // A member of the org is refused the admin pages with the refusal page (the API's 403).
     let r = page(
@@ -430,7 +445,7 @@ async fn browser_paths(backend: Backend) {
     let results: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
     let pages = results["pages"].as_array().unwrap();
     assert!(
-        pages.len() >= if full { 13 } else { 9 },
+        pages.len() >= if full { 18 } else { 9 },
         "pages visited: {pages:?}"
     );
     for (name, axe) in results["axe"].as_object().unwrap() {

@@ -16,9 +16,13 @@ use crate::state::AppState;
 pub mod account;
 pub mod assets;
 pub mod audit;
+pub mod domains;
 pub mod guard;
 pub mod members;
+pub mod mobile;
 pub mod page;
+pub mod platform;
+pub mod projects;
 pub mod sessions;
 pub mod signin;
 
@@ -59,6 +63,22 @@ pub fn routes() -> Router<AppState> {
             "/console/orgs/{org}/members/{user}/sessions/revoke",
             post(sessions::revoke_all),
         )
+        .route("/console/orgs/{org}/projects", get(projects::show))
+        .route(
+            "/console/orgs/{org}/projects/{project}",
+            post(projects::update),
+        )
+        .route(
+            "/console/orgs/{org}/domains",
+            get(domains::show).post(domains::claim),
+        )
+        .route(
+            "/console/orgs/{org}/domains/{domain}/verify",
+            post(domains::verify),
+        )
+        .route("/console/orgs/{org}/mobile", get(mobile::show))
+        .route("/console/platform", get(platform::show))
+        .route("/console/platform/keys/rotate", post(platform::rotate_key))
         .route("/console/account", get(account::show))
         .route(
             "/console/account/sessions/{id}/revoke",

@@ -289,6 +289,9 @@ pub fn notice(key: Option<&str>) -> Option<String> {
         "domain_verified" => "Domain verified.",
         "consent_revoked" => "Access withdrawn from the application.",
         "invitation_accepted" => "Invitation accepted. Welcome to the organization.",
+        "key_rotated" => {
+            "Signing key rotated. The previous key stays published until its tokens expire."
+        }
         _ => return None,
     };
     Some(text.to_owned())
