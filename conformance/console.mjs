@@ -183,6 +183,9 @@ try {
       await visit(a, name);
     }
     check((await a.textContent("#correlation-id")).trim().length > 0, "the error page shows its correlation id");
+    await a.goto(`${BASE}/console/orgs/${ORG}/mobile`);
+    check((await a.inputValue("#connect-link")).startsWith("alga://server?url="), "the connect card shows the link");
+    check(await a.evaluate(() => { const i = document.querySelector("img.qr"); return i.complete && i.naturalWidth > 0; }), "the QR code loads");
 
     // Project settings: a bad origin is refused beside its field, nothing saved.
     await a.goto(`${BASE}/console/orgs/${ORG}/projects`);

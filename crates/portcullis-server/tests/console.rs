@@ -413,7 +413,11 @@ async fn browser_paths(backend: Backend) {
         std::path::Path::new(&chromium).exists(),
         "the console tests need Chromium at {chromium} (apt-get install chromium)"
     );
-    let app = TestApp::start(backend).await;
+    // A self-hosted server with a mobile app scheme: the connect card shows its QR code.
+    let app = TestApp::start_with(backend, |c| {
+        c.mobile.schemes = serde_json::from_value(serde_json::json!("alga")).unwrap();
+    })
+    .await;
     let admin = app.user("admin").await;
     make_platform_admin(&app, &admin).await;
     let member = app.user("member").await;
