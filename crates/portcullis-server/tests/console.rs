@@ -126,6 +126,9 @@ async fn root_and_headers(app: TestApp) {
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     let r = TestApp::send(app.req(Method::GET, "/console/assets/secrets.txt")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // An unknown console path is the console's 404 page, not the API's JSON.
+    let r = TestApp::send(app.req(Method::GET, "/console/no/such/page")).await;
+    assert_page_error(&r, 404);
 }
 
 async fn https_sends_hsts(backend: Backend) {

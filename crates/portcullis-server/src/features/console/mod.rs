@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/logout", post(signin::logout))
         .route("/console/assets/{file}", get(assets::asset))
+        .route("/console/{*rest}", get(signin::unknown))
         .route("/console/orgs/{org}/members", get(members::show))
         .route(
             "/console/orgs/{org}/invitations",

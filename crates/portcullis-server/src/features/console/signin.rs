@@ -234,3 +234,9 @@ pub async fn logout(
         .insert(header::SET_COOKIE, clear_cookie(&state));
     r
 }
+
+/// Any other path under `/console`: the console's 404 page (with the correlation id), not
+/// the API's JSON envelope.
+pub async fn unknown(State(state): State<AppState>) -> Response {
+    page::failure(&state, None, ApiError::not_found("no such console page"))
+}
