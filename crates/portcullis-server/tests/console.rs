@@ -23,6 +23,7 @@ both_backends!(
     root_and_headers,
     forms_need_this_sessions_token,
     other_tenants_stay_invisible,
+    markup_is_escaped,
     sign_in_returns_only_into_the_console,
     a_revoked_session_is_sent_to_sign_in,
 );
@@ -233,6 +234,10 @@ async fn other_tenants_stay_invisible(app: TestApp) {
         &page(&app, "/console/account", &outsider.token).await,
     ));
     let org = &owner.org_id;
+    let invited = app
+        .invite(&owner.token, org, "pending@example.org", "member")
+        .await;
+    let invitation = invited.body["id"].as_str().unwrap().to_owned();
     for path in [
         format!("/console/orgs/{org}/members"),
         format!("/console/orgs/{org}/sessions"),
@@ -271,8 +276,32 @@ async fn other_tenants_stay_invisible(app: TestApp) {
         let r = post_form(&app, &path, &outsider.token, &form).await;
         assert_page_error(&r, 404);
     }
-    // Nothing changed: the owner's session lives, the member is still a member.
+    // Someone else's session is not one's own to revoke from the account page.
+    let r = post_form(
+        &app,
+        &format!("/console/account/sessions/{sid}/revoke"),
+        &outsider.token,
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_page_error(&r, 404);
+
+    // Nothing changed: the owner's session lives, the member is still a member, the
+    // invitation is pending, no domain was claimed.
     assert_eq!(app.get("/v1/me", &owner.token).await.status, StatusCode::OK);
+    let pending = app
+        .get(&format!("/v1/orgs/{org}/invitations"), &owner.token)
+        .await;
+    assert_eq!(pending.body["invitations"][0]["id"], invitation.as_str());
+    let domains = app
+        .get(&format!("/v1/orgs/{org}/domains"), &owner.token)
+        .await;
+    assert_eq!(
+        domains.body["domains"],
+        serde_json::json!([]),
+        "{}",
+        domains.body
+    );
     let members = app
         .get(&format!("/v1/orgs/{org}/members"), &owner.token)
         .await;
@@ -311,6 +340,34 @@ async fn other_tenants_stay_invisible(app: TestApp) {
         !text(&r).contains("Send invitation"),
         "members see no admin forms"
     );
+}
+
+/// What people type is shown as text, never as markup.
+async fn markup_is_escaped(app: TestApp) {
+    let who = app.user("who").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/orgs", &who.token)
+            .json(&serde_json::json!({"name": "<script>alert(1)</script> & co"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let org = r.body["org"]["id"].as_str().unwrap().to_owned();
+    let html = text(&page(&app, &format!("/console/orgs/{org}/members"), &who.token).await);
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; co"),
+        "{html}"
+    );
+    // A filter value comes back in the form, escaped.
+    let html = text(
+        &page(
+            &app,
+            &format!("/console/orgs/{org}/audit?action=%22%3E%3Cimg%20src%3Dx%3E"),
+            &who.token,
+        )
+        .await,
+    );
+    assert!(!html.contains("\"><img src=x>"), "{html}");
 }
 
 async fn sign_in_returns_only_into_the_console(app: TestApp) {
