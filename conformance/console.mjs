@@ -175,6 +175,7 @@ try {
       ["domains", `/console/orgs/${ORG}/domains`],
       ["mobile", `/console/orgs/${ORG}/mobile`],
       ["platform", "/console/platform"],
+      ["doctor", "/console/platform/doctor"],
       ["account", "/console/account"],
       ["not-found", "/console/orgs/not-a-uuid/members"],
     ]) {

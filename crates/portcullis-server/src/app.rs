@@ -162,6 +162,7 @@ async fn build_state(
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
         dev: config.dev,
+        config: Arc::new(config.clone()),
         oidc: crate::config::oidc::OidcSettings::new(
             &public_url,
             crate::features::oidc::discovery::document(&public_url),

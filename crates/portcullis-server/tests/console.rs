@@ -24,6 +24,7 @@ both_backends!(
     forms_need_this_sessions_token,
     other_tenants_stay_invisible,
     markup_is_escaped,
+    operators_see_the_doctor,
     sign_in_returns_only_into_the_console,
     a_revoked_session_is_sent_to_sign_in,
 );
@@ -320,10 +321,12 @@ async fn other_tenants_stay_invisible(app: TestApp) {
     .await;
     assert_eq!(project.body["status"], "active", "{}", project.body);
 
-    // The platform page is for operators only.
-    let r = page(&app, "/console/platform", &outsider.token).await;
-    assert_page_error(&r, 403);
-    assert!(text(&r).contains("platform operators"));
+    // The platform pages are for operators only.
+    for path in ["/console/platform", "/console/platform/doctor"] {
+        let r = page(&app, path, &outsider.token).await;
+        assert_page_error(&r, 403);
+        assert!(text(&r).contains("platform operators"));
+    }
 
     // A member of the org is refused the admin pages with the refusal page (the API's 403).
     let r = page(
@@ -443,6 +446,24 @@ async fn a_revoked_session_is_sent_to_sign_in(app: TestApp) {
     assert!(r.set_cookie().unwrap().contains("Max-Age=0"));
 }
 
+/// The doctor's checks, run by the server for an operator, as a page.
+async fn operators_see_the_doctor(app: TestApp) {
+    let operator = app.user("operator").await;
+    make_platform_admin(&app, &operator).await;
+    let r = page(&app, "/console/platform/doctor", &operator.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let html = text(&r);
+    for check in [
+        "<td>database</td>",
+        "<td>migrations</td>",
+        "<td>signing_keys</td>",
+    ] {
+        assert!(html.contains(check), "{check} in {html}");
+    }
+    // Unknown keys are not known here: the page does not claim there are none.
+    assert!(!html.contains("every key is known"));
+}
+
 async fn make_platform_admin(app: &TestApp, who: &Signed) {
     app.state
         .store
@@ -509,7 +530,7 @@ async fn browser_paths(backend: Backend) {
     let results: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
     let pages = results["pages"].as_array().unwrap();
     assert!(
-        pages.len() >= if full { 18 } else { 9 },
+        pages.len() >= if full { 19 } else { 9 },
         "pages visited: {pages:?}"
     );
     for (name, axe) in results["axe"].as_object().unwrap() {

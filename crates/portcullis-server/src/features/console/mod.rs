@@ -79,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/orgs/{org}/mobile", get(mobile::show))
         .route("/console/platform", get(platform::show))
+        .route("/console/platform/doctor", get(platform::doctor))
         .route("/console/platform/keys/rotate", post(platform::rotate_key))
         .route("/console/account", get(account::show))
         .route(

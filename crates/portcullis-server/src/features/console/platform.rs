@@ -165,6 +165,62 @@ pub async fn rotate_key(
     })
 }
 
+pub struct FindingRow {
+    pub check: String,
+    /// `ok`, `warn` or `fail`.
+    pub level: &'static str,
+    pub detail: String,
+    pub fix: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/doctor.html")]
+struct DoctorPage {
+    chrome: Chrome,
+    findings: Vec<FindingRow>,
+    failed: bool,
+    warned: bool,
+}
+
+/// `GET /console/platform/doctor`: the checks of `portcullis doctor`, run now against the
+/// configuration this server started with (database, keys, SSO discovery, URLs, mobile).
+pub async fn doctor(State(state): State<AppState>, user: ConsoleUser) -> Response {
+    let result = async {
+        operator_only(&user)?;
+        let report = crate::support::doctor::run(&state.config, &[]).await;
+        let findings = report
+            .findings
+            .iter()
+            // Unknown keys are known only where the configuration was loaded (start-up and
+            // the CLI); this run was given none, so it cannot say "every key is known".
+            .filter(|f| f.check != "configuration")
+            .map(|f| FindingRow {
+                check: f.check.clone(),
+                level: match f.level {
+                    crate::support::doctor::Level::Ok => "ok",
+                    crate::support::doctor::Level::Warn => "warn",
+                    crate::support::doctor::Level::Fail => "fail",
+                },
+                detail: f.detail.clone(),
+                fix: f.fix.clone().unwrap_or_default(),
+            })
+            .collect();
+        Ok::<_, ApiError>(page::render(
+            &state,
+            StatusCode::OK,
+            &DoctorPage {
+                chrome: user.chrome(None, "platform", "Doctor"),
+                findings,
+                failed: report.failed(),
+                warned: report.warned(),
+            },
+        ))
+    }
+    .await;
+    result
+        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "platform", "Doctor")), e))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
