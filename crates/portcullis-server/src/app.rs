@@ -188,6 +188,7 @@ async fn build_state(
         secure_cookies: public_url.starts_with("https://"),
         public_origin,
         dev: config.dev,
+        config: Arc::new(config.clone()),
         oidc: crate::config::oidc::OidcSettings::new(
             &public_url,
             crate::features::oidc::discovery::document(&public_url),
@@ -237,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(mobile::routes())
         .merge(oidc::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -25,6 +25,9 @@ pub struct Inner {
     /// Public URL is https: set `__Host-` cookies with `Secure`.
     pub secure_cookies: bool,
     pub dev: bool,
+    /// The configuration the server started with: the operators' doctor page runs its
+    /// checks against it.
+    pub config: Arc<crate::config::Config>,
     #[allow(dead_code)] // consumed by the signing-key and webhook-secret stores
     pub master_key: MasterKey,
     /// JWS signing keys: sign, verify, publish, rotate.

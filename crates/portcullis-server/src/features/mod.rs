@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clients;
+pub mod console;
 pub mod domains;
 pub mod invitations;
 pub mod me;

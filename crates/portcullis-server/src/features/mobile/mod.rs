@@ -27,8 +27,9 @@ pub mod service;
 /// What a mobile access token may do: everything the user's session may.
 pub const MOBILE_SCOPE: &str = "openid profile email";
 
-/// The service over the parts of the server state it works with.
-fn mobile(state: &AppState) -> Mobile<'_> {
+/// The service over the parts of the server state it works with (the console's mobile
+/// card uses it too).
+pub fn mobile(state: &AppState) -> Mobile<'_> {
     Mobile {
         store: &*state.store,
         cache: &state.cache,

@@ -1,0 +1,225 @@
+// The console in a real Chromium (Debian's /usr/bin/chromium, driven by playwright-core),
+// against a running Portcullis. Driven by crates/portcullis-server/tests/console/, which
+// starts the server, seeds the accounts and passes them in the environment:
+//
+//   BASE, ORG_ID, ADMIN_EMAIL, MEMBER_EMAIL, PASSWORD, OUT (screenshot folder), TAG (file
+//   name prefix), FULL=1 (every page; otherwise the main path only), CHROMIUM (binary).
+//
+// Every page visited is checked with axe-core (no serious or critical violation) and
+// saved as a PNG. Prints one JSON line of results; exits non-zero on the first failure.
+
+import { chromium } from "playwright-core";
+import { readFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is required`);
+  return v;
+};
+const BASE = env("BASE");
+const ORG = env("ORG_ID");
+const ADMIN = env("ADMIN_EMAIL");
+const MEMBER = env("MEMBER_EMAIL");
+const PASSWORD = env("PASSWORD");
+const OUT = env("OUT");
+const TAG = process.env.TAG || "console";
+const FULL = process.env.FULL === "1";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+mkdirSync(OUT, { recursive: true });
+
+const results = { pages: [], axe: {}, checks: [] };
+const profiles = [];
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  results.checks.push(what);
+}
+
+async function browser() {
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-chromium-"));
+  profiles.push(dir);
+  return chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+}
+
+// axe on the page as it is, then a full-page PNG.
+async function visit(page, name) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+  });
+  const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+  results.axe[name] = { violations: found.length, serious_or_critical: bad.length, ids: found.map((v) => v.id) };
+  await page.screenshot({ path: join(OUT, `${TAG}-${name}.png`), fullPage: true });
+  results.pages.push(name);
+  if (bad.length) throw new Error(`axe: ${name}: ${JSON.stringify(bad)}`);
+}
+
+async function signIn(page, email, password) {
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/console/login'] button[type=submit]")]);
+}
+
+const admin = await browser();
+const member = await browser();
+try {
+  const a = admin.pages()[0] || (await admin.newPage());
+  a.on("dialog", (d) => d.accept());
+
+  // A browser at the root lands on the console's sign-in page; keyboard users get a skip link first.
+  const first = await a.goto(BASE + "/");
+  check(new URL(a.url()).pathname === "/console/login", "GET / sends a browser to the console sign-in");
+  const csp = first.headers()["content-security-policy"] || "";
+  check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline") && csp.includes("frame-ancestors 'none'"), "CSP without unsafe-inline, frame-ancestors none");
+  await a.keyboard.press("Tab");
+  check((await a.evaluate(() => document.activeElement && document.activeElement.textContent)) === "Skip to content", "first Tab reaches the skip link");
+  await visit(a, "sign-in");
+
+  await signIn(a, ADMIN, PASSWORD);
+  check(new URL(a.url()).pathname.startsWith("/console/orgs/"), "signed-in admin lands on an org page");
+  await a.goto(`${BASE}/console/orgs/${ORG}/members`);
+  await visit(a, "members");
+
+  // Invite the member; the link is shown once.
+  await a.fill("#invite-email", MEMBER);
+  await a.selectOption("#invite-role", "member");
+  await Promise.all([a.waitForNavigation(), a.click("form[action$='/invitations'] button[type=submit]")]);
+  const link = await a.inputValue("#invite-link");
+  check(link.includes("/invitations/accept#token=inv_"), "invitation link shown with its token");
+  await visit(a, "members-invited");
+
+  // The invited person opens the link in another browser: sign in first, then accept.
+  const b = member.pages()[0] || (await member.newPage());
+  await b.goto(link);
+  check(new URL(b.url()).pathname === "/console/login", "the invitation link asks a stranger to sign in");
+  await signIn(b, MEMBER, PASSWORD);
+  check(new URL(b.url()).pathname === "/invitations/accept", "sign-in returns to the invitation");
+  check((await b.inputValue("#invitation-token")).startsWith("inv_"), "the token survived the sign-in detour");
+  await visit(b, "accept-invitation");
+  await Promise.all([b.waitForNavigation(), b.click("form[action='/invitations/accept'] button[type=submit]")]);
+  check(b.url().includes(`/console/orgs/${ORG}/members`), "accepting shows the org");
+  check((await b.textContent(".notice")).includes("Invitation accepted"), "accepted notice shown");
+
+  // A member (not admin) asking for the sessions page gets the refusal page, not a 500.
+  const refused = await b.goto(`${BASE}/console/orgs/${ORG}/sessions`);
+  check(refused.status() === 403, `member refused with 403 (got ${refused.status()})`);
+  check((await b.textContent("h1")).includes("cannot do this"), "refusal page title");
+  check((await b.textContent("main")).includes("What to ask for"), "refusal page says what to ask for");
+  await visit(b, "refusal");
+
+  // A user's failed sign-in shows a reference; support pastes it into the audit log.
+  const c = await browser();
+  let reference;
+  try {
+    const p = c.pages()[0] || (await c.newPage());
+    await p.goto(BASE + "/console/login");
+    await signIn(p, MEMBER, "not the password");
+    reference = (await p.textContent("#correlation-id")).trim();
+    check(reference.length > 0, "a failed sign-in shows its correlation id");
+    await visit(p, "sign-in-error");
+  } finally {
+    await c.close();
+  }
+  await a.goto(`${BASE}/console/orgs/${ORG}/audit`);
+  await a.fill("#f-correlation", reference);
+  await Promise.all([a.waitForNavigation(), a.click("form[action$='/audit'] button[type=submit]")]);
+  const rows = await a.$$eval("#events-table tbody tr", (trs) => trs.map((tr) => tr.textContent));
+  check(rows.length >= 1 && rows.every((r) => r.includes(reference)), "audit filtered by the correlation id shows only its events");
+  check(rows.some((r) => r.includes("login.failed")), "the failed sign-in is in the audit log");
+  await visit(a, "audit-filtered");
+
+  // Revoke the member's sessions; their browser is signed out on its next navigation.
+  await a.goto(`${BASE}/console/orgs/${ORG}/sessions`);
+  await visit(a, "sessions");
+  const revokeAll = `form[action$='/sessions/revoke'][data-confirm*='${MEMBER}'] button`;
+  await Promise.all([a.waitForNavigation(), a.click(revokeAll)]);
+  check((await a.textContent(".notice")).includes("revoked"), "revocation confirmed");
+  await b.goto(`${BASE}/console/orgs/${ORG}/members`);
+  check(new URL(b.url()).pathname === "/console/login", "the revoked member is sent to sign in");
+  check((await b.textContent("main")).includes("Your session has ended"), "the sign-in page says the session ended");
+  await visit(b, "signed-out");
+
+  if (FULL) {
+    // The export downloads what the filters show, in both formats.
+    const csv = await a.request.get(`${BASE}/console/orgs/${ORG}/audit/export?format=csv&correlation_id=${encodeURIComponent(reference)}`);
+    check(csv.status() === 200 && csv.headers()["content-type"].startsWith("text/csv"), "CSV export");
+    const lines = (await csv.text()).trim().split("\r\n");
+    check(lines[0].startsWith("id,at,action") && lines.length >= 2 && lines.slice(1).every((l) => l.includes(reference)), "CSV export has the filtered events");
+    const jsonl = await a.request.get(`${BASE}/console/orgs/${ORG}/audit/export?format=jsonl&correlation_id=${encodeURIComponent(reference)}`);
+    const events = (await jsonl.text()).trim().split("\n").map((l) => JSON.parse(l));
+    check(events.length === lines.length - 1 && events.every((e) => e.correlation_id === reference), "JSONL export has the same events");
+
+    for (const [name, path] of [
+      ["audit", `/console/orgs/${ORG}/audit`],
+      ["projects", `/console/orgs/${ORG}/projects`],
+      ["domains", `/console/orgs/${ORG}/domains`],
+      ["mobile", `/console/orgs/${ORG}/mobile`],
+      ["platform", "/console/platform"],
+      ["doctor", "/console/platform/doctor"],
+      ["account", "/console/account"],
+      ["not-found", "/console/orgs/not-a-uuid/members"],
+    ]) {
+      const r = await a.goto(BASE + path);
+      check(r.status() < 500, `${name} answers without a server error (${r.status()})`);
+      await visit(a, name);
+    }
+    check((await a.textContent("#correlation-id")).trim().length > 0, "the error page shows its correlation id");
+    await a.goto(`${BASE}/console/orgs/${ORG}/mobile`);
+    check((await a.inputValue("#connect-link")).startsWith("alga://server?url="), "the connect card shows the link");
+    check(await a.evaluate(() => { const i = document.querySelector("img.qr"); return i.complete && i.naturalWidth > 0; }), "the QR code loads");
+
+    // Project settings: a bad origin is refused beside its field, nothing saved.
+    await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+    await a.locator("textarea[name=allowed_origins]").first().fill("https://ok.example\nnot an origin");
+    const saved = await Promise.all([a.waitForNavigation(), a.locator("form.project-settings button[type=submit]").first().click()]);
+    check(saved[0].status() === 400, "a bad origin answers 400");
+    check((await a.locator("textarea[aria-invalid=true]").count()) === 1, "the bad field is marked invalid");
+    check((await a.textContent(".field-error")).includes("line 2"), "the error names the bad line");
+    await visit(a, "projects-invalid");
+    await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+    check(!(await a.inputValue("textarea[name=allowed_origins]")).includes("ok.example"), "nothing was saved");
+
+    // Usable at 360 px: nothing wider than the screen.
+    await a.setViewportSize({ width: 360, height: 740 });
+    for (const path of [`/console/orgs/${ORG}/members`, `/console/orgs/${ORG}/audit`, `/console/orgs/${ORG}/sessions`]) {
+      await a.goto(BASE + path);
+      const wide = await a.evaluate(() => document.documentElement.scrollWidth);
+      const culprits = await a.evaluate(() =>
+        [...document.querySelectorAll("body *")]
+          .filter((el) => el.getBoundingClientRect().right > 361 && !(el.parentElement && el.parentElement.closest(".scroll")))
+          .slice(0, 5)
+          .map((el) => `${el.tagName.toLowerCase()}.${el.className}#${el.id}`));
+      check(wide <= 360, `${path} fits 360 px (scrollWidth ${wide}; too wide: ${culprits.join(", ")})`);
+    }
+    await visit(a, "members-360");
+  }
+  console.log(JSON.stringify(results));
+} catch (e) {
+  console.log(JSON.stringify(results));
+  console.error(e && e.stack ? e.stack : String(e));
+  process.exitCode = 1;
+} finally {
+  await admin.close();
+  await member.close();
+  for (const d of profiles) rmSync(d, { recursive: true, force: true });
+}

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The HTML admin console (features/console): over HTTP and in a real Chromium. Tests mirror
+//! the source tree: one folder per feature, one test binary per folder, sharing `tests/common`.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod console_pages;
