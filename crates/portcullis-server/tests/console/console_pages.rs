@@ -467,6 +467,7 @@ async fn operators_see_the_doctor(app: TestApp) {
 async fn make_platform_admin(app: &TestApp, who: &Signed) {
     app.state
         .store
+        .accounts()
         .set_platform_admin(
             portcullis_core::UserId::parse(&who.user_id).unwrap(),
             true,

@@ -86,7 +86,7 @@ pub async fn show(
     let q = query.map(|Query(q)| q).unwrap_or_default();
     let result = async {
         operator_only(&user)?;
-        let all = state.store.list_all_orgs().await?;
+        let all = state.store.orgs().list_all_orgs().await?;
         let matching: Vec<_> = all
             .iter()
             .filter(|o| matches(&q.q, o.name.as_str(), o.slug.as_str(), &o.id.to_string()))
