@@ -48,6 +48,8 @@ pub enum Action {
     InvitationAccepted,
     InvitationRevoked,
     UserPasswordSet,
+    KeyRotated,
+    SubscriptionChanged,
 }
 
 impl Action {
@@ -95,6 +97,8 @@ impl Action {
             Action::DomainVerified => "domain.verified",
             Action::DomainDeleted => "domain.deleted",
             Action::UserClaimed => "user.claimed",
+            Action::KeyRotated => "key.rotated",
+            Action::SubscriptionChanged => "subscription.changed",
         }
     }
 }

@@ -780,6 +780,8 @@ async fn org_admin_revokes_member_session(app: TestApp) {
 
 async fn audit_query_by_correlation_id_and_cursor(app: TestApp) {
     let owner = app.user("owner").await;
+    // Six projects: more than the free plan allows.
+    app.on_plan(&owner.org_id, "team").await;
     for i in 0..5 {
         let rb = app
             .with_bearer(
@@ -836,6 +838,8 @@ async fn audit_query_by_correlation_id_and_cursor(app: TestApp) {
 
 async fn csrf_checks_cookie_mutations(app: TestApp) {
     let u = app.user("csrf").await;
+    // Four projects: more than the free plan allows.
+    app.on_plan(&u.org_id, "team").await;
     let path = format!("/v1/orgs/{}/projects", u.org_id);
     let cookie = format!("portcullis_session={}", u.token);
     let body = json!({"name": "From somewhere"});

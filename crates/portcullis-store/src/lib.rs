@@ -25,6 +25,7 @@ pub mod invitations;
 pub mod keys;
 pub mod mobile;
 pub mod outbox;
+pub mod platform;
 mod pool;
 pub mod postgres;
 pub mod sqlite;
@@ -43,6 +44,7 @@ pub use invitations::{Acceptance, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use outbox::{OutboxRecord, OutboxStore};
+pub use platform::PlatformStore;
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
@@ -212,6 +214,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Invitations to orgs and password-setup links of admin-created accounts.
     fn invitations(&self) -> &dyn InvitationStore;
+
+    /// Projects' secret keys and modes, orgs' subscriptions and the plans that limit them.
+    fn platform(&self) -> &dyn PlatformStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

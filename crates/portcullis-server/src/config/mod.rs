@@ -18,6 +18,7 @@ mod list;
 mod master_key;
 pub mod mobile;
 pub mod oidc;
+pub mod platform;
 mod secret;
 pub mod security;
 pub mod sessions;
@@ -29,6 +30,7 @@ pub use list::StringList;
 pub use master_key::MasterKey;
 pub use mobile::MobileConfig;
 pub use oidc::OidcConfig;
+pub use platform::PlatformConfig;
 pub use secret::Secret;
 pub use security::SecurityConfig;
 pub use sessions::SessionConfig;
@@ -88,6 +90,10 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Server-wide upstream SSO providers (`sso.google`, `sso.microsoft`, `sso.oidc.<id>`).
     pub sso: sso::SsoConfig,
+    /// `plans`, `rate_limit_enabled`, `rate_limits`, `redis_url`, `redis_key_prefix`,
+    /// `trusted_proxies`
+    #[serde(flatten)]
+    pub platform: PlatformConfig,
 }
 
 impl Default for Config {
@@ -114,6 +120,7 @@ impl Default for Config {
             federation: FederationConfig::default(),
             security: SecurityConfig::default(),
             sso: sso::SsoConfig::default(),
+            platform: PlatformConfig::default(),
         }
     }
 }
@@ -199,6 +206,7 @@ impl Config {
         self.oidc.validate()?;
         self.mobile.validate()?;
         self.federation.validate()?;
+        self.platform.validate()?;
         self.security.validate()
     }
 

@@ -2,3 +2,5 @@
 //! stop when it is dropped (the signing-key reloader in `infra::keys`, the upstream
 //! discovery loader in `infra::upstream`); the webhook delivery worker, which needs its own
 //! start/stop and leases, comes here.
+pub mod key_usage;
+pub mod limiter_sweep;

@@ -42,6 +42,7 @@ mod members;
 mod mobile;
 mod orgs;
 mod outbox;
+mod platform;
 mod projects;
 mod role;
 mod rows;
@@ -68,6 +69,8 @@ pub struct PgStore {
     listeners: Mutex<Vec<JoinHandle<()>>>,
     /// This process's cache, told of each change a unit commits.
     local: LocalSink,
+    /// The configured plans, for the limits checked inside inserting units.
+    plans: crate::platform::PlanBook,
 }
 
 impl PgStore {
@@ -92,6 +95,7 @@ impl PgStore {
             owner,
             listeners: Mutex::new(Vec::new()),
             local: LocalSink::default(),
+            plans: Default::default(),
         })
     }
 
@@ -153,6 +157,10 @@ impl Store for PgStore {
     }
 
     fn invitations(&self) -> &dyn crate::InvitationStore {
+        self
+    }
+
+    fn platform(&self) -> &dyn crate::PlatformStore {
         self
     }
 

@@ -40,6 +40,7 @@ mod members;
 mod mobile;
 mod orgs;
 mod outbox;
+mod platform;
 mod projects;
 mod rows;
 mod sessions;
@@ -61,6 +62,8 @@ pub struct SqliteStore {
     write_wait: crate::pool::AcquireWait,
     /// This process's cache, told of each change a unit commits.
     local: LocalSink,
+    /// The configured plans, for the limits checked inside inserting units.
+    plans: crate::platform::PlanBook,
 }
 
 impl SqliteStore {
@@ -89,6 +92,7 @@ impl SqliteStore {
             writer,
             write_wait: Default::default(),
             local: LocalSink::default(),
+            plans: Default::default(),
         })
     }
 }
@@ -128,6 +132,10 @@ impl Store for SqliteStore {
     }
 
     fn invitations(&self) -> &dyn crate::InvitationStore {
+        self
+    }
+
+    fn platform(&self) -> &dyn crate::PlatformStore {
         self
     }
 
