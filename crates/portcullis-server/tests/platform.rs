@@ -130,6 +130,24 @@ async fn keys_rotate_with_grace(app: TestApp) {
     assert_eq!(events.len(), 2);
     let text = audit.body.to_string();
     assert!(text.contains(&new[..16]) && !text.contains(&new) && !text.contains(&old));
+    // Queued for webhooks in the same transaction, with prefixes only.
+    let queued = app
+        .state
+        .store
+        .outbox()
+        .due(portcullis_core::now() + time::Duration::hours(1), 100)
+        .await
+        .unwrap();
+    let rotated: Vec<_> = queued
+        .iter()
+        .filter(|q| q.event.event_type == "key.rotated")
+        .collect();
+    assert_eq!(rotated.len(), 2, "{queued:?}");
+    let payloads = format!(
+        "{:?}",
+        rotated.iter().map(|q| &q.event.payload).collect::<Vec<_>>()
+    );
+    assert!(payloads.contains(&new[..16]) && !payloads.contains(&new) && !payloads.contains(&old));
 
     // The key use is recorded in a batch, not per request.
     assert!(app.state.key_usage.flush(&*app.state.store).await.unwrap() >= 1);
