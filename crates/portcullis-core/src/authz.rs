@@ -150,6 +150,51 @@ pub fn decide_org_access(
     OrgAccess::authorize(principal, org_id, membership, needed)
 }
 
+/// Access to an org by a project's secret key ([`OrgAccess::project_key`]): only the key's own
+/// org, and only what an admin may do there. Any other org is invisible to it (404), exactly
+/// as to a stranger; an owner-only action is refused (403).
+pub fn decide_key_org_access(
+    key: &OrgAccess,
+    org_id: OrgId,
+    needed: Role,
+) -> Result<OrgAccess, AccessDenied> {
+    if key.org_id != org_id || key.operator || key.actor_id.is_some() {
+        return Err(AccessDenied::NotVisible);
+    }
+    if key.role < needed {
+        return Err(AccessDenied::RoleTooLow(needed));
+    }
+    Ok(key.clone())
+}
+
+#[cfg(test)]
+mod key_access_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_reaches_its_own_org_as_an_admin_and_nothing_else() {
+        let mine = OrgId::new();
+        let key = OrgAccess::project_key(mine);
+        let got = decide_key_org_access(&key, mine, Role::Admin).unwrap();
+        assert_eq!(got.org_id(), mine);
+        assert_eq!(got.role(), Role::Admin);
+        assert!(!got.is_operator());
+        assert_eq!(
+            decide_key_org_access(&key, mine, Role::Owner),
+            Err(AccessDenied::RoleTooLow(Role::Owner))
+        );
+        assert_eq!(
+            decide_key_org_access(&key, OrgId::new(), Role::Member),
+            Err(AccessDenied::NotVisible)
+        );
+        // Only a key's access qualifies: a person's or the server's is not a key.
+        assert_eq!(
+            decide_key_org_access(&OrgAccess::system(mine), mine, Role::Member),
+            Err(AccessDenied::NotVisible)
+        );
+    }
+}
+
 /// The caller's effective role in a project of `org_id`, and the org access it implies.
 /// `membership` is their membership row of the org (active or ended), `project_role` their
 /// role in the project itself. Platform admins act as owners of every project.

@@ -352,6 +352,58 @@ impl FromRequestParts<AppState> for KeyAuth {
     }
 }
 
+/// Who calls an org route: a signed-in user, or a project's secret key acting for its
+/// project's org — a backend managing members, invitations and sessions. A key reaches no
+/// other org (404, as for a stranger) and nothing beyond an admin's rights (403).
+pub enum OrgCaller {
+    User(Box<Auth>),
+    Key(Box<KeyAuth>),
+}
+
+impl OrgCaller {
+    /// Access to `org_id` at `needed` role or better.
+    pub async fn org_access(
+        &self,
+        state: &AppState,
+        org_id: portcullis_core::OrgId,
+        needed: Role,
+    ) -> Result<OrgAccess, ApiError> {
+        match self {
+            OrgCaller::User(auth) => auth.org_access(state, org_id, needed).await,
+            OrgCaller::Key(key) => Ok(authz::decide_key_org_access(&key.access, org_id, needed)?),
+        }
+    }
+
+    pub fn audit(&self) -> &AuditContext {
+        match self {
+            OrgCaller::User(auth) => &auth.audit,
+            OrgCaller::Key(key) => &key.audit,
+        }
+    }
+
+    /// The signed-in user; None for a secret key.
+    pub fn principal(&self) -> Option<&Principal> {
+        match self {
+            OrgCaller::User(auth) => Some(&auth.principal),
+            OrgCaller::Key(_) => None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for OrgCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(raw) = bearer_secret_key(parts) {
+            let key = authenticate_secret_key(state, raw, parts).await?;
+            return Ok(OrgCaller::Key(Box::new(key)));
+        }
+        Ok(OrgCaller::User(Box::new(
+            Auth::from_request_parts(parts, state).await?,
+        )))
+    }
+}
+
 /// Who is behind a project-scoped request; every change it makes is audited under `audit`.
 pub struct ProjectCaller {
     pub audit: AuditContext,

@@ -9,9 +9,18 @@ use common::{Reply, Signed, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+// The outbox is read directly, so no webhook worker may fan it out meanwhile.
+both_backends!(configured no_worker:
+    keys_rotate_with_grace => |_c: &mut portcullis_server::Config| {},
+);
+
+fn no_worker(c: &mut portcullis_server::Config) {
+    c.webhooks.worker = false;
+}
+
 both_backends!(
-    keys_rotate_with_grace,
     secret_key_acts_for_its_project_only,
+    secret_key_manages_its_orgs_members_and_sessions_only,
     mistyped_keys_are_refused_before_the_database,
     disabled_project_refuses_its_keys,
     public_config_by_publishable_key,
@@ -231,6 +240,102 @@ async fn secret_key_acts_for_its_project_only(app: TestApp) {
     TestApp::send(app.req(Method::GET, "/v1/backend/health"))
         .await
         .assert_error(401, "unauthenticated");
+}
+
+/// A backend manages its org's people with the project's secret key: members, invitations and
+/// sessions of that org, as an admin would; another org stays invisible and owner-only
+/// changes stay with people.
+async fn secret_key_manages_its_orgs_members_and_sessions_only(app: TestApp) {
+    let owner = app.user("backend-org").await;
+    let other = app.user("other-org").await;
+    let key = issue_key(&app, &owner).await;
+    let members = format!("/v1/orgs/{}/members", owner.org_id);
+
+    let r = app.get(&format!("/v1/orgs/{}", owner.org_id), &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.get(&members, &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["members"][0]["user"]["id"], json!(owner.user_id));
+    let r = app
+        .get(&format!("/v1/orgs/{}/sessions", owner.org_id), &key)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Invitations: issued, listed and revoked by the key, audited.
+    let invitations = format!("/v1/orgs/{}/invitations", owner.org_id);
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &invitations, &key)
+            .json(&json!({"email": "new.hire@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let inv = r.body["id"].as_str().unwrap().to_owned();
+    let r = app.get(&invitations, &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["invitations"].as_array().unwrap().len(), 1);
+    let r =
+        TestApp::send(app.with_bearer(Method::DELETE, &format!("{invitations}/{inv}"), &key)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // Owner-only: the key is an admin, never an owner.
+    TestApp::send(
+        app.with_bearer(Method::POST, &invitations, &key)
+            .json(&json!({"email": "co.owner@example.com", "role": "owner"})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+
+    // Another org does not exist for this key, on every org route it may use.
+    for path in [
+        format!("/v1/orgs/{}", other.org_id),
+        format!("/v1/orgs/{}/members", other.org_id),
+        format!("/v1/orgs/{}/sessions", other.org_id),
+        format!("/v1/orgs/{}/invitations", other.org_id),
+    ] {
+        app.get(&path, &key).await.assert_error(404, "not_found");
+    }
+    TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{}/members/{}", other.org_id, other.user_id),
+        &key,
+    ))
+    .await
+    .assert_error(404, "not_found");
+    TestApp::send(
+        app.with_bearer(
+            Method::POST,
+            &format!("/v1/orgs/{}/invitations", other.org_id),
+            &key,
+        )
+        .json(&json!({"email": "spy@example.com", "role": "member"})),
+    )
+    .await
+    .assert_error(404, "not_found");
+    // The other org is untouched.
+    let r = app
+        .get(&format!("/v1/orgs/{}/members", other.org_id), &other.token)
+        .await;
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 1, "{}", r.body);
+    let r = app
+        .get(
+            &format!("/v1/orgs/{}/invitations", other.org_id),
+            &other.token,
+        )
+        .await;
+    assert_eq!(
+        r.body["invitations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        r.body
+    );
+    // Routes for people, not backends, still need a session.
+    TestApp::send(app.with_bearer(
+        Method::GET,
+        &format!("/v1/orgs/{}/audit", owner.org_id),
+        &key,
+    ))
+    .await
+    .assert_error(401, "unauthenticated");
 }
 
 /// Flips one character of the key's body: the checksum no longer matches.

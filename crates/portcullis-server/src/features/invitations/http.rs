@@ -17,7 +17,7 @@ use crate::features::invitations::service::{InvitationError, Invitations, NewInv
 use crate::features::orgs::service::verified_domains;
 use crate::http::dto::{ErrorBody, MemberDto};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiJson, Auth};
+use crate::http::extract::{ApiJson, Auth, OrgCaller};
 use crate::state::AppState;
 
 impl From<InvitationError> for ApiError {
@@ -61,11 +61,11 @@ fn org_id(raw: &str) -> ApiResult<OrgId> {
     ))]
 pub async fn create_invitation(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let new = NewInvitation {
         email: Email::parse(&req.email)?,
         role: Role::parse(&req.role)?,
@@ -83,7 +83,7 @@ pub async fn create_invitation(
             .collect::<Result<_, _>>()?,
     };
     let issued = invitations(&state)
-        .create(&access, new, &auth.audit)
+        .create(&access, new, caller.audit())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -103,10 +103,10 @@ pub async fn create_invitation(
     ))]
 pub async fn list_invitations(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<InvitationList>> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let pending = invitations(&state).pending(&access).await?;
     Ok(Json(InvitationList {
         invitations: pending.iter().map(InvitationDto::from).collect(),
@@ -122,13 +122,13 @@ pub async fn list_invitations(
     ))]
 pub async fn revoke_invitation(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path((id, inv)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let inv = InvitationId::parse(&inv).ok_or(InvitationError::NoSuchInvitation)?;
     invitations(&state)
-        .revoke(&access, inv, &auth.audit)
+        .revoke(&access, inv, caller.audit())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

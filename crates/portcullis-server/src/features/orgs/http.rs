@@ -15,7 +15,7 @@ use crate::features::orgs::service::{
 };
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiJson, Auth};
+use crate::http::extract::{ApiJson, Auth, OrgCaller};
 use crate::state::AppState;
 
 impl From<OrgError> for ApiError {
@@ -124,10 +124,12 @@ pub async fn list_orgs(State(state): State<AppState>, auth: Auth) -> ApiResult<J
     ))]
 pub async fn get_org(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgDto>> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
+    let access = caller
+        .org_access(&state, org_id(&id)?, Role::Member)
+        .await?;
     Ok(Json((&orgs(&state).get(&access).await?).into()))
 }
 
@@ -136,10 +138,12 @@ pub async fn get_org(
     responses((status = 200, description = "The org's active members with their roles, each marked managed (an email in one of the org's verified domains) or not", body = MemberList), (status = 403, description = "forbidden: membership ended", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Member).await?;
+    let access = caller
+        .org_access(&state, org_id(&id)?, Role::Member)
+        .await?;
     let members = orgs(&state).members(&access).await?;
     Ok(Json(MemberList {
         members: members
@@ -158,11 +162,11 @@ pub async fn list_members(
     ))]
 pub async fn add_member(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<AddMemberResponse>)> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let role = Role::parse(&req.role)?;
     let invite = MemberInvite {
         email: Email::parse(&req.email)?,
@@ -170,7 +174,7 @@ pub async fn add_member(
         role,
     };
     let added = orgs(&state)
-        .add_member(&access, invite, &auth.audit)
+        .add_member(&access, invite, caller.audit())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -192,15 +196,15 @@ pub async fn add_member(
     ))]
 pub async fn change_role(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path((id, uid)): Path<(String, String)>,
     ApiJson(req): ApiJson<ChangeRoleRequest>,
 ) -> ApiResult<Json<MemberDto>> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let target = user_id(&uid)?;
     let role = Role::parse(&req.role)?;
     let member = orgs(&state)
-        .change_role(&access, target, role, &auth.audit)
+        .change_role(&access, target, role, caller.audit())
         .await?;
     Ok(Json(MemberDto::new(&member.record, member.managed)))
 }
@@ -214,16 +218,17 @@ pub async fn change_role(
     ))]
 pub async fn remove_member(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path((id, uid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let target = user_id(&uid)?;
-    let actor = auth.principal.user_id;
-    let access = auth
-        .org_access(&state, org_id(&id)?, role_to_remove(actor, target))
-        .await?;
+    // Leaving needs no admin rights; a key is nobody, so it never "leaves".
+    let needed = caller
+        .principal()
+        .map_or(Role::Admin, |p| role_to_remove(p.user_id, target));
+    let access = caller.org_access(&state, org_id(&id)?, needed).await?;
     orgs(&state)
-        .remove_member(&access, target, &auth.audit)
+        .remove_member(&access, target, caller.audit())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -233,12 +238,12 @@ pub async fn remove_member(
     responses((status = 200, description = "Active sessions of the org's managed members (emails in its verified domains); platform admins see every member's", body = OrgSessionList), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn list_org_sessions(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgSessionList>> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let sessions = orgs(&state).sessions(&access).await?;
-    let current = auth.principal.session_id;
+    let current = caller.principal().and_then(|p| p.session_id);
     Ok(Json(OrgSessionList {
         sessions: sessions
             .iter()
@@ -252,13 +257,13 @@ pub async fn list_org_sessions(
     responses((status = 204, description = "Revoked on every node"), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org, or no active session of a managed member (platform admins: of any member)", body = ErrorBody)))]
 pub async fn revoke_org_session(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: OrgCaller,
     Path((id, sid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let access = auth.org_access(&state, org_id(&id)?, Role::Admin).await?;
+    let access = caller.org_access(&state, org_id(&id)?, Role::Admin).await?;
     let sid = SessionId::parse(&sid).ok_or(OrgError::NoSuchSession)?;
     orgs(&state)
-        .revoke_session(&access, sid, &auth.audit)
+        .revoke_session(&access, sid, caller.audit())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
