@@ -7,3 +7,4 @@
 mod common;
 
 mod endpoints_and_delivery;
+mod session_events;
