@@ -162,12 +162,14 @@ pub struct Backlog {
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Stores a new endpoint of a project of the org (`webhook.created`); `NotFound` when the
-    /// project is not the org's.
+    /// project is not the org's, `Conflict` when the project already has `max` endpoints
+    /// (counted under a per-project lock, so concurrent creations cannot pass the cap).
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
         endpoint: &WebhookEndpoint,
         secret_sealed: &[u8],
+        max: u32,
         ctx: &AuditContext,
     ) -> StoreResult<()>;
 
@@ -300,6 +302,11 @@ pub trait WebhookStore: Send + Sync {
 
     /// Endpoints that are failing or were disabled by the server, across every org.
     async fn troubled_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+}
+
+/// The `Conflict` of a project at its cap of endpoints.
+pub(crate) fn too_many_endpoints(max: u32) -> crate::StoreError {
+    crate::StoreError::Conflict(format!("the project already has {max} webhook endpoints"))
 }
 
 /// Both backends write these audit events.

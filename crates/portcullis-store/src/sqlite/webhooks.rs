@@ -120,12 +120,23 @@ impl WebhookStore for SqliteStore {
         access: &OrgAccess,
         e: &WebhookEndpoint,
         secret_sealed: &[u8],
+        max: u32,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         if e.org_id != access.org_id() {
             return Err(StoreError::NotFound);
         }
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        // The unit holds SQLite's one writer, so the count holds until the insert.
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_endpoints WHERE project_id = ? AND deleted_at IS NULL",
+        )
+        .bind(e.project_id.0)
+        .fetch_one(&mut *unit)
+        .await?;
+        if existing >= i64::from(max) {
+            return Err(crate::webhooks::too_many_endpoints(max));
+        }
         let n = sqlx::query(
             "INSERT INTO webhook_endpoints (id, org_id, project_id, url, description, events, \
              enabled, secret_sealed, created_at, updated_at) \

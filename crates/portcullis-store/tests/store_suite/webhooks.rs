@@ -56,11 +56,11 @@ pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
     let all = endpoint(&alice, &["*"], start);
     let renames = endpoint(&alice, &["project.updated"], start);
     hooks
-        .create_endpoint(&alice.access(), &all, b"sealed-1", &ctx())
+        .create_endpoint(&alice.access(), &all, b"sealed-1", 20, &ctx())
         .await
         .unwrap();
     hooks
-        .create_endpoint(&alice.access(), &renames, b"sealed-2", &ctx())
+        .create_endpoint(&alice.access(), &renames, b"sealed-2", 20, &ctx())
         .await
         .unwrap();
     // Bob's org cannot see or plant alice's endpoints.
@@ -74,7 +74,7 @@ pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
     let planted = endpoint(&alice, &["*"], start);
     assert!(
         hooks
-            .create_endpoint(&bob.access(), &planted, b"x", &ctx())
+            .create_endpoint(&bob.access(), &planted, b"x", 20, &ctx())
             .await
             .is_err()
     );
@@ -282,7 +282,7 @@ pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
     let hooks = store.webhooks();
     let e = endpoint(&alice, &["*"], portcullis_core::now());
     hooks
-        .create_endpoint(&alice.access(), &e, b"sealed", &ctx())
+        .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())
         .await
         .unwrap();
     let now = portcullis_core::now();
