@@ -159,6 +159,13 @@ pub struct Backlog {
     pub oldest_due: Option<Timestamp>,
 }
 
+/// What one retention pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub events: u64,
+    pub deliveries: u64,
+}
+
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Stores a new endpoint of a project of the org (`webhook.created`); `NotFound` when the
@@ -297,6 +304,11 @@ pub trait WebhookStore: Send + Sync {
 
     /// Gives back the leases `owner` holds on deliveries it did not attempt (shutting down).
     async fn release(&self, owner: &str, ids: &[DeliveryId]) -> StoreResult<()>;
+
+    /// Deletes up to `limit` outbox events fanned out before `before`, and up to `limit`
+    /// finished (succeeded or failed) deliveries that finished before `before` with their
+    /// attempts; one bounded transaction, so the worker calls it again while it finds some.
+    async fn purge(&self, before: Timestamp, limit: u32) -> StoreResult<Purged>;
 
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog>;
 
