@@ -132,27 +132,44 @@ async fn a_managed_members_sign_in_and_out_reach_their_org_only(app: TestApp) {
     sign_in_and_out(&app, &bob.email).await;
 
     let sid = sign_in_and_out(&app, "ann@hooks.test").await;
-    let got = rx.wait_for("owner", 30, |g| g.len() >= 2).await;
+    // Revoking one's own other session (`DELETE /v1/sessions/{id}`) is announced too.
+    let second = app.login("ann@hooks.test", "correct horse battery").await;
+    let second_sid = second.body["session"]["id"].as_str().unwrap().to_owned();
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/sessions/{second_sid}"),
+        &ann_signed.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let got = rx.wait_for("owner", 30, |g| g.len() >= 4).await;
     assert!(got.iter().all(|r| r["verified"] == true), "{got:#?}");
     let log = loop {
         let log = deliveries(&app, &owner, &hook).await;
-        if log.len() >= 2 && log.iter().all(|d| d["status"] == "succeeded") {
+        if log.len() >= 4 && log.iter().all(|d| d["status"] == "succeeded") {
             break log;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    // Only Ann's two events: Bob's sign-in and sign-out (before hers) were never queued.
-    assert_eq!(log.len(), 2, "{log:#?}");
-    let mut types: Vec<&str> = log
-        .iter()
-        .map(|d| d["event_type"].as_str().unwrap())
-        .collect();
-    types.sort();
-    assert_eq!(types, SESSION_EVENTS);
+    // Only Ann's events: Bob's sign-in and sign-out (before hers) were never queued.
+    assert_eq!(log.len(), 4, "{log:#?}");
+    for (session, ty) in [
+        (&sid, "session.created"),
+        (&sid, "session.revoked"),
+        (&second_sid, "session.created"),
+        (&second_sid, "session.revoked"),
+    ] {
+        let n = log
+            .iter()
+            .filter(|d| {
+                d["event_type"] == ty && d["payload"]["data"]["session_id"] == session.as_str()
+            })
+            .count();
+        assert_eq!(n, 1, "{ty} of {session}: {log:#?}");
+    }
     for d in &log {
         let data = &d["payload"]["data"];
         assert_eq!(data["user_id"], ann_id.as_str(), "{d}");
-        assert_eq!(data["session_id"], sid.as_str(), "{d}");
         assert_eq!(data["org_id"], owner.org_id.as_str(), "{d}");
         let text = d["payload"].to_string();
         assert!(!text.contains("token") && !text.contains("hash"), "{text}");
