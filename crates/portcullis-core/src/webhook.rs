@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{AuditEvent, OrgId, OutboxEvent, Outcome, ProjectId, ValidationError};
+use crate::{AuditEvent, OrgId, OutboxEvent, Outcome, ProjectId, UserId, ValidationError};
 
 pub use crate::ids::{DeliveryId, WebhookId};
 
@@ -40,12 +40,12 @@ pub const CATALOGUE: &[EventType] = &[
     EventType {
         name: "session.created",
         reach: Reach::Org,
-        description: "A member signed in.",
+        description: "A managed member (email in one of the org's verified domains) signed in.",
     },
     EventType {
         name: "session.revoked",
         reach: Reach::Org,
-        description: "An org admin revoked a member's session.",
+        description: "A managed member's session ended: signed out, revoked by the member, or by an org admin.",
     },
     EventType {
         name: "member.added",
@@ -194,7 +194,39 @@ pub fn reaches(
 /// transaction and no flow can forget to. Only successful changes inside an org announce
 /// anything.
 pub fn from_audit(e: &AuditEvent) -> Option<OutboxEvent> {
-    let org_id = e.org_id?;
+    announce(e, e.org_id?)
+}
+
+/// The user whose own session an audited session event of no org concerns (sign-in, sign-out,
+/// revoking one's own session): such an event is announced to the orgs that manage the user
+/// ([`announce_session`]), which the store looks up in the event's own transaction. None
+/// for every other event, and for session events of an org (an org admin's revocation), which
+/// [`from_audit`] already announces to that org.
+pub fn personal_session_user(e: &AuditEvent) -> Option<UserId> {
+    if e.org_id.is_some() || e.outcome != Outcome::Success {
+        return None;
+    }
+    match e.action.as_str() {
+        "session.created" => e.actor_id,
+        "session.revoked" => e
+            .details
+            .get("user_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(UserId::parse),
+        _ => None,
+    }
+}
+
+/// A user's own session event as announced to `org`, one of the orgs that manage the user
+/// (active member with an email in one of the org's verified domains: the same members whose
+/// sessions the org's admins see). The payload is the audit event's ids and details (session
+/// id, user id, device, ip, reason), never a token or its hash.
+pub fn announce_session(e: &AuditEvent, org: OrgId) -> Option<OutboxEvent> {
+    personal_session_user(e)?;
+    announce(e, org)
+}
+
+fn announce(e: &AuditEvent, org_id: OrgId) -> Option<OutboxEvent> {
     if e.outcome != Outcome::Success {
         return None;
     }
@@ -223,6 +255,12 @@ pub fn from_audit(e: &AuditEvent) -> Option<OutboxEvent> {
         && let Some(map) = data.as_object_mut()
     {
         map.insert("project_id".into(), serde_json::json!(p));
+    }
+    // Which address signed in or out is what a receiver watching its members wants to see.
+    if name.starts_with("session.")
+        && let (Some(ip), Some(map)) = (e.ip.as_ref(), data.as_object_mut())
+    {
+        map.insert("ip".into(), serde_json::Value::from(ip.clone()));
     }
     if let (Some(details), Some(map)) = (e.details.as_object(), data.as_object_mut()) {
         for (k, v) in details {
@@ -511,6 +549,41 @@ mod tests {
         );
         // A project event that names no project cannot be routed, so it is not queued.
         assert!(from_audit(&ctx.event(Some(org), Action::ClientCreated, "client:c1")).is_none());
+    }
+
+    #[test]
+    fn a_users_own_session_events_are_announced_to_the_orgs_that_manage_them() {
+        let (org, user) = (OrgId::new(), UserId::new());
+        let ctx = AuditContext {
+            ip: Some("203.0.113.9".into()),
+            ..AuditContext::cli()
+        };
+        let created = ctx
+            .with_actor(user)
+            .event(None, Action::SessionCreated, "session:s1")
+            .with_details(serde_json::json!({"user_id": user}));
+        assert_eq!(personal_session_user(&created), Some(user));
+        let e = announce_session(&created, org).unwrap();
+        assert_eq!((e.org_id, e.event_type.as_str()), (org, "session.created"));
+        assert_eq!(e.payload["session_id"], "s1");
+        assert_eq!(e.payload["ip"], "203.0.113.9");
+        assert!(from_audit(&created).is_none(), "no org of its own");
+        let revoked = ctx
+            .event(None, Action::SessionRevoked, "session:s1")
+            .with_details(serde_json::json!({"user_id": user}));
+        assert_eq!(personal_session_user(&revoked), Some(user));
+        // An org admin's revocation is the org's own event, announced by from_audit only.
+        let by_admin = ctx
+            .event(Some(org), Action::SessionRevoked, "session:s1")
+            .with_details(serde_json::json!({"user_id": user}));
+        assert_eq!(personal_session_user(&by_admin), None);
+        assert!(announce_session(&by_admin, org).is_none());
+        // Other org-less events, and failures, are nobody's.
+        let login = ctx
+            .with_actor(user)
+            .event(None, Action::LoginSucceeded, "user:u");
+        assert_eq!(personal_session_user(&login), None);
+        assert_eq!(personal_session_user(&created.clone().failed()), None);
     }
 
     #[test]

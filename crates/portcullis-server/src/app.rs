@@ -188,6 +188,7 @@ async fn build_state(
             dev: config.dev,
             allow_private: config.federation.sso_allow_private_networks,
         },
+        crate::infra::webhooks::SendLimits::new(&config.webhooks),
     )?);
     Ok(AppState(Arc::new(Inner {
         webhooks,

@@ -60,8 +60,16 @@ pub(crate) fn platform_admin(ctx: &AuditContext, user: UserId, on: bool) -> Audi
 
 /// Session events belong to no org; org admins see them through the user's membership.
 pub(crate) fn session_created(ctx: &AuditContext, s: &Session) -> AuditEvent {
+    // What a managed member's org hears of the sign-in (no token, no hash).
     ctx.with_actor(s.user_id)
         .event(None, Action::SessionCreated, format!("session:{}", s.id))
+        .with_details(json!({
+            "user_id": s.user_id,
+            "created_at": s.created_at.unix_timestamp(),
+            "device_platform": s.device.as_ref().map(|d| &d.platform),
+            "device_model": s.device.as_ref().and_then(|d| d.model.as_ref()),
+            "app_version": s.device.as_ref().and_then(|d| d.app_version.as_ref()),
+        }))
 }
 
 pub(crate) fn session_revoked(

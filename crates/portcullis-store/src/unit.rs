@@ -134,6 +134,39 @@ impl Pending {
     }
 }
 
+impl Checked {
+    /// The users whose own sessions this unit starts or ends (sign-in, sign-out), each once:
+    /// their events go to the orgs that manage them, which the backend looks up in the
+    /// unit's transaction just before it commits.
+    pub(crate) fn session_users(&self) -> Vec<UserId> {
+        let mut out = Vec::new();
+        for u in self
+            .audit
+            .iter()
+            .filter_map(portcullis_core::webhook::personal_session_user)
+        {
+            if !out.contains(&u) {
+                out.push(u);
+            }
+        }
+        out
+    }
+
+    /// The outbox rows announcing `user`'s own session events to `org`, one that manages them.
+    pub(crate) fn session_rows(&self, user: UserId, org: OrgId) -> Vec<Queued> {
+        self.audit
+            .iter()
+            .filter(|e| portcullis_core::webhook::personal_session_user(e) == Some(user))
+            .filter_map(|e| portcullis_core::webhook::announce_session(e, org))
+            .map(|event| Queued {
+                id: Uuid::now_v7(),
+                created_at: portcullis_core::now(),
+                event,
+            })
+            .collect()
+    }
+}
+
 /// The sink of the process that holds the store: told of every change a unit commits, right
 /// after the commit and never for a unit that failed.
 #[derive(Default)]

@@ -159,15 +159,24 @@ pub struct Backlog {
     pub oldest_due: Option<Timestamp>,
 }
 
+/// What one retention pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub events: u64,
+    pub deliveries: u64,
+}
+
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Stores a new endpoint of a project of the org (`webhook.created`); `NotFound` when the
-    /// project is not the org's.
+    /// project is not the org's, `Conflict` when the project already has `max` endpoints
+    /// (counted under a per-project lock, so concurrent creations cannot pass the cap).
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
         endpoint: &WebhookEndpoint,
         secret_sealed: &[u8],
+        max: u32,
         ctx: &AuditContext,
     ) -> StoreResult<()>;
 
@@ -296,10 +305,20 @@ pub trait WebhookStore: Send + Sync {
     /// Gives back the leases `owner` holds on deliveries it did not attempt (shutting down).
     async fn release(&self, owner: &str, ids: &[DeliveryId]) -> StoreResult<()>;
 
+    /// Deletes up to `limit` outbox events fanned out before `before`, and up to `limit`
+    /// finished (succeeded or failed) deliveries that finished before `before` with their
+    /// attempts; one bounded transaction, so the worker calls it again while it finds some.
+    async fn purge(&self, before: Timestamp, limit: u32) -> StoreResult<Purged>;
+
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog>;
 
     /// Endpoints that are failing or were disabled by the server, across every org.
     async fn troubled_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+}
+
+/// The `Conflict` of a project at its cap of endpoints.
+pub(crate) fn too_many_endpoints(max: u32) -> crate::StoreError {
+    crate::StoreError::Conflict(format!("the project already has {max} webhook endpoints"))
 }
 
 /// Both backends write these audit events.

@@ -10,6 +10,9 @@
 //! webhook_endpoint_concurrency = 8      # … of which to one endpoint
 //! webhook_poll_interval_ms = 200
 //! webhook_backlog_warn_secs = 300       # doctor warns when something due waits longer
+//! webhook_max_endpoints_per_project = 20 # creating one more answers 409 conflict
+//! webhook_sends_per_minute = 10         # POST …/test and …/recover per project (429 beyond)
+//! webhook_retention_days = 30           # delivered events and finished deliveries kept
 //! ```
 
 use std::time::Duration;
@@ -42,6 +45,17 @@ pub struct WebhookConfig {
     pub poll_interval_ms: u64,
     #[serde(rename = "webhook_backlog_warn_secs")]
     pub backlog_warn_secs: u64,
+    /// A project admin decides where this server sends signed POSTs: the caps below keep
+    /// one project from turning it into a request cannon against some public URL.
+    #[serde(rename = "webhook_max_endpoints_per_project")]
+    pub max_endpoints_per_project: u32,
+    /// Requests of `POST …/test` and `POST …/recover` per project and minute.
+    #[serde(rename = "webhook_sends_per_minute")]
+    pub sends_per_minute: u32,
+    /// How long delivered outbox events and finished deliveries (with their attempts) are
+    /// kept; the worker deletes older ones in small batches.
+    #[serde(rename = "webhook_retention_days")]
+    pub retention_days: u32,
 }
 
 impl Default for WebhookConfig {
@@ -56,6 +70,9 @@ impl Default for WebhookConfig {
             endpoint_concurrency: 8,
             poll_interval_ms: 200,
             backlog_warn_secs: 300,
+            max_endpoints_per_project: 20,
+            sends_per_minute: 10,
+            retention_days: 30,
         }
     }
 }
@@ -68,6 +85,16 @@ impl WebhookConfig {
                     .into(),
             ));
         }
+        if self.max_endpoints_per_project == 0
+            || self.sends_per_minute == 0
+            || self.retention_days == 0
+        {
+            return Err(ConfigError::Invalid(
+                "webhook_max_endpoints_per_project, webhook_sends_per_minute and \
+                 webhook_retention_days must be > 0"
+                    .into(),
+            ));
+        }
         if self.lease_secs.saturating_mul(1000) <= self.timeout_ms {
             return Err(ConfigError::Invalid(
                 "webhook_lease_secs must be longer than webhook_timeout_ms, or a slow attempt \
@@ -76,6 +103,10 @@ impl WebhookConfig {
             ));
         }
         Ok(())
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 3600)
     }
 
     pub fn timeout(&self) -> Duration {

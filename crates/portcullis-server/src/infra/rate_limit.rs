@@ -82,6 +82,19 @@ impl RateLimiter {
     }
 }
 
+/// A per-key budget of requests. The webhook routes spend from one through this trait so
+/// that a shared (cluster-wide) limiter can take this process-local counter's place.
+pub trait Budget: Send + Sync {
+    /// Spends one request of `key`'s budget; Err (with when it refills) once it is spent.
+    fn spend(&self, key: &str) -> Result<(), Quota>;
+}
+
+impl Budget for RateLimiter {
+    fn spend(&self, key: &str) -> Result<(), Quota> {
+        self.check(key).map(|_| ())
+    }
+}
+
 /// The exchange's rate limits: per client IP, and per app sign-in attempt (its `state`).
 pub struct ExchangeLimits {
     pub per_ip: RateLimiter,

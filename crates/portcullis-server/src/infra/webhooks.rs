@@ -62,6 +62,26 @@ pub struct Sender {
     client: reqwest::Client,
     secrets: SecretBox,
     pub policy: UrlPolicy,
+    pub limits: SendLimits,
+}
+
+/// What one project may make this server send: endpoints, and on-demand sends (test,
+/// recover) within a budget per project.
+pub struct SendLimits {
+    pub max_endpoints: u32,
+    pub sends: Box<dyn crate::infra::rate_limit::Budget>,
+}
+
+impl SendLimits {
+    pub fn new(c: &crate::config::WebhookConfig) -> Self {
+        Self {
+            max_endpoints: c.max_endpoints_per_project,
+            sends: Box::new(crate::infra::rate_limit::RateLimiter::new(
+                c.sends_per_minute,
+                Duration::from_secs(60),
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Sender {
@@ -85,12 +105,14 @@ impl Sender {
         master: &MasterKey,
         timeout: Duration,
         policy: UrlPolicy,
+        limits: SendLimits,
     ) -> Result<Self, SenderError> {
         Ok(Self {
             client: guarded_client(timeout, policy.allow_private, policy.dev)
                 .map_err(SenderError::Client)?,
             secrets: SecretBox::new(master, purpose::WEBHOOK_SECRETS)?,
             policy,
+            limits,
         })
     }
 

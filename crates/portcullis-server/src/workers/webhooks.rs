@@ -19,6 +19,14 @@ use crate::state::AppState;
 /// How many outbox events one fan-out transaction takes.
 const FAN_OUT_BATCH: u32 = 200;
 
+/// How many rows of each kind one retention transaction deletes at most: small enough that
+/// it never holds locks (or SQLite's one writer) for long.
+const PURGE_BATCH: u32 = 500;
+
+/// How often the worker looks for rows older than the retention window, when the last look
+/// found less than a full batch.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
 /// What the worker needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -28,6 +36,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub endpoint_concurrency: usize,
     pub poll: Duration,
+    /// Delivered events and finished deliveries older than this are deleted.
+    pub retention: Duration,
 }
 
 impl From<&WebhookConfig> for Settings {
@@ -39,6 +49,7 @@ impl From<&WebhookConfig> for Settings {
             concurrency: c.concurrency,
             endpoint_concurrency: c.endpoint_concurrency,
             poll: Duration::from_millis(c.poll_interval_ms),
+            retention: c.retention(),
         }
     }
 }
@@ -84,8 +95,16 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
     let mut in_flight = JoinSet::new();
     tracing::info!(owner = %shared.owner, "webhook worker started");
+    let mut next_purge = tokio::time::Instant::now();
     while !*stopped.borrow() {
         while in_flight.try_join_next().is_some() {}
+        if tokio::time::Instant::now() >= next_purge {
+            // A full batch means there may be more: look again next round (one bounded
+            // batch per round, between deliveries); otherwise in a minute.
+            if !purge(&shared).await {
+                next_purge = tokio::time::Instant::now() + PURGE_EVERY;
+            }
+        }
         let busy = match step(&shared, &slots, &mut in_flight).await {
             Ok(busy) => busy,
             Err(e) => {
@@ -102,6 +121,33 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
     while in_flight.join_next().await.is_some() {}
     tracing::info!(owner = %shared.owner, "webhook worker stopped");
+}
+
+/// One retention batch; true when it was full (there may be more to delete).
+async fn purge(shared: &Shared) -> bool {
+    let before = portcullis_core::now() - shared.settings.retention;
+    match shared
+        .state
+        .store
+        .webhooks()
+        .purge(before, PURGE_BATCH)
+        .await
+    {
+        Ok(p) => {
+            if p.events > 0 || p.deliveries > 0 {
+                tracing::info!(
+                    events = p.events,
+                    deliveries = p.deliveries,
+                    "webhook retention: deleted old delivered events and finished deliveries"
+                );
+            }
+            p.events >= u64::from(PURGE_BATCH) || p.deliveries >= u64::from(PURGE_BATCH)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook retention: the database failed; trying later");
+            false
+        }
+    }
 }
 
 /// One round: fan out, claim what free slots allow, start the attempts. True when there was

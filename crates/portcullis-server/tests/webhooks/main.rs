@@ -6,4 +6,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse_limits;
 mod endpoints_and_delivery;
+mod session_events;

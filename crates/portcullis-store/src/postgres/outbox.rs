@@ -2,7 +2,9 @@
 //! and the delivery worker's read (in the platform's: it serves every org).
 
 use async_trait::async_trait;
-use portcullis_core::{AuditEvent, OutboxEvent, Timestamp};
+use portcullis_core::oversight::is_managed;
+use portcullis_core::{AuditEvent, Email, OrgId, OutboxEvent, Timestamp, UserId};
+use sqlx::Row;
 use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
@@ -28,6 +30,32 @@ pub(super) async fn insert_outbox(conn: &mut PgConnection, q: &Queued) -> StoreR
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The orgs that manage `user`: active memberships in orgs with a verified domain equal to the
+/// user's email's ([`is_managed`], the rule the members list and org sessions use).
+/// Runs in the platform's context (set by the caller): the user's orgs are not the unit's.
+pub(super) async fn managed_orgs(conn: &mut PgConnection, user: UserId) -> StoreResult<Vec<OrgId>> {
+    let rows = sqlx::query(
+        "SELECT m.org_id, d.domain, u.email FROM memberships m \
+         JOIN users u ON u.id = m.user_id \
+         JOIN org_domains d ON d.org_id = m.org_id AND d.status = 'verified' \
+         WHERE m.user_id = $1 AND m.deleted_at IS NULL",
+    )
+    .bind(user.0)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let org = OrgId(r.try_get("org_id")?);
+        let domain: String = r.try_get("domain")?;
+        let email: String = r.try_get("email")?;
+        let managed = Email::parse(&email).is_ok_and(|e| is_managed(&e, &[domain]));
+        if managed && !out.contains(&org) {
+            out.push(org);
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use super::audit::insert_audit;
-use super::outbox::insert_outbox;
+use super::outbox::{insert_outbox, managed_orgs};
 use crate::unit::{LocalSink, Pending, Scope};
 use crate::{Change, StoreResult};
 
@@ -115,6 +115,22 @@ impl Unit<'_> {
         }
         for queued in &checked.outbox {
             insert_outbox(&mut tx, queued).await?;
+        }
+        let users = checked.session_users();
+        if !users.is_empty() {
+            // The orgs that manage a user are not the unit's (sign-in runs in no org's
+            // context): look them up and write their rows as the platform, last, after this
+            // unit's own rows were checked against its scope and written.
+            sqlx::query("SELECT set_config('app.platform', 'on', true)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for user in users {
+            for org in managed_orgs(&mut tx, user).await? {
+                for queued in checked.session_rows(user, org) {
+                    insert_outbox(&mut tx, &queued).await?;
+                }
+            }
         }
         for change in &checked.changes {
             sqlx::query("SELECT pg_notify($1, $2)")

@@ -20,8 +20,8 @@ use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
     Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore, created_event,
-    disabled_event, error_class, event, to_u16,
+    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
+    created_event, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -122,12 +122,27 @@ impl WebhookStore for PgStore {
         access: &OrgAccess,
         e: &WebhookEndpoint,
         secret_sealed: &[u8],
+        max: u32,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         if e.org_id != access.org_id() {
             return Err(StoreError::NotFound);
         }
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        // Concurrent creations in one project wait for each other, so the count holds.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+            .bind(e.project_id.0)
+            .execute(&mut *unit)
+            .await?;
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(e.project_id.0)
+        .fetch_one(&mut *unit)
+        .await?;
+        if existing >= i64::from(max) {
+            return Err(crate::webhooks::too_many_endpoints(max));
+        }
         let n = sqlx::query(
             "INSERT INTO webhook_endpoints (id, org_id, project_id, url, description, events, \
              enabled, secret_sealed, created_at, updated_at) \
@@ -704,6 +719,41 @@ impl WebhookStore for PgStore {
             .await?;
         }
         unit.commit().await
+    }
+
+    async fn purge(&self, before: Timestamp, limit: u32) -> StoreResult<Purged> {
+        // Every org's rows: the platform's context.
+        let mut unit = self.unit(Scope::Platform).await?;
+        let events = sqlx::query(
+            "DELETE FROM outbox_events WHERE id IN (SELECT id FROM outbox_events \
+             WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut *unit)
+        .await?
+        .rows_affected();
+        // The ids first (locked), so attempts and deliveries are deleted for the same set
+        // even if a concurrent retry makes one of them pending again meanwhile.
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') \
+             AND finished_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *unit)
+        .await?;
+        sqlx::query("DELETE FROM webhook_attempts WHERE delivery_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *unit)
+            .await?;
+        let deliveries = sqlx::query("DELETE FROM webhook_deliveries WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *unit)
+            .await?
+            .rows_affected();
+        unit.commit().await?;
+        Ok(Purged { events, deliveries })
     }
 
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog> {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use super::audit::insert_audit;
-use super::outbox::insert_outbox;
+use super::outbox::{insert_outbox, managed_orgs};
 use crate::unit::{LocalSink, Pending, Scope};
 use crate::{Change, StoreResult};
 
@@ -74,6 +74,14 @@ impl Unit<'_> {
         }
         for queued in &checked.outbox {
             insert_outbox(&mut tx, queued).await?;
+        }
+        // A user's own sign-in or sign-out goes to the orgs that manage them.
+        for user in checked.session_users() {
+            for org in managed_orgs(&mut tx, user).await? {
+                for queued in checked.session_rows(user, org) {
+                    insert_outbox(&mut tx, &queued).await?;
+                }
+            }
         }
         tx.commit().await?;
         local.deliver(checked.changes);

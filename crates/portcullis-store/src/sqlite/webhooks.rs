@@ -18,8 +18,8 @@ use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
     Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore, created_event,
-    disabled_event, error_class, event, to_u16,
+    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
+    created_event, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -120,12 +120,23 @@ impl WebhookStore for SqliteStore {
         access: &OrgAccess,
         e: &WebhookEndpoint,
         secret_sealed: &[u8],
+        max: u32,
         ctx: &AuditContext,
     ) -> StoreResult<()> {
         if e.org_id != access.org_id() {
             return Err(StoreError::NotFound);
         }
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        // The unit holds SQLite's one writer, so the count holds until the insert.
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_endpoints WHERE project_id = ? AND deleted_at IS NULL",
+        )
+        .bind(e.project_id.0)
+        .fetch_one(&mut *unit)
+        .await?;
+        if existing >= i64::from(max) {
+            return Err(crate::webhooks::too_many_endpoints(max));
+        }
         let n = sqlx::query(
             "INSERT INTO webhook_endpoints (id, org_id, project_id, url, description, events, \
              enabled, secret_sealed, created_at, updated_at) \
@@ -723,6 +734,40 @@ impl WebhookStore for SqliteStore {
             .await?;
         }
         unit.commit().await
+    }
+
+    async fn purge(&self, before: Timestamp, limit: u32) -> StoreResult<Purged> {
+        // One write transaction holds SQLite's one writer: the batch is the same set in
+        // each statement.
+        let mut unit = self.unit(Scope::Platform).await?;
+        let events = sqlx::query(
+            "DELETE FROM outbox_events WHERE id IN (SELECT id FROM outbox_events \
+             WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)",
+        )
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .execute(&mut *unit)
+        .await?
+        .rows_affected();
+        let batch = "SELECT id FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') \
+                     AND finished_at < ? ORDER BY id LIMIT ?";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN ({batch})"
+        )))
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .execute(&mut *unit)
+        .await?;
+        let deliveries = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM webhook_deliveries WHERE id IN ({batch})"
+        )))
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .execute(&mut *unit)
+        .await?
+        .rows_affected();
+        unit.commit().await?;
+        Ok(Purged { events, deliveries })
     }
 
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog> {

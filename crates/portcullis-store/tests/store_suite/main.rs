@@ -142,6 +142,7 @@ store_suite! {
         pool::pool_stats_count_transactions,
         webhooks::fan_out_claims_and_leases,
         webhooks::failing_for_the_window_disables,
+        webhooks::retention_deletes_old_rows_in_batches,
         outbox::queued_events_are_due_oldest_first,
         outbox::a_failed_write_queues_nothing,
     ],

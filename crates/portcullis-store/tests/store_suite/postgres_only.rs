@@ -345,7 +345,7 @@ async fn webhook_rows_are_confined_to_their_org() {
         };
         let hooks = store.webhooks();
         hooks
-            .create_endpoint(&s.access(), &e, b"sealed", &ctx())
+            .create_endpoint(&s.access(), &e, b"sealed", 20, &ctx())
             .await
             .unwrap();
         hooks

@@ -56,11 +56,11 @@ pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
     let all = endpoint(&alice, &["*"], start);
     let renames = endpoint(&alice, &["project.updated"], start);
     hooks
-        .create_endpoint(&alice.access(), &all, b"sealed-1", &ctx())
+        .create_endpoint(&alice.access(), &all, b"sealed-1", 20, &ctx())
         .await
         .unwrap();
     hooks
-        .create_endpoint(&alice.access(), &renames, b"sealed-2", &ctx())
+        .create_endpoint(&alice.access(), &renames, b"sealed-2", 20, &ctx())
         .await
         .unwrap();
     // Bob's org cannot see or plant alice's endpoints.
@@ -74,7 +74,7 @@ pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
     let planted = endpoint(&alice, &["*"], start);
     assert!(
         hooks
-            .create_endpoint(&bob.access(), &planted, b"x", &ctx())
+            .create_endpoint(&bob.access(), &planted, b"x", 20, &ctx())
             .await
             .is_err()
     );
@@ -282,7 +282,7 @@ pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
     let hooks = store.webhooks();
     let e = endpoint(&alice, &["*"], portcullis_core::now());
     hooks
-        .create_endpoint(&alice.access(), &e, b"sealed", &ctx())
+        .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())
         .await
         .unwrap();
     let now = portcullis_core::now();
@@ -328,4 +328,105 @@ pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
             .is_empty()
     );
     assert_eq!(hooks.troubled_endpoints().await.unwrap().len(), 1);
+}
+
+/// Retention: fanned-out events and finished deliveries (with their attempts) older than the
+/// window go, in bounded batches; pending deliveries and events not yet fanned out stay.
+pub async fn retention_deletes_old_rows_in_batches(store: Arc<dyn Store>) {
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let hooks = store.webhooks();
+    let e = endpoint(&alice, &["*"], portcullis_core::now());
+    hooks
+        .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())
+        .await
+        .unwrap();
+    let now = portcullis_core::now();
+    // The signup's events (and the endpoint's creation, which announces nothing) fan out.
+    let fanned = hooks.fan_out(now, 1000).await.unwrap();
+    assert!(fanned >= 1, "the signup queued events");
+    // Three test deliveries: one succeeds, one fails for good, one waits for a retry.
+    for _ in 0..3 {
+        hooks
+            .enqueue_test(&alice.access(), alice.project.id, e.id, "{}", now, &ctx())
+            .await
+            .unwrap();
+    }
+    let claimed = hooks
+        .claim("n", now, now + time::Duration::seconds(60), 1000)
+        .await
+        .unwrap();
+    let tests: Vec<_> = claimed
+        .iter()
+        .filter(|c| c.delivery.event_type == "webhook.test")
+        .collect();
+    assert_eq!(tests.len(), 3);
+    let window = Duration::from_secs(3600);
+    let retry = NextStep::RetryAt(now + time::Duration::hours(2));
+    for (c, next) in tests
+        .iter()
+        .zip([NextStep::Succeeded, NextStep::Failed, retry])
+    {
+        hooks
+            .record_attempt("n", c, &attempt(Some(200)), next, window)
+            .await
+            .unwrap();
+    }
+    let others: Vec<_> = claimed
+        .iter()
+        .filter(|c| c.delivery.event_type != "webhook.test")
+        .map(|c| c.delivery.id)
+        .collect();
+    hooks.release("n", &others).await.unwrap();
+    // A new event, not yet fanned out.
+    store
+        .outbox()
+        .enqueue(
+            &portcullis_core::OutboxEvent {
+                org_id: alice.org.id,
+                project_id: None,
+                event_type: "member.added".into(),
+                payload: serde_json::json!({}),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let log_len = || async {
+        hooks
+            .deliveries(&alice.access(), alice.project.id, e.id, &log_query())
+            .await
+            .unwrap()
+            .len()
+    };
+    let before_purge = log_len().await;
+    assert_eq!(before_purge, others.len() + 3);
+
+    // Everything is younger than a window that ended an hour ago: nothing goes.
+    let hour = time::Duration::hours(1);
+    let p = hooks.purge(now - hour, 100).await.unwrap();
+    assert_eq!((p.events, p.deliveries), (0, 0));
+    assert_eq!(log_len().await, before_purge);
+
+    // A window ending in an hour (all of it is old): one batch of one row of each kind…
+    let later = portcullis_core::now() + hour;
+    let p = hooks.purge(later, 1).await.unwrap();
+    assert_eq!((p.events, p.deliveries), (1, 1));
+    assert_eq!(log_len().await, before_purge - 1);
+    // …then the rest of the finished ones: the two finished deliveries and every fanned-out
+    // event; what is pending, and the event not yet fanned out, stay.
+    let p = hooks.purge(later, 100).await.unwrap();
+    assert_eq!(p.deliveries, 1);
+    assert_eq!(p.events, u64::from(fanned) - 1);
+    let left = hooks
+        .deliveries(&alice.access(), alice.project.id, e.id, &log_query())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), others.len() + 1);
+    assert!(
+        left.iter()
+            .all(|d| d.delivery.status == DeliveryStatus::Pending)
+    );
+    assert_eq!(hooks.backlog(later).await.unwrap().unfanned, 1);
+    let p = hooks.purge(later, 100).await.unwrap();
+    assert_eq!((p.events, p.deliveries), (0, 0));
 }

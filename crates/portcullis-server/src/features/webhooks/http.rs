@@ -33,6 +33,10 @@ impl From<WebhookError> for ApiError {
                 ApiError::not_found(e.to_string())
             }
             WebhookError::Invalid(e) => e.into(),
+            WebhookError::TooManyEndpoints(limit) => {
+                ApiError::conflict(e.to_string()).with_details(serde_json::json!({"limit": limit}))
+            }
+            WebhookError::SendBudget(secs) => ApiError::rate_limited(e.to_string(), secs),
             WebhookError::Store(e) => e.into(),
             WebhookError::Seal(_) | WebhookError::Randomness(_) => ApiError::internal(e),
         }
@@ -115,6 +119,7 @@ pub async fn list_webhooks(
         (status = 400, description = "invalid_request: a bad or unknown field (`details.field`): an unknown event type, a URL that is not https or names a private address", body = ErrorBody),
         (status = 403, description = "forbidden: needs the admin role in the project", body = ErrorBody),
         (status = 404, description = "not_found: no such project visible to the caller", body = ErrorBody),
+        (status = 409, description = "conflict: the project already has the most endpoints allowed (`webhook_max_endpoints_per_project`, default 20; `details.limit`)", body = ErrorBody),
     ))]
 pub async fn create_webhook(
     State(state): State<AppState>,
@@ -237,6 +242,7 @@ pub async fn rotate_webhook_secret(
         (status = 400, description = "invalid_request: X-Project-ID missing or malformed", body = ErrorBody),
         (status = 403, description = "forbidden: needs the admin role in the project", body = ErrorBody),
         (status = 404, description = "not_found: no such endpoint in this project", body = ErrorBody),
+        (status = 429, description = "rate_limited: the project's budget of test and recover requests is spent (`webhook_sends_per_minute`, default 10); `Retry-After` says when it refills", body = ErrorBody),
     ))]
 pub async fn test_webhook(
     State(state): State<AppState>,
@@ -340,6 +346,7 @@ pub async fn retry_delivery(
         (status = 400, description = "invalid_request: `since` missing or not RFC 3339", body = ErrorBody),
         (status = 403, description = "forbidden: needs the admin role in the project", body = ErrorBody),
         (status = 404, description = "not_found: no such endpoint in this project", body = ErrorBody),
+        (status = 429, description = "rate_limited: the project's budget of test and recover requests is spent (`webhook_sends_per_minute`, default 10); `Retry-After` says when it refills", body = ErrorBody),
     ))]
 pub async fn recover(
     State(state): State<AppState>,

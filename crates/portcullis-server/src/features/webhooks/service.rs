@@ -32,6 +32,10 @@ pub enum WebhookError {
     Seal(#[from] SecretBoxError),
     #[error("could not generate a secret: {0}")]
     Randomness(#[from] getrandom::Error),
+    #[error("this project already has {0} webhook endpoints, the most allowed; delete one first")]
+    TooManyEndpoints(u32),
+    #[error("too many test and recover requests for this project; retry in {0} s")]
+    SendBudget(u64),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -130,9 +134,14 @@ impl ProjectWebhooks<'_> {
         };
         let secret = SigningSecret::generate()?;
         let sealed = self.sender.seal(endpoint.id, &secret)?;
+        let max = self.sender.limits.max_endpoints;
         self.store
-            .create_endpoint(self.access, &endpoint, &sealed, self.audit)
-            .await?;
+            .create_endpoint(self.access, &endpoint, &sealed, max, self.audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => WebhookError::TooManyEndpoints(max),
+                e => e.into(),
+            })?;
         Ok((endpoint, secret))
     }
 
@@ -210,8 +219,19 @@ impl ProjectWebhooks<'_> {
     }
 
     /// Queues a `webhook.test` event for this endpoint alone, due at once.
+    /// Spends one of the project's on-demand sends (test, recover): each makes this server
+    /// POST to a URL of the admin's choosing, so they are budgeted per project.
+    fn spend_send(&self) -> Result<(), WebhookError> {
+        self.sender
+            .limits
+            .sends
+            .spend(&self.project.id.to_string())
+            .map_err(|q| WebhookError::SendBudget(q.reset_secs))
+    }
+
     pub async fn test(&self, id: WebhookId) -> Result<Delivery, WebhookError> {
         self.admin()?;
+        self.spend_send()?;
         let now = portcullis_core::now();
         let body = portcullis_core::webhook::body(
             TEST_EVENT,
@@ -264,6 +284,7 @@ impl ProjectWebhooks<'_> {
     /// Sends every delivery that failed since `since` again; how many.
     pub async fn recover(&self, id: WebhookId, since: Timestamp) -> Result<u64, WebhookError> {
         self.admin()?;
+        self.spend_send()?;
         Ok(self
             .store
             .recover(
