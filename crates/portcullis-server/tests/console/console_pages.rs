@@ -30,12 +30,12 @@ both_backends!(
 );
 both_backends!(backend: browser_paths);
 
-fn text(r: &common::Reply) -> String {
+pub(crate) fn text(r: &common::Reply) -> String {
     r.body.as_str().map(str::to_owned).unwrap_or_default()
 }
 
 /// The form token on a console page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf_token\" value=\"")
         .expect("a form token")
@@ -43,7 +43,7 @@ fn csrf_of(html: &str) -> String {
     html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
-async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
+pub(crate) async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
     TestApp::send(
         app.req(Method::GET, path)
             .header("cookie", format!("portcullis_session={token}"))
@@ -52,7 +52,12 @@ async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
     .await
 }
 
-async fn post_form(app: &TestApp, path: &str, token: &str, form: &[(&str, &str)]) -> common::Reply {
+pub(crate) async fn post_form(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    form: &[(&str, &str)],
+) -> common::Reply {
     TestApp::send(
         app.with_cookie(Method::POST, path, token)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -63,7 +68,7 @@ async fn post_form(app: &TestApp, path: &str, token: &str, form: &[(&str, &str)]
 
 /// An error page of the console: the status, and the correlation id of its header shown
 /// in the page.
-fn assert_page_error(r: &common::Reply, status: u16) {
+pub(crate) fn assert_page_error(r: &common::Reply, status: u16) {
     assert_eq!(r.status.as_u16(), status, "{}", text(r));
     let id = r.headers["x-correlation-id"].to_str().unwrap();
     assert!(

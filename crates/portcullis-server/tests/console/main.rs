@@ -7,3 +7,4 @@
 mod common;
 
 mod console_pages;
+mod webhooks_page;
