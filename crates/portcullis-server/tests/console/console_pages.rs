@@ -488,7 +488,7 @@ fn screenshots_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("portcullis-console-screenshots"))
 }
 
-/// The scenarios of issue 12 that need no keys or webhooks, in Chromium: every page on
+/// The scenarios of issue 12 that need no keys or plans, in Chromium: every page on
 /// SQLite, the main path on PostgreSQL.
 async fn browser_paths(backend: Backend) {
     let (tag, full) = match backend {
@@ -503,8 +503,12 @@ async fn browser_paths(backend: Backend) {
     // A self-hosted server with a mobile app scheme: the connect card shows its QR code.
     let app = TestApp::start_with(backend, |c| {
         c.mobile.schemes = serde_json::from_value(serde_json::json!("alga")).unwrap();
+        // The test webhook is delivered while the page is watched.
+        c.webhooks.poll_interval_ms = 50;
     })
     .await;
+    // A local receiver that verifies deliveries with the reference Standard Webhooks library.
+    let receiver = common::receiver::Receiver::start().await;
     let admin = app.user("admin").await;
     make_platform_admin(&app, &admin).await;
     let member = app.user("member").await;
@@ -517,6 +521,8 @@ async fn browser_paths(backend: Backend) {
         .arg(conformance.join("console.mjs"))
         .env("BASE", &app.base)
         .env("ORG_ID", &admin.org_id)
+        .env("PROJECT_ID", &admin.project_id)
+        .env("RECEIVER", &receiver.base)
         .env("ADMIN_EMAIL", &admin.email)
         .env("MEMBER_EMAIL", &member.email)
         .env("PASSWORD", PASSWORD)
@@ -536,7 +542,7 @@ async fn browser_paths(backend: Backend) {
     let results: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
     let pages = results["pages"].as_array().unwrap();
     assert!(
-        pages.len() >= if full { 19 } else { 9 },
+        pages.len() >= if full { 21 } else { 11 },
         "pages visited: {pages:?}"
     );
     for (name, axe) in results["axe"].as_object().unwrap() {
