@@ -21,7 +21,8 @@
 # Knobs (environment): DURATION (s, default 10), WARMUP (s, 2), CONNECTIONS (32), ROUNDS (3),
 # STARTS (5), SERVER_CPU (0), LOAD_CPU (1), NOISE_MAX (a round is repeated when a server
 # kept its core less than 100 - NOISE_MAX % busy, default 10),
-# STORAGE ("sqlite postgres"), PG_URL (postgres://postgres@127.0.0.1:5432: a superuser on
+# STORAGE ("sqlite postgres"), LIMITS ("memory redis": GET /v1/me with rate limiting on, in
+# memory and shared through Redis at REDIS_URL, default redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432: a superuser on
 # loopback; a fresh database is made and dropped), SKIP_BUILD=1 (use existing binaries), STRICT=1 (exit 1 when a target is missed; by
 # default only a broken measurement fails).
 #
@@ -51,6 +52,8 @@ NOISE_MAX=${NOISE_MAX:-10}
 SKIP_BUILD=${SKIP_BUILD:-0}
 STRICT=${STRICT:-0}
 STORAGE=${STORAGE-sqlite postgres}
+LIMITS=${LIMITS-memory redis}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 
 for b in $STORAGE; do
@@ -155,6 +158,9 @@ start_timed() {
 }
 
 export PORTCULLIS_LOG_LEVEL=warn
+# The baseline runs without rate limits (a load generator on one address would be limited);
+# section 5b measures the limiter on the same route, in memory and through Redis.
+export PORTCULLIS_RATE_LIMIT_ENABLED=false
 PORTCULLIS_CMD=("$PORTCULLIS" serve --data-dir "{DIR}/data" --listen "127.0.0.1:{PORT}")
 HELLO_CMD=("$HELLO" "127.0.0.1:{PORT}")
 
@@ -342,6 +348,51 @@ for backend in $STORAGE; do
     fi
 done
 
+# --- 5b. rate limiting on: in memory, and shared through Redis ---------------------------
+
+# The management quota is set out of reach so every request pays for the check and none is
+# refused (wrk treats a 429 as a broken measurement); the ratio to hello is compared with
+# the baseline's.
+: >"$WORK/limits"
+for mode in $LIMITS; do
+    env_cmd=(env PORTCULLIS_RATE_LIMIT_ENABLED=true PORTCULLIS_RATE_LIMITS__MANAGEMENT__LIMIT=1000000000)
+    if [[ $mode == redis ]]; then
+        env_cmd+=(PORTCULLIS_REDIS_URL="$REDIS_URL" PORTCULLIS_REDIS_KEY_PREFIX="bench-$$-$RANDOM")
+    fi
+    start_timed "limits-$mode" /readyz keep -- "${env_cmd[@]}" "${PORTCULLIS_CMD[@]}" >"$WORK/l.start"
+    read -r L_PID _ <"$WORK/l.start"
+    PIDS+=("$L_PID")
+    L_URL="http://127.0.0.1:$LAST_PORT"
+    code=$(curl -sS -m 30 -o "$WORK/l.signup.json" -D "$WORK/l.signup.headers" -w '%{http_code}' \
+        -H 'Content-Type: application/json' \
+        --data '{"email":"bench@example.com","password":"correct horse battery staple"}' \
+        "$L_URL/v1/auth/signup")
+    [[ $code == 201 ]] || die "limits-$mode signup answered $code: $(cat "$WORK/l.signup.json")"
+    L_TOKEN=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis_session=\([^;]*\);.*/\1/p' "$WORK/l.signup.headers" | tr -d '\r' | head -n 1)
+    L_COOKIE="Cookie: portcullis_session=$L_TOKEN"
+    curl -sS -m 10 -D - -o /dev/null -H "$L_COOKIE" "$L_URL/v1/me" | grep -qi '^ratelimit-limit' ||
+        die "limits-$mode: GET /v1/me carries no RateLimit-Limit header"
+    ((WARMUP > 0)) && run_wrk "$WORK/warm.l" "$WARMUP" "$L_PID" "$L_URL/v1/me" "$L_COOKIE" >/dev/null
+    clean=0
+    for ((r = 1; r <= 3 * ROUNDS && clean < ROUNDS; r++)); do
+        p=$(run_wrk "$WORK/wrk.l.$mode.$r" "$DURATION" "$L_PID" "$L_URL/v1/me" "$L_COOKIE")
+        h=$(run_wrk "$WORK/wrk.lh.$mode.$r" "$DURATION" "$H_PID" "$H_URL")
+        read -r p_rps _ _ _ p_busy _ <<<"$p"
+        read -r h_rps _ _ _ h_busy _ <<<"$h"
+        ok=1
+        # Redis shares the two cores: as for PostgreSQL, only hello's run decides.
+        if [[ $mode == memory ]]; then
+            awk -v a="$p_busy" -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(a < 100 - m || b < 100 - m) }' && ok=0
+        else
+            awk -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(b < 100 - m) }' && ok=0
+        fi
+        ((ok)) && clean=$((clean + 1))
+        echo "$mode $r $ok $p $h" >>"$WORK/limits"
+        log "rate limits $mode, round $r: $p_rps req/s (its core ${p_busy}%), hello $h_rps req/s$( ((ok)) || echo '; disturbed, repeated')"
+    done
+    stop_pid "$L_PID"
+done
+
 # --- 6. report --------------------------------------------------------------------------
 
 mkdir -p "$BENCH/results"
@@ -354,12 +405,12 @@ python3 - "$WORK/rounds" "$WORK/storage" "$TARGET_RATIO" "$TARGET_RSS_MB" "$TARG
     "${READY_MS[*]}" "${HELLO_READY_MS[*]}" "$RSS_STARTED_KB" "$RSS_IDLE_KB" "$RSS_AFTER_KB" "$H_RSS_KB" \
     "$ME_BYTES" "commit $COMMIT$DIRTY; $(date -u +%Y-%m-%dT%H:%M:%SZ); $(uname -sr); $CPU_MODEL; $(nproc --all) CPUs" \
     "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; loopback; warm-up ${WARMUP}s; rounds alternate portcullis/hello; a round where a server kept its core < $((100 - NOISE_MAX))% busy is repeated" \
-    <<'PY' | tee "$BENCH/results/latest.txt"
+    "$WORK/limits" <<'PY' | tee "$BENCH/results/latest.txt"
 import statistics as st
 import sys
 
 (rounds_file, storage_file, t_ratio, t_rss, t_ready, strict, ready, hready, rss_started, rss_idle,
- rss_after, h_rss, me_bytes, machine, method) = sys.argv[1:]
+ rss_after, h_rss, me_bytes, machine, method, limits_file) = sys.argv[1:]
 loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
 t_ratio, t_rss, t_ready = float(t_ratio), float(t_rss), float(t_ready)
 # round clean | rps p50 p99 requests busy% foreign% (portcullis) | the same (hello)
@@ -438,6 +489,21 @@ if storage:
           + ", ".join(f"{r[2] / r[8]:.3f}{'' if r[1] == 1 else '*'}" for r in rs)
           + ("" if any(r[1] == 1 for r in rs) else "  (all disturbed)"))
     w("  (* disturbed round, not in the median)")
+limits = {}
+for line in open(limits_file):
+    f = line.split()
+    if f:
+        limits.setdefault(f[0], []).append([float(x) for x in f[1:]])
+if limits:
+    w("")
+    w(f"  rate limiting on: GET /v1/me, ratio to hello against the baseline's {ratio:.3f} (target: within 5 %)")
+    w(f"  {'limiter':10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'vs off':>9}  rounds (ratio)")
+    for mode, rs in limits.items():
+        good = [r for r in rs if r[1] == 1] or rs
+        rat = med(r[2] / r[8] for r in good)
+        w(f"  {mode:10}{med(r[2] for r in good):>9.0f}{med(r[3] for r in good):>9.3f}"
+          f"{med(r[4] for r in good):>9.3f}{rat:>8.3f}{(rat / ratio - 1) * 100:>+8.1f}%  "
+          + ", ".join(f"{r[2] / r[8]:.3f}{'' if r[1] == 1 else '*'}" for r in rs))
 print("\n".join(out))
 if strict == "1" and not all(ok for *_, ok in checks):
     sys.exit(1)

@@ -56,6 +56,8 @@ pub enum Action {
     WebhookRetried,
     WebhookRecovered,
     WebhookDisabled,
+    KeyRotated,
+    SubscriptionChanged,
 }
 
 impl Action {
@@ -111,6 +113,8 @@ impl Action {
             Action::WebhookRetried => "webhook.delivery_retried",
             Action::WebhookRecovered => "webhook.recovered",
             Action::WebhookDisabled => "webhook.disabled",
+            Action::KeyRotated => "key.rotated",
+            Action::SubscriptionChanged => "subscription.changed",
         }
     }
 }

@@ -82,6 +82,18 @@ impl OrgAccess {
         }
     }
 
+    /// A project's secret key acting for its backend: admin of the project's org (members,
+    /// sessions, clients), never owner and never operator, so ownership changes and
+    /// platform-admin actions stay with people.
+    pub fn project_key(org_id: OrgId) -> Self {
+        Self {
+            org_id,
+            role: Role::Admin,
+            actor_id: None,
+            operator: false,
+        }
+    }
+
     pub fn org_id(&self) -> OrgId {
         self.org_id
     }
@@ -466,5 +478,16 @@ mod manage_tests {
             Some(Role::Admin)
         ));
         assert!(!may_manage_member(Role::Member, None, Some(Role::Member)));
+    }
+
+    #[test]
+    fn a_project_key_acts_as_an_admin_never_as_owner_or_operator() {
+        let org = OrgId::new();
+        let access = OrgAccess::project_key(org);
+        assert_eq!(access.org_id(), org);
+        assert_eq!(access.role(), Role::Admin);
+        assert!(access.role() < Role::Owner);
+        assert!(!access.is_operator());
+        assert_eq!(access.actor_id(), None);
     }
 }

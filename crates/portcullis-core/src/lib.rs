@@ -22,6 +22,7 @@ pub mod oversight;
 pub mod password;
 pub mod patch;
 pub mod pkce;
+pub mod plan;
 pub mod project;
 pub mod refresh;
 pub mod scope;
@@ -44,7 +45,7 @@ pub use patch::ProjectPatch;
 pub use project::{Origin, Project, ProjectMembership, ProjectName, ProjectStatus, RedirectUri};
 pub use refresh::{PresentedRefresh, RefreshDecision, classify_refresh};
 pub use session::{DeviceInfo, Session, SessionPolicy};
-pub use token::{SessionToken, TokenHash};
+pub use token::{KeyMode, SessionToken, TokenHash};
 pub use user::{PosixId, User, UserName};
 
 /// UTC wall-clock time as every layer sees it.

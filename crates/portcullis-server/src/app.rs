@@ -164,6 +164,18 @@ async fn build_state(
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    // Plan limits are checked inside the store's inserting transactions.
+    store.platform().set_plans(config.platform.plans()?);
+    let key_usage = Arc::new(crate::infra::key_usage::KeyUsage::default());
+    crate::workers::key_usage::spawn(
+        &key_usage,
+        store.clone(),
+        crate::workers::key_usage::FLUSH_INTERVAL,
+    );
+    let limiter = crate::infra::limiter::Limiter::new(&config.platform)?.map(Arc::new);
+    if let Some(limiter) = &limiter {
+        crate::workers::limiter_sweep::spawn(limiter, crate::workers::limiter_sweep::INTERVAL);
+    }
     let mobile = crate::config::mobile::MobileSettings::new(
         &config.mobile,
         &public_url,
@@ -208,6 +220,8 @@ async fn build_state(
             Arc::new(crate::infra::attempts::MemoryAttempts::default()),
         ),
         password_login: config.password_login,
+        key_usage,
+        limiter,
         body_limits: crate::http::limits::BodyLimits {
             form: config.security.max_form_body_bytes,
             json: config.security.max_json_body_bytes,
@@ -236,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::routes())
         .merge(clients::routes())
         .merge(webhooks::routes())
+        .merge(platform::routes())
         .merge(mobile::routes())
         .merge(oidc::routes())
         .merge(console::routes())
@@ -254,6 +269,11 @@ pub fn app(state: AppState) -> Router {
             crate::http::limits::limit_body,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.largest()))
+        // Before any body is read: a flood is refused at the cost of a counter.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::throttle::throttle,
+        ))
         .layer(axum::middleware::from_fn_with_state(state, observe))
 }
 

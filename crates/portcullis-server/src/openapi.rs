@@ -14,8 +14,8 @@ use axum::routing::get;
 use crate::features::mobile::{confirm, connect, handoff};
 use crate::features::ops::http as health;
 use crate::features::{
-    auth, clients, domains, invitations, me, mobile, oidc, orgs, projects, signing_keys, sso,
-    webhooks,
+    auth, clients, domains, invitations, me, mobile, oidc, orgs, platform, projects, signing_keys,
+    sso, webhooks,
 };
 use crate::state::AppState;
 
@@ -53,6 +53,9 @@ use crate::state::AppState;
         mobile::http::capabilities, mobile::http::exchange, mobile::http::refresh, mobile::http::revoke,
         handoff::handoff, handoff::login, confirm::confirm,
         connect::connect, connect::connect_svg,
+        platform::http::list_keys, platform::http::rotate_key, platform::http::public_config,
+        platform::http::backend_health, platform::http::get_subscription,
+        platform::http::put_subscription,
     ),
     modifiers(&Security),
     security(("session_cookie" = []), ("bearer" = [])),
@@ -75,6 +78,18 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "secret_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_live_… / sk_test_…")
+                    .description(Some(
+                        "A project's secret key; it fixes the project (no X-Project-ID).",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -46,6 +46,10 @@ pub struct Inner {
     pub sign_in_limits: crate::infra::attempts::SignInLimits,
     /// Email + password sign-in is offered (`password_login`).
     pub password_login: bool,
+    /// Rate limits per route class (None: `rate_limit_enabled = false`).
+    pub limiter: Option<Arc<crate::infra::limiter::Limiter>>,
+    /// Secret keys' last use, written in batches by `workers::key_usage`.
+    pub key_usage: Arc<crate::infra::key_usage::KeyUsage>,
     /// `max_form_body_bytes` / `max_json_body_bytes`.
     pub body_limits: crate::http::limits::BodyLimits,
     /// Outgoing webhooks: where endpoints may point, their sealed secrets, signed sending.

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// a bug in the store, never the caller's mistake. Nothing was written.
     #[error("out of scope: {0}")]
     OutOfScope(String),
+    /// The org's subscription or plan does not allow the change; nothing was written.
+    #[error("{0}")]
+    Refused(portcullis_core::plan::PlanRefusal),
     #[error("configuration: {0}")]
     Config(String),
     #[error("database: {0}")]

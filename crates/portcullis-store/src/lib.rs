@@ -30,6 +30,7 @@ pub mod keys;
 pub mod mobile;
 pub mod orgs;
 pub mod outbox;
+pub mod platform;
 mod pool;
 pub mod postgres;
 pub mod projects;
@@ -54,6 +55,7 @@ pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use orgs::{OrgScope, OrgStore};
 pub use outbox::{OutboxRecord, OutboxStore};
+pub use platform::PlatformStore;
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
@@ -229,6 +231,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Outgoing webhooks: endpoints, deliveries and their attempts.
     fn webhooks(&self) -> &dyn WebhookStore;
+
+    /// Projects' secret keys and modes, orgs' subscriptions and the plans that limit them.
+    fn platform(&self) -> &dyn PlatformStore;
 
     /// The database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -18,6 +18,7 @@ mod list;
 mod master_key;
 pub mod mobile;
 pub mod oidc;
+pub mod platform;
 mod secret;
 pub mod security;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub use list::StringList;
 pub use master_key::MasterKey;
 pub use mobile::MobileConfig;
 pub use oidc::OidcConfig;
+pub use platform::PlatformConfig;
 pub use secret::Secret;
 pub use security::SecurityConfig;
 pub use sessions::SessionConfig;
@@ -93,6 +95,10 @@ pub struct Config {
     /// `webhook_*`
     #[serde(flatten)]
     pub webhooks: WebhookConfig,
+    /// `plans`, `rate_limit_enabled`, `rate_limits`, `redis_url`, `redis_key_prefix`,
+    /// `trusted_proxies`
+    #[serde(flatten)]
+    pub platform: PlatformConfig,
 }
 
 impl Default for Config {
@@ -120,6 +126,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             sso: sso::SsoConfig::default(),
             webhooks: WebhookConfig::default(),
+            platform: PlatformConfig::default(),
         }
     }
 }
@@ -205,6 +212,7 @@ impl Config {
         self.oidc.validate()?;
         self.mobile.validate()?;
         self.federation.validate()?;
+        self.platform.validate()?;
         self.security.validate()?;
         self.webhooks.validate()
     }

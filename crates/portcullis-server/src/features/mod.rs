@@ -12,6 +12,7 @@ pub mod mobile;
 pub mod oidc;
 pub mod ops;
 pub mod orgs;
+pub mod platform;
 pub mod projects;
 pub mod signing_keys;
 pub mod sso;

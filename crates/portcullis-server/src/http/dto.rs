@@ -361,6 +361,9 @@ pub struct OrgSessionList {
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectRequest {
     pub name: String,
+    /// `live` (default) or `test`: the mode of the project's keys, fixed at creation.
+    #[serde(default)]
+    pub mode: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]

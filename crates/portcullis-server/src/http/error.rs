@@ -136,6 +136,15 @@ impl ApiError {
     }
 
     /// A rotated refresh token came back: its family (and session) are now revoked.
+    /// The project's status is not active: its keys and clients stop working.
+    pub fn project_disabled() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "project_disabled",
+            "this project is disabled; an admin of its organization can enable it again",
+        )
+    }
+
     pub fn refresh_token_reused(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", message)
     }
@@ -225,12 +234,38 @@ impl From<AccessDenied> for ApiError {
     }
 }
 
+impl From<portcullis_core::plan::PlanRefusal> for ApiError {
+    fn from(r: portcullis_core::plan::PlanRefusal) -> Self {
+        use portcullis_core::plan::PlanRefusal;
+        let message = r.to_string();
+        match r {
+            PlanRefusal::Inactive(status) => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "subscription_inactive",
+                message,
+            )
+            .with_details(json!({"status": status.as_str()})),
+            PlanRefusal::LimitExceeded {
+                resource,
+                limit,
+                used,
+            } => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "subscription_limit_exceeded",
+                message,
+            )
+            .with_details(json!({"limit": limit, "used": used, "resource": resource.as_str()})),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::NotFound => ApiError::not_found("not found"),
             StoreError::Invalid(e) => e.into(),
+            StoreError::Refused(r) => r.into(),
             other => ApiError::internal(other),
         }
     }

@@ -9,7 +9,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use bytes::Bytes;
 use portcullis_core::authz::{self, AccessDenied};
-use portcullis_core::{AuditContext, OrgAccess, Principal, ProjectId, Role, TokenHash};
+use portcullis_core::plan::{KeyStanding, key_standing};
+use portcullis_core::token::SecretKey;
+use portcullis_core::{
+    AuditContext, OrgAccess, Principal, ProjectId, ProjectStatus, Role, TokenHash,
+};
+use portcullis_store::platform::KeyHolder;
 use portcullis_store::{ProjectAccessRecord, SessionWithUser};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -281,10 +286,85 @@ impl Auth {
     }
 }
 
-/// The project a project-scoped route acts on, from `X-Project-ID`, with the caller's
-/// access to it checked.
+/// A request authenticated by a project's secret key (`Authorization: Bearer sk_…`): the
+/// key fixes the project, and the key acts as an admin of the project's org
+/// ([`OrgAccess::project_key`]).
+pub struct KeyAuth {
+    pub holder: KeyHolder,
+    pub access: OrgAccess,
+    pub audit: AuditContext,
+    /// Set when a newer key exists: when this one stops working.
+    pub superseded_until: Option<portcullis_core::Timestamp>,
+}
+
+fn bearer_secret_key(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && SecretKey::claims(token.trim())).then(|| token.trim())
+}
+
+/// Checks a presented secret key: its shape and checksum first (a typo never reaches the
+/// database), then its digest, its grace period and its project's status.
+pub async fn authenticate_secret_key(
+    state: &AppState,
+    raw: &str,
+    parts: &Parts,
+) -> Result<KeyAuth, ApiError> {
+    let refused = || ApiError::unauthenticated("secret key is invalid, expired or revoked");
+    let key = SecretKey::parse(raw)
+        .map_err(|e| ApiError::unauthenticated(format!("secret key refused: {e}")))?;
+    let holder = state
+        .store
+        .platform()
+        .key_holder(&key.hash())
+        .await?
+        .ok_or_else(refused)?;
+    let now = portcullis_core::now();
+    let superseded_until = match key_standing(holder.key.expires_at, now) {
+        KeyStanding::Current => None,
+        KeyStanding::Superseded { until } => Some(until),
+        KeyStanding::Expired => return Err(refused()),
+    };
+    if holder.project.status != ProjectStatus::Active {
+        return Err(ApiError::project_disabled());
+    }
+    state.key_usage.note(holder.key.id, now);
+    tracing::debug!(key = %holder.key.prefix, project = %holder.project.id, "secret key accepted");
+    Ok(KeyAuth {
+        access: OrgAccess::project_key(holder.project.org_id),
+        audit: audit_context(parts),
+        holder,
+        superseded_until,
+    })
+}
+
+impl FromRequestParts<AppState> for KeyAuth {
+    type Rejection = ApiError;
+
+    #[tracing::instrument(name = "secret_key", skip_all)]
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(raw) = bearer_secret_key(parts) else {
+            return Err(ApiError::unauthenticated(
+                "this route needs the project's secret key: Authorization: Bearer sk_live_…",
+            ));
+        };
+        authenticate_secret_key(state, raw, parts).await
+    }
+}
+
+/// Who is behind a project-scoped request; every change it makes is audited under `audit`.
+pub struct ProjectCaller {
+    pub audit: AuditContext,
+    /// The signed-in user; None when a secret key authenticated the request.
+    pub principal: Option<Principal>,
+    /// The display prefix of the secret key that authenticated the request.
+    pub key_prefix: Option<String>,
+}
+
+/// The project a project-scoped route acts on, from `X-Project-ID` (or from the secret
+/// key), with the caller's access to it checked.
 pub struct ProjectCtx {
-    pub auth: Auth,
+    pub auth: ProjectCaller,
     pub record: ProjectAccessRecord,
     /// The caller's effective role in the project.
     pub role: Role,
@@ -341,6 +421,9 @@ impl FromRequestParts<AppState> for ProjectCtx {
 
     #[tracing::instrument(name = "project_context", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(raw) = bearer_secret_key(parts) {
+            return project_from_key(state, raw, parts).await;
+        }
         // The header is checked first: a missing project context is the same 400 for
         // everybody, authenticated or not, so clients can fix it deterministically.
         let project_id = project_id_header(&parts.headers)?;
@@ -356,12 +439,47 @@ impl FromRequestParts<AppState> for ProjectCtx {
             return Err(csrf_refused());
         }
         Ok(ProjectCtx {
-            auth,
+            auth: ProjectCaller {
+                audit: auth.audit,
+                principal: Some(auth.principal),
+                key_prefix: None,
+            },
             record,
             role,
             access,
         })
     }
+}
+
+/// The project of a secret key. An `X-Project-ID` naming another project is refused rather
+/// than ignored: the caller would otherwise change a project it did not mean to.
+async fn project_from_key(
+    state: &AppState,
+    raw: &str,
+    parts: &Parts,
+) -> Result<ProjectCtx, ApiError> {
+    let key = authenticate_secret_key(state, raw, parts).await?;
+    if parts.headers.contains_key(PROJECT_HEADER)
+        && project_id_header(&parts.headers)? != key.holder.project.id
+    {
+        return Err(ApiError::forbidden(
+            "this secret key belongs to another project than X-Project-ID names; omit the header",
+        ));
+    }
+    Ok(ProjectCtx {
+        auth: ProjectCaller {
+            audit: key.audit,
+            principal: None,
+            key_prefix: Some(key.holder.key.prefix.clone()),
+        },
+        record: ProjectAccessRecord {
+            project: key.holder.project,
+            org_membership: None,
+            project_role: None,
+        },
+        role: key.access.role(),
+        access: key.access,
+    })
 }
 
 /// `X-Project-ID` when the request has one (parsed, or the 400 it earns); for routes where

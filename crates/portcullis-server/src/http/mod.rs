@@ -1,6 +1,6 @@
 //! The shared edge: the error envelope and OAuth errors, correlation ids, extractors,
 //! cookies, DTOs shared by several features, HTML pages and the forms they post, OAuth-style
-//! request parameters, and the request middleware (body limits).
+//! request parameters, and the request middleware (body limits, rate limits).
 
 pub mod cookies;
 pub mod correlation;
@@ -13,3 +13,4 @@ pub mod limits;
 pub mod oauth_error;
 pub mod origin;
 pub mod params;
+pub mod throttle;

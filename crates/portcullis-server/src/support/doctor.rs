@@ -48,7 +48,11 @@ impl Finding {
         }
     }
 
-    fn warn(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn warn(
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             check: check.into(),
             level: Level::Warn,
@@ -57,12 +61,27 @@ impl Finding {
         }
     }
 
-    fn fail(check: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             check: check.into(),
             level: Level::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
+        }
+    }
+}
+
+impl From<super::doctor_platform::Finding> for Finding {
+    fn from(f: super::doctor_platform::Finding) -> Self {
+        use super::doctor_platform::Finding as F;
+        match f {
+            F::Ok(check, detail) => Finding::ok(check, detail),
+            F::Warn(check, detail, fix) => Finding::warn(check, detail, fix),
+            F::Fail(check, detail, fix) => Finding::fail(check, detail, fix),
         }
     }
 }
@@ -124,10 +143,14 @@ pub async fn run(config: &Config, config_warnings: &[String]) -> Report {
     let store = database(config, r).await;
     if let Some(store) = &store {
         webhooks(store.as_ref(), config, r).await;
+        let mut found = Vec::new();
+        super::doctor_platform::keys_and_plans(config, &**store, &mut found).await;
+        r.extend(found.into_iter().map(Finding::from));
     }
     if let (Some(store), Some(master)) = (store, master) {
         signing_keys(store, &master, r).await;
     }
+    r.push(super::doctor_platform::redis(config).await.into());
     r.extend(sso(config).await);
     r.push(sign_in_methods(config, r));
     report

@@ -206,6 +206,8 @@ async fn logout_revokes_the_session(app: TestApp) {
 
 async fn csrf_checks_cookie_mutations(app: TestApp) {
     let u = app.user("csrf").await;
+    // Four projects: more than the free plan allows.
+    app.on_plan(&u.org_id, "team").await;
     let path = format!("/v1/orgs/{}/projects", u.org_id);
     let cookie = format!("portcullis_session={}", u.token);
     let body = json!({"name": "From somewhere"});

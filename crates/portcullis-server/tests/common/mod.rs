@@ -226,6 +226,27 @@ impl TestApp {
         .await
     }
 
+    /// Moves an org to `plan` (active) as a platform operator would, for tests about other
+    /// things that need more seats or projects than the `free` plan gives (3 and 3).
+    pub async fn on_plan(&self, org_id: &str, plan: &str) {
+        let org = portcullis_core::OrgId::parse(org_id).unwrap();
+        self.state
+            .store
+            .platform()
+            .set_subscription(
+                &portcullis_core::OrgAccess::system(org),
+                &portcullis_core::plan::Subscription {
+                    plan: portcullis_core::plan::PlanKey::parse(plan).unwrap(),
+                    status: portcullis_core::plan::SubscriptionStatus::Active,
+                    current_period_start: portcullis_core::now(),
+                    current_period_end: None,
+                },
+                &portcullis_core::AuditContext::cli(),
+            )
+            .await
+            .unwrap();
+    }
+
     /// Accepts an invitation (its token, or an `accept_url`) as the holder of `token`.
     pub async fn accept(&self, token: &str, invitation: &str) -> Reply {
         Self::send(

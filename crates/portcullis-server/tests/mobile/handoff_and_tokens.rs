@@ -245,6 +245,65 @@ both_backends! {
     revoking_the_session_stops_the_tokens => plain,
     refresh_retry_within_grace_gets_the_same_successor => |c: &mut Config| c.oidc.refresh_grace_secs = 30,
     other_clients_tokens_cannot_call_the_api => plain,
+    plan_without_mobile_access_is_refused => |c: &mut Config| {
+        c.platform.plans.insert(
+            "web-only".into(),
+            portcullis_server::config::platform::PlanConfig {
+                seat_limit: Some(10),
+                project_limit: Some(10),
+                features: vec![],
+            },
+        );
+    },
+}
+
+/// An org moved to a plan without `mobile_access`: its refresh tokens and new hand-offs are
+/// refused with `403 feature_disabled` naming the plan; web sign-in is untouched.
+async fn plan_without_mobile_access_is_refused(app: TestApp) {
+    let user = app.user("webonly").await;
+    let (_, refresh_token) = sign_in(&app, &user).await;
+    app.state
+        .store
+        .platform()
+        .set_subscription(
+            &portcullis_core::OrgAccess::system(
+                portcullis_core::OrgId::parse(&user.org_id).unwrap(),
+            ),
+            &portcullis_core::plan::Subscription {
+                plan: portcullis_core::plan::PlanKey::parse("web-only").unwrap(),
+                status: portcullis_core::plan::SubscriptionStatus::Active,
+                current_period_start: portcullis_core::now(),
+                current_period_end: None,
+            },
+            &portcullis_core::AuditContext::cli(),
+        )
+        .await
+        .unwrap();
+    let r = refresh(&app, &refresh_token, &corr("refresh")).await;
+    r.assert_error(403, "feature_disabled");
+    assert_eq!(r.body["details"]["plan"], "web-only");
+    assert_eq!(r.body["details"]["feature"], "mobile_access");
+    assert!(r.body["message"].as_str().unwrap().contains("web-only"));
+    let page = TestApp::send(app.with_cookie(
+        Method::GET,
+        &handoff_path(&app_state(), Some(&pkce().1)),
+        &user.token,
+    ))
+    .await;
+    // The plan is asked when the one-time token would be issued: after the confirmation.
+    let (cont, csrf) = confirmation_form(&page);
+    let r = confirm(
+        &app,
+        &user.token,
+        &cont,
+        &csrf,
+        "continue",
+        &corr("confirm"),
+    )
+    .await;
+    assert_eq!(deep_link(&r)["error"], "feature_disabled");
+    let r = app.login(&user.email, "correct horse battery").await;
+    assert_eq!(r.status, StatusCode::OK);
 }
 
 async fn whole_journey(app: TestApp) {

@@ -368,6 +368,8 @@ async fn org_admin_revokes_member_session(app: TestApp) {
 
 async fn audit_query_by_correlation_id_and_cursor(app: TestApp) {
     let owner = app.user("owner").await;
+    // Six projects: more than the free plan allows.
+    app.on_plan(&owner.org_id, "team").await;
     for i in 0..5 {
         let rb = app
             .with_bearer(

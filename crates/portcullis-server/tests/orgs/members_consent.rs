@@ -373,6 +373,8 @@ async fn revoked_and_expired_invitations_are_gone(app: TestApp) {
 
 async fn invitation_rules_and_answers(app: TestApp) {
     let owner = app.user("owner").await;
+    // More members than the free plan's three seats.
+    app.on_plan(&owner.org_id, "team").await;
     let admin = app.user("admin").await;
     let member = app.user("member").await;
     app.join(&owner.token, &owner.org_id, &admin, "admin").await;
@@ -687,6 +689,8 @@ async fn verify_domain(app: &TestApp, org: &str, domain: &str) {
 /// outsider in the same org stays invisible.
 async fn admin_adds_and_oversees_managed_accounts(app: TestApp) {
     let owner = app.user("owner").await;
+    // More members than the free plan's three seats.
+    app.on_plan(&owner.org_id, "team").await;
     verify_domain(&app, &owner.org_id, "acme.test").await;
     let r = TestApp::send(
         app.with_bearer(Method::POST, &members_path(&owner.org_id), &owner.token)
@@ -827,6 +831,8 @@ async fn patch_role(
 /// never demotes an owner (the admin's change is judged on T's role under the lock).
 async fn concurrent_role_changes_cannot_demote_an_owner(app: TestApp) {
     let owner = app.user("owner").await;
+    // More members than the free plan's three seats.
+    app.on_plan(&owner.org_id, "team").await;
     let admin = app.user("admin").await;
     app.join(&owner.token, &owner.org_id, &admin, "admin").await;
     let app = Arc::new(app);
@@ -872,6 +878,8 @@ async fn concurrent_role_changes_cannot_demote_an_owner(app: TestApp) {
 /// hold when it is written, so it cannot land after the demotion.
 async fn a_demoted_admin_cannot_finish_a_change(app: TestApp) {
     let owner = app.user("owner").await;
+    // More members than the free plan's three seats.
+    app.on_plan(&owner.org_id, "team").await;
     let app = Arc::new(app);
     for round in 0..8 {
         let admin = app.user(&format!("a{round}")).await;

@@ -124,6 +124,13 @@ impl InvitationStore for PgStore {
     ) -> StoreResult<()> {
         let org_id = access.org_id();
         let mut unit = self.unit(Scope::Org(org_id)).await?;
+        super::platform::gate(
+            self,
+            &mut unit,
+            org_id,
+            portcullis_core::plan::Resource::Seats,
+        )
+        .await?;
         // Serializes the duplicate checks below with other invitations and memberships.
         lock_org(&mut unit, org_id).await?;
         for project in &inv.project_ids {

@@ -151,6 +151,15 @@ pub(super) async fn add_member(
         insert_password_setup(&mut unit, setup, user.id, org_id, now).await?;
     }
     admit(&mut unit, org_id, user.id, m.role, now).await?;
+    // Within the plan's seats, counting the membership just inserted.
+    super::platform::gate_counting(
+        store,
+        &mut unit,
+        org_id,
+        portcullis_core::plan::Resource::Seats,
+        1,
+    )
+    .await?;
     for e in crate::events::member_added(ctx, org_id, &user, m.role, user_created) {
         unit.audit(e);
     }

@@ -42,6 +42,7 @@ mod members;
 mod mobile;
 mod orgs;
 mod outbox;
+mod platform;
 mod projects;
 mod role;
 mod rows;
@@ -69,6 +70,8 @@ pub struct PgStore {
     listeners: Mutex<Vec<JoinHandle<()>>>,
     /// This process's cache, told of each change a unit commits.
     local: LocalSink,
+    /// The configured plans, for the limits checked inside inserting units.
+    plans: crate::platform::PlanBook,
 }
 
 impl PgStore {
@@ -93,6 +96,7 @@ impl PgStore {
             owner,
             listeners: Mutex::new(Vec::new()),
             local: LocalSink::default(),
+            plans: Default::default(),
         })
     }
 
@@ -158,6 +162,10 @@ impl Store for PgStore {
     }
 
     fn webhooks(&self) -> &dyn crate::WebhookStore {
+        self
+    }
+
+    fn platform(&self) -> &dyn crate::PlatformStore {
         self
     }
 

@@ -120,6 +120,13 @@ impl InvitationStore for SqliteStore {
     ) -> StoreResult<()> {
         let org_id = access.org_id();
         let mut unit = self.unit(Scope::Org(org_id)).await?;
+        super::platform::gate(
+            self,
+            &mut unit,
+            org_id,
+            portcullis_core::plan::Resource::Seats,
+        )
+        .await?;
         for project in &inv.project_ids {
             let found: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM projects WHERE id = ? AND org_id = ?")

@@ -40,6 +40,7 @@ mod members;
 mod mobile;
 mod orgs;
 mod outbox;
+mod platform;
 mod projects;
 mod rows;
 mod sessions;
@@ -62,6 +63,8 @@ pub struct SqliteStore {
     write_wait: crate::pool::AcquireWait,
     /// This process's cache, told of each change a unit commits.
     local: LocalSink,
+    /// The configured plans, for the limits checked inside inserting units.
+    plans: crate::platform::PlanBook,
 }
 
 impl SqliteStore {
@@ -90,6 +93,7 @@ impl SqliteStore {
             writer,
             write_wait: Default::default(),
             local: LocalSink::default(),
+            plans: Default::default(),
         })
     }
 }
@@ -133,6 +137,10 @@ impl Store for SqliteStore {
     }
 
     fn webhooks(&self) -> &dyn crate::WebhookStore {
+        self
+    }
+
+    fn platform(&self) -> &dyn crate::PlatformStore {
         self
     }
 

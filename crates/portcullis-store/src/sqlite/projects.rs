@@ -5,7 +5,6 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use super::rows::{membership_from, micros, project_cols, project_from, role, to_json_list};
-use super::statements::insert_project;
 use crate::unit::Scope;
 use crate::{Change, ProjectAccessRecord, ProjectPatch, StoreError, StoreResult};
 
@@ -71,21 +70,21 @@ pub(super) async fn list_projects(
     rows.iter().map(project_from).collect()
 }
 
+/// Gated by the org's plan (its project limit), in the inserting unit.
 pub(super) async fn create_project(
     store: &SqliteStore,
     access: &OrgAccess,
     project: &Project,
     ctx: &AuditContext,
 ) -> StoreResult<()> {
-    if project.org_id != access.org_id() {
-        return Err(StoreError::NotFound);
-    }
-    let mut unit = store.unit(Scope::Org(project.org_id)).await?;
-    insert_project(&mut unit, project, false).await?;
-    unit.audit(crate::events::project_created(ctx, project));
-    unit.changed(Change::OrgChanged(project.org_id));
-    unit.commit().await?;
-    Ok(())
+    super::platform::create_project_in_unit(
+        store,
+        access,
+        project,
+        portcullis_core::KeyMode::Live,
+        ctx,
+    )
+    .await
 }
 
 pub(super) async fn update_project(

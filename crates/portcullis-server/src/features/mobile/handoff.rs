@@ -67,10 +67,7 @@ fn refusal(e: &MobileError) -> (&'static str, String) {
             "feature_disabled",
             "mobile sign-in is switched off on this server".into(),
         ),
-        MobileError::FeatureDisabled => (
-            "feature_disabled",
-            "mobile sign-in is not available to your organization".into(),
-        ),
+        MobileError::FeatureDisabled { .. } => ("feature_disabled", e.to_string()),
         MobileError::NoOrganization => ("access_denied", e.to_string()),
         other => {
             tracing::error!(error = %other, "mobile hand-off failed");

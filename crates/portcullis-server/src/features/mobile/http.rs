@@ -21,9 +21,9 @@ impl From<MobileError> for ApiError {
     fn from(e: MobileError) -> Self {
         let message = e.to_string();
         match e {
-            MobileError::SwitchedOff | MobileError::FeatureDisabled => {
-                ApiError::feature_disabled(message)
-            }
+            MobileError::SwitchedOff => ApiError::feature_disabled(message),
+            MobileError::FeatureDisabled { plan } => ApiError::feature_disabled(message)
+                .with_details(serde_json::json!({"feature": "mobile_access", "plan": plan})),
             MobileError::RateLimited { retry_after, .. } => {
                 ApiError::rate_limited(message, retry_after)
             }
@@ -363,7 +363,13 @@ mod tests {
     fn each_refusal_has_its_api_code() {
         let cases = [
             (MobileError::SwitchedOff, 403, "feature_disabled"),
-            (MobileError::FeatureDisabled, 403, "feature_disabled"),
+            (
+                MobileError::FeatureDisabled {
+                    plan: "free".into(),
+                },
+                403,
+                "feature_disabled",
+            ),
             (
                 MobileError::RateLimited {
                     retry_after: 7,

@@ -282,7 +282,7 @@ pub async fn list_projects(
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/projects", tag = "projects", request_body = CreateProjectRequest,
     params(("org_id" = uuid::Uuid, Path)),
-    responses((status = 201, description = "Created", body = ProjectDto), (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = ProjectDto), (status = 400, description = "invalid_request: a bad or unknown field", body = ErrorBody), (status = 402, description = "subscription_inactive or subscription_limit_exceeded (details: limit, used, resource)", body = ErrorBody), (status = 403, description = "forbidden: not an admin of the org", body = ErrorBody), (status = 404, description = "not_found: no such org visible to the caller", body = ErrorBody)))]
 pub async fn create_project(
     State(state): State<AppState>,
     auth: Auth,
@@ -294,6 +294,12 @@ pub async fn create_project(
         name: ProjectName::parse(&req.name)?,
         redirect_uris: redirect_uris(&req.redirect_uris)?,
         allowed_origins: origins(&req.allowed_origins)?,
+        mode: req
+            .mode
+            .as_deref()
+            .map(portcullis_core::KeyMode::parse)
+            .transpose()?
+            .unwrap_or(portcullis_core::KeyMode::Live),
     };
     let project = orgs(&state)
         .create_project(&access, new, &auth.audit)

@@ -58,6 +58,8 @@ pub struct NewProject {
     pub name: ProjectName,
     pub redirect_uris: Vec<RedirectUri>,
     pub allowed_origins: Vec<Origin>,
+    /// Live or test: fixed at creation, it names the project's keys (`pk_test_…`).
+    pub mode: portcullis_core::KeyMode,
 }
 
 /// A member as the org's admins see them: managed (an email in one of the org's verified
@@ -337,9 +339,10 @@ impl Orgs<'_> {
             created_at: now,
             updated_at: now,
         };
+        // Within the plan's project limit, checked in the inserting transaction.
         self.store
-            .org(access)
-            .create_project(&project, audit)
+            .platform()
+            .create_project_in_mode(access, &project, new.mode, audit)
             .await?;
         Ok(project)
     }

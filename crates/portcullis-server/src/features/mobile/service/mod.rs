@@ -33,9 +33,9 @@ pub enum MobileError {
     /// Mobile sign-in is switched off in the server's configuration.
     #[error("mobile sign-in is switched off on this server (PORTCULLIS_MOBILE_ENABLED=false)")]
     SwitchedOff,
-    /// The org may not use mobile sign-in ([`Mobile::allowed_for_org`]).
-    #[error("mobile sign-in is not available to this organization")]
-    FeatureDisabled,
+    /// The org's plan lacks `mobile_access` ([`Mobile::plan_without_mobile`]).
+    #[error("mobile sign-in is not included in the organization's plan ({plan})")]
+    FeatureDisabled { plan: String },
     #[error("too many sign-in attempts from this {by}; retry after the Retry-After seconds")]
     RateLimited { retry_after: u64, by: Limit },
     /// Unknown, expired or spent, or presented with the wrong `state` or PKCE verifier:
@@ -140,11 +140,14 @@ impl Mobile<'_> {
         }
     }
 
-    /// Whether the org may use mobile sign-in. Plans do not exist yet, so every org may;
-    /// when they do, this is the one place that asks the org's plan (answering
-    /// `feature_disabled` on the hand-off, the exchange and refresh).
-    pub async fn allowed_for_org(&self, _org_id: OrgId) -> bool {
-        true
+    /// The org's plan when it lacks `mobile_access` (None: the org may use mobile sign-in).
+    /// The one place that asks the plan, for the hand-off, the exchange and refresh.
+    pub async fn plan_without_mobile(&self, org_id: OrgId) -> MobileResult<Option<String>> {
+        let platform = self.store.platform();
+        let subscription = platform.org_subscription(org_id).await?;
+        let plan = platform.plan(&subscription.plan);
+        Ok((!plan.has(portcullis_core::plan::Feature::MobileAccess))
+            .then(|| plan.key.as_str().to_owned()))
     }
 
     /// The deep link a mobile app scans to connect to this server: the first registered app

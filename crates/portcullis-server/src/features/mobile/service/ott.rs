@@ -24,8 +24,8 @@ impl Mobile<'_> {
         else {
             return Err(MobileError::NoOrganization);
         };
-        if !self.allowed_for_org(org_id).await {
-            return Err(MobileError::FeatureDisabled);
+        if let Some(plan) = self.plan_without_mobile(org_id).await? {
+            return Err(MobileError::FeatureDisabled { plan });
         }
         let (raw, hash) = portcullis_core::token::new_one_time_token()
             .map_err(|e| MobileError::Internal(format!("no randomness: {e}")))?;
@@ -103,8 +103,8 @@ impl Mobile<'_> {
             .await?;
             return Err(MobileError::OttInvalid);
         }
-        if !self.allowed_for_org(ott.org_id).await {
-            return Err(MobileError::FeatureDisabled);
+        if let Some(plan) = self.plan_without_mobile(ott.org_id).await? {
+            return Err(MobileError::FeatureDisabled { plan });
         }
         let Some(user) = self.store.accounts().user_by_id(ott.user_id).await? else {
             return Err(MobileError::OttInvalid);

@@ -54,7 +54,8 @@ impl Mobile<'_> {
                 Some(sid) => self.provider.session_live(sid).await,
                 None => false,
             };
-            if !session_live || !self.allowed_for_org(org).await {
+            let lacking = self.plan_without_mobile(org).await?;
+            if !session_live || lacking.is_some() {
                 let meta = meta.with_actor(family.user_id);
                 let failed = meta
                     .event(Some(org), Action::MobileRefreshFailed, target)
@@ -70,8 +71,8 @@ impl Mobile<'_> {
                         &[failed],
                     )
                     .await?;
-                if session_live {
-                    return Err(MobileError::FeatureDisabled);
+                if session_live && let Some(plan) = lacking {
+                    return Err(MobileError::FeatureDisabled { plan });
                 }
                 return Err(MobileError::Unauthenticated);
             }

@@ -1,0 +1,300 @@
+//! Plans and subscriptions: what an org may have (seats, projects, features) and whether it
+//! may change anything at all. No payment provider: platform admins set the state.
+
+use crate::{Timestamp, ValidationError};
+
+/// A feature a plan switches on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// Sign-in from the mobile app (`/api/v1/mobile/auth/*`).
+    MobileAccess,
+}
+
+impl Feature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::MobileAccess => "mobile_access",
+        }
+    }
+}
+
+/// The key of a plan (`free`, `team`, …): lowercase letters, digits, `-` and `_`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct PlanKey(String);
+
+impl PlanKey {
+    pub const FREE: &'static str = "free";
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 40
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "plan",
+                "a plan key is 1–40 characters of a-z, 0-9, '-' and '_'",
+            ))
+        }
+    }
+
+    pub fn free() -> Self {
+        Self(Self::FREE.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plan: its limits (None = unlimited) and features.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub key: PlanKey,
+    pub seat_limit: Option<u32>,
+    pub project_limit: Option<u32>,
+    pub features: Vec<Feature>,
+}
+
+impl Plan {
+    pub fn has(&self, feature: Feature) -> bool {
+        self.features.contains(&feature)
+    }
+
+    pub fn limit(&self, resource: Resource) -> Option<u32> {
+        match resource {
+            Resource::Seats => self.seat_limit,
+            Resource::Projects => self.project_limit,
+        }
+    }
+}
+
+/// The plans every server knows without configuration. Every built-in plan includes
+/// `mobile_access`: mobile sign-in worked for every org before plans existed, and taking it
+/// away from the free plan would break existing apps on upgrade. A configured plan can drop it.
+pub fn built_in_plans() -> Vec<Plan> {
+    let plan = |key: &str, seats, projects| Plan {
+        key: PlanKey(key.to_owned()),
+        seat_limit: seats,
+        project_limit: projects,
+        features: vec![Feature::MobileAccess],
+    };
+    vec![
+        plan(PlanKey::FREE, Some(3), Some(3)),
+        plan("team", Some(25), Some(20)),
+        plan("enterprise", None, None),
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Active,
+    Trialing,
+    PastDue,
+    Canceled,
+    Inactive,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Trialing => "trialing",
+            Self::PastDue => "past_due",
+            Self::Canceled => "canceled",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Ok(match raw {
+            "active" => Self::Active,
+            "trialing" => Self::Trialing,
+            "past_due" => Self::PastDue,
+            "canceled" => Self::Canceled,
+            "inactive" => Self::Inactive,
+            _ => {
+                return Err(ValidationError::new(
+                    "status",
+                    "status must be one of active, trialing, past_due, canceled, inactive",
+                ));
+            }
+        })
+    }
+
+    /// Only a paying (or trialing) org changes things; reads and sign-in always work.
+    pub fn allows_changes(self) -> bool {
+        matches!(self, Self::Active | Self::Trialing)
+    }
+}
+
+/// What a plan limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// Active memberships plus pending invitations.
+    Seats,
+    Projects,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Seats => "seats",
+            Resource::Projects => "projects",
+        }
+    }
+}
+
+/// Why a change to an org was refused by its subscription.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanRefusal {
+    #[error("the organization's subscription is {}: changes are not allowed", .0.as_str())]
+    Inactive(SubscriptionStatus),
+    #[error("the plan allows {limit} {}; {used} in use", .resource.as_str())]
+    LimitExceeded {
+        resource: Resource,
+        limit: u32,
+        used: u64,
+    },
+}
+
+/// Whether one more `resource` fits: the subscription must allow changes, and `used + 1`
+/// must stay within the plan's limit. The store calls this under the org's lock, on counts
+/// read in the same transaction as the insert, so two concurrent adds cannot both pass.
+pub fn admit_one(
+    status: SubscriptionStatus,
+    resource: Resource,
+    limit: Option<u32>,
+    used: u64,
+) -> Result<(), PlanRefusal> {
+    if !status.allows_changes() {
+        return Err(PlanRefusal::Inactive(status));
+    }
+    match limit {
+        Some(limit) if used >= u64::from(limit) => Err(PlanRefusal::LimitExceeded {
+            resource,
+            limit,
+            used,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An org's subscription as stored; an org that never had one is on `free`, `active`,
+/// since it was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub plan: PlanKey,
+    pub status: SubscriptionStatus,
+    pub current_period_start: Timestamp,
+    pub current_period_end: Option<Timestamp>,
+}
+
+/// Where a project's secret key stands at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStanding {
+    /// The newest key.
+    Current,
+    /// A newer key exists; this one still works until `until`.
+    Superseded { until: Timestamp },
+    /// Past its grace period: refused like an unknown key.
+    Expired,
+}
+
+pub fn key_standing(expires_at: Option<Timestamp>, now: Timestamp) -> KeyStanding {
+    match expires_at {
+        None => KeyStanding::Current,
+        Some(until) if until > now => KeyStanding::Superseded { until },
+        Some(_) => KeyStanding::Expired,
+    }
+}
+
+/// The longest grace period a rotation may give the old key (30 days).
+pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+pub fn grace_period(seconds: u64) -> Result<time::Duration, ValidationError> {
+    if seconds > MAX_GRACE_SECONDS {
+        return Err(ValidationError::new(
+            "grace_seconds",
+            format!("grace_seconds must be at most {MAX_GRACE_SECONDS} (30 days)"),
+        ));
+    }
+    Ok(time::Duration::seconds(seconds as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_active_and_trialing_orgs_change_things() {
+        for s in [SubscriptionStatus::Active, SubscriptionStatus::Trialing] {
+            assert!(admit_one(s, Resource::Seats, None, 1000).is_ok());
+        }
+        for s in [
+            SubscriptionStatus::PastDue,
+            SubscriptionStatus::Canceled,
+            SubscriptionStatus::Inactive,
+        ] {
+            assert_eq!(
+                admit_one(s, Resource::Seats, None, 0),
+                Err(PlanRefusal::Inactive(s))
+            );
+            assert_eq!(SubscriptionStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert!(SubscriptionStatus::parse("paid").is_err());
+    }
+
+    #[test]
+    fn the_last_free_slot_is_taken_then_refused() {
+        let active = SubscriptionStatus::Active;
+        assert!(admit_one(active, Resource::Projects, Some(3), 2).is_ok());
+        assert_eq!(
+            admit_one(active, Resource::Projects, Some(3), 3),
+            Err(PlanRefusal::LimitExceeded {
+                resource: Resource::Projects,
+                limit: 3,
+                used: 3
+            })
+        );
+        // Already over (the plan was lowered): still refused, with the real count.
+        assert!(matches!(
+            admit_one(active, Resource::Seats, Some(3), 5),
+            Err(PlanRefusal::LimitExceeded { used: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn built_in_plans_have_the_documented_limits() {
+        let plans = built_in_plans();
+        let find = |k: &str| plans.iter().find(|p| p.key.as_str() == k).unwrap();
+        assert_eq!(find("free").seat_limit, Some(3));
+        assert_eq!(find("free").project_limit, Some(3));
+        assert_eq!(find("team").limit(Resource::Seats), Some(25));
+        assert_eq!(find("team").limit(Resource::Projects), Some(20));
+        assert_eq!(find("enterprise").limit(Resource::Seats), None);
+        assert!(plans.iter().all(|p| p.has(Feature::MobileAccess)));
+        assert!(PlanKey::parse("Team").is_err() && PlanKey::parse("").is_err());
+        assert_eq!(PlanKey::parse("team-2").unwrap().as_str(), "team-2");
+    }
+
+    #[test]
+    fn a_superseded_key_works_until_its_grace_ends() {
+        let now = crate::now();
+        assert_eq!(key_standing(None, now), KeyStanding::Current);
+        let later = now + time::Duration::seconds(5);
+        assert_eq!(
+            key_standing(Some(later), now),
+            KeyStanding::Superseded { until: later }
+        );
+        assert_eq!(key_standing(Some(now), now), KeyStanding::Expired);
+        assert!(grace_period(MAX_GRACE_SECONDS).is_ok());
+        assert!(grace_period(MAX_GRACE_SECONDS + 1).is_err());
+    }
+}

@@ -1,0 +1,464 @@
+//! Rate limits per route class, keyed by client address (and by secret key where one is
+//! presented). One node: GCRA in memory (governor). Several nodes: one budget shared through
+//! Redis, one round trip per check (a Lua script: INCR, PEXPIRE on the first hit, PTTL).
+//! When Redis cannot be reached the local limiter answers instead, the outage is logged
+//! once, and Redis is tried again after a pause: a limiter's store never takes sign-in down.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, Method};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota as Gcra, RateLimiter};
+
+use crate::config::platform::{PlatformConfig, QuotaConfig};
+use crate::infra::rate_limit::Quota;
+
+/// What a route is limited as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    PasswordSignIn,
+    Signup,
+    OttExchange,
+    Token,
+    PublicConfig,
+    Management,
+}
+
+impl RouteClass {
+    const ALL: [RouteClass; 6] = [
+        RouteClass::PasswordSignIn,
+        RouteClass::Signup,
+        RouteClass::OttExchange,
+        RouteClass::Token,
+        RouteClass::PublicConfig,
+        RouteClass::Management,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::PasswordSignIn => "password_sign_in",
+            RouteClass::Signup => "signup",
+            RouteClass::OttExchange => "ott_exchange",
+            RouteClass::Token => "token",
+            RouteClass::PublicConfig => "public_config",
+            RouteClass::Management => "management",
+        }
+    }
+
+    /// The class of a matched route; None for routes without a limit (health, metrics,
+    /// discovery, the sign-in pages' GETs).
+    pub fn of(method: &Method, route: &str) -> Option<Self> {
+        match (method, route) {
+            (&Method::POST, "/v1/auth/login") => Some(RouteClass::PasswordSignIn),
+            (&Method::POST, "/v1/auth/signup") => Some(RouteClass::Signup),
+            (&Method::POST, "/api/v1/mobile/auth/exchange") => Some(RouteClass::OttExchange),
+            (&Method::POST, "/oauth2/token") => Some(RouteClass::Token),
+            (_, "/v1/public/config") => Some(RouteClass::PublicConfig),
+            (_, r) if r.starts_with("/v1/") => Some(RouteClass::Management),
+            _ => None,
+        }
+    }
+
+    fn quota(self, c: &crate::config::platform::RateLimitsConfig) -> QuotaConfig {
+        match self {
+            RouteClass::PasswordSignIn => c.password_sign_in,
+            RouteClass::Signup => c.signup,
+            RouteClass::OttExchange => c.ott_exchange,
+            RouteClass::Token => c.token,
+            RouteClass::PublicConfig => c.public_config,
+            RouteClass::Management => c.management,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Whose budget a request spends: a client address, or a secret key (its first bytes,
+/// which identify it well enough and are no secret). Copy, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    Ip(IpAddr),
+    SecretKey([u8; 16]),
+}
+
+impl LimitKey {
+    /// The secret key of `Authorization: Bearer sk_…`, if the request carries one.
+    pub fn secret_key(headers: &HeaderMap) -> Option<Self> {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
+        let token = value.strip_prefix(b"Bearer ")?;
+        if !(token.starts_with(b"sk_live_") || token.starts_with(b"sk_test_")) {
+            return None;
+        }
+        let prefix: [u8; 16] = token.get(..16)?.try_into().ok()?;
+        Some(LimitKey::SecretKey(prefix))
+    }
+
+    fn write_redis_key(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = match self {
+            LimitKey::Ip(ip) => write!(out, "ip:{ip}"),
+            LimitKey::SecretKey(p) => write!(out, "sk:{}", String::from_utf8_lossy(p)),
+        };
+    }
+}
+
+/// A check's outcome, with what the `RateLimit-*` headers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub quota: Quota,
+}
+
+impl Decision {
+    /// Of two checks of one request, the one with less left decides.
+    pub fn tighter(self, other: Decision) -> Decision {
+        match (self.allowed, other.allowed) {
+            (false, _) => self,
+            (_, false) => other,
+            _ if other.quota.remaining < self.quota.remaining => other,
+            _ => self,
+        }
+    }
+}
+
+type Local = RateLimiter<
+    LimitKey,
+    DefaultKeyedStateStore<LimitKey>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+struct Class {
+    limit: u32,
+    window: Duration,
+    local: Local,
+}
+
+impl Class {
+    fn new(q: QuotaConfig) -> Option<Self> {
+        let limit = NonZeroU32::new(q.limit)?;
+        let window = Duration::from_secs(q.window_secs.max(1));
+        // GCRA: a burst of `limit`, refilled evenly over the window.
+        let gcra = Gcra::with_period(window / limit.get())?.allow_burst(limit);
+        Some(Self {
+            limit: limit.get(),
+            window,
+            local: RateLimiter::keyed(gcra).with_middleware::<StateInformationMiddleware>(),
+        })
+    }
+
+    fn check_local(&self, key: &LimitKey, clock: &DefaultClock) -> Decision {
+        let per_cell = self.window.as_secs_f64() / f64::from(self.limit);
+        match self.local.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = self.limit.saturating_sub(remaining);
+                Decision {
+                    allowed: true,
+                    quota: Quota {
+                        limit: self.limit,
+                        remaining,
+                        // Until the whole burst is available again.
+                        reset_secs: (f64::from(used) * per_cell).ceil().max(1.0) as u64,
+                    },
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(clock.now());
+                Decision {
+                    allowed: false,
+                    quota: Quota {
+                        limit: self.limit,
+                        remaining: 0,
+                        reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// After a failed Redis call, how long checks stay local before Redis is tried again.
+const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The most a check waits for Redis before answering locally.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+const SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+";
+
+struct Shared {
+    client: redis::Client,
+    conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    script: redis::Script,
+    prefix: String,
+    /// Milliseconds since `started` until which Redis is skipped (after a failure).
+    skip_until_ms: AtomicU64,
+    started: Instant,
+    /// Whether the current outage was logged (once per outage).
+    down_logged: AtomicBool,
+}
+
+impl Shared {
+    fn usable(&self) -> bool {
+        self.started.elapsed().as_millis() as u64 >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, error: &str) {
+        let until = self.started.elapsed() + REDIS_RETRY_AFTER;
+        self.skip_until_ms
+            .store(until.as_millis() as u64, Ordering::Relaxed);
+        if !self.down_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error,
+                "Redis for rate limits is unreachable; limiting per node until it is back"
+            );
+        }
+    }
+
+    fn recovered(&self) {
+        if self.down_logged.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis for rate limits is reachable again; budgets are shared");
+        }
+    }
+
+    async fn check(
+        &self,
+        class: RouteClass,
+        c: &Class,
+        key: &LimitKey,
+    ) -> Result<Decision, String> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(1);
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut conn = conn.clone();
+        let mut redis_key = String::with_capacity(self.prefix.len() + 48);
+        redis_key.push_str(&self.prefix);
+        redis_key.push_str(":rl:");
+        redis_key.push_str(class.as_str());
+        redis_key.push(':');
+        key.write_redis_key(&mut redis_key);
+        let window_ms = c.window.as_millis() as u64;
+        let mut invocation = self.script.key(redis_key);
+        invocation.arg(window_ms);
+        let call = invocation.invoke_async::<(u64, i64)>(&mut conn);
+        let (count, ttl_ms) = tokio::time::timeout(REDIS_TIMEOUT, call)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let reset_secs = (ttl_ms.max(1) as u64).div_ceil(1000).max(1);
+        let limit = u64::from(c.limit);
+        Ok(Decision {
+            allowed: count <= limit,
+            quota: Quota {
+                limit: c.limit,
+                remaining: limit.saturating_sub(count) as u32,
+                reset_secs,
+            },
+        })
+    }
+}
+
+/// Every class's limiter, and the shared budget when `redis_url` is set.
+pub struct Limiter {
+    classes: [Option<Class>; 6],
+    shared: Option<Shared>,
+    clock: DefaultClock,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl Limiter {
+    /// None when rate limiting is off.
+    pub fn new(c: &PlatformConfig) -> Result<Option<Self>, crate::config::ConfigError> {
+        if !c.rate_limit_enabled {
+            return Ok(None);
+        }
+        let classes = RouteClass::ALL.map(|class| Class::new(class.quota(&c.rate_limits)));
+        let shared = match &c.redis_url {
+            Some(url) => Some(Shared {
+                client: redis::Client::open(url.expose().as_str())
+                    .map_err(|e| crate::config::ConfigError::Invalid(format!("redis_url: {e}")))?,
+                conn: tokio::sync::OnceCell::new(),
+                script: redis::Script::new(SCRIPT),
+                prefix: c.redis_key_prefix.clone(),
+                skip_until_ms: AtomicU64::new(0),
+                started: Instant::now(),
+                down_logged: AtomicBool::new(false),
+            }),
+            None => None,
+        };
+        Ok(Some(Self {
+            classes,
+            shared,
+            clock: DefaultClock::default(),
+            trusted_proxies: c.trusted_proxies()?,
+        }))
+    }
+
+    pub fn shares_budgets(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts one request of `class` for `key`; None when the class has no limit.
+    pub async fn check(&self, class: RouteClass, key: &LimitKey) -> Option<Decision> {
+        let c = self.classes[class.index()].as_ref()?;
+        if let Some(shared) = &self.shared
+            && shared.usable()
+        {
+            match shared.check(class, c, key).await {
+                Ok(d) => {
+                    shared.recovered();
+                    return Some(d);
+                }
+                Err(e) => shared.failed(&e),
+            }
+        }
+        Some(c.check_local(key, &self.clock))
+    }
+
+    /// The client's address: the socket's, or the right-most `X-Forwarded-For` entry not
+    /// itself a trusted proxy when the socket's peer is one.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(value) = value.to_str() else { continue };
+            for hop in value.split(',').rev() {
+                let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                    return client;
+                };
+                client = ip;
+                if !self.trusted_proxies.contains(&ip) {
+                    return client;
+                }
+            }
+        }
+        client
+    }
+
+    /// Forgets keys whose budget is full again, so memory follows the active clients.
+    pub fn sweep(&self) {
+        for c in self.classes.iter().flatten() {
+            c.local.retain_recent();
+        }
+    }
+}
+
+/// A stable hash of a key, for tests of sharding-independent behaviour.
+#[cfg(test)]
+fn key_hash(k: &LimitKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    k.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(limit: u32, proxies: &[&str]) -> Limiter {
+        let mut c = PlatformConfig::default();
+        c.rate_limits.password_sign_in = QuotaConfig {
+            limit,
+            window_secs: 60,
+        };
+        c.trusted_proxies = proxies.iter().map(|s| (*s).to_owned()).collect();
+        Limiter::new(&c).unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_the_limit_passes_then_the_next_waits() {
+        let l = limiter(3, &[]);
+        let key = LimitKey::Ip("10.0.0.1".parse().unwrap());
+        for left in [2, 1, 0] {
+            let d = l.check(RouteClass::PasswordSignIn, &key).await.unwrap();
+            assert!(d.allowed);
+            assert_eq!(d.quota.remaining, left);
+            assert_eq!(d.quota.limit, 3);
+        }
+        let d = l.check(RouteClass::PasswordSignIn, &key).await.unwrap();
+        assert!(!d.allowed);
+        // One cell comes back every 20 s.
+        assert!((1..=20).contains(&d.quota.reset_secs), "{d:?}");
+        let other = LimitKey::Ip("10.0.0.2".parse().unwrap());
+        assert!(
+            l.check(RouteClass::PasswordSignIn, &other)
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert_ne!(key_hash(&key), key_hash(&other));
+    }
+
+    #[test]
+    fn routes_fall_into_classes() {
+        assert_eq!(
+            RouteClass::of(&Method::POST, "/v1/auth/login"),
+            Some(RouteClass::PasswordSignIn)
+        );
+        assert_eq!(
+            RouteClass::of(&Method::GET, "/v1/public/config"),
+            Some(RouteClass::PublicConfig)
+        );
+        assert_eq!(
+            RouteClass::of(&Method::GET, "/v1/me"),
+            Some(RouteClass::Management)
+        );
+        assert_eq!(RouteClass::of(&Method::GET, "/healthz"), None);
+        assert_eq!(RouteClass::of(&Method::GET, "/oauth2/authorize"), None);
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let l = limiter(3, &["10.0.0.9"]);
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.7, 10.0.0.9".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            l.client_ip(Some(proxy), &h),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(l.client_ip(Some(stranger), &h), stranger);
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(l.client_ip(Some(proxy), &h), proxy);
+    }
+
+    #[test]
+    fn secret_keys_are_keyed_by_their_prefix() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            "Bearer sk_live_abcdefgh12345678".parse().unwrap(),
+        );
+        assert_eq!(
+            LimitKey::secret_key(&h),
+            Some(LimitKey::SecretKey(*b"sk_live_abcdefgh"))
+        );
+        h.insert("authorization", "Bearer session-token".parse().unwrap());
+        assert_eq!(LimitKey::secret_key(&h), None);
+    }
+}

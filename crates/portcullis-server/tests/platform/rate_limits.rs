@@ -1,0 +1,236 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Rate limits through HTTP on SQLite and PostgreSQL: `429 rate_limited` with `Retry-After`
+//! and the `RateLimit-*` headers, `X-Forwarded-For` only from trusted proxies, and a Redis
+//! (a private `redis-server` this test starts) that dies mid-test: limits go on locally and
+//! nothing answers 5xx. Two `serve` processes sharing one Redis budget are in
+//! `crates/portcullis/tests/rate_limits.rs`.
+
+use crate::common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Backend, Reply, TestApp};
+use portcullis_server::Config;
+use portcullis_server::config::platform::QuotaConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+both_backends!(configured plain:
+    limited_answers_carry_every_header => |c: &mut Config| {
+        c.platform.rate_limits.password_sign_in = QuotaConfig { limit: 3, window_secs: 60 };
+    },
+    forwarded_for_counts_only_from_trusted_proxies => |c: &mut Config| {
+        c.platform.rate_limits.public_config = QuotaConfig { limit: 2, window_secs: 60 };
+        c.platform.trusted_proxies = vec!["127.0.0.1".into()];
+    },
+    untrusted_peers_cannot_spread_their_budget => |c: &mut Config| {
+        c.platform.rate_limits.public_config = QuotaConfig { limit: 2, window_secs: 60 };
+    },
+    rate_limiting_can_be_switched_off => |c: &mut Config| {
+        c.platform.rate_limit_enabled = false;
+    },
+);
+
+both_backends!(backend: redis_outage_falls_back_to_local_limits);
+
+fn plain(_: &mut Config) {}
+
+fn assert_headers(r: &Reply, limit: u64) {
+    let h = |name: &str| {
+        r.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing: {:?}", r.headers))
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(h("ratelimit-limit"), limit);
+    assert!(h("ratelimit-remaining") <= limit);
+    assert!(h("ratelimit-reset") >= 1);
+}
+
+async fn limited_answers_carry_every_header(app: TestApp) {
+    let u = app.user("limits").await;
+    for left in [2, 1, 0] {
+        let r = app.login(&u.email, "wrong password!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_headers(&r, 3);
+        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
+    }
+    let r = app.login(&u.email, "correct horse battery").await;
+    r.assert_error(429, "rate_limited");
+    assert_headers(&r, 3);
+    assert_eq!(r.headers["ratelimit-remaining"], "0");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=20).contains(&retry),
+        "one of 3 cells per minute returns within 20 s: {retry}"
+    );
+    assert_eq!(
+        r.headers["ratelimit-reset"].to_str().unwrap(),
+        retry.to_string()
+    );
+    // Other classes have their own budgets.
+    let r = app.get("/v1/me", &u.token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_headers(&r, 60_000);
+    // Unlimited routes carry no headers.
+    let r = TestApp::send(app.req(Method::GET, "/healthz")).await;
+    assert!(r.headers.get("ratelimit-limit").is_none());
+}
+
+async fn public_config(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
+    let mut rb = app.req(Method::GET, "/v1/public/config?publishable_key=pk_live_x");
+    if let Some(ip) = forwarded_for {
+        rb = rb.header("x-forwarded-for", ip);
+    }
+    TestApp::send(rb).await
+}
+
+async fn forwarded_for_counts_only_from_trusted_proxies(app: TestApp) {
+    // The test client is 127.0.0.1, a trusted proxy here: each forwarded client has its own
+    // budget.
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..2 {
+            let r = public_config(&app, Some(ip)).await;
+            r.assert_error(404, "not_found");
+        }
+        public_config(&app, Some(ip))
+            .await
+            .assert_error(429, "rate_limited");
+    }
+}
+
+async fn untrusted_peers_cannot_spread_their_budget(app: TestApp) {
+    // No trusted proxy: X-Forwarded-For is ignored and the socket's address counts.
+    public_config(&app, Some("203.0.113.1"))
+        .await
+        .assert_error(404, "not_found");
+    public_config(&app, Some("203.0.113.2"))
+        .await
+        .assert_error(404, "not_found");
+    public_config(&app, Some("203.0.113.3"))
+        .await
+        .assert_error(429, "rate_limited");
+}
+
+async fn rate_limiting_can_be_switched_off(app: TestApp) {
+    let u = app.user("unlimited").await;
+    for _ in 0..40 {
+        let r = app.login(&u.email, "correct horse battery").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.headers.get("ratelimit-limit").is_none());
+    }
+}
+
+/// A `redis-server` of this test's own on a free port, killed on drop.
+struct PrivateRedis {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let redis = Self { child, port };
+        for _ in 0..100 {
+            if redis.cli(&["PING"]).trim() == "PONG" {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {port} did not start");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn redis_outage_falls_back_to_local_limits(backend: Backend) {
+    let mut redis = PrivateRedis::start();
+    let port = redis.port;
+    let prefix = format!("pc-test-{}", uuid::Uuid::now_v7().simple());
+    let key_prefix = prefix.clone();
+    let app = TestApp::start_with(backend, move |c| {
+        c.platform.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
+        c.platform.redis_key_prefix = key_prefix;
+        c.platform.rate_limits.public_config = QuotaConfig {
+            limit: 3,
+            window_secs: 60,
+        };
+    })
+    .await;
+    let u = app.user("outage").await;
+    for left in [2, 1] {
+        let r = public_config(&app, None).await;
+        r.assert_error(404, "not_found");
+        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
+    }
+    // The budget lives in Redis.
+    let keys = redis.cli(&["KEYS", &format!("{prefix}:rl:public_config:*")]);
+    assert!(keys.contains("ip:127.0.0.1"), "{keys:?}");
+    assert_eq!(
+        redis
+            .cli(&["GET", &format!("{prefix}:rl:public_config:ip:127.0.0.1")])
+            .trim(),
+        "2"
+    );
+
+    redis.stop();
+    // Redis is gone: no 5xx, sign-in works, and the local limiter still limits.
+    let r = app.login(&u.email, "correct horse battery").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.get("/v1/me", &u.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = public_config(&app, None).await;
+        assert!(!r.status.is_server_error(), "{}", r.body);
+        statuses.push(r.status.as_u16());
+    }
+    assert!(
+        statuses.contains(&429),
+        "the local limit still applies: {statuses:?}"
+    );
+    let r = TestApp::send(app.req(Method::POST, "/v1/auth/login").json(&json!({
+        "email": u.email, "password": "correct horse battery"
+    })))
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -1,0 +1,443 @@
+//! Secret keys, project modes and subscriptions on SQLite. Plan limits are checked inside
+//! the inserting unit: SQLite runs one write transaction at a time, so the count read there
+//! cannot change before the insert commits.
+
+use async_trait::async_trait;
+use portcullis_core::plan::{Plan, PlanKey, Resource, Subscription, SubscriptionStatus, admit_one};
+use portcullis_core::{
+    AuditContext, KeyMode, OrgAccess, OrgId, Project, ProjectId, Timestamp, TokenHash,
+};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use uuid::Uuid;
+
+use super::SqliteStore;
+use super::rows::{from_micros, micros, opt_micros, project_cols, project_from};
+use super::statements::insert_project;
+use super::unit::Unit;
+use crate::platform::{
+    KeyHolder, NewSecretKey, OrgAtLimit, PlatformStore, Rotated, SecretKeyRecord, StaleKeyUse,
+    SubscriptionState, Usage, default_subscription, key_rotated, refused, subscription_changed,
+};
+use crate::unit::Scope;
+use crate::{Change, StoreError, StoreResult};
+
+const KEY_COLS: &str = "id, project_id, org_id, prefix, created_at, expires_at, last_used_at";
+
+fn key_from(row: &SqliteRow) -> StoreResult<SecretKeyRecord> {
+    Ok(SecretKeyRecord {
+        id: row.try_get("id")?,
+        project_id: ProjectId(row.try_get("project_id")?),
+        org_id: OrgId(row.try_get("org_id")?),
+        prefix: row.try_get("prefix")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        expires_at: opt_micros(row.try_get("expires_at")?)?,
+        last_used_at: opt_micros(row.try_get("last_used_at")?)?,
+    })
+}
+
+async fn read_subscription(
+    conn: &mut SqliteConnection,
+    org_id: OrgId,
+) -> StoreResult<Subscription> {
+    let row = sqlx::query(
+        "SELECT plan, status, current_period_start, current_period_end FROM subscriptions \
+         WHERE org_id = ?",
+    )
+    .bind(org_id.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Subscription {
+            plan: PlanKey::parse(row.try_get("plan")?)?,
+            status: SubscriptionStatus::parse(row.try_get("status")?)?,
+            current_period_start: from_micros(row.try_get("current_period_start")?)?,
+            current_period_end: opt_micros(row.try_get("current_period_end")?)?,
+        });
+    }
+    let created: i64 = sqlx::query_scalar("SELECT created_at FROM orgs WHERE id = ?")
+        .bind(org_id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(default_subscription(from_micros(created)?))
+}
+
+async fn usage(conn: &mut SqliteConnection, org_id: OrgId, now: Timestamp) -> StoreResult<Usage> {
+    let seats: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM memberships WHERE org_id = ? AND deleted_at IS NULL) \
+         + (SELECT COUNT(*) FROM invitations WHERE org_id = ? AND accepted_at IS NULL \
+            AND revoked_at IS NULL AND expires_at > ?)",
+    )
+    .bind(org_id.0)
+    .bind(org_id.0)
+    .bind(micros(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let projects: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE org_id = ?")
+        .bind(org_id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Usage {
+        seats: seats.max(0) as u64,
+        projects: projects.max(0) as u64,
+    })
+}
+
+/// Refuses one more `resource` for the org when its subscription or plan does not allow it.
+/// Called inside the unit that inserts it, before the insert.
+pub(super) async fn gate(
+    store: &SqliteStore,
+    unit: &mut Unit<'_>,
+    org_id: OrgId,
+    resource: Resource,
+) -> StoreResult<()> {
+    gate_counting(store, unit, org_id, resource, 0).await
+}
+
+/// [`gate`] for a unit that already inserted the new row (`inserted` of them are counted):
+/// adding a member finds out only while inserting whether the person was a member already,
+/// which is a conflict rather than a new seat.
+pub(super) async fn gate_counting(
+    store: &SqliteStore,
+    unit: &mut Unit<'_>,
+    org_id: OrgId,
+    resource: Resource,
+    inserted: u64,
+) -> StoreResult<()> {
+    let sub = read_subscription(unit, org_id).await?;
+    let limit = store.plans.plan(sub.plan.as_str()).limit(resource);
+    let used = match (sub.status.allows_changes(), limit) {
+        (true, Some(_)) => {
+            let u = usage(unit, org_id, portcullis_core::now()).await?;
+            match resource {
+                Resource::Seats => u.seats,
+                Resource::Projects => u.projects,
+            }
+        }
+        // Nothing to count: refused for the status, or no limit.
+        _ => 0,
+    }
+    .saturating_sub(inserted);
+    admit_one(sub.status, resource, limit, used).map_err(refused)
+}
+
+async fn state(
+    store: &SqliteStore,
+    conn: &mut SqliteConnection,
+    org_id: OrgId,
+) -> StoreResult<SubscriptionState> {
+    let subscription = read_subscription(conn, org_id).await?;
+    let plan = store.plans.plan(subscription.plan.as_str());
+    let usage = usage(conn, org_id, portcullis_core::now()).await?;
+    Ok(SubscriptionState {
+        subscription,
+        plan,
+        usage,
+    })
+}
+
+pub(super) async fn create_project_in_unit(
+    store: &SqliteStore,
+    access: &OrgAccess,
+    project: &Project,
+    mode: KeyMode,
+    ctx: &AuditContext,
+) -> StoreResult<()> {
+    if project.org_id != access.org_id() {
+        return Err(StoreError::NotFound);
+    }
+    let mut unit = store.unit(Scope::Org(project.org_id)).await?;
+    gate(store, &mut unit, project.org_id, Resource::Projects).await?;
+    insert_project(&mut unit, project, false).await?;
+    sqlx::query("UPDATE projects SET mode = ? WHERE id = ?")
+        .bind(mode.as_str())
+        .bind(project.id.0)
+        .execute(&mut *unit)
+        .await?;
+    unit.audit(crate::events::project_created(ctx, project));
+    unit.changed(Change::OrgChanged(project.org_id));
+    unit.commit().await
+}
+
+#[async_trait]
+impl PlatformStore for SqliteStore {
+    fn set_plans(&self, plans: Vec<Plan>) {
+        self.plans.set(plans);
+    }
+
+    fn plan(&self, key: &PlanKey) -> Plan {
+        self.plans.plan(key.as_str())
+    }
+
+    async fn create_project_in_mode(
+        &self,
+        access: &OrgAccess,
+        project: &Project,
+        mode: KeyMode,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        create_project_in_unit(self, access, project, mode, ctx).await
+    }
+
+    async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            project_cols!(),
+            ", p.mode AS p_mode FROM projects p WHERE p.id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((project_from(&r)?, KeyMode::parse(r.try_get("p_mode")?)?)))
+            .transpose()
+    }
+
+    async fn project_mode(&self, access: &OrgAccess, id: ProjectId) -> StoreResult<KeyMode> {
+        let mode: String =
+            sqlx::query_scalar("SELECT mode FROM projects WHERE id = ? AND org_id = ?")
+                .bind(id.0)
+                .bind(access.org_id().0)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        Ok(KeyMode::parse(&mode)?)
+    }
+
+    async fn secret_keys(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<SecretKeyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM project_secret_keys WHERE project_id = ? AND org_id = ? \
+             AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id.0)
+            .bind(access.org_id().0)
+            .bind(micros(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn rotate_secret_key(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        key: &NewSecretKey,
+        grace: time::Duration,
+        ctx: &AuditContext,
+    ) -> StoreResult<Rotated> {
+        let org_id = access.org_id();
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM projects WHERE id = ? AND org_id = ?")
+                .bind(project_id.0)
+                .bind(org_id.0)
+                .fetch_optional(&mut *unit)
+                .await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let now = key.created_at;
+        let until = now + grace;
+        // A key already superseded keeps the earlier of its own end and the new one: a
+        // rotation never extends an old key's life.
+        sqlx::query(
+            "UPDATE project_secret_keys SET expires_at = CASE \
+               WHEN expires_at IS NULL OR expires_at > ? THEN ? ELSE expires_at END \
+             WHERE project_id = ? AND org_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(micros(until))
+        .bind(micros(until))
+        .bind(project_id.0)
+        .bind(org_id.0)
+        .bind(micros(now))
+        .execute(&mut *unit)
+        .await?;
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM project_secret_keys WHERE project_id = ? AND org_id = ? \
+             AND expires_at > ? ORDER BY created_at DESC"
+        );
+        let superseded = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id.0)
+            .bind(org_id.0)
+            .bind(micros(now))
+            .fetch_all(&mut *unit)
+            .await?
+            .iter()
+            .map(key_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        sqlx::query(
+            "INSERT INTO project_secret_keys (id, project_id, org_id, key_hash, prefix, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(key.id)
+        .bind(project_id.0)
+        .bind(org_id.0)
+        .bind(&key.hash.0[..])
+        .bind(&key.prefix)
+        .bind(micros(now))
+        .execute(&mut *unit)
+        .await?;
+        let rotated = Rotated {
+            key: SecretKeyRecord {
+                id: key.id,
+                project_id,
+                org_id,
+                prefix: key.prefix.clone(),
+                created_at: now,
+                expires_at: None,
+                last_used_at: None,
+            },
+            superseded,
+        };
+        let audit = key_rotated(ctx, org_id, project_id, &rotated);
+        unit.audit(audit);
+        unit.commit().await?;
+        Ok(rotated)
+    }
+
+    async fn key_holder(&self, hash: &TokenHash) -> StoreResult<Option<KeyHolder>> {
+        let sql = format!("SELECT {KEY_COLS} FROM project_secret_keys WHERE key_hash = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key = key_from(&row)?;
+        let Some((project, mode)) = self.public_project(key.project_id).await? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM project_secret_keys WHERE project_id = ? \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        let newest = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key.project_id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from)
+            .and_then(|r| key_from(&r))?;
+        Ok(Some(KeyHolder {
+            key,
+            project,
+            mode,
+            newest,
+        }))
+    }
+
+    async fn touch_keys(&self, used: &[(Uuid, Timestamp)]) -> StoreResult<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let mut unit = self.unit(Scope::Platform).await?;
+        for (id, at) in used {
+            sqlx::query(
+                "UPDATE project_secret_keys SET last_used_at = ? \
+                 WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+            )
+            .bind(micros(*at))
+            .bind(id)
+            .bind(micros(*at))
+            .execute(&mut *unit)
+            .await?;
+        }
+        unit.commit().await
+    }
+
+    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState> {
+        let mut conn = self.pool.acquire().await?;
+        state(self, &mut conn, access.org_id()).await
+    }
+
+    async fn set_subscription(
+        &self,
+        access: &OrgAccess,
+        sub: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState> {
+        if !access.is_operator() {
+            return Err(StoreError::NotFound);
+        }
+        let org_id = access.org_id();
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let before = read_subscription(&mut unit, org_id).await?;
+        let now = portcullis_core::now();
+        sqlx::query(
+            "INSERT INTO subscriptions (org_id, plan, status, current_period_start, \
+             current_period_end, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, status = excluded.status, \
+             current_period_start = excluded.current_period_start, \
+             current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
+        )
+        .bind(org_id.0)
+        .bind(sub.plan.as_str())
+        .bind(sub.status.as_str())
+        .bind(micros(sub.current_period_start))
+        .bind(sub.current_period_end.map(micros))
+        .bind(micros(now))
+        .execute(&mut *unit)
+        .await?;
+        let after = state(self, &mut unit, org_id).await?;
+        let audit = subscription_changed(ctx, org_id, &before, &after.subscription);
+        unit.audit(audit);
+        unit.changed(Change::OrgChanged(org_id));
+        unit.commit().await?;
+        Ok(after)
+    }
+
+    async fn org_subscription(&self, org_id: OrgId) -> StoreResult<Subscription> {
+        let mut conn = self.pool.acquire().await?;
+        read_subscription(&mut conn, org_id).await
+    }
+
+    async fn stale_key_uses(&self) -> StoreResult<Vec<StaleKeyUse>> {
+        // Used after a newer key of its project was created: the backend did not switch.
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM project_secret_keys k WHERE k.expires_at IS NOT NULL \
+             AND k.last_used_at IS NOT NULL AND k.last_used_at > (SELECT MAX(n.created_at) \
+             FROM project_secret_keys n WHERE n.project_id = k.project_id) \
+             ORDER BY k.last_used_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(StaleKeyUse { key: key_from(r)? }))
+            .collect()
+    }
+
+    async fn orgs_at_limit(&self) -> StoreResult<Vec<OrgAtLimit>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM orgs ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let s = state(self, &mut conn, OrgId(id)).await?;
+            for (resource, used) in [
+                (Resource::Seats, s.usage.seats),
+                (Resource::Projects, s.usage.projects),
+            ] {
+                if let Some(limit) = s.plan.limit(resource)
+                    && used >= u64::from(limit)
+                {
+                    out.push(OrgAtLimit {
+                        org_id: OrgId(id),
+                        plan: s.subscription.plan.clone(),
+                        resource,
+                        used,
+                        limit,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
