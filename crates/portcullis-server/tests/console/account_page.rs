@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! My account over HTTP, on both backends: the invitations pending to the person's own
-//! address, from every org, and nobody else's.
+//! Over HTTP, on both backends: My account lists the invitations pending to the person's
+//! own address, from every org, and nobody else's; the platform page lists every configured
+//! SSO provider with whether it is available and why not.
 
 use crate::common;
 use crate::console_pages::{page, text};
@@ -48,4 +49,36 @@ async fn account_lists_invitations_to_me(app: TestApp) {
     assert!(r.status.is_success(), "{}", r.body);
     let r = page(&app, "/console/account", &invitee.token).await;
     assert!(!text(&r).contains("invited-table"));
+}
+
+both_backends!(backend: platform_lists_every_configured_provider);
+
+/// The platform page lists every configured server-wide SSO provider, available or not,
+/// and why not: here one without its client secret.
+async fn platform_lists_every_configured_provider(backend: common::Backend) {
+    use portcullis_server::config::sso::GenericOidcSso;
+    let app = TestApp::start_with(backend, |c| {
+        c.sso.oidc.insert(
+            "nosecret".into(),
+            GenericOidcSso {
+                issuer: Some("https://idp.example.com".into()),
+                client_id: Some("portcullis".into()),
+                client_secret: None,
+                name: Some("No Secret IdP".into()),
+                ..GenericOidcSso::default()
+            },
+        );
+    })
+    .await;
+    let operator = app.user("operator").await;
+    crate::console_pages::make_platform_admin(&app, &operator).await;
+    let r = page(&app, "/console/platform", &operator.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let html = text(&r);
+    let at = html.find("id=\"sso-table\"").expect("the providers table");
+    let table = &html[at..at + html[at..].find("</table>").unwrap()];
+    assert!(table.contains("<code>nosecret</code>"), "{table}");
+    assert!(table.contains("unavailable"), "{table}");
+    assert!(table.contains("credentials do not resolve"), "{table}");
+    assert!(!table.contains(">available<"), "{table}");
 }

@@ -469,7 +469,7 @@ async fn operators_see_the_doctor(app: TestApp) {
     assert!(!html.contains("every key is known"));
 }
 
-async fn make_platform_admin(app: &TestApp, who: &Signed) {
+pub(crate) async fn make_platform_admin(app: &TestApp, who: &Signed) {
     app.state
         .store
         .accounts()
