@@ -82,3 +82,35 @@ async fn platform_lists_every_configured_provider(backend: common::Backend) {
     assert!(table.contains("credentials do not resolve"), "{table}");
     assert!(!table.contains(">available<"), "{table}");
 }
+
+both_backends!(members_page_shows_seats_against_the_plan);
+
+/// The members page shows the seats used and the plan's limit, as the subscription API
+/// counts them (members and pending invitations).
+async fn members_page_shows_seats_against_the_plan(app: TestApp) {
+    let owner = app.user("owner").await;
+    app.invite(&owner.token, &owner.org_id, "seat@example.org", "member")
+        .await;
+    let sub = app
+        .get(
+            &format!("/v1/orgs/{}/subscription", owner.org_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(sub.status, StatusCode::OK, "{}", sub.body);
+    assert_eq!(sub.body["seats"]["used"], 2, "{}", sub.body);
+    let r = page(
+        &app,
+        &format!("/console/orgs/{}/members", owner.org_id),
+        &owner.token,
+    )
+    .await;
+    let html = text(&r);
+    let expected = match sub.body["seats"]["limit"].as_u64() {
+        Some(limit) => {
+            format!("Seats used: <strong>2</strong> of <strong>{limit}</strong> on this plan")
+        }
+        None => "Seats used: <strong>2</strong> (no limit on this plan)".to_owned(),
+    };
+    assert!(html.contains(&expected), "{expected} in {html}");
+}
