@@ -47,7 +47,7 @@ pub async fn pending_invitations_to_an_address(store: Arc<dyn Store>) {
     let older = invite(store.as_ref(), &alice, "carol@example.com", 10, 60).await;
     let newer = invite(store.as_ref(), &bob, "Carol@Example.com", 5, 60).await;
     // Not shown: to someone else, expired, revoked.
-    invite(store.as_ref(), &alice, "erin@example.com", 1, 60).await;
+    invite(store.as_ref(), &dave, "erin@example.com", 1, 60).await;
     invite(store.as_ref(), &dave, "carol@example.com", 120, -1).await;
     let revoked = invite(store.as_ref(), &alice, "carol2@example.com", 1, 60).await;
     assert!(
