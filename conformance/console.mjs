@@ -2,7 +2,7 @@
 // against a running Portcullis. Driven by crates/portcullis-server/tests/console/, which
 // starts the server, seeds the accounts and passes them in the environment:
 //
-//   BASE, ORG_ID, ADMIN_EMAIL, MEMBER_EMAIL, PASSWORD, OUT (screenshot folder), TAG (file
+//   BASE, ORG_ID, PROJECT_ID, RECEIVER (conformance/webhook-receiver.mjs), ADMIN_EMAIL, MEMBER_EMAIL, PASSWORD, OUT (screenshot folder), TAG (file
 //   name prefix), FULL=1 (every page; otherwise the main path only), CHROMIUM (binary).
 //
 // Every page visited is checked with axe-core (no serious or critical violation) and
@@ -21,6 +21,8 @@ const env = (k) => {
 };
 const BASE = env("BASE");
 const ORG = env("ORG_ID");
+const PROJECT = env("PROJECT_ID");
+const RECEIVER = env("RECEIVER");
 const ADMIN = env("ADMIN_EMAIL");
 const MEMBER = env("MEMBER_EMAIL");
 const PASSWORD = env("PASSWORD");
@@ -158,6 +160,39 @@ try {
   check(new URL(b.url()).pathname === "/console/login", "the revoked member is sent to sign in");
   check((await b.textContent("main")).includes("Your session has ended"), "the sign-in page says the session ended");
   await visit(b, "signed-out");
+
+  // A webhook: created with its secret shown once, a test sent to the local receiver, the
+  // delivery seen succeeding in the page (the receiver verifies the signature).
+  const hooks = `${BASE}/console/orgs/${ORG}/projects/${PROJECT}/webhooks`;
+  await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+  await Promise.all([a.waitForNavigation(), a.click(`a[href='/console/orgs/${ORG}/projects/${PROJECT}/webhooks']`)]);
+  check(a.url() === hooks, "the projects page links to the project's webhooks");
+  await a.fill("#new-url", `${RECEIVER}/hooks/console`);
+  await a.fill("#new-events", "*");
+  await Promise.all([a.waitForNavigation(), a.click("#create-webhook button[type=submit]")]);
+  const secret = await a.inputValue("#webhook-secret");
+  check(secret.startsWith("whsec_"), "the new endpoint's secret is shown");
+  const told = await fetch(`${RECEIVER}/_control/console`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secrets: [secret] }),
+  });
+  check(told.ok, "the receiver learns the secret");
+  await visit(a, "webhooks-created");
+  await Promise.all([a.waitForNavigation(), a.click("form[action$='/test'] button[type=submit]")]);
+  check((await a.textContent(".notice")).includes("Test event queued"), "the test is queued");
+  let status = "";
+  for (let i = 0; i < 60 && status !== "succeeded"; i++) {
+    await a.goto(hooks);
+    status = ((await a.textContent(".deliveries .delivery-status").catch(() => "")) || "").trim();
+    if (status !== "succeeded") await a.waitForTimeout(500);
+  }
+  check(status === "succeeded", `the test delivery succeeded in the page (last seen: ${status || "none"})`);
+  check((await a.textContent(".deliveries .attempts")).includes("204"), "the attempt shows the receiver's status");
+  check(!(await a.content()).includes(secret), "the secret is not shown again");
+  const got = await (await fetch(`${RECEIVER}/_control/console`)).json();
+  check(got.received.length >= 1 && got.received.every((r) => r.verified && r.type === "webhook.test"), "the receiver verified the test delivery");
+  await visit(a, "webhooks");
 
   if (FULL) {
     // The export downloads what the filters show, in both formats.

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use portcullis_core::invitation::{AcceptRefusal, Invitation};
 use portcullis_core::password::PasswordHash;
-use portcullis_core::{AuditContext, InvitationId, OrgAccess, Timestamp, TokenHash, User};
+use portcullis_core::{AuditContext, Email, InvitationId, OrgAccess, Timestamp, TokenHash, User};
 
 use crate::{MemberRecord, SignupBootstrap, StoreResult};
 
@@ -32,6 +32,13 @@ pub enum Acceptance {
     Refused(AcceptRefusal),
 }
 
+/// A pending invitation as the invited person sees it: with the name of the org it is to.
+#[derive(Clone, Debug)]
+pub struct InvitationToMe {
+    pub invitation: Invitation,
+    pub org_name: String,
+}
+
 #[async_trait]
 pub trait InvitationStore: Send + Sync {
     /// Stores a new invitation with its `invitation.created` event. `Invalid` (field
@@ -51,6 +58,15 @@ pub trait InvitationStore: Send + Sync {
         access: &OrgAccess,
         now: Timestamp,
     ) -> StoreResult<Vec<Invitation>>;
+
+    /// Invitations pending at `now` addressed to `email`, in every org, newest first: what
+    /// the account with that (its own, verified) email is shown. Read in platform scope,
+    /// since they belong to other orgs than the reader's; only the address's owner may ask.
+    async fn pending_invitations_to(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> StoreResult<Vec<InvitationToMe>>;
 
     /// How many of the org's invitations are pending at `now`: each holds a seat.
     async fn pending_invitation_count(

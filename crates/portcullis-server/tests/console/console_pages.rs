@@ -30,12 +30,12 @@ both_backends!(
 );
 both_backends!(backend: browser_paths);
 
-fn text(r: &common::Reply) -> String {
+pub(crate) fn text(r: &common::Reply) -> String {
     r.body.as_str().map(str::to_owned).unwrap_or_default()
 }
 
 /// The form token on a console page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf_token\" value=\"")
         .expect("a form token")
@@ -43,7 +43,7 @@ fn csrf_of(html: &str) -> String {
     html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
-async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
+pub(crate) async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
     TestApp::send(
         app.req(Method::GET, path)
             .header("cookie", format!("portcullis_session={token}"))
@@ -52,7 +52,12 @@ async fn page(app: &TestApp, path: &str, token: &str) -> common::Reply {
     .await
 }
 
-async fn post_form(app: &TestApp, path: &str, token: &str, form: &[(&str, &str)]) -> common::Reply {
+pub(crate) async fn post_form(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    form: &[(&str, &str)],
+) -> common::Reply {
     TestApp::send(
         app.with_cookie(Method::POST, path, token)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -63,7 +68,7 @@ async fn post_form(app: &TestApp, path: &str, token: &str, form: &[(&str, &str)]
 
 /// An error page of the console: the status, and the correlation id of its header shown
 /// in the page.
-fn assert_page_error(r: &common::Reply, status: u16) {
+pub(crate) fn assert_page_error(r: &common::Reply, status: u16) {
     assert_eq!(r.status.as_u16(), status, "{}", text(r));
     let id = r.headers["x-correlation-id"].to_str().unwrap();
     assert!(
@@ -464,7 +469,7 @@ async fn operators_see_the_doctor(app: TestApp) {
     assert!(!html.contains("every key is known"));
 }
 
-async fn make_platform_admin(app: &TestApp, who: &Signed) {
+pub(crate) async fn make_platform_admin(app: &TestApp, who: &Signed) {
     app.state
         .store
         .accounts()
@@ -483,7 +488,7 @@ fn screenshots_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("portcullis-console-screenshots"))
 }
 
-/// The scenarios of issue 12 that need no keys or webhooks, in Chromium: every page on
+/// The scenarios of issue 12 that need no keys or plans, in Chromium: every page on
 /// SQLite, the main path on PostgreSQL.
 async fn browser_paths(backend: Backend) {
     let (tag, full) = match backend {
@@ -498,8 +503,12 @@ async fn browser_paths(backend: Backend) {
     // A self-hosted server with a mobile app scheme: the connect card shows its QR code.
     let app = TestApp::start_with(backend, |c| {
         c.mobile.schemes = serde_json::from_value(serde_json::json!("alga")).unwrap();
+        // The test webhook is delivered while the page is watched.
+        c.webhooks.poll_interval_ms = 50;
     })
     .await;
+    // A local receiver that verifies deliveries with the reference Standard Webhooks library.
+    let receiver = common::receiver::Receiver::start().await;
     let admin = app.user("admin").await;
     make_platform_admin(&app, &admin).await;
     let member = app.user("member").await;
@@ -512,6 +521,8 @@ async fn browser_paths(backend: Backend) {
         .arg(conformance.join("console.mjs"))
         .env("BASE", &app.base)
         .env("ORG_ID", &admin.org_id)
+        .env("PROJECT_ID", &admin.project_id)
+        .env("RECEIVER", &receiver.base)
         .env("ADMIN_EMAIL", &admin.email)
         .env("MEMBER_EMAIL", &member.email)
         .env("PASSWORD", PASSWORD)
@@ -531,7 +542,7 @@ async fn browser_paths(backend: Backend) {
     let results: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
     let pages = results["pages"].as_array().unwrap();
     assert!(
-        pages.len() >= if full { 19 } else { 9 },
+        pages.len() >= if full { 21 } else { 11 },
         "pages visited: {pages:?}"
     );
     for (name, axe) in results["axe"].as_object().unwrap() {

@@ -6,4 +6,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account_page;
 mod console_pages;
+mod webhooks_page;

@@ -17,7 +17,7 @@ use super::members::admit;
 use super::rows::{from_micros, json_list, micros, opt_micros, role, user_cols, user_from};
 use super::statements::{insert_signup_bootstrap, member_record};
 use super::unit::Unit;
-use crate::invitations::{Acceptance, InvitationStore};
+use crate::invitations::{Acceptance, InvitationStore, InvitationToMe};
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, StoreError, StoreResult};
 
@@ -201,6 +201,31 @@ impl InvitationStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(invitation_from).collect()
+    }
+
+    async fn pending_invitations_to(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> StoreResult<Vec<InvitationToMe>> {
+        let sql = format!(
+            "SELECT {COLS}, (SELECT name FROM orgs WHERE orgs.id = invitations.org_id) AS org_name \
+             FROM invitations WHERE email = ? AND accepted_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > ? ORDER BY created_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email.as_str())
+            .bind(micros(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvitationToMe {
+                    invitation: invitation_from(r)?,
+                    org_name: r.try_get("org_name")?,
+                })
+            })
+            .collect()
     }
 
     async fn pending_invitation_count(

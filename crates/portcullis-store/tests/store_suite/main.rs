@@ -17,6 +17,7 @@ mod audit;
 mod clients;
 mod domains;
 mod grants;
+mod invitations;
 mod keys;
 mod members;
 mod mobile;
@@ -116,6 +117,7 @@ store_suite! {
         keys::signing_key_rotation_retires_and_audits,
         keys::failed_rotation_changes_nothing,
         keys::concurrent_first_keys_one_wins,
+        invitations::pending_invitations_to_an_address,
         grants::rotation_outcomes,
         grants::code_redemption,
         grants::session_bound_families,

@@ -15,6 +15,7 @@ use crate::features::console::page::{self, Chrome, NoticeQuery, notice, org_id, 
 use crate::features::invitations::accept_url;
 use crate::features::invitations::service::{Invitations, NewInvitation};
 use crate::features::orgs::service::{OrgError, Orgs, role_to_remove};
+use crate::features::platform::service::PlatformService;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -57,6 +58,8 @@ struct MembersPage {
     invitations: Vec<InvitationRow>,
     projects: Vec<ProjectChoice>,
     seats: u64,
+    /// The plan's seat limit, shown beside the seats used; None: unlimited.
+    seat_limit: Option<u32>,
     created: Option<CreatedLink>,
     invite_error: Option<String>,
     invite_email: String,
@@ -105,13 +108,21 @@ async fn members_page(
     } else {
         (Vec::new(), Vec::new())
     };
+    // Seats as the plan counts them (members and pending invitations), from the same
+    // service as `GET /v1/orgs/{id}/subscription`.
+    let subscription = PlatformService {
+        store: &*state.store,
+    }
+    .subscription(&access)
+    .await?;
     let page = MembersPage {
         chrome: user
             .chrome(Some(org), "members", "Members")
             .with_notice(notice_text),
         org_id: org.to_string(),
         admin,
-        seats: members.len() as u64 + pending.len() as u64,
+        seats: subscription.usage.seats,
+        seat_limit: subscription.plan.seat_limit,
         members: members
             .iter()
             .map(|m| MemberRow {

@@ -25,6 +25,7 @@ pub mod platform;
 pub mod projects;
 pub mod sessions;
 pub mod signin;
+pub mod webhooks;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -68,6 +69,30 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/orgs/{org}/projects/{project}",
             post(projects::update),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks",
+            get(webhooks::show).post(webhooks::create),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks/{id}",
+            post(webhooks::update),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks/{id}/delete",
+            post(webhooks::delete),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks/{id}/test",
+            post(webhooks::test),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks/{id}/rotate",
+            post(webhooks::rotate),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
         )
         .route(
             "/console/orgs/{org}/domains",

@@ -1,5 +1,5 @@
-//! Platform operators' page: every org (search by name or slug), the server's SSO
-//! providers that are available now, and the signing keys (with rotation). Anyone else
+//! Platform operators' page: every org (search by name or slug), every configured server-wide SSO
+//! provider with whether it is available now (and why not), and the signing keys (with rotation). Anyone else
 //! gets the refusal page, as the API's operator routes answer 403.
 
 use askama::Template;
@@ -37,6 +37,8 @@ pub struct KeyRow {
 pub struct ProviderRow {
     pub id: String,
     pub name: String,
+    pub available: bool,
+    pub why_not: String,
 }
 
 #[derive(Template)]
@@ -127,11 +129,13 @@ pub async fn show(
                 .collect(),
             providers: state
                 .sso
-                .available()
+                .statuses()
                 .into_iter()
                 .map(|p| ProviderRow {
                     id: p.id,
                     name: p.name,
+                    available: p.available,
+                    why_not: p.why_not.unwrap_or_default(),
                 })
                 .collect(),
             algs: SigningAlg::ALL.iter().map(|a| a.as_str()).collect(),

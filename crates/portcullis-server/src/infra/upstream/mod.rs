@@ -129,6 +129,17 @@ struct Slot {
     /// Err: why its credentials do not resolve (logged once at start).
     upstream: Result<Arc<Upstream>, String>,
     meta: RwLock<Option<Arc<Metadata>>>,
+    /// Why the last discovery failed, while it has never loaded: what operators are shown.
+    failure: RwLock<Option<String>>,
+}
+
+/// A configured server-wide provider and whether it is offered now, with why not.
+#[derive(Clone, Debug)]
+pub struct ProviderStatus {
+    pub id: String,
+    pub name: String,
+    pub available: bool,
+    pub why_not: Option<String>,
 }
 
 struct OrgEntry {
@@ -261,6 +272,7 @@ fn server_slots(cfg: &SsoConfig) -> Vec<Slot> {
         id: id.to_owned(),
         upstream: upstream.map(Arc::new),
         meta: RwLock::new(None),
+        failure: RwLock::new(None),
     };
     if let Some(g) = &cfg.google {
         slots.push(slot(
@@ -416,6 +428,39 @@ impl Providers {
                     id: up.id.clone(),
                     name: up.name.clone(),
                 })
+            })
+            .collect()
+    }
+
+    /// Every configured server-wide provider, available or not and why not (credentials that
+    /// do not resolve, or a discovery that has not loaded), in configuration order: the
+    /// same slots [`Self::available`] offers from.
+    pub fn statuses(&self) -> Vec<ProviderStatus> {
+        self.inner
+            .slots
+            .iter()
+            .map(|s| match &s.upstream {
+                Err(why) => ProviderStatus {
+                    id: s.id.clone(),
+                    name: s.id.clone(),
+                    available: false,
+                    why_not: Some(format!("its credentials do not resolve: {why}")),
+                },
+                Ok(up) => {
+                    let loaded = s.meta.read().ok().map(|m| m.is_some()).unwrap_or(false);
+                    let failure = s.failure.read().ok().and_then(|f| f.clone());
+                    ProviderStatus {
+                        id: up.id.clone(),
+                        name: up.name.clone(),
+                        available: loaded,
+                        why_not: (!loaded).then(|| {
+                            failure.map_or_else(
+                                || "its discovery document has not loaded yet".to_owned(),
+                                |f| format!("its discovery failed (retrying): {f}"),
+                            )
+                        }),
+                    }
+                }
             })
             .collect()
     }
@@ -597,11 +642,17 @@ async fn load_server_slots(inner: &ProvidersInner) -> bool {
                 if let Ok(mut m) = slot.meta.write() {
                     *m = Some(Arc::new(meta));
                 }
+                if let Ok(mut f) = slot.failure.write() {
+                    *f = None;
+                }
             }
             Err(e) => {
                 // A loaded provider stays offered through a failed refresh (a blip at the
                 // upstream); one never loaded stays unavailable until a retry succeeds.
                 tracing::warn!(provider = %up.id, error = %e, "SSO provider discovery failed; retrying");
+                if let Ok(mut f) = slot.failure.write() {
+                    *f = Some(e.to_string());
+                }
                 if current.is_none() {
                     all = false;
                 }
