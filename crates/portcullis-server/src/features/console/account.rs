@@ -30,19 +30,11 @@ pub struct MembershipRow {
     pub role: &'static str,
 }
 
-/// An invitation pending to the person's address.
-pub struct InvitedRow {
-    pub org: String,
-    pub role: &'static str,
-    pub expires_at: String,
-}
-
 #[derive(Template)]
 #[template(path = "console/account.html")]
 struct AccountPage {
     chrome: Chrome,
     name: String,
-    invited: Vec<InvitedRow>,
     sessions: Vec<SessionRow>,
     consents: Vec<ConsentRow>,
     memberships: Vec<MembershipRow>,
@@ -93,20 +85,7 @@ pub async fn show(
                 granted_at: when(c.granted_at),
             })
             .collect();
-        let invited = Invitations {
-            store: &*state.store,
-        }
-        .to_me(&user.auth.session.user.email)
-        .await?
-        .iter()
-        .map(|i| InvitedRow {
-            org: i.org_name.clone(),
-            role: i.invitation.role.as_str(),
-            expires_at: when(i.invitation.expires_at),
-        })
-        .collect();
         let page = AccountPage {
-            invited,
             chrome: user
                 .chrome(None, "account", "My account")
                 .with_notice(notice(q.notice.as_deref())),

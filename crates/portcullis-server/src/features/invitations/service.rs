@@ -103,19 +103,6 @@ impl Invitations<'_> {
             .await?)
     }
 
-    /// Invitations pending to the signed-in account's own address, in every org. Accepting
-    /// one still takes its link (the token is the capability; only its digest is stored).
-    pub async fn to_me(
-        &self,
-        email: &portcullis_core::Email,
-    ) -> Result<Vec<portcullis_store::invitations::InvitationToMe>, InvitationError> {
-        Ok(self
-            .store
-            .invitations()
-            .pending_invitations_to(email, portcullis_core::now())
-            .await?)
-    }
-
     /// Seats the org's pending invitations hold (plan limits count them with members).
     pub async fn pending_seats(&self, access: &OrgAccess) -> Result<u64, InvitationError> {
         Ok(self
