@@ -264,18 +264,21 @@ pub fn router(state: AppState) -> Router {
 /// limits, axum's told the same), inside the request observer.
 pub fn app(state: AppState) -> Router {
     let limits = state.body_limits;
-    router(state.clone())
+    let mut app = router(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             limits,
             crate::http::limits::limit_body,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(limits.largest()))
-        // Before any body is read: a flood is refused at the cost of a counter.
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(axum::extract::DefaultBodyLimit::max(limits.largest()));
+    // Before any body is read: a flood is refused at the cost of a counter. With rate
+    // limiting off the layer is left out, so the hot path does not pay for it.
+    if state.limiter.is_some() {
+        app = app.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::http::throttle::throttle,
-        ))
-        .layer(axum::middleware::from_fn_with_state(state, observe))
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(state, observe))
 }
 
 /// Every request: a correlation id (kept or made), a span carrying it for every log line,
