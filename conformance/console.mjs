@@ -194,6 +194,66 @@ try {
   check(got.received.length >= 1 && got.received.every((r) => r.verified && r.type === "webhook.test"), "the receiver verified the test delivery");
   await visit(a, "webhooks");
 
+  // Keys: the first secret key, then a rotation with a day's grace; the new secret is shown
+  // once, and the superseded key's warning says until when the old one works.
+  const keysUrl = `${BASE}/console/orgs/${ORG}/projects/${PROJECT}/keys`;
+  await a.goto(`${BASE}/console/orgs/${ORG}/projects`);
+  await Promise.all([a.waitForNavigation(), a.click(`a[href='/console/orgs/${ORG}/projects/${PROJECT}/keys']`)]);
+  check(a.url() === keysUrl, "the projects page links to the project's keys");
+  check((await a.inputValue("#publishable-key")).startsWith("pk_"), "the publishable key is shown");
+  await a.selectOption("#grace", "0");
+  await Promise.all([a.waitForNavigation(), a.click("#rotate-key button[type=submit]")]);
+  const firstKey = await a.inputValue("#secret-key");
+  check(firstKey.startsWith("sk_"), "the first secret key is shown once");
+  check((await a.locator("#superseded-warning").count()) === 0, "no warning before a rotation");
+  await a.selectOption("#grace", "86400");
+  await Promise.all([a.waitForNavigation(), a.click("#rotate-key button[type=submit]")]);
+  const secondKey = await a.inputValue("#secret-key");
+  check(secondKey.startsWith("sk_") && secondKey !== firstKey, "the rotation shows the new secret key");
+  check(!(await a.content()).includes(firstKey), "the old secret is not shown again");
+  await visit(a, "keys-rotated");
+  await a.goto(keysUrl);
+  check((await a.locator("#secret-key").count()) === 0 && !(await a.content()).includes(secondKey), "the new secret is gone on the next visit");
+  check((await a.textContent("#superseded-warning")).includes("stops working at"), "the superseded-key warning is shown");
+  check((await a.textContent("#keys-table")).includes("a newer key exists; this one stops working at"), "the old key's row says until when it works");
+  check((await a.textContent("#keys-table")).includes(secondKey.slice(0, 16)), "the new key is listed by its prefix");
+  await visit(a, "keys");
+
+  // A platform admin changes the org's plan; adding a member past the plan's seats is the
+  // 402 page with the numbers and what to do.
+  const subUrl = `${BASE}/console/orgs/${ORG}/subscription`;
+  await a.goto(subUrl);
+  await a.selectOption("#sub-plan", "team");
+  await a.selectOption("#sub-status", "active");
+  await Promise.all([a.waitForNavigation(), a.click("#change-subscription button[type=submit]")]);
+  check((await a.textContent(".notice")).includes("Subscription changed"), "the plan change is confirmed");
+  check((await a.textContent("#plan")).trim() === "team" && (await a.textContent("#seats")).includes("of 25"), "the team plan's limits are shown");
+  await a.selectOption("#sub-plan", "free");
+  await Promise.all([a.waitForNavigation(), a.click("#change-subscription button[type=submit]")]);
+  const seats = await a.textContent("#seats");
+  check((await a.textContent("#plan")).trim() === "free" && seats.includes("of 3"), `back on free, 3 seats (${seats.trim()})`);
+  await visit(a, "subscription");
+  await a.goto(`${BASE}/console/orgs/${ORG}/members`);
+  let refusedAt = -1;
+  let refusal;
+  for (let i = 0; i < 4 && refusedAt < 0; i++) {
+    await a.fill("#invite-email", `extra-${i}-${TAG}@example.com`);
+    const [r] = await Promise.all([a.waitForNavigation(), a.click("form[action$='/invitations'] button[type=submit]")]);
+    if (r.status() === 402) {
+      refusedAt = i;
+      refusal = r;
+    } else {
+      check(r.status() === 200, `an invitation within the plan is made (${r.status()})`);
+    }
+  }
+  check(refusedAt >= 0 && refusal.status() === 402, "inviting past the plan's seats answers 402");
+  check((await a.textContent("h1")).includes("plan does not allow"), "the 402 page says the plan refused");
+  const limitText = await a.textContent("#plan-limit");
+  check(/allows 3 seats/.test(limitText.replace(/\s+/g, " ")) && /3 are in use/.test(limitText.replace(/\s+/g, " ")), `the 402 page shows limit and used (${limitText.trim()})`);
+  check((await a.textContent("main")).includes("ask a platform admin"), "the 402 page says what to do");
+  check((await a.textContent("#correlation-id")).trim().length > 0, "the 402 page shows its correlation id");
+  await visit(a, "plan-limit");
+
   if (FULL) {
     // The export downloads what the filters show, in both formats.
     const csv = await a.request.get(`${BASE}/console/orgs/${ORG}/audit/export?format=csv&correlation_id=${encodeURIComponent(reference)}`);
@@ -210,6 +270,7 @@ try {
       ["domains", `/console/orgs/${ORG}/domains`],
       ["mobile", `/console/orgs/${ORG}/mobile`],
       ["platform", "/console/platform"],
+      ["subscription-operator", `/console/orgs/${ORG}/subscription`],
       ["doctor", "/console/platform/doctor"],
       ["account", "/console/account"],
       ["not-found", "/console/orgs/not-a-uuid/members"],
@@ -236,7 +297,7 @@ try {
 
     // Usable at 360 px: nothing wider than the screen.
     await a.setViewportSize({ width: 360, height: 740 });
-    for (const path of [`/console/orgs/${ORG}/members`, `/console/orgs/${ORG}/audit`, `/console/orgs/${ORG}/sessions`]) {
+    for (const path of [`/console/orgs/${ORG}/members`, `/console/orgs/${ORG}/audit`, `/console/orgs/${ORG}/sessions`, `/console/orgs/${ORG}/projects/${PROJECT}/keys`, `/console/orgs/${ORG}/subscription`]) {
       await a.goto(BASE + path);
       const wide = await a.evaluate(() => document.documentElement.scrollWidth);
       const culprits = await a.evaluate(() =>
@@ -247,6 +308,17 @@ try {
       check(wide <= 360, `${path} fits 360 px (scrollWidth ${wide}; too wide: ${culprits.join(", ")})`);
     }
     await visit(a, "members-360");
+    await a.goto(`${BASE}/console/orgs/${ORG}/subscription`);
+    await visit(a, "subscription-360");
+    await a.setViewportSize({ width: 1280, height: 900 });
+
+    // Keyboard only: from the keys page's rotate form, Tab reaches its button with a visible focus.
+    await a.goto(`${BASE}/console/orgs/${ORG}/projects/${PROJECT}/keys`);
+    await a.focus("#grace");
+    await a.keyboard.press("Tab");
+    check(await a.evaluate(() => document.activeElement && document.activeElement.closest("#rotate-key") !== null && document.activeElement.tagName === "BUTTON"), "Tab moves from the grace choice to the rotate button");
+    const outline = await a.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(outline !== "none", `the focused button shows its focus (${outline})`);
   }
   console.log(JSON.stringify(results));
 } catch (e) {

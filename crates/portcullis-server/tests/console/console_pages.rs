@@ -542,7 +542,7 @@ async fn browser_paths(backend: Backend) {
     let results: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
     let pages = results["pages"].as_array().unwrap();
     assert!(
-        pages.len() >= if full { 21 } else { 11 },
+        pages.len() >= if full { 27 } else { 15 },
         "pages visited: {pages:?}"
     );
     for (name, axe) in results["axe"].as_object().unwrap() {

@@ -8,4 +8,6 @@ mod common;
 
 mod account_page;
 mod console_pages;
+mod keys_page;
+mod subscription_page;
 mod webhooks_page;

@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_core::{OrgAccess, OrgId, Principal, Role, SessionId};
-use portcullis_store::MembershipView;
+use portcullis_core::{OrgAccess, OrgId, Principal, ProjectId, Role, SessionId};
+use portcullis_store::{MembershipView, ProjectAccessRecord};
 use ring::hmac;
 
 use crate::features::console::assets;
@@ -22,7 +22,7 @@ use crate::features::console::page::{self, Chrome, NavLink, ORG_SECTIONS, OrgCho
 use crate::features::me::service::Me;
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, RequestMeta, resolve_session};
+use crate::http::extract::{Auth, RequestMeta, authorize_project, resolve_session};
 use crate::http::forms::same_origin;
 use crate::http::params::Params;
 use crate::infra::crypto::derive_key;
@@ -137,6 +137,26 @@ impl ConsoleUser {
         self.auth.org_access(state, org_id, needed).await
     }
 
+    /// A failure on a page of the org named by `org` (raw, from the path). A refusal by
+    /// the org's plan (402) comes only after access was granted, so its page keeps the
+    /// org's navigation and links to its subscription; other failures show no org, which
+    /// may not be the caller's.
+    pub fn failed_in_org(
+        &self,
+        state: &AppState,
+        org: &str,
+        section: &'static str,
+        title: &str,
+        e: ApiError,
+    ) -> Response {
+        let org = if e.status == StatusCode::PAYMENT_REQUIRED {
+            OrgId::parse(org)
+        } else {
+            None
+        };
+        page::failure(state, Some(self.chrome(org, section, title)), e)
+    }
+
     /// A posted console form: from this server's origin, carrying this session's token.
     pub fn form(
         &self,
@@ -163,6 +183,56 @@ impl ConsoleUser {
             .with_details(serde_json::json!({"reason": "csrf"})));
         }
         Ok(params)
+    }
+}
+
+/// A project named in a console path (`/console/orgs/{org}/projects/{project}/…`), as the
+/// signed-in person may act on it: the API's project rule, and the project must be of the
+/// path's org.
+pub struct ProjectAt {
+    pub org: OrgId,
+    pub record: ProjectAccessRecord,
+    pub role: Role,
+    pub access: OrgAccess,
+}
+
+impl ConsoleUser {
+    /// The project of a console path. One of another org than the path's is the same 404
+    /// as one the caller cannot see, so no path mixes two tenants.
+    pub async fn project(
+        &self,
+        state: &AppState,
+        org: &str,
+        project: &str,
+    ) -> Result<ProjectAt, ApiError> {
+        let org = page::org_id(org)?;
+        let project_id =
+            ProjectId::parse(project).ok_or_else(|| ApiError::not_found("no such project"))?;
+        let (record, role, access) =
+            authorize_project(state, &self.auth.principal, project_id).await?;
+        if record.project.org_id != org {
+            return Err(ApiError::not_found("no such project"));
+        }
+        Ok(ProjectAt {
+            org,
+            record,
+            role,
+            access,
+        })
+    }
+
+    /// A form posted to a project's page: checked as [`ConsoleUser::form`] first (nothing
+    /// is looked up for a forged post), then the project as [`ConsoleUser::project`].
+    pub async fn project_form(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &[u8],
+        org: &str,
+        project: &str,
+    ) -> Result<(Params, ProjectAt), ApiError> {
+        let form = self.form(state, headers, body)?;
+        Ok((form, self.project(state, org, project).await?))
     }
 }
 

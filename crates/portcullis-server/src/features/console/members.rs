@@ -184,8 +184,7 @@ pub async fn show(
         .await
     }
     .await;
-    result
-        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "members", "Members")), e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "members", "Members", e))
 }
 
 /// Parses and sends an invitation; a mistake in the form is shown beside it.
@@ -257,8 +256,7 @@ pub async fn create_invitation(
         members_page(&state, &user, org, status, None, outcome).await
     }
     .await;
-    result
-        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "members", "Members")), e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "members", "Members", e))
 }
 
 /// `POST /console/orgs/{org}/invitations/{id}/revoke`.
@@ -283,8 +281,7 @@ pub async fn revoke_invitation(
         )))
     }
     .await;
-    result
-        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "members", "Members")), e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "members", "Members", e))
 }
 
 fn member_id(raw: &str) -> Result<UserId, ApiError> {
@@ -313,8 +310,7 @@ pub async fn change_role(
         )))
     }
     .await;
-    result
-        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "members", "Members")), e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "members", "Members", e))
 }
 
 /// `POST /console/orgs/{org}/members/{user}/remove`.
@@ -344,6 +340,5 @@ pub async fn remove(
         )))
     }
     .await;
-    result
-        .unwrap_or_else(|e| page::failure(&state, Some(user.chrome(None, "members", "Members")), e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "members", "Members", e))
 }

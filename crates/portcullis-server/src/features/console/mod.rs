@@ -5,8 +5,8 @@
 //! One module per page; each renders its own askama template (`templates/console/`,
 //! compile-time checked and embedded) inside the shared chrome of `page.rs`, reads who is
 //! signed in and checks posted forms through `guard.rs`, and calls feature services only:
-//! no SQL and no rule of its own. A new page (keys, subscription, webhooks) is a module
-//! here, its routes below, its template, and a line in `page::ORG_SECTIONS`.
+//! no SQL and no rule of its own. A new page is a module here, its routes below, its
+//! template, and (for an org section) a line in `page::ORG_SECTIONS`.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ pub mod assets;
 pub mod audit;
 pub mod domains;
 pub mod guard;
+pub mod keys;
 pub mod members;
 pub mod mobile;
 pub mod page;
@@ -25,6 +26,7 @@ pub mod platform;
 pub mod projects;
 pub mod sessions;
 pub mod signin;
+pub mod subscription;
 pub mod webhooks;
 
 pub fn routes() -> Router<AppState> {
@@ -93,6 +95,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/console/orgs/{org}/projects/{project}/webhooks/{id}/deliveries/{delivery}/retry",
             post(webhooks::retry),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/keys",
+            get(keys::show),
+        )
+        .route(
+            "/console/orgs/{org}/projects/{project}/keys/rotate",
+            post(keys::rotate),
+        )
+        .route(
+            "/console/orgs/{org}/subscription",
+            get(subscription::show).post(subscription::change),
         )
         .route(
             "/console/orgs/{org}/domains",

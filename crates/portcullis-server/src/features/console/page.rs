@@ -14,12 +14,14 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// The sections of an organization, in navigation order: (path segment, label). A new
-/// org page (keys, subscription, webhooks) adds its line here and its module beside.
+/// org page adds its line here and its module beside; a project's pages (webhooks, keys)
+/// are reached from the projects page.
 pub const ORG_SECTIONS: &[(&str, &str)] = &[
     ("members", "Members"),
     ("sessions", "Sessions"),
     ("projects", "Projects"),
     ("domains", "Domains & SSO"),
+    ("subscription", "Subscription"),
     ("audit", "Audit log"),
     ("mobile", "Mobile"),
 ];
@@ -141,6 +143,47 @@ struct RefusalPage {
     correlation_id: String,
 }
 
+/// A change the org's subscription refused (`402`): what happened, the numbers, and what
+/// to do about it.
+#[derive(Template)]
+#[template(path = "console/plan_refusal.html")]
+struct PlanRefusalPage {
+    chrome: Chrome,
+    code: &'static str,
+    message: String,
+    limit: Option<PlanLimit>,
+    /// The subscription's status, when it is the status that refused.
+    status: Option<String>,
+    correlation_id: String,
+}
+
+/// A plan limit that was reached, from `subscription_limit_exceeded`'s details.
+pub struct PlanLimit {
+    pub resource: String,
+    pub limit: u64,
+    pub used: u64,
+}
+
+impl PlanLimit {
+    fn from_details(details: Option<&serde_json::Value>) -> Option<Self> {
+        let d = details?;
+        Some(Self {
+            resource: d.get("resource")?.as_str()?.to_owned(),
+            limit: d.get("limit")?.as_u64()?,
+            used: d.get("used")?.as_u64()?,
+        })
+    }
+
+    /// What frees one of the resource, in the org's own hands.
+    pub fn how_to_free(&self) -> &'static str {
+        match self.resource.as_str() {
+            "seats" => "remove a member or revoke a pending invitation",
+            "projects" => "delete a project",
+            _ => "remove one",
+        }
+    }
+}
+
 /// What a refused person should ask for, from the refusal's details.
 fn ask_for(e: &ApiError) -> String {
     let required = e
@@ -152,6 +195,10 @@ fn ask_for(e: &ApiError) -> String {
         ("forbidden", Some(role)) => format!(
             "Ask an owner or admin of this organization to give you the {role} role, or to do this for you."
         ),
+        ("forbidden", None) if e.message.contains("change subscriptions") => {
+            "Only platform admins of this server change subscriptions. Ask one to do it for you."
+                .into()
+        }
         ("forbidden", None) if e.message.contains("platform") => {
             "Only platform operators can open this page. Ask the operator of this server.".into()
         }
@@ -159,7 +206,17 @@ fn ask_for(e: &ApiError) -> String {
             "Ask an owner or admin of this organization for access, or to do this for you.".into()
         }
         ("feature_disabled", _) => {
-            "This feature is switched off on this server. Ask the server's operator.".into()
+            let details = e.details.as_ref();
+            let field = |k: &str| details.and_then(|d| d.get(k)).and_then(|v| v.as_str());
+            match (field("plan"), field("feature")) {
+                (Some(plan), feature) => format!(
+                    "The organization's {plan} plan does not include {}. Ask a platform admin of this server to move the organization to a plan that does.",
+                    feature.unwrap_or("this feature")
+                ),
+                (None, _) => {
+                    "This feature is switched off on this server. Ask the server's operator.".into()
+                }
+            }
         }
         _ => "Ask an admin of this organization, quoting the reference below.".into(),
     }
@@ -175,11 +232,32 @@ pub fn failure(state: &AppState, chrome: Option<Chrome>, e: ApiError) -> Respons
     let correlation_id = correlation::current();
     let chrome = chrome.unwrap_or_else(|| Chrome::anonymous("Error"));
     let refusal = e.status == StatusCode::FORBIDDEN;
+    let plan_refusal = e.status == StatusCode::PAYMENT_REQUIRED;
     let code = e.code;
     let ask = ask_for(&e);
     let message = e.message.clone();
+    let limit = PlanLimit::from_details(e.details.as_ref());
+    let status_detail = e
+        .details
+        .as_ref()
+        .and_then(|d| d.get("status"))
+        .and_then(|s| s.as_str())
+        .map(str::to_owned);
     e.into_page(|status, _| {
-        let html = if refusal {
+        let html = if plan_refusal {
+            PlanRefusalPage {
+                chrome: Chrome {
+                    title: "Not allowed by the plan".into(),
+                    ..chrome
+                },
+                code,
+                message,
+                limit,
+                status: status_detail,
+                correlation_id: correlation_id.clone(),
+            }
+            .render()
+        } else if refusal {
             RefusalPage {
                 chrome: Chrome {
                     title: "Not allowed".into(),
@@ -293,6 +371,7 @@ pub fn notice(key: Option<&str>) -> Option<String> {
         "domain_verified" => "Domain verified.",
         "consent_revoked" => "Access withdrawn from the application.",
         "invitation_accepted" => "Invitation accepted. Welcome to the organization.",
+        "subscription_changed" => "Subscription changed.",
         "key_rotated" => {
             "Signing key rotated. The previous key stays published until its tokens expire."
         }
@@ -309,6 +388,7 @@ pub struct NoticeQuery {
 #[cfg(test)]
 mod tests {
     use super::safe_return_to;
+    use crate::http::error::ApiError;
 
     #[test]
     fn times_read_in_utc_to_the_minute() {
@@ -324,6 +404,34 @@ mod tests {
         );
         assert_eq!(super::notice(Some("<script>")), None);
         assert_eq!(super::notice(None), None);
+    }
+
+    #[test]
+    fn a_plan_without_a_feature_is_named() {
+        let e = ApiError::feature_disabled("mobile sign-in is not part of this plan")
+            .with_details(serde_json::json!({"feature": "mobile_access", "plan": "starter"}));
+        let ask = super::ask_for(&e);
+        assert!(
+            ask.contains("starter plan does not include mobile_access"),
+            "{ask}"
+        );
+        let off = super::ask_for(&ApiError::feature_disabled("off"));
+        assert!(off.contains("switched off on this server"), "{off}");
+    }
+
+    #[test]
+    fn plan_limits_are_read_from_the_details() {
+        let l = super::PlanLimit::from_details(Some(
+            &serde_json::json!({"limit": 3, "used": 3, "resource": "seats"}),
+        ))
+        .unwrap();
+        assert_eq!((l.limit, l.used, l.resource.as_str()), (3, 3, "seats"));
+        assert!(l.how_to_free().contains("invitation"));
+        assert!(
+            super::PlanLimit::from_details(Some(&serde_json::json!({"status": "canceled"})))
+                .is_none()
+        );
+        assert!(super::PlanLimit::from_details(None).is_none());
     }
 
     #[test]

@@ -10,15 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use portcullis_core::webhook::{CATALOGUE, DeliveryId, TEST_EVENT, WebhookId};
-use portcullis_core::{OrgAccess, OrgId, ProjectId, Role};
-use portcullis_store::ProjectAccessRecord as ProjectRecord;
 use portcullis_store::webhooks::{DeliveryQuery, WebhookEndpoint};
 
-use crate::features::console::guard::{ConsoleUser, see_other};
-use crate::features::console::page::{self, Chrome, NoticeQuery, notice, org_id, when};
+use crate::features::console::guard::{ConsoleUser, ProjectAt, see_other};
+use crate::features::console::page::{self, Chrome, NoticeQuery, notice, when};
 use crate::features::webhooks::service::{Change, NewEndpoint, ProjectWebhooks};
 use crate::http::error::ApiError;
-use crate::http::extract::authorize_project;
 use crate::state::AppState;
 
 /// Deliveries shown per endpoint: the newest; the API pages through the rest.
@@ -84,37 +81,17 @@ struct WebhooksPage {
     event_names: Vec<&'static str>,
 }
 
-/// The project named in the path, as this caller may act on it; one of another org than
-/// the page's is the same 404 as one the caller cannot see.
-async fn project(
-    state: &AppState,
-    user: &ConsoleUser,
-    org: &str,
-    project: &str,
-) -> Result<(OrgId, ProjectRecord, Role, OrgAccess), ApiError> {
-    let org = org_id(org)?;
-    let project_id =
-        ProjectId::parse(project).ok_or_else(|| ApiError::not_found("no such project"))?;
-    let (record, role, access) = authorize_project(state, &user.auth.principal, project_id).await?;
-    if record.project.org_id != org {
-        return Err(ApiError::not_found("no such project"));
-    }
-    Ok((org, record, role, access))
-}
-
 fn service<'a>(
     state: &'a AppState,
     user: &'a ConsoleUser,
-    record: &'a ProjectRecord,
-    role: Role,
-    access: &'a OrgAccess,
+    at: &'a ProjectAt,
 ) -> ProjectWebhooks<'a> {
     ProjectWebhooks {
         store: state.store.webhooks(),
         sender: &state.webhooks,
-        access,
-        project: &record.project,
-        role,
+        access: &at.access,
+        project: &at.record.project,
+        role: at.role,
         audit: &user.auth.audit,
     }
 }
@@ -175,20 +152,17 @@ async fn card(hooks: &ProjectWebhooks<'_>, e: &WebhookEndpoint) -> Result<Endpoi
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn webhooks_page(
     state: &AppState,
     user: &ConsoleUser,
-    org: OrgId,
-    record: &ProjectRecord,
-    role: Role,
-    access: &OrgAccess,
+    at: &ProjectAt,
     status: StatusCode,
     notice_text: Option<String>,
     shown: Option<Shown>,
     refused: Refused,
 ) -> Result<Response, ApiError> {
-    let hooks = service(state, user, record, role, access);
+    let hooks = service(state, user, at);
+    let record = &at.record;
     let list = hooks.list().await?;
     let mut endpoints = Vec::with_capacity(list.len());
     for e in &list {
@@ -197,9 +171,9 @@ async fn webhooks_page(
     let secret_on_page = shown.is_some();
     let page = WebhooksPage {
         chrome: user
-            .chrome(Some(org), "projects", "Webhooks")
+            .chrome(Some(at.org), "projects", "Webhooks")
             .with_notice(notice_text),
-        org_id: org.to_string(),
+        org_id: at.org.to_string(),
         project_id: record.project.id.to_string(),
         project_name: record.project.name.as_str().to_owned(),
         endpoints,
@@ -229,14 +203,10 @@ async fn webhooks_page(
     Ok(response)
 }
 
-fn failed(state: &AppState, user: &ConsoleUser, e: ApiError) -> Response {
-    page::failure(state, Some(user.chrome(None, "projects", "Webhooks")), e)
-}
-
-fn back(org: OrgId, record: &ProjectRecord, notice: &str) -> Response {
+fn back(at: &ProjectAt, notice: &str) -> Response {
     see_other(&format!(
-        "/console/orgs/{org}/projects/{}/webhooks?notice={notice}",
-        record.project.id
+        "/console/orgs/{}/projects/{}/webhooks?notice={notice}",
+        at.org, at.record.project.id
     ))
 }
 
@@ -248,14 +218,11 @@ pub async fn show(
     Query(q): Query<NoticeQuery>,
 ) -> Response {
     let result = async {
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
+        let at = user.project(&state, &org, &project_raw).await?;
         webhooks_page(
             &state,
             &user,
-            org,
-            &record,
-            role,
-            &access,
+            &at,
             StatusCode::OK,
             notice(q.notice.as_deref()),
             None,
@@ -264,7 +231,7 @@ pub async fn show(
         .await
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks`: a new endpoint; the answer is the page with its secret, once.
@@ -276,12 +243,13 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let form = user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
+        let (form, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
+            .await?;
         let url = form.get("url").unwrap_or_default().to_owned();
         let events = form.get("events").unwrap_or("*").to_owned();
         let description = form.get("description").unwrap_or_default().to_owned();
-        let made = service(&state, &user, &record, role, &access)
+        let made = service(&state, &user, &at)
             .create(NewEndpoint {
                 url: url.clone(),
                 events: event_list(&events),
@@ -320,22 +288,10 @@ pub async fn create(
         let notice_text = shown
             .as_ref()
             .map(|_| "Webhook endpoint created.".to_owned());
-        webhooks_page(
-            &state,
-            &user,
-            org,
-            &record,
-            role,
-            &access,
-            status,
-            notice_text,
-            shown,
-            refused,
-        )
-        .await
+        webhooks_page(&state, &user, &at, status, notice_text, shown, refused).await
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks/{id}`: URL, events and enabled.
@@ -347,9 +303,10 @@ pub async fn update(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let form = user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
-        service(&state, &user, &record, role, &access)
+        let (form, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
+            .await?;
+        service(&state, &user, &at)
             .update(
                 webhook_id(&id)?,
                 Change {
@@ -361,10 +318,10 @@ pub async fn update(
                 },
             )
             .await?;
-        Ok(back(org, &record, "webhook_saved"))
+        Ok(back(&at, "webhook_saved"))
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks/{id}/delete`.
@@ -376,15 +333,14 @@ pub async fn delete(
     body: Bytes,
 ) -> Response {
     let result = async {
-        user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
-        service(&state, &user, &record, role, &access)
-            .delete(webhook_id(&id)?)
+        let (_, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
             .await?;
-        Ok(back(org, &record, "webhook_deleted"))
+        service(&state, &user, &at).delete(webhook_id(&id)?).await?;
+        Ok(back(&at, "webhook_deleted"))
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks/{id}/test`: queues a `webhook.test` delivery, due now.
@@ -396,15 +352,14 @@ pub async fn test(
     body: Bytes,
 ) -> Response {
     let result = async {
-        user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
-        service(&state, &user, &record, role, &access)
-            .test(webhook_id(&id)?)
+        let (_, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
             .await?;
-        Ok(back(org, &record, "webhook_test_sent"))
+        service(&state, &user, &at).test(webhook_id(&id)?).await?;
+        Ok(back(&at, "webhook_test_sent"))
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks/{id}/rotate`: the answer is the page with the new secret, once.
@@ -416,18 +371,16 @@ pub async fn rotate(
     body: Bytes,
 ) -> Response {
     let result = async {
-        user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
-        let (endpoint, secret) = service(&state, &user, &record, role, &access)
+        let (_, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
+            .await?;
+        let (endpoint, secret) = service(&state, &user, &at)
             .rotate_secret(webhook_id(&id)?)
             .await?;
         webhooks_page(
             &state,
             &user,
-            org,
-            &record,
-            role,
-            &access,
+            &at,
             StatusCode::OK,
             Some("Secret rotated. The previous secret keeps signing for 24 hours.".to_owned()),
             Some(Shown {
@@ -440,7 +393,7 @@ pub async fn rotate(
         .await
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 /// `POST …/webhooks/{id}/deliveries/{delivery}/retry`: sends it again now.
@@ -452,17 +405,18 @@ pub async fn retry(
     body: Bytes,
 ) -> Response {
     let result = async {
-        user.form(&state, &headers, &body)?;
-        let (org, record, role, access) = project(&state, &user, &org, &project_raw).await?;
+        let (_, at) = user
+            .project_form(&state, &headers, &body, &org, &project_raw)
+            .await?;
         let delivery = DeliveryId::parse(&delivery)
             .ok_or_else(|| ApiError::not_found("no such delivery of this endpoint"))?;
-        service(&state, &user, &record, role, &access)
+        service(&state, &user, &at)
             .retry(webhook_id(&id)?, delivery)
             .await?;
-        Ok(back(org, &record, "webhook_retried"))
+        Ok(back(&at, "webhook_retried"))
     }
     .await;
-    result.unwrap_or_else(|e| failed(&state, &user, e))
+    result.unwrap_or_else(|e| user.failed_in_org(&state, &org, "projects", "Webhooks", e))
 }
 
 #[cfg(test)]
