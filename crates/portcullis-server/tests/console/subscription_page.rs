@@ -18,6 +18,18 @@ both_backends!(
     members_read_and_operators_change_the_plan,
     the_402_page_says_what_to_do,
 );
+both_backends!(configured plain: a_plan_without_mobile_is_named => |c: &mut portcullis_server::config::Config| {
+    c.platform.plans.insert(
+        "web-only".into(),
+        portcullis_server::config::platform::PlanConfig {
+            seat_limit: Some(10),
+            project_limit: Some(10),
+            features: vec![],
+        },
+    );
+});
+
+fn plain(_: &mut portcullis_server::config::Config) {}
 
 async fn api_subscription(app: &TestApp, who: &Signed, org: &str) -> serde_json::Value {
     let r = app
@@ -266,4 +278,31 @@ async fn the_402_page_says_what_to_do(app: TestApp) {
         "{html}"
     );
     assert!(html.contains("reactivate"), "{html}");
+}
+
+/// An org on a plan without `mobile_access`: the mobile page names the plan (the app's
+/// sign-in answers `feature_disabled` for it), and the plan is one an operator can pick.
+async fn a_plan_without_mobile_is_named(app: TestApp) {
+    let owner = app.user("webonly").await;
+    let mobile = format!("/console/orgs/{}/mobile", owner.org_id);
+    let html = text(&page(&app, &mobile, &owner.token).await);
+    assert!(!html.contains("plan-without-mobile"), "{html}");
+    app.on_plan(&owner.org_id, "web-only").await;
+    let r = page(&app, &mobile, &owner.token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let html = text(&r);
+    assert!(html.contains("id=\"plan-without-mobile\""), "{html}");
+    assert!(html.contains("<strong>web-only</strong> plan does not include mobile sign-in"));
+    let operator = app.user("operator").await;
+    make_platform_admin(&app, &operator).await;
+    let html = text(
+        &page(
+            &app,
+            &format!("/console/orgs/{}/subscription", owner.org_id),
+            &operator.token,
+        )
+        .await,
+    );
+    assert!(html.contains("web-only (10 seats, 10 projects)"), "{html}");
+    assert!(html.contains("<td>none</td>"), "no features: {html}");
 }
