@@ -191,20 +191,15 @@ pub async fn update(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let form = user.form(&state, &headers, &body)?;
-        let org = org_id(&org)?;
-        let project_id =
-            ProjectId::parse(&project).ok_or_else(|| ApiError::not_found("no such project"))?;
-        let (record, role, access) =
-            authorize_project(&state, &user.auth.principal, project_id).await?;
-        // A project of another org than the page's is not this page's to change.
-        if record.project.org_id != org {
-            return Err(ApiError::not_found("no such project"));
-        }
+        // A project of another org than the page's is not this page's to change (404).
+        let (form, at) = user
+            .project_form(&state, &headers, &body, &org, &project)
+            .await?;
+        let (org, project_id) = (at.org, at.record.project.id);
         let admin = ProjectScope {
-            access: &access,
+            access: &at.access,
             project_id,
-            role,
+            role: at.role,
             audit: &user.auth.audit,
         }
         .admin()?;
