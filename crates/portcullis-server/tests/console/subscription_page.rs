@@ -215,12 +215,19 @@ async fn invite(app: &TestApp, admin: &Signed, csrf: &str, email: &str) -> commo
 async fn the_402_page_says_what_to_do(app: TestApp) {
     let owner = app.user("owner").await;
     let members = format!("/console/orgs/{}/members", owner.org_id);
-    let csrf = csrf_of(&text(&page(&app, &members, &owner.token).await));
+    let html = text(&page(&app, &members, &owner.token).await);
+    assert!(!html.contains("id=\"seats-full\""));
+    let csrf = csrf_of(&html);
     // The free plan has 3 seats: the owner and two invitations fill them.
     for i in 0..2 {
         let r = invite(&app, &owner, &csrf, &format!("seat{i}@example.com")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     }
+    let html = text(&page(&app, &members, &owner.token).await);
+    assert!(
+        html.contains("id=\"seats-full\""),
+        "the form says the seats are taken"
+    );
     let r = invite(&app, &owner, &csrf, "one-too-many@example.com").await;
     assert_page_error(&r, 402);
     let html = text(&r);

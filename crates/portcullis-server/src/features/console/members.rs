@@ -60,6 +60,8 @@ struct MembersPage {
     seats: u64,
     /// The plan's seat limit, shown beside the seats used; None: unlimited.
     seat_limit: Option<u32>,
+    /// Every seat taken: the next invitation would be refused (402).
+    seats_full: bool,
     created: Option<CreatedLink>,
     invite_error: Option<String>,
     invite_email: String,
@@ -123,6 +125,10 @@ async fn members_page(
         admin,
         seats: subscription.usage.seats,
         seat_limit: subscription.plan.seat_limit,
+        seats_full: subscription
+            .plan
+            .seat_limit
+            .is_some_and(|l| subscription.usage.seats >= u64::from(l)),
         members: members
             .iter()
             .map(|m| MemberRow {
