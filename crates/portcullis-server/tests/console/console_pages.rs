@@ -488,8 +488,9 @@ fn screenshots_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("portcullis-console-screenshots"))
 }
 
-/// The scenarios of issue 12 that need no keys or plans, in Chromium: every page on
-/// SQLite, the main path on PostgreSQL.
+/// The scenarios of issue 12 in Chromium (`conformance/console.mjs`), including a key
+/// rotation with its superseded-key warning and a plan change followed by the 402 page:
+/// every page on SQLite, the main path on PostgreSQL.
 async fn browser_paths(backend: Backend) {
     let (tag, full) = match backend {
         Backend::Sqlite => ("sqlite", true),
