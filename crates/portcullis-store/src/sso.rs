@@ -2,8 +2,8 @@
 //! upstream identities (issuer + subject) linked to local users.
 //!
 //! Providers are tenant-owned: management calls take the caller's [`OrgAccess`]. The sign-in
-//! routes know only a provider id, so [`SsoStore::provider_by_id`] and
-//! [`SsoStore::providers_of_org_slug`] look across tenants (platform scope on PostgreSQL).
+//! routes know only a provider id, so [`SsoStore::provider_by_id`],
+//! [`SsoStore::providers_of_org_slug`] and [`SsoStore::providers_of_org`] look across tenants (platform scope on PostgreSQL).
 //! The client secret arrives already sealed by the server (it holds the master key); the
 //! store never sees it in the clear. Identities belong to users, not to tenants.
 
@@ -174,6 +174,10 @@ pub trait SsoStore: Send + Sync {
 
     /// The providers of the live org with this slug (empty for an unknown slug).
     async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>>;
+
+    /// The providers of the live org with this id (empty for an unknown or deleted org), for
+    /// a project's public config: the org comes from the project, never from the caller.
+    async fn providers_of_org(&self, org_id: OrgId) -> StoreResult<Vec<OrgSsoProvider>>;
 
     /// The live user an upstream identity of `provider` is linked to. Identities linked by
     /// a server-wide provider before identities were keyed by provider match every

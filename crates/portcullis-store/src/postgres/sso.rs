@@ -321,6 +321,21 @@ impl SsoStore for PgStore {
         rows.iter().map(provider_from).collect()
     }
 
+    async fn providers_of_org(&self, org_id: OrgId) -> StoreResult<Vec<OrgSsoProvider>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p JOIN orgs o ON o.id = p.org_id \
+             WHERE o.id = $1 AND o.deleted_at IS NULL ORDER BY p.created_at, p.id"
+        ))
+        .bind(org_id.0)
+        .fetch_all(&mut *unit)
+        .await?;
+        unit.commit().await?;
+        rows.iter().map(provider_from).collect()
+    }
+
     async fn user_by_identity(
         &self,
         provider: &str,
