@@ -16,6 +16,9 @@ pub enum Action {
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
+    /// Just-in-time membership through an org's SSO provider refused by the org's plan
+    /// (the sign-in itself goes on).
+    MemberJoinRefused,
     ProjectCreated,
     ProjectUpdated,
     PlatformAdminGranted,
@@ -73,6 +76,7 @@ impl Action {
             Action::MemberAdded => "member.added",
             Action::MemberRemoved => "member.removed",
             Action::MemberRoleChanged => "member.role_changed",
+            Action::MemberJoinRefused => "member.join_refused",
             Action::ProjectCreated => "project.created",
             Action::ProjectUpdated => "project.updated",
             Action::PlatformAdminGranted => "platform_admin.granted",

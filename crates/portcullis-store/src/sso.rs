@@ -323,6 +323,47 @@ pub(crate) fn joined_via_sso(
         .with_details(json!({"role": "member", "via": "sso", "provider_id": provider_id}))
 }
 
+/// Just-in-time membership refused by the org's plan: who, through which provider, and why
+/// (`subscription_inactive` with the status, or `subscription_limit_exceeded` with the
+/// seats used and the limit). A failure outcome, so it is never announced as a webhook.
+pub(crate) fn join_refused(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: &User,
+    provider_id: Uuid,
+    refusal: &portcullis_core::plan::PlanRefusal,
+) -> AuditEvent {
+    use portcullis_core::plan::PlanRefusal;
+    let details = match refusal {
+        PlanRefusal::Inactive(status) => json!({
+            "reason": "subscription_inactive",
+            "status": status.as_str(),
+            "via": "sso",
+            "provider_id": provider_id,
+        }),
+        PlanRefusal::LimitExceeded {
+            resource,
+            limit,
+            used,
+        } => json!({
+            "reason": "subscription_limit_exceeded",
+            "resource": resource.as_str(),
+            "limit": limit,
+            "used": used,
+            "via": "sso",
+            "provider_id": provider_id,
+        }),
+    };
+    ctx.with_actor(user.id)
+        .event(
+            Some(org),
+            Action::MemberJoinRefused,
+            format!("user:{}", user.id),
+        )
+        .failed()
+        .with_details(details)
+}
+
 pub(crate) fn scopes_json(scopes: &[String]) -> String {
     serde_json::Value::from(scopes.to_vec()).to_string()
 }
