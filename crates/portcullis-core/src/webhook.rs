@@ -251,6 +251,10 @@ fn announce(e: &AuditEvent, org_id: OrgId) -> Option<OutboxEvent> {
     if let (Some(kind), Some(id), Some(map)) = (kind, id, data.as_object_mut()) {
         map.insert(format!("{kind}_id"), serde_json::Value::from(id));
     }
+    // A change a project's secret key made: which key (its prefix).
+    if let (Some(key), Some(map)) = (&e.actor_key, data.as_object_mut()) {
+        map.insert("actor_key".into(), serde_json::Value::from(key.as_str()));
+    }
     if let Some(p) = project_id
         && let Some(map) = data.as_object_mut()
     {
