@@ -16,6 +16,9 @@ pub enum Action {
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
+    /// Just-in-time membership through an org's SSO provider refused by the org's plan
+    /// (the sign-in itself goes on).
+    MemberJoinRefused,
     ProjectCreated,
     ProjectUpdated,
     PlatformAdminGranted,
@@ -73,6 +76,7 @@ impl Action {
             Action::MemberAdded => "member.added",
             Action::MemberRemoved => "member.removed",
             Action::MemberRoleChanged => "member.role_changed",
+            Action::MemberJoinRefused => "member.join_refused",
             Action::ProjectCreated => "project.created",
             Action::ProjectUpdated => "project.updated",
             Action::PlatformAdminGranted => "platform_admin.granted",
@@ -147,6 +151,9 @@ impl Outcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditContext {
     pub actor_id: Option<UserId>,
+    /// The secret key behind a key-authenticated request, as its display prefix
+    /// (`sk_live_abcd1234`): the actor when no person is.
+    pub actor_key: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub correlation_id: String,
@@ -168,6 +175,14 @@ impl AuditContext {
         }
     }
 
+    /// The context of a request made with a project's secret key (its prefix, never the key).
+    pub fn with_key(&self, prefix: &str) -> Self {
+        Self {
+            actor_key: Some(prefix.to_owned()),
+            ..self.clone()
+        }
+    }
+
     pub fn event(
         &self,
         org_id: Option<OrgId>,
@@ -179,6 +194,7 @@ impl AuditContext {
             at: crate::now(),
             org_id,
             actor_id: self.actor_id,
+            actor_key: self.actor_key.clone(),
             action: action.as_str().to_owned(),
             target: Some(target.into()),
             outcome: Outcome::Success,
@@ -197,6 +213,8 @@ pub struct AuditEvent {
     /// None for events outside any org (a failed login for an unknown email).
     pub org_id: Option<OrgId>,
     pub actor_id: Option<UserId>,
+    /// The secret key's prefix when a project's key made the change.
+    pub actor_key: Option<String>,
     pub action: String,
     /// `kind:id`, e.g. `user:0193…`, `session:0193…`.
     pub target: Option<String>,

@@ -251,6 +251,10 @@ fn announce(e: &AuditEvent, org_id: OrgId) -> Option<OutboxEvent> {
     if let (Some(kind), Some(id), Some(map)) = (kind, id, data.as_object_mut()) {
         map.insert(format!("{kind}_id"), serde_json::Value::from(id));
     }
+    // A change a project's secret key made: which key (its prefix).
+    if let (Some(key), Some(map)) = (&e.actor_key, data.as_object_mut()) {
+        map.insert("actor_key".into(), serde_json::Value::from(key.as_str()));
+    }
     if let Some(p) = project_id
         && let Some(map) = data.as_object_mut()
     {
@@ -549,6 +553,21 @@ mod tests {
         );
         // A project event that names no project cannot be routed, so it is not queued.
         assert!(from_audit(&ctx.event(Some(org), Action::ClientCreated, "client:c1")).is_none());
+        // A change a secret key made names the key (its prefix); a person's does not.
+        let by_key = ctx.with_key("sk_live_abcd1234");
+        let e = from_audit(&by_key.event(Some(org), Action::MemberAdded, "user:abc")).unwrap();
+        assert_eq!(e.payload["actor_key"], "sk_live_abcd1234");
+        assert_eq!(e.payload["actor_id"], serde_json::Value::Null);
+        let e = from_audit(&ctx.event(Some(org), Action::MemberAdded, "user:abc")).unwrap();
+        assert!(e.payload.get("actor_key").is_none());
+        // A refused just-in-time membership is a failure: never announced.
+        assert!(
+            from_audit(
+                &ctx.event(Some(org), Action::MemberJoinRefused, "user:a")
+                    .failed()
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ async fn build_state(
         store.clone(),
         crate::workers::key_usage::FLUSH_INTERVAL,
     );
-    let limiter = crate::infra::limiter::Limiter::new(&config.platform)?.map(Arc::new);
+    let limiter = crate::infra::limiter::Limiter::new(&config.rate_limiting())?.map(Arc::new);
     if let Some(limiter) = &limiter {
         crate::workers::limiter_sweep::spawn(limiter, crate::workers::limiter_sweep::INTERVAL);
     }

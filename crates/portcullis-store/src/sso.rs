@@ -2,8 +2,8 @@
 //! upstream identities (issuer + subject) linked to local users.
 //!
 //! Providers are tenant-owned: management calls take the caller's [`OrgAccess`]. The sign-in
-//! routes know only a provider id, so [`SsoStore::provider_by_id`] and
-//! [`SsoStore::providers_of_org_slug`] look across tenants (platform scope on PostgreSQL).
+//! routes know only a provider id, so [`SsoStore::provider_by_id`],
+//! [`SsoStore::providers_of_org_slug`] and [`SsoStore::providers_of_org`] look across tenants (platform scope on PostgreSQL).
 //! The client secret arrives already sealed by the server (it holds the master key); the
 //! store never sees it in the clear. Identities belong to users, not to tenants.
 
@@ -175,6 +175,10 @@ pub trait SsoStore: Send + Sync {
     /// The providers of the live org with this slug (empty for an unknown slug).
     async fn providers_of_org_slug(&self, slug: &str) -> StoreResult<Vec<OrgSsoProvider>>;
 
+    /// The providers of the live org with this id (empty for an unknown or deleted org), for
+    /// a project's public config: the org comes from the project, never from the caller.
+    async fn providers_of_org(&self, org_id: OrgId) -> StoreResult<Vec<OrgSsoProvider>>;
+
     /// The live user an upstream identity of `provider` is linked to. Identities linked by
     /// a server-wide provider before identities were keyed by provider match every
     /// server-wide provider (never an org's).
@@ -317,6 +321,47 @@ pub(crate) fn joined_via_sso(
     ctx.with_actor(user.id)
         .event(Some(org), Action::MemberAdded, format!("user:{}", user.id))
         .with_details(json!({"role": "member", "via": "sso", "provider_id": provider_id}))
+}
+
+/// Just-in-time membership refused by the org's plan: who, through which provider, and why
+/// (`subscription_inactive` with the status, or `subscription_limit_exceeded` with the
+/// seats used and the limit). A failure outcome, so it is never announced as a webhook.
+pub(crate) fn join_refused(
+    ctx: &AuditContext,
+    org: OrgId,
+    user: &User,
+    provider_id: Uuid,
+    refusal: &portcullis_core::plan::PlanRefusal,
+) -> AuditEvent {
+    use portcullis_core::plan::PlanRefusal;
+    let details = match refusal {
+        PlanRefusal::Inactive(status) => json!({
+            "reason": "subscription_inactive",
+            "status": status.as_str(),
+            "via": "sso",
+            "provider_id": provider_id,
+        }),
+        PlanRefusal::LimitExceeded {
+            resource,
+            limit,
+            used,
+        } => json!({
+            "reason": "subscription_limit_exceeded",
+            "resource": resource.as_str(),
+            "limit": limit,
+            "used": used,
+            "via": "sso",
+            "provider_id": provider_id,
+        }),
+    };
+    ctx.with_actor(user.id)
+        .event(
+            Some(org),
+            Action::MemberJoinRefused,
+            format!("user:{}", user.id),
+        )
+        .failed()
+        .with_details(details)
 }
 
 pub(crate) fn scopes_json(scopes: &[String]) -> String {

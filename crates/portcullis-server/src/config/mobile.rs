@@ -28,9 +28,11 @@ pub struct MobileConfig {
     /// Lifetime of mobile access tokens, in seconds.
     #[serde(rename = "mobile_access_token_ttl_secs")]
     pub access_token_ttl_secs: u32,
-    /// One-time-token exchanges allowed per client IP per window.
+    /// Deprecated: the exchange's per-address limit is the `ott_exchange` rate-limit class
+    /// (`[rate_limits.ott_exchange]`, shared through Redis). When set, it stands in for that
+    /// class's limit, over `mobile_exchange_limit_window_secs` ([`super::Config::rate_limiting`]).
     #[serde(rename = "mobile_exchange_limit_per_ip")]
-    pub exchange_limit_per_ip: u32,
+    pub exchange_limit_per_ip: Option<u32>,
     /// Exchanges allowed per app sign-in attempt (its `state`) per window.
     #[serde(rename = "mobile_exchange_limit_per_client")]
     pub exchange_limit_per_client: u32,
@@ -47,7 +49,7 @@ impl Default for MobileConfig {
             universal_links: StringList::default(),
             ott_ttl_sec: 60,
             access_token_ttl_secs: 900,
-            exchange_limit_per_ip: 30,
+            exchange_limit_per_ip: None,
             exchange_limit_per_client: 5,
             exchange_limit_window_secs: 60,
         }
@@ -110,7 +112,7 @@ impl MobileConfig {
                 "mobile_access_token_ttl_secs must be between 60 and 86400".into(),
             ));
         }
-        if self.exchange_limit_per_ip == 0
+        if self.exchange_limit_per_ip == Some(0)
             || self.exchange_limit_per_client == 0
             || self.exchange_limit_window_secs == 0
         {

@@ -165,7 +165,29 @@ impl Config {
         })?;
         config.resolve_files()?;
         config.validate()?;
+        let mut warnings = warnings;
+        if let Some(limit) = config.mobile.exchange_limit_per_ip {
+            warnings.push(format!(
+                "mobile_exchange_limit_per_ip is deprecated: set [rate_limits.ott_exchange] instead \
+                 (applied as its limit: {limit} per {} s)",
+                config.mobile.exchange_limit_window_secs
+            ));
+        }
         Ok((config, warnings))
+    }
+
+    /// The rate limits in force: the platform's classes, with the deprecated
+    /// `mobile_exchange_limit_per_ip` (when set) as the `ott_exchange` class's limit over
+    /// `mobile_exchange_limit_window_secs` — the two limited the same route by the same key.
+    pub fn rate_limiting(&self) -> platform::PlatformConfig {
+        let mut p = self.platform.clone();
+        if let Some(limit) = self.mobile.exchange_limit_per_ip {
+            p.rate_limits.ott_exchange = platform::QuotaConfig {
+                limit,
+                window_secs: self.mobile.exchange_limit_window_secs,
+            };
+        }
+        p
     }
 
     /// Reads `*_file` secrets, so they can come from a mounted secret instead of the env.

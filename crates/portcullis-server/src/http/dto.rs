@@ -391,6 +391,9 @@ pub struct AuditEventDto {
     pub at: String,
     pub org_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
+    /// When a project's secret key made the change: the key's prefix (`sk_live_abcd1234`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_key: Option<String>,
     pub action: String,
     pub target: Option<String>,
     pub outcome: String,
@@ -407,6 +410,7 @@ impl From<&portcullis_core::AuditEvent> for AuditEventDto {
             at: ts(e.at),
             org_id: e.org_id.map(|o| o.0),
             actor_id: e.actor_id.map(|a| a.0),
+            actor_key: e.actor_key.clone(),
             action: e.action.clone(),
             target: e.target.clone(),
             outcome: e.outcome.as_str().to_owned(),

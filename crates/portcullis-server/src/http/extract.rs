@@ -97,6 +97,7 @@ fn audit_context(parts: &Parts) -> AuditContext {
         .map(|s| s.chars().take(512).collect());
     AuditContext {
         actor_id: None,
+        actor_key: None,
         ip,
         user_agent,
         correlation_id: correlation::current(),
@@ -332,7 +333,8 @@ pub async fn authenticate_secret_key(
     tracing::debug!(key = %holder.key.prefix, project = %holder.project.id, "secret key accepted");
     Ok(KeyAuth {
         access: OrgAccess::project_key(holder.project.org_id),
-        audit: audit_context(parts),
+        // The key is the actor of what it changes: its prefix, never the key.
+        audit: audit_context(parts).with_key(&holder.key.prefix),
         holder,
         superseded_until,
     })

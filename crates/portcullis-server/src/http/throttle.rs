@@ -38,6 +38,10 @@ pub async fn throttle(State(state): State<AppState>, req: Request, next: Next) -
         decision = decision.tighter(by_key);
     }
     if !decision.allowed {
+        if class == RouteClass::OttExchange {
+            // Counted with the exchange's other outcomes, as when the handler refuses it.
+            state.metrics.ott_exchange(429);
+        }
         return ApiError::rate_limited(
             format!(
                 "too many requests ({}); retry after the Retry-After seconds",
@@ -49,8 +53,14 @@ pub async fn throttle(State(state): State<AppState>, req: Request, next: Next) -
         .into_response();
     }
     let mut response = next.run(req).await;
-    // A handler's own, stricter limit (the mobile exchange's) keeps its headers.
-    if !response.headers().contains_key("ratelimit-limit") {
+    // A handler's own limit (the mobile exchange's, per sign-in attempt) keeps its headers
+    // when it leaves less than the route's.
+    let handlers = response
+        .headers()
+        .get("ratelimit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    if handlers.is_none_or(|left| decision.quota.remaining < left) {
         decision.quota.write_headers(response.headers_mut());
     }
     response

@@ -1,6 +1,7 @@
 //! Rate limits per route class, keyed by client address (and by secret key where one is
 //! presented). One node: GCRA in memory (governor). Several nodes: one budget shared through
-//! Redis, one round trip per check (a Lua script: INCR, PEXPIRE on the first hit, PTTL).
+//! Redis, one round trip per check: the same GCRA as a Lua script, on Redis's clock, so no
+//! window edge lets twice the burst through.
 //! When Redis cannot be reached the local limiter answers instead, the outage is logged
 //! once, and Redis is tried again after a pause: a limiter's store never takes sign-in down.
 
@@ -190,12 +191,27 @@ const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// The most a check waits for Redis before answering locally.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// GCRA over one key, atomically (a script runs alone): the key holds the theoretical
+/// arrival time (TAT, microseconds on Redis's clock, so every node agrees). A request is
+/// admitted when, after adding one emission interval (ARGV[1] = window / limit), the TAT is
+/// at most one burst (ARGV[2] = limit intervals) ahead of now; the key expires when the
+/// burst is full again. Answers {admitted, remaining, milliseconds until the burst is full
+/// again (admitted) or until the next request may pass (refused)}.
 const SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-return {n, ttl}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local ahead = new_tat - now
+if ahead > burst then
+  return {0, 0, math.ceil((ahead - burst) / 1000)}
+end
+local ttl = math.ceil(ahead / 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+return {1, math.floor((burst - ahead) / interval), ttl}
 ";
 
 struct Shared {
@@ -257,22 +273,23 @@ impl Shared {
         redis_key.push_str(class.as_str());
         redis_key.push(':');
         key.write_redis_key(&mut redis_key);
-        let window_ms = c.window.as_millis() as u64;
+        // The same cells as the local limiter: `limit` of them, one every window / limit.
+        let interval_us = (c.window.as_micros() as u64 / u64::from(c.limit)).max(1);
         let mut invocation = self.script.key(redis_key);
-        invocation.arg(window_ms);
-        let call = invocation.invoke_async::<(u64, i64)>(&mut conn);
-        let (count, ttl_ms) = tokio::time::timeout(REDIS_TIMEOUT, call)
+        invocation
+            .arg(interval_us)
+            .arg(interval_us * u64::from(c.limit));
+        let call = invocation.invoke_async::<(i64, i64, i64)>(&mut conn);
+        let (admitted, remaining, wait_ms) = tokio::time::timeout(REDIS_TIMEOUT, call)
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        let reset_secs = (ttl_ms.max(1) as u64).div_ceil(1000).max(1);
-        let limit = u64::from(c.limit);
         Ok(Decision {
-            allowed: count <= limit,
+            allowed: admitted == 1,
             quota: Quota {
                 limit: c.limit,
-                remaining: limit.saturating_sub(count) as u32,
-                reset_secs,
+                remaining: remaining.clamp(0, i64::from(c.limit)) as u32,
+                reset_secs: (wait_ms.max(1) as u64).div_ceil(1000),
             },
         })
     }

@@ -95,9 +95,9 @@ impl Budget for RateLimiter {
     }
 }
 
-/// The exchange's rate limits: per client IP, and per app sign-in attempt (its `state`).
+/// The exchange's own rate limit: per app sign-in attempt (its `state`). Its per-address
+/// limit is the `ott_exchange` route class (`infra::limiter`), shared through Redis.
 pub struct ExchangeLimits {
-    pub per_ip: RateLimiter,
     pub per_client: RateLimiter,
 }
 
@@ -105,7 +105,6 @@ impl ExchangeLimits {
     pub fn new(c: &crate::config::MobileConfig) -> Self {
         let window = std::time::Duration::from_secs(c.exchange_limit_window_secs);
         Self {
-            per_ip: RateLimiter::new(c.exchange_limit_per_ip, window),
             per_client: RateLimiter::new(c.exchange_limit_per_client, window),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod dns;
 pub mod receiver;
+pub mod upstream;
 
 use std::path::PathBuf;
 

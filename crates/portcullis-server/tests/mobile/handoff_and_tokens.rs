@@ -240,7 +240,12 @@ both_backends! {
     own_host_is_allowed_by_default => plain,
     mobile_disabled => |c: &mut Config| c.mobile.enabled = false,
     password_login_off => |c: &mut Config| c.password_login = false,
-    exchange_is_rate_limited_per_ip => |c: &mut Config| c.mobile.exchange_limit_per_ip = 3,
+    // The exchange's per-address limit is the `ott_exchange` route class.
+    exchange_is_rate_limited_per_ip => |c: &mut Config| {
+        c.platform.rate_limits.ott_exchange = portcullis_server::config::platform::QuotaConfig { limit: 3, window_secs: 60 };
+    },
+    // The deprecated mobile_exchange_limit_per_ip still sets it.
+    exchange_per_ip_limit_keeps_its_old_key => |c: &mut Config| c.mobile.exchange_limit_per_ip = Some(3),
     exchange_is_rate_limited_per_client => |c: &mut Config| c.mobile.exchange_limit_per_client = 2,
     revoking_the_session_stops_the_tokens => plain,
     refresh_retry_within_grace_gets_the_same_successor => |c: &mut Config| c.oidc.refresh_grace_secs = 30,
@@ -1295,6 +1300,10 @@ async fn exchange_is_rate_limited_per_ip(app: TestApp) {
     .await;
     assert_limited(&r);
     assert_eq!(r.headers["ratelimit-limit"], "3");
+}
+
+async fn exchange_per_ip_limit_keeps_its_old_key(app: TestApp) {
+    exchange_is_rate_limited_per_ip(app).await;
 }
 
 async fn exchange_is_rate_limited_per_client(app: TestApp) {

@@ -12,10 +12,14 @@ use portcullis_server::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// Mobile sign-in on (so the exchange reaches its rate limit), one exchange per address.
+/// Mobile sign-in on (so the exchange reaches its rate limit), one exchange per address
+/// (the `ott_exchange` route class, answered at the edge).
 fn config(c: &mut Config) {
     c.mobile.schemes = serde_json::from_value(json!("alga")).unwrap();
-    c.mobile.exchange_limit_per_ip = 1;
+    c.platform.rate_limits.ott_exchange = portcullis_server::config::platform::QuotaConfig {
+        limit: 1,
+        window_secs: 60,
+    };
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ fn no_worker(c: &mut portcullis_server::Config) {
 both_backends!(
     secret_key_acts_for_its_project_only,
     secret_key_manages_its_orgs_members_and_sessions_only,
+    key_made_changes_name_the_key_as_their_actor,
     mistyped_keys_are_refused_before_the_database,
     disabled_project_refuses_its_keys,
     public_config_by_publishable_key,
@@ -336,6 +337,60 @@ async fn secret_key_manages_its_orgs_members_and_sessions_only(app: TestApp) {
     ))
     .await
     .assert_error(401, "unauthenticated");
+}
+
+/// What a secret key changes is audited with the key (its prefix, never the key) as the
+/// actor; what a person changes is not.
+async fn key_made_changes_name_the_key_as_their_actor(app: TestApp) {
+    let owner = app.user("actor-key").await;
+    let key = issue_key(&app, &owner).await;
+    let prefix = &key[..16];
+    let invitations = format!("/v1/orgs/{}/invitations", owner.org_id);
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, &invitations, &key)
+            .json(&json!({"email": "by.key@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/project/keys/rotate", &key)
+            .json(&json!({"grace_seconds": 60})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let audit = |action: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let r = app
+                .get(
+                    &format!("/v1/orgs/{}/audit?action={action}", owner.org_id),
+                    &owner.token,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["events"].as_array().unwrap().clone()
+        }
+    };
+    let invited = audit("invitation.created").await;
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    assert_eq!(invited[0]["actor_key"], prefix);
+    assert_eq!(invited[0]["actor_id"], Value::Null);
+    // Two rotations: the owner's (a person: no key) and the key's own.
+    let rotated = audit("key.rotated").await;
+    assert_eq!(rotated.len(), 2, "{rotated:?}");
+    assert_eq!(rotated[0]["actor_key"], prefix);
+    assert!(rotated[1].get("actor_key").is_none(), "{}", rotated[1]);
+    assert_eq!(rotated[1]["actor_id"], json!(owner.user_id));
+    let all = app
+        .get(&format!("/v1/orgs/{}/audit", owner.org_id), &owner.token)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(
+        !all.body.to_string().contains(&key),
+        "the key itself is never in the trail"
+    );
 }
 
 /// Flips one character of the key's body: the checksum no longer matches.

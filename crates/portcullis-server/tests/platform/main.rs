@@ -8,4 +8,5 @@
 mod common;
 
 mod keys_plans_config;
+mod public_config_sso;
 mod rate_limits;

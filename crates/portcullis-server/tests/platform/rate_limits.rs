@@ -32,7 +32,7 @@ both_backends!(configured plain:
     },
 );
 
-both_backends!(backend: redis_outage_falls_back_to_local_limits);
+both_backends!(backend: redis_outage_falls_back_to_local_limits, redis_budget_refills_evenly);
 
 fn plain(_: &mut Config) {}
 
@@ -205,12 +205,22 @@ async fn redis_outage_falls_back_to_local_limits(backend: Backend) {
     // The budget lives in Redis.
     let keys = redis.cli(&["KEYS", &format!("{prefix}:rl:public_config:*")]);
     assert!(keys.contains("ip:127.0.0.1"), "{keys:?}");
-    assert_eq!(
-        redis
-            .cli(&["GET", &format!("{prefix}:rl:public_config:ip:127.0.0.1")])
-            .trim(),
-        "2"
+    // GCRA: the key holds the theoretical arrival time (microseconds on Redis's clock), two
+    // emission intervals (2 × 20 s) ahead after two requests, and expires when the burst is
+    // full again.
+    let key = format!("{prefix}:rl:public_config:ip:127.0.0.1");
+    let tat: u64 = redis.cli(&["GET", &key]).trim().parse().unwrap();
+    let now: u64 = redis
+        .cli(&["TIME"])
+        .lines()
+        .map(|l| l.trim().parse::<u64>().unwrap())
+        .fold(0, |acc, v| if acc == 0 { v * 1_000_000 } else { acc + v });
+    assert!(
+        (39_000_000..=40_000_000).contains(&(tat - now)),
+        "{tat} - {now}"
     );
+    let ttl: u64 = redis.cli(&["PTTL", &key]).trim().parse().unwrap();
+    assert!((39_000..=40_000).contains(&ttl), "{ttl}");
 
     redis.stop();
     // Redis is gone: no 5xx, sign-in works, and the local limiter still limits.
@@ -233,4 +243,45 @@ async fn redis_outage_falls_back_to_local_limits(backend: Backend) {
     })))
     .await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+/// The shared budget is GCRA, like the local one: a burst of `limit`, then one request per
+/// window / limit — never a fresh burst at a window's edge. On the real Redis at
+/// 127.0.0.1:6379, under a prefix of this test's own.
+async fn redis_budget_refills_evenly(backend: Backend) {
+    let prefix = format!("pc-gcra-{}", uuid::Uuid::now_v7().simple());
+    let key_prefix = prefix.clone();
+    let app = TestApp::start_with(backend, move |c| {
+        c.platform.redis_url = Some("redis://127.0.0.1:6379".to_owned().into());
+        c.platform.redis_key_prefix = key_prefix;
+        // One cell every 500 ms, a burst of 2.
+        c.platform.rate_limits.public_config = QuotaConfig {
+            limit: 2,
+            window_secs: 1,
+        };
+    })
+    .await;
+    let statuses = |rs: &[Reply]| rs.iter().map(|r| r.status.as_u16()).collect::<Vec<_>>();
+    let mut burst = Vec::new();
+    for _ in 0..3 {
+        burst.push(public_config(&app, None).await);
+    }
+    assert_eq!(statuses(&burst), [404, 404, 429]);
+    assert_eq!(burst[1].headers["ratelimit-remaining"], "0");
+    assert_eq!(burst[2].headers["retry-after"], "1");
+    // 600 ms later one cell is back, not a whole burst.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut later = Vec::new();
+    for _ in 0..2 {
+        later.push(public_config(&app, None).await);
+    }
+    assert_eq!(statuses(&later), [404, 429]);
+    let keys = std::process::Command::new("redis-cli")
+        .args(["-p", "6379", "KEYS", &format!("{prefix}:rl:*")])
+        .output()
+        .expect("redis-cli is installed");
+    assert!(
+        String::from_utf8_lossy(&keys.stdout).contains("public_config:ip:127.0.0.1"),
+        "the budget lives in Redis"
+    );
 }

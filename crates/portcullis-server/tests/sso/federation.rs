@@ -42,6 +42,7 @@ both_backends!(
     deleted_org_provider_identities_cannot_sign_in,
     org_provider_addresses_must_be_public,
     oversized_upstream_answers_are_refused,
+    sso_join_respects_the_plan_and_sign_in_goes_on,
 );
 
 // ---- the upstream ------------------------------------------------------------------------
@@ -1579,4 +1580,99 @@ async fn oversized_upstream_answers_are_refused(backend: Backend) {
     TestApp::send(app.req(Method::GET, "/v1/auth/sso/big/start"))
         .await
         .assert_error(404, "not_found");
+}
+
+// ---- just-in-time membership within the plan ------------------------------------------------
+
+/// The org ids a session's user is a member of.
+async fn member_orgs(app: &TestApp, r: &Reply) -> Vec<String> {
+    me(app, &session_from(r)).await["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["org"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn sso_join_respects_the_plan_and_sign_in_goes_on(backend: Backend) {
+    let (app, up) = start_for_org_providers(backend, None).await;
+    let owner = app.user("owner").await;
+    let (org, idp) = org_with_provider(&app, &up, &owner, "seats").await;
+    verify_by_platform_admin(&app, &owner.token, &org, "example.com").await;
+    // The free plan's 3 seats: the owner and two pending invitations.
+    for who in ["one@example.com", "two@example.com"] {
+        let r = app.invite(&owner.token, &org, who, "member").await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+
+    // Full: the sign-in succeeds, without a membership, and the refusal is audited.
+    let r = Browser::default()
+        .sign_in(&app, &idp, "dave@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert!(!member_orgs(&app, &r).await.contains(&org));
+    let refused = audit(&app, &owner.token, &org, "member.join_refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["outcome"], "failure");
+    let details = &refused[0]["details"];
+    assert_eq!(details["reason"], "subscription_limit_exceeded");
+    assert_eq!(
+        (&details["resource"], &details["limit"], &details["used"]),
+        (&json!("seats"), &json!(3), &json!(3))
+    );
+    let r = app
+        .get(&format!("/v1/orgs/{org}/subscription"), &owner.token)
+        .await;
+    assert_eq!(r.body["seats"], json!({"used": 3, "limit": 3}));
+
+    // A freed seat is taken by the next sign-in.
+    let r = app
+        .get(&format!("/v1/orgs/{org}/invitations"), &owner.token)
+        .await;
+    let inv = r.body["invitations"][0]["id"].as_str().unwrap().to_owned();
+    let r = TestApp::send(app.with_bearer(
+        Method::DELETE,
+        &format!("/v1/orgs/{org}/invitations/{inv}"),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = Browser::default()
+        .sign_in(&app, &idp, "dave@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert!(member_orgs(&app, &r).await.contains(&org));
+
+    // Inactive: on a plan with room, the membership is still refused; signing in is not.
+    let operator = platform_admin(&app, "billing").await;
+    let r = TestApp::send(
+        app.with_bearer(
+            Method::PUT,
+            &format!("/v1/orgs/{org}/subscription"),
+            &operator.token,
+        )
+        .json(&json!({"plan": "team", "status": "past_due"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = Browser::default()
+        .sign_in(&app, &idp, "erin@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert!(!member_orgs(&app, &r).await.contains(&org));
+    let refused = audit(&app, &owner.token, &org, "member.join_refused").await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["details"]["reason"] == "subscription_inactive"
+                && e["details"]["status"] == "past_due"),
+        "{refused:?}"
+    );
+    // Dave, already a member, signs in as before.
+    let r = Browser::default()
+        .sign_in(&app, &idp, "dave@example.com", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert!(member_orgs(&app, &r).await.contains(&org));
 }

@@ -23,7 +23,7 @@ pub(super) async fn query_audit(
 ) -> StoreResult<Vec<AuditEvent>> {
     let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(
-        "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
+        "SELECT id, org_id, at, actor_id, actor_key, action, target, outcome, ip, user_agent, correlation_id, details \
          FROM audit_events e \
          WHERE (e.org_id = $1 OR (e.org_id IS NULL AND e.actor_id IN \
                 (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -58,13 +58,14 @@ pub(super) async fn query_audit(
 /// One event of the trail; units insert the events they hold back just before committing.
 pub(super) async fn insert_audit(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO audit_events (id, org_id, at, actor_id, actor_key, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(e.id.0)
     .bind(e.org_id.map(|o| o.0))
     .bind(e.at)
     .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.actor_key)
     .bind(&e.action)
     .bind(&e.target)
     .bind(e.outcome.as_str())

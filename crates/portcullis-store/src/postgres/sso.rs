@@ -17,11 +17,12 @@ use super::unit::Unit;
 use crate::events::session_revoked;
 use crate::sso::{
     OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
-    identity_linked, joined_via_sso, legacy_key, provider_created, provider_deleted,
+    identity_linked, join_refused, joined_via_sso, legacy_key, provider_created, provider_deleted,
     provider_updated, user_claimed,
 };
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, StoreError, StoreResult};
+use portcullis_core::plan::Resource;
 
 macro_rules! cols {
     () => {
@@ -134,6 +135,7 @@ async fn claim_in(
 /// The body of [`SsoStore::join_org_via_sso`], inside a caller's unit (in the org's
 /// scope or the platform's). True when the user was added.
 async fn join_in(
+    store: &PgStore,
     unit: &mut Unit<'_>,
     org_id: OrgId,
     user: &User,
@@ -141,6 +143,29 @@ async fn join_in(
     ctx: &AuditContext,
     now: Timestamp,
 ) -> StoreResult<bool> {
+    // Only a new seat is checked: someone who has or had a membership is not added (a
+    // member an admin removed stays out), and a deleted org takes nobody.
+    let open: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
+         AND NOT EXISTS (SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2)",
+    )
+    .bind(org_id.0)
+    .bind(user.id.0)
+    .fetch_one(&mut **unit)
+    .await?;
+    if !open {
+        return Ok(false);
+    }
+    // Within the plan's seats, in this unit (PostgreSQL locks the org's row first). A full
+    // or inactive org refuses the membership, not the sign-in.
+    match super::platform::gate(store, unit, org_id, Resource::Seats).await {
+        Ok(()) => {}
+        Err(StoreError::Refused(refusal)) => {
+            unit.audit(join_refused(ctx, org_id, user, provider_id, &refusal));
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
     let n = sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) \
          SELECT $1, $2, 'member', $3 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND deleted_at IS NULL) \
@@ -321,6 +346,21 @@ impl SsoStore for PgStore {
         rows.iter().map(provider_from).collect()
     }
 
+    async fn providers_of_org(&self, org_id: OrgId) -> StoreResult<Vec<OrgSsoProvider>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p JOIN orgs o ON o.id = p.org_id \
+             WHERE o.id = $1 AND o.deleted_at IS NULL ORDER BY p.created_at, p.id"
+        ))
+        .bind(org_id.0)
+        .fetch_all(&mut *unit)
+        .await?;
+        unit.commit().await?;
+        rows.iter().map(provider_from).collect()
+    }
+
     async fn user_by_identity(
         &self,
         provider: &str,
@@ -384,6 +424,7 @@ impl SsoStore for PgStore {
     ) -> StoreResult<bool> {
         let mut unit = self.unit(Scope::Org(org_id)).await?;
         let joined = join_in(
+            self,
             &mut unit,
             org_id,
             user,
@@ -392,9 +433,8 @@ impl SsoStore for PgStore {
             portcullis_core::now(),
         )
         .await?;
-        if joined {
-            unit.commit().await?;
-        }
+        // Committed either way: a refusal leaves its audit event.
+        unit.commit().await?;
         Ok(joined)
     }
 
@@ -428,7 +468,7 @@ impl SsoStore for PgStore {
             )));
         }
         if let Some((org_id, provider_id)) = s.join {
-            join_in(&mut unit, org_id, &user, provider_id, ctx, now).await?;
+            join_in(self, &mut unit, org_id, &user, provider_id, ctx, now).await?;
         }
         insert_session(&mut unit, s.session, &ctx.with_actor(user.id)).await?;
         for e in s.also {

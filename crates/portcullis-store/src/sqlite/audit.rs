@@ -25,7 +25,7 @@ pub(super) async fn query_audit(
     // Events outside any org (sign-ins, sessions) only of members the caller oversees.
     let (everyone, viewer, domains) = oversight_binds(&q.oversight);
     let rows = sqlx::query(
-        "SELECT id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details \
+        "SELECT id, org_id, at, actor_id, actor_key, action, target, outcome, ip, user_agent, correlation_id, details \
          FROM audit_events e \
          WHERE (e.org_id = ?1 OR (e.org_id IS NULL AND e.actor_id IN \
                 (SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -58,13 +58,14 @@ pub(super) async fn query_audit(
 /// One event of the trail; units insert the events they hold back just before committing.
 pub(super) async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO audit_events (id, org_id, at, actor_id, action, target, outcome, ip, user_agent, correlation_id, details) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_events (id, org_id, at, actor_id, actor_key, action, target, outcome, ip, user_agent, correlation_id, details) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(e.id.0)
     .bind(e.org_id.map(|o| o.0))
     .bind(micros(e.at))
     .bind(e.actor_id.map(|u| u.0))
+    .bind(&e.actor_key)
     .bind(&e.action)
     .bind(&e.target)
     .bind(e.outcome.as_str())

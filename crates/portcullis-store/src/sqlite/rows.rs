@@ -171,6 +171,7 @@ pub(super) fn audit_from(row: &SqliteRow) -> StoreResult<AuditEvent> {
         at: from_micros(row.try_get("at")?)?,
         org_id: row.try_get::<Option<Uuid>, _>("org_id")?.map(OrgId),
         actor_id: row.try_get::<Option<Uuid>, _>("actor_id")?.map(UserId),
+        actor_key: row.try_get("actor_key")?,
         action: row.try_get("action")?,
         target: row.try_get("target")?,
         outcome: Outcome::parse(row.try_get("outcome")?),

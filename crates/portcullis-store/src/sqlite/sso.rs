@@ -16,11 +16,12 @@ use super::unit::Unit;
 use crate::events::session_revoked;
 use crate::sso::{
     OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
-    identity_linked, joined_via_sso, legacy_key, provider_created, provider_deleted,
+    identity_linked, join_refused, joined_via_sso, legacy_key, provider_created, provider_deleted,
     provider_updated, scopes_from, scopes_json, user_claimed,
 };
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, StoreError, StoreResult};
+use portcullis_core::plan::Resource;
 
 macro_rules! cols {
     () => {
@@ -113,6 +114,7 @@ async fn claim_in(
 /// The body of [`SsoStore::join_org_via_sso`], inside a caller's unit (in the org's
 /// scope or the platform's). True when the user was added.
 async fn join_in(
+    store: &SqliteStore,
     unit: &mut Unit<'_>,
     org_id: OrgId,
     user: &User,
@@ -120,6 +122,30 @@ async fn join_in(
     ctx: &AuditContext,
     now: Timestamp,
 ) -> StoreResult<bool> {
+    // Only a new seat is checked: someone who has or had a membership is not added (a
+    // member an admin removed stays out), and a deleted org takes nobody.
+    let open: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM orgs WHERE id = ? AND deleted_at IS NULL) \
+         AND NOT EXISTS (SELECT 1 FROM memberships WHERE org_id = ? AND user_id = ?)",
+    )
+    .bind(org_id.0)
+    .bind(org_id.0)
+    .bind(user.id.0)
+    .fetch_one(&mut **unit)
+    .await?;
+    if !open {
+        return Ok(false);
+    }
+    // Within the plan's seats, in this unit (PostgreSQL locks the org's row first). A full
+    // or inactive org refuses the membership, not the sign-in.
+    match super::platform::gate(store, unit, org_id, Resource::Seats).await {
+        Ok(()) => {}
+        Err(StoreError::Refused(refusal)) => {
+            unit.audit(join_refused(ctx, org_id, user, provider_id, &refusal));
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
     let n = sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) \
          SELECT ?, ?, 'member', ? WHERE EXISTS (SELECT 1 FROM orgs WHERE id = ? AND deleted_at IS NULL) \
@@ -313,6 +339,19 @@ impl SsoStore for SqliteStore {
         rows.iter().map(provider_from).collect()
     }
 
+    async fn providers_of_org(&self, org_id: OrgId) -> StoreResult<Vec<OrgSsoProvider>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM sso_providers p JOIN orgs o ON o.id = p.org_id \
+             WHERE o.id = ? AND o.deleted_at IS NULL ORDER BY p.created_at, p.id"
+        ))
+        .bind(org_id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(provider_from).collect()
+    }
+
     async fn user_by_identity(
         &self,
         provider: &str,
@@ -376,6 +415,7 @@ impl SsoStore for SqliteStore {
     ) -> StoreResult<bool> {
         let mut unit = self.unit(Scope::Org(org_id)).await?;
         let joined = join_in(
+            self,
             &mut unit,
             org_id,
             user,
@@ -384,9 +424,8 @@ impl SsoStore for SqliteStore {
             portcullis_core::now(),
         )
         .await?;
-        if joined {
-            unit.commit().await?;
-        }
+        // Committed either way: a refusal leaves its audit event.
+        unit.commit().await?;
         Ok(joined)
     }
 
@@ -420,7 +459,7 @@ impl SsoStore for SqliteStore {
             )));
         }
         if let Some((org_id, provider_id)) = s.join {
-            join_in(&mut unit, org_id, &user, provider_id, ctx, now).await?;
+            join_in(self, &mut unit, org_id, &user, provider_id, ctx, now).await?;
         }
         insert_session(&mut unit, s.session, &ctx.with_actor(user.id)).await?;
         for e in s.also {

@@ -217,6 +217,7 @@ pub fn ctx() -> AuditContext {
         ip: Some("192.0.2.7".into()),
         user_agent: Some("store-suite".into()),
         actor_id: None,
+        actor_key: None,
     }
 }
 

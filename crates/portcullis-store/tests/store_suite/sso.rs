@@ -126,12 +126,24 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
             .providers_of_org_slug(a.org.slug.as_str())
             .await
             .unwrap(),
-        vec![patched]
+        vec![patched.clone()]
     );
     assert!(
         store
             .sso()
             .providers_of_org_slug(b.org.slug.as_str())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.sso().providers_of_org(a.org.id).await.unwrap(),
+        vec![patched.clone()]
+    );
+    assert!(
+        store
+            .sso()
+            .providers_of_org(b.org.id)
             .await
             .unwrap()
             .is_empty()

@@ -178,6 +178,7 @@ fn row(e: &AuditEvent, names: &HashMap<UserId, String>) -> EventRow {
         actor: e
             .actor_id
             .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()))
+            .or_else(|| e.actor_key.clone())
             .unwrap_or_default(),
         target: e.target.clone().unwrap_or_default(),
         ip: e.ip.clone().unwrap_or_default(),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::mobile;
-use super::service::{Exchange, Exchanged, Limit, Mobile, MobileError, Tokens};
+use super::service::{Exchange, Exchanged, Mobile, MobileError, Tokens};
 use crate::http::dto::{OrgDto, ProjectDto, UserDto};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::RequestMeta;
@@ -183,10 +183,9 @@ fn device_info(d: DeviceRequest) -> ApiResult<DeviceInfo> {
     })
 }
 
-fn limited(quota: Quota, by: Limit) -> ApiError {
+fn limited(quota: Quota) -> ApiError {
     MobileError::RateLimited {
         retry_after: quota.reset_secs,
-        by,
     }
     .into()
 }
@@ -226,14 +225,8 @@ async fn exchange_inner(
     body: axum::body::Bytes,
     quota: &mut Option<Quota>,
 ) -> ApiResult<Response> {
+    // The per-address limit is the `ott_exchange` route class, spent at the edge.
     let mobile = checked(state, &headers)?;
-    match mobile.ip_quota(&meta) {
-        Ok(q) => *quota = Some(q),
-        Err(q) => {
-            *quota = Some(q);
-            return Err(limited(q, Limit::Address));
-        }
-    }
     let req: ExchangeRequest = parse_json(&headers, &body)?;
     if req.state.is_empty() {
         return Err(ApiError::invalid_field("state", "state is required"));
@@ -248,12 +241,10 @@ async fn exchange_inner(
     }
     let device = device_info(req.device)?;
     match mobile.attempt_quota(&req.state) {
-        // The tighter of the two limits is the one the app must respect.
-        Ok(q) if quota.is_none_or(|ip| q.remaining < ip.remaining) => *quota = Some(q),
-        Ok(_) => {}
+        Ok(q) => *quota = Some(q),
         Err(q) => {
             *quota = Some(q);
-            return Err(limited(q, Limit::Attempt));
+            return Err(limited(q));
         }
     }
     let request = Exchange {
@@ -371,10 +362,7 @@ mod tests {
                 "feature_disabled",
             ),
             (
-                MobileError::RateLimited {
-                    retry_after: 7,
-                    by: Limit::Attempt,
-                },
+                MobileError::RateLimited { retry_after: 7 },
                 429,
                 "rate_limited",
             ),
@@ -390,13 +378,10 @@ mod tests {
             let api = ApiError::from(e);
             assert_eq!((api.status.as_u16(), api.code), (status, code));
         }
-        let limited = ApiError::from(MobileError::RateLimited {
-            retry_after: 7,
-            by: Limit::Address,
-        });
+        let limited = ApiError::from(MobileError::RateLimited { retry_after: 7 });
         assert_eq!(limited.retry_after, Some(7));
         assert!(
-            limited.message.contains("from this address"),
+            limited.message.contains("from this app"),
             "{}",
             limited.message
         );

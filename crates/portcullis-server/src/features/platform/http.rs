@@ -159,14 +159,24 @@ pub struct PublicConfigQuery {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct SignInProviderDto {
+    /// The provider's id in the sign-in routes: `google`, a configured id, or `org_<uuid>`
+    /// for the org's own provider.
     pub id: String,
+    /// The display name for the sign-in button.
     pub name: String,
+    /// `server` (offered to everyone) or `org` (the project's org's own provider).
+    #[schema(example = "org")]
+    pub scope: String,
+    /// Where to send the browser to sign in (add `return_to`, a URL on one of the project's
+    /// allowed origins or a path on this server).
+    pub start_url: String,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct SignInMethodsDto {
     pub password: bool,
-    /// Server-wide upstream providers whose credentials resolve now.
+    /// Upstream providers available now: the server-wide ones, then the project's org's
+    /// own (credentials that open and a discovery document that loads).
     pub sso: Vec<SignInProviderDto>,
 }
 
@@ -181,6 +191,39 @@ pub struct PublicConfigDto {
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub sign_in_methods: SignInMethodsDto,
+}
+
+/// The providers a project's users may sign in with: the server-wide ones, then its org's
+/// own. The org is the project's, so no other org's provider can appear here.
+async fn sign_in_providers(
+    state: &AppState,
+    project: &portcullis_core::Project,
+) -> ApiResult<Vec<SignInProviderDto>> {
+    let start = |id: &str| {
+        format!(
+            "{}/v1/auth/sso/{id}/start?project={}",
+            state.public_url, project.id
+        )
+    };
+    let mut out: Vec<SignInProviderDto> = state
+        .sso
+        .available()
+        .into_iter()
+        .map(|p| SignInProviderDto {
+            start_url: start(&p.id),
+            id: p.id,
+            name: p.name,
+            scope: "server".to_owned(),
+        })
+        .collect();
+    let org = state.sso.org_available_by_id(project.org_id).await?;
+    out.extend(org.into_iter().map(|p| SignInProviderDto {
+        start_url: start(&p.id),
+        id: p.id,
+        name: p.name,
+        scope: "org".to_owned(),
+    }));
+    Ok(out)
 }
 
 /// How long browsers and CDNs may reuse a public config answer.
@@ -224,15 +267,7 @@ pub async fn public_config(
             .collect(),
         sign_in_methods: SignInMethodsDto {
             password: state.password_login,
-            sso: state
-                .sso
-                .available()
-                .into_iter()
-                .map(|p| SignInProviderDto {
-                    id: p.id,
-                    name: p.name,
-                })
-                .collect(),
+            sso: sign_in_providers(&state, &project).await?,
         },
     };
     let json = serde_json::to_vec(&body).map_err(ApiError::internal)?;

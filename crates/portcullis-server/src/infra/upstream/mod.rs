@@ -596,6 +596,24 @@ impl Providers {
             return Ok(Vec::new());
         };
         let rows = store.sso().providers_of_org_slug(slug).await?;
+        Ok(self.usable(rows).await)
+    }
+
+    /// The available providers of the org with this id (a project's org, for its public
+    /// config).
+    pub async fn org_available_by_id(
+        &self,
+        org_id: OrgId,
+    ) -> Result<Vec<ProviderSummary>, portcullis_store::StoreError> {
+        let Some(store) = self.inner.store.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let rows = store.sso().providers_of_org(org_id).await?;
+        Ok(self.usable(rows).await)
+    }
+
+    /// Those of `rows` whose credentials open and whose discovery loads (cached).
+    async fn usable(&self, rows: Vec<OrgSsoProvider>) -> Vec<ProviderSummary> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(ready) = self.resolve_org(&row).await {
@@ -605,7 +623,7 @@ impl Providers {
                 });
             }
         }
-        Ok(out)
+        out
     }
 
     /// Drops a cached org provider (after it was changed or deleted).

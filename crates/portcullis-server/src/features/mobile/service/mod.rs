@@ -36,8 +36,9 @@ pub enum MobileError {
     /// The org's plan lacks `mobile_access` ([`Mobile::plan_without_mobile`]).
     #[error("mobile sign-in is not included in the organization's plan ({plan})")]
     FeatureDisabled { plan: String },
-    #[error("too many sign-in attempts from this {by}; retry after the Retry-After seconds")]
-    RateLimited { retry_after: u64, by: Limit },
+    /// Too many exchanges for one app sign-in attempt (its `state`).
+    #[error("too many sign-in attempts from this app; retry after the Retry-After seconds")]
+    RateLimited { retry_after: u64 },
     /// Unknown, expired or spent, or presented with the wrong `state` or PKCE verifier:
     /// indistinguishable on purpose.
     #[error("the one-time token is invalid, expired or already used")]
@@ -68,22 +69,6 @@ pub enum MobileError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
-}
-
-/// Which exchange limit was hit: the client's address or the app's sign-in attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Limit {
-    Address,
-    Attempt,
-}
-
-impl std::fmt::Display for Limit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Limit::Address => "address",
-            Limit::Attempt => "app",
-        })
-    }
 }
 
 pub type MobileResult<T> = Result<T, MobileError>;
@@ -162,14 +147,9 @@ impl Mobile<'_> {
         Ok(format!("{scheme}://server?url={origin}"))
     }
 
-    /// Counts an exchange from this client address: Ok while within the limit, Err once
-    /// over it. Either way the quota tells the app where it stands.
-    pub fn ip_quota(&self, meta: &AuditContext) -> Result<Quota, Quota> {
-        let ip = meta.ip.as_deref().unwrap_or("unknown");
-        self.limits.per_ip.check(&format!("ip:{ip}"))
-    }
-
-    /// Counts an exchange for this app sign-in attempt (its `state`), as [`Self::ip_quota`].
+    /// Counts an exchange for this app sign-in attempt (its `state`): Ok while within the
+    /// limit, Err once over it. Either way the quota tells the app where it stands. (The
+    /// per-address limit is the `ott_exchange` route class, at the edge.)
     pub fn attempt_quota(&self, app_state: &str) -> Result<Quota, Quota> {
         self.limits.per_client.check(&format!(
             "state:{}",
