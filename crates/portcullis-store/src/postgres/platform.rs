@@ -16,8 +16,9 @@ use super::rows::{project_cols, project_from};
 use super::statements::{insert_project, lock_org};
 use super::unit::Unit;
 use crate::platform::{
-    KeyHolder, NewSecretKey, OrgAtLimit, PlatformStore, Rotated, SecretKeyRecord, StaleKeyUse,
-    SubscriptionState, Usage, default_subscription, key_rotated, refused, subscription_changed,
+    ByAccess, ByProjectAccess, KeyHolder, NewSecretKey, OrgAtLimit, PlatformStore, Rotated,
+    SecretKeyRecord, StaleKeyUse, SubscriptionState, Usage, default_subscription, key_rotated,
+    refused, subscription_changed,
 };
 use crate::unit::Scope;
 use crate::{Change, StoreError, StoreResult};
@@ -160,15 +161,7 @@ pub(super) async fn create_project_in_unit(
 }
 
 #[async_trait]
-impl PlatformStore for PgStore {
-    fn set_plans(&self, plans: Vec<Plan>) {
-        self.plans.set(plans);
-    }
-
-    fn plan(&self, key: &PlanKey) -> Plan {
-        self.plans.plan(key.as_str())
-    }
-
+impl ByAccess for PgStore {
     async fn create_project_in_mode(
         &self,
         access: &OrgAccess,
@@ -179,21 +172,52 @@ impl PlatformStore for PgStore {
         create_project_in_unit(self, access, project, mode, ctx).await
     }
 
-    async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>> {
-        let mut unit = self.unit(Scope::Platform).await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            ", p.mode AS p_mode FROM projects p WHERE p.id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&mut *unit)
-        .await?;
+    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState> {
+        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
+        let s = state(self, &mut unit, access.org_id()).await?;
         unit.commit().await?;
-        row.map(|r| Ok((project_from(&r)?, KeyMode::parse(r.try_get("p_mode")?)?)))
-            .transpose()
+        Ok(s)
     }
 
+    async fn set_subscription(
+        &self,
+        access: &OrgAccess,
+        sub: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState> {
+        if !access.is_operator() {
+            return Err(StoreError::NotFound);
+        }
+        let org_id = access.org_id();
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let before = read_subscription(&mut unit, org_id).await?;
+        let now = portcullis_core::now();
+        sqlx::query(
+            "INSERT INTO subscriptions (org_id, plan, status, current_period_start, \
+             current_period_end, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, status = excluded.status, \
+             current_period_start = excluded.current_period_start, \
+             current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
+        )
+        .bind(org_id.0)
+        .bind(sub.plan.as_str())
+        .bind(sub.status.as_str())
+        .bind(sub.current_period_start)
+        .bind(sub.current_period_end)
+        .bind(now)
+        .execute(&mut *unit)
+        .await?;
+        let after = state(self, &mut unit, org_id).await?;
+        let audit = subscription_changed(ctx, org_id, &before, &after.subscription);
+        unit.audit(audit);
+        unit.changed(Change::OrgChanged(org_id));
+        unit.commit().await?;
+        Ok(after)
+    }
+}
+
+#[async_trait]
+impl ByProjectAccess for PgStore {
     async fn project_mode(&self, access: &OrgAccess, id: ProjectId) -> StoreResult<KeyMode> {
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let mode: String =
@@ -305,6 +329,32 @@ impl PlatformStore for PgStore {
         unit.commit().await?;
         Ok(rotated)
     }
+}
+
+#[async_trait]
+impl PlatformStore for PgStore {
+    fn set_plans(&self, plans: Vec<Plan>) {
+        self.plans.set(plans);
+    }
+
+    fn plan(&self, key: &PlanKey) -> Plan {
+        self.plans.plan(key.as_str())
+    }
+
+    async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            project_cols!(),
+            ", p.mode AS p_mode FROM projects p WHERE p.id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&mut *unit)
+        .await?;
+        unit.commit().await?;
+        row.map(|r| Ok((project_from(&r)?, KeyMode::parse(r.try_get("p_mode")?)?)))
+            .transpose()
+    }
 
     async fn key_holder(&self, hash: &TokenHash) -> StoreResult<Option<KeyHolder>> {
         let sql = format!("SELECT {KEY_COLS} FROM project_secret_keys WHERE key_hash = $1");
@@ -363,49 +413,6 @@ impl PlatformStore for PgStore {
             .await?;
         }
         unit.commit().await
-    }
-
-    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState> {
-        let mut unit = self.unit(Scope::Org(access.org_id())).await?;
-        let s = state(self, &mut unit, access.org_id()).await?;
-        unit.commit().await?;
-        Ok(s)
-    }
-
-    async fn set_subscription(
-        &self,
-        access: &OrgAccess,
-        sub: &Subscription,
-        ctx: &AuditContext,
-    ) -> StoreResult<SubscriptionState> {
-        if !access.is_operator() {
-            return Err(StoreError::NotFound);
-        }
-        let org_id = access.org_id();
-        let mut unit = self.unit(Scope::Org(org_id)).await?;
-        let before = read_subscription(&mut unit, org_id).await?;
-        let now = portcullis_core::now();
-        sqlx::query(
-            "INSERT INTO subscriptions (org_id, plan, status, current_period_start, \
-             current_period_end, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, status = excluded.status, \
-             current_period_start = excluded.current_period_start, \
-             current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
-        )
-        .bind(org_id.0)
-        .bind(sub.plan.as_str())
-        .bind(sub.status.as_str())
-        .bind(sub.current_period_start)
-        .bind(sub.current_period_end)
-        .bind(now)
-        .execute(&mut *unit)
-        .await?;
-        let after = state(self, &mut unit, org_id).await?;
-        let audit = subscription_changed(ctx, org_id, &before, &after.subscription);
-        unit.audit(audit);
-        unit.changed(Change::OrgChanged(org_id));
-        unit.commit().await?;
-        Ok(after)
     }
 
     async fn org_subscription(&self, org_id: OrgId) -> StoreResult<Subscription> {

@@ -19,9 +19,9 @@ use super::rows::{outbox_cols, outbox_from};
 use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
-    Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
-    created_event, disabled_event, error_class, event, to_u16,
+    Attempt, Backlog, ByProjectAccess, Claimed, DISABLED_FAILING, Delivery, DeliveryLog,
+    DeliveryQuery, EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint,
+    WebhookStore, created_event, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -116,7 +116,7 @@ fn events_json(s: &Subscription) -> serde_json::Value {
 }
 
 #[async_trait]
-impl WebhookStore for PgStore {
+impl ByProjectAccess for PgStore {
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
@@ -493,7 +493,10 @@ impl WebhookStore for PgStore {
         unit.commit().await?;
         Ok(n)
     }
+}
 
+#[async_trait]
+impl WebhookStore for PgStore {
     async fn fan_out(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
         let mut unit = self.unit(Scope::Platform).await?;
         let events = sqlx::query(concat!(

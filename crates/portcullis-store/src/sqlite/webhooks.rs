@@ -17,9 +17,9 @@ use super::rows::{from_micros, micros, opt_micros, outbox_cols, outbox_from};
 use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
-    Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
-    created_event, disabled_event, error_class, event, to_u16,
+    Attempt, Backlog, ByProjectAccess, Claimed, DISABLED_FAILING, Delivery, DeliveryLog,
+    DeliveryQuery, EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint,
+    WebhookStore, created_event, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -114,7 +114,7 @@ fn events_json(s: &Subscription) -> String {
 }
 
 #[async_trait]
-impl WebhookStore for SqliteStore {
+impl ByProjectAccess for SqliteStore {
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
@@ -480,7 +480,10 @@ impl WebhookStore for SqliteStore {
         unit.commit().await?;
         Ok(n)
     }
+}
 
+#[async_trait]
+impl WebhookStore for SqliteStore {
     async fn fan_out(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
         // The idle worker asks often: look on a reader first, so that an empty outbox never
         // takes the one writer connection from the requests queued on it.

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use portcullis_core::webhook::{CATALOGUE, DeliveryId, TEST_EVENT, WebhookId};
-use portcullis_core::{OrgAccess, OrgId, ProjectId, Role};
+use portcullis_core::{OrgId, ProjectAccess, ProjectId, Role};
 use portcullis_store::ProjectAccessRecord as ProjectRecord;
 use portcullis_store::webhooks::{DeliveryQuery, WebhookEndpoint};
 
@@ -18,7 +18,7 @@ use crate::features::console::guard::{ConsoleUser, see_other};
 use crate::features::console::page::{self, Chrome, NoticeQuery, notice, org_id, when};
 use crate::features::webhooks::service::{Change, NewEndpoint, ProjectWebhooks};
 use crate::http::error::ApiError;
-use crate::http::extract::authorize_project;
+use crate::http::extract::authorize_project_scope;
 use crate::state::AppState;
 
 /// Deliveries shown per endpoint: the newest; the API pages through the rest.
@@ -91,15 +91,15 @@ async fn project(
     user: &ConsoleUser,
     org: &str,
     project: &str,
-) -> Result<(OrgId, ProjectRecord, Role, OrgAccess), ApiError> {
+) -> Result<(OrgId, ProjectRecord, Role, ProjectAccess), ApiError> {
     let org = org_id(org)?;
     let project_id =
         ProjectId::parse(project).ok_or_else(|| ApiError::not_found("no such project"))?;
-    let (record, role, access) = authorize_project(state, &user.auth.principal, project_id).await?;
+    let (record, access) = authorize_project_scope(state, &user.auth.principal, project_id).await?;
     if record.project.org_id != org {
         return Err(ApiError::not_found("no such project"));
     }
-    Ok((org, record, role, access))
+    Ok((org, record, access.role(), access))
 }
 
 fn service<'a>(
@@ -107,12 +107,11 @@ fn service<'a>(
     user: &'a ConsoleUser,
     record: &'a ProjectRecord,
     role: Role,
-    access: &'a OrgAccess,
+    access: &'a ProjectAccess,
 ) -> ProjectWebhooks<'a> {
     ProjectWebhooks {
-        store: state.store.webhooks(),
+        scope: state.store.project(access),
         sender: &state.webhooks,
-        access,
         project: &record.project,
         role,
         audit: &user.auth.audit,
@@ -182,7 +181,7 @@ async fn webhooks_page(
     org: OrgId,
     record: &ProjectRecord,
     role: Role,
-    access: &OrgAccess,
+    access: &ProjectAccess,
     status: StatusCode,
     notice_text: Option<String>,
     shown: Option<Shown>,
