@@ -252,6 +252,11 @@ impl<S: ByAccess + ?Sized> PlatformScope for OrgHandle<'_, S> {
         subscription: &Subscription,
         ctx: &AuditContext,
     ) -> StoreResult<SubscriptionState> {
+        // Only the platform (an operator's access) changes a subscription; to anyone else
+        // the call names nothing, as on every other tenant-scoped handle.
+        if !self.access.is_operator() {
+            return Err(crate::StoreError::NotFound);
+        }
         self.store
             .set_subscription(&self.access, subscription, ctx)
             .await

@@ -131,14 +131,9 @@ pub struct Claimed {
     pub secrets: SealedSecrets,
 }
 
-/// How an attempt ended, as the worker decided from the schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextStep {
-    Succeeded,
-    RetryAt(Timestamp),
-    /// The schedule is spent.
-    Failed,
-}
+/// How an attempt ended, as the worker decided from the schedule (a domain type; re-exported
+/// here, where the worker meets it).
+pub use portcullis_core::webhook::NextStep;
 
 /// What recording an attempt did beyond the delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -586,4 +581,44 @@ pub(crate) fn error_class(s: Option<&str>) -> Option<ErrorClass> {
         "connect" => Some(ErrorClass::Connect),
         _ => Some(ErrorClass::Other),
     }
+}
+
+/// The deliveries one outbox event fans out to among its org's enabled, live endpoints
+/// (the rule is [`portcullis_core::webhook::hears`]), each due at `now`.
+pub(crate) fn deliveries_for(
+    record: &crate::OutboxRecord,
+    endpoints: &[WebhookEndpoint],
+    now: Timestamp,
+) -> Vec<Delivery> {
+    let event = &record.event;
+    endpoints
+        .iter()
+        .filter(|e| {
+            portcullis_core::webhook::hears(
+                e.org_id,
+                e.project_id,
+                &e.events,
+                e.created_at,
+                event,
+                record.created_at,
+            )
+        })
+        .map(|e| Delivery {
+            id: DeliveryId::new(),
+            endpoint_id: e.id,
+            event_id: record.id,
+            event_type: event.event_type.clone(),
+            body: portcullis_core::webhook::body(
+                &event.event_type,
+                record.created_at,
+                &event.payload,
+            ),
+            created_at: record.created_at,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_status: None,
+            finished_at: None,
+        })
+        .collect()
 }

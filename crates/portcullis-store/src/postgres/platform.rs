@@ -3,7 +3,10 @@
 //! concurrent inserts at the limit the second counts the first and is refused.
 
 use async_trait::async_trait;
-use portcullis_core::plan::{Plan, PlanKey, Resource, Subscription, SubscriptionStatus, admit_one};
+use portcullis_core::plan::{
+    Plan, PlanKey, Resource, Subscription, SubscriptionStatus, admit_counted, limits_reached,
+    needs_count,
+};
 use portcullis_core::{
     AuditContext, KeyMode, OrgAccess, OrgId, Project, ProjectId, Timestamp, TokenHash,
 };
@@ -107,19 +110,16 @@ pub(super) async fn gate_counting(
     lock_org(unit, org_id).await?;
     let sub = read_subscription(unit, org_id).await?;
     let limit = store.plans.plan(sub.plan.as_str()).limit(resource);
-    let used = match (sub.status.allows_changes(), limit) {
-        (true, Some(_)) => {
-            let u = usage(unit, org_id, portcullis_core::now()).await?;
-            match resource {
-                Resource::Seats => u.seats,
-                Resource::Projects => u.projects,
-            }
-        }
-        // Nothing to count: refused for the status, or no limit.
-        _ => 0,
-    }
-    .saturating_sub(inserted);
-    admit_one(sub.status, resource, limit, used).map_err(refused)
+    let counted = if needs_count(sub.status, limit) {
+        let u = usage(unit, org_id, portcullis_core::now()).await?;
+        Some(match resource {
+            Resource::Seats => u.seats,
+            Resource::Projects => u.projects,
+        })
+    } else {
+        None
+    };
+    admit_counted(sub.status, resource, limit, counted, inserted).map_err(refused)
 }
 
 async fn state(
@@ -185,9 +185,6 @@ impl ByAccess for PgStore {
         sub: &Subscription,
         ctx: &AuditContext,
     ) -> StoreResult<SubscriptionState> {
-        if !access.is_operator() {
-            return Err(StoreError::NotFound);
-        }
         let org_id = access.org_id();
         let mut unit = self.unit(Scope::Org(org_id)).await?;
         let before = read_subscription(&mut unit, org_id).await?;
@@ -448,21 +445,15 @@ impl PlatformStore for PgStore {
         let mut out = Vec::new();
         for id in ids {
             let s = state(self, &mut conn, OrgId(id)).await?;
-            for (resource, used) in [
-                (Resource::Seats, s.usage.seats),
-                (Resource::Projects, s.usage.projects),
-            ] {
-                if let Some(limit) = s.plan.limit(resource)
-                    && used >= u64::from(limit)
-                {
-                    out.push(OrgAtLimit {
-                        org_id: OrgId(id),
-                        plan: s.subscription.plan.clone(),
-                        resource,
-                        used,
-                        limit,
-                    });
-                }
+            for (resource, used, limit) in limits_reached(&s.plan, s.usage.seats, s.usage.projects)
+            {
+                out.push(OrgAtLimit {
+                    org_id: OrgId(id),
+                    plan: s.subscription.plan.clone(),
+                    resource,
+                    used,
+                    limit,
+                });
             }
         }
         conn.commit().await?;

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::webhook::{DeliveryId, DeliveryStatus, Subscription, WebhookId, reaches};
+use portcullis_core::webhook::{
+    DeliveryId, DeliveryStatus, Subscription, WebhookId, failing_cutoff,
+};
 use portcullis_core::{Action, AuditContext, OrgAccess, OrgId, ProjectId, Timestamp};
 use serde_json::json;
 use sqlx::Row;
@@ -19,7 +21,7 @@ use crate::unit::Scope;
 use crate::webhooks::{
     Attempt, Backlog, ByProjectAccess, Claimed, DISABLED_FAILING, Delivery, DeliveryLog,
     DeliveryQuery, EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint,
-    WebhookStore, created_event, disabled_event, error_class, event, to_u16,
+    WebhookStore, created_event, deliveries_for, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -533,31 +535,7 @@ impl WebhookStore for SqliteStore {
                 .find(|(o, _)| *o == org)
                 .map(|(_, l)| l.as_slice())
                 .unwrap_or_default();
-            for e in subscribed
-                .iter()
-                // An endpoint hears the events from its creation on, while it is enabled.
-                .filter(|e| {
-                    e.created_at <= record.created_at
-                        && reaches(e.org_id, e.project_id, &e.events, &record.event)
-                })
-            {
-                let d = Delivery {
-                    id: DeliveryId::new(),
-                    endpoint_id: e.id,
-                    event_id: record.id,
-                    event_type: record.event.event_type.clone(),
-                    body: portcullis_core::webhook::body(
-                        &record.event.event_type,
-                        record.created_at,
-                        &record.event.payload,
-                    ),
-                    created_at: record.created_at,
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_status: None,
-                    finished_at: None,
-                };
+            for d in deliveries_for(record, subscribed, now) {
                 insert_delivery(&mut unit, org, &d).await?;
             }
             sqlx::query("UPDATE outbox_events SET delivered_at = ? WHERE id = ?")
@@ -663,11 +641,12 @@ impl WebhookStore for SqliteStore {
         .bind(attempt.error_class.map(|c| c.as_str()))
         .execute(&mut *unit)
         .await?;
-        let (status, next_at, finished) = match next {
-            NextStep::Succeeded => ("succeeded", attempt.at, Some(attempt.at)),
-            NextStep::RetryAt(t) => ("pending", t, None),
-            NextStep::Failed => ("failed", attempt.at, Some(attempt.at)),
-        };
+        let settled = next.settle(attempt.at);
+        let (status, next_at, finished) = (
+            settled.status.as_str(),
+            settled.next_attempt_at,
+            settled.finished_at,
+        );
         let held = sqlx::query(
             "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
              next_attempt_at = ?, last_status = ?, finished_at = ?, lease_owner = NULL, \
@@ -698,7 +677,7 @@ impl WebhookStore for SqliteStore {
             .bind(d.endpoint_id.0)
             .execute(&mut *unit)
             .await?;
-            let window = i64::try_from(disable_after.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = failing_cutoff(attempt.at, disable_after);
             let since: Option<i64> = sqlx::query_scalar(
                 "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? \
                  WHERE id = ? AND enabled = 1 AND failing_since IS NOT NULL \
@@ -707,7 +686,7 @@ impl WebhookStore for SqliteStore {
             .bind(DISABLED_FAILING)
             .bind(micros(attempt.at))
             .bind(d.endpoint_id.0)
-            .bind(micros(attempt.at).saturating_sub(window))
+            .bind(micros(cutoff))
             .fetch_optional(&mut *unit)
             .await?
             .flatten();
