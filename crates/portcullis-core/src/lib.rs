@@ -30,6 +30,7 @@ pub mod session;
 pub mod token;
 pub mod user;
 pub mod webhook;
+pub mod webhook_endpoint;
 
 pub use audit::{Action, AuditContext, AuditEvent, AuditQuery, Outcome};
 pub use authz::{AccessDenied, OrgAccess, Principal, ProjectAccess};

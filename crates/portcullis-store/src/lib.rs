@@ -4,10 +4,12 @@
 //!
 //! `Store` itself is small: each area has its own trait, reached through an accessor
 //! (`accounts()`, `sessions()`, `orgs()`, `clients()` …). An org's own data (details,
-//! members, projects, its sessions and audit trail) is reached only through
-//! [`Store::org`], a handle bound to an [`OrgAccess`] — which only the domain's
-//! authorization decisions can produce. The backends filter by its org id in SQL, and
-//! PostgreSQL checks it a second time with row-level security.
+//! members, projects, its sessions and audit trail, domains, SSO providers, invitations,
+//! subscription) is reached only through [`Store::org`], a handle bound to an
+//! [`OrgAccess`]; a project's own data (clients, secret keys, webhooks) only through
+//! [`Store::project`], bound to a [`ProjectAccess`]. Only the domain's authorization
+//! decisions produce either. The backends filter by their ids in SQL, and PostgreSQL checks
+//! the org a second time with row-level security.
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::webhook::{DeliveryId, DeliveryStatus, ErrorClass, Subscription, WebhookId};
+use portcullis_core::webhook::{DeliveryId, DeliveryStatus, ErrorClass, WebhookId};
 use portcullis_core::{Action, AuditContext, AuditEvent, OrgAccess, OrgId, ProjectId, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
@@ -17,54 +17,8 @@ use uuid::Uuid;
 use crate::StoreResult;
 use crate::scope::ProjectHandle;
 
-/// An endpoint as its project's admins see it (never its secret).
-#[derive(Clone, Debug, PartialEq)]
-pub struct WebhookEndpoint {
-    pub id: WebhookId,
-    pub org_id: OrgId,
-    pub project_id: ProjectId,
-    pub url: String,
-    pub description: String,
-    pub events: Subscription,
-    pub enabled: bool,
-    /// Since when every attempt has failed; None after a success.
-    pub failing_since: Option<Timestamp>,
-    /// Why the server disabled it (after failing for too long), if it did.
-    pub disabled_reason: Option<String>,
-    /// Until when the secret before the last rotation also signs.
-    pub previous_secret_expires_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-/// A change to an endpoint; None leaves a field as it is.
-#[derive(Clone, Debug, Default)]
-pub struct EndpointPatch {
-    pub url: Option<String>,
-    pub events: Option<Subscription>,
-    pub enabled: Option<bool>,
-    pub description: Option<String>,
-}
-
-impl EndpointPatch {
-    /// The names of the fields it sets, for the audit trail.
-    pub fn changed(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.url.is_some() {
-            out.push("url");
-        }
-        if self.events.is_some() {
-            out.push("events");
-        }
-        if self.enabled.is_some() {
-            out.push("enabled");
-        }
-        if self.description.is_some() {
-            out.push("description");
-        }
-        out
-    }
-}
+/// Endpoints and their patches are domain types (the patch's rules live with them).
+pub use portcullis_core::webhook_endpoint::{EndpointPatch, WebhookEndpoint};
 
 /// One event's delivery to one endpoint.
 #[derive(Clone, Debug, PartialEq)]

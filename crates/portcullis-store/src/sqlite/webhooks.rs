@@ -216,23 +216,7 @@ impl ByProjectAccess for SqliteStore {
     ) -> StoreResult<WebhookEndpoint> {
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let mut e = live_endpoint(&mut unit, access, project, id).await?;
-        if let Some(url) = &patch.url {
-            e.url = url.clone();
-        }
-        if let Some(events) = &patch.events {
-            e.events = events.clone();
-        }
-        if let Some(d) = &patch.description {
-            e.description = d.clone();
-        }
-        if let Some(on) = patch.enabled {
-            if on && !e.enabled {
-                e.failing_since = None;
-                e.disabled_reason = None;
-            }
-            e.enabled = on;
-        }
-        e.updated_at = now;
+        patch.apply(&mut e, now);
         sqlx::query(
             "UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, enabled = ?, \
              failing_since = ?, disabled_reason = ?, updated_at = ? WHERE id = ?",

@@ -106,7 +106,7 @@ impl Hooks<'_> {
     }
 }
 
-fn endpoint(s: &SignedUp, events: &[&str], at: Timestamp) -> WebhookEndpoint {
+pub fn endpoint(s: &SignedUp, events: &[&str], at: Timestamp) -> WebhookEndpoint {
     WebhookEndpoint {
         id: WebhookId::new(),
         org_id: s.org.id,
