@@ -3,7 +3,7 @@
 //! tenant-scoped store call takes one. Forgetting the check is a compile error, not a leak.
 
 use crate::project::effective_project_role;
-use crate::{Membership, OrgId, Role, SessionId, UserId};
+use crate::{Membership, OrgId, ProjectId, Role, SessionId, UserId};
 
 /// Who is making a request, once their credentials were verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +213,116 @@ pub fn decide_project_access(
     };
     let access = OrgAccess::authorize(principal, org_id, membership, Role::Member)?;
     Ok((role, access))
+}
+
+/// Proof that the holder may act in one project, with its effective role there: the org
+/// access the project decision implied, narrowed to the project. Made only by
+/// [`decide_project_scope`] (a person), [`ProjectAccess::project_key`] (the project's own
+/// secret key) or [`ProjectAccess::system`]; the store's project handle filters by both ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectAccess {
+    org: OrgAccess,
+    project_id: ProjectId,
+    role: Role,
+}
+
+impl ProjectAccess {
+    /// A project's secret key acting for its backend: an admin of its own project only
+    /// (and of its org, as [`OrgAccess::project_key`]).
+    pub fn project_key(org_id: OrgId, project_id: ProjectId) -> Self {
+        let org = OrgAccess::project_key(org_id);
+        Self {
+            role: org.role,
+            org,
+            project_id,
+        }
+    }
+
+    /// The server acting on its own behalf in a project (an operator's command on the
+    /// machine, tests). Never reachable from a request.
+    pub fn system(org_id: OrgId, project_id: ProjectId) -> Self {
+        Self {
+            org: OrgAccess::system(org_id),
+            project_id,
+            role: Role::Owner,
+        }
+    }
+
+    /// The org access the project decision implied.
+    pub fn org(&self) -> &OrgAccess {
+        &self.org
+    }
+
+    pub fn org_id(&self) -> OrgId {
+        self.org.org_id
+    }
+
+    pub fn project_id(&self) -> ProjectId {
+        self.project_id
+    }
+
+    /// The holder's effective role in the project.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+/// [`decide_project_access`] for one project of `org_id`, as a [`ProjectAccess`] that the
+/// store's project handle accepts.
+pub fn decide_project_scope(
+    principal: &Principal,
+    project_id: ProjectId,
+    org_id: OrgId,
+    membership: Option<&Membership>,
+    project_role: Option<Role>,
+) -> Result<ProjectAccess, AccessDenied> {
+    let (role, org) = decide_project_access(principal, org_id, membership, project_role)?;
+    Ok(ProjectAccess {
+        org,
+        project_id,
+        role,
+    })
+}
+
+#[cfg(test)]
+mod project_scope_tests {
+    use super::*;
+
+    #[test]
+    fn a_project_access_carries_the_project_decision() {
+        let org = OrgId::new();
+        let project = ProjectId::new();
+        let user = UserId::new();
+        let p = Principal {
+            user_id: user,
+            session_id: None,
+            is_platform_admin: false,
+        };
+        let m = Membership {
+            org_id: org,
+            user_id: user,
+            role: Role::Member,
+            created_at: crate::now(),
+            deleted_at: None,
+        };
+        let a = decide_project_scope(&p, project, org, Some(&m), Some(Role::Admin)).unwrap();
+        assert_eq!(
+            (a.org_id(), a.project_id(), a.role()),
+            (org, project, Role::Admin)
+        );
+        assert_eq!(a.org().role(), Role::Member);
+        assert_eq!(
+            decide_project_scope(&p, project, org, Some(&m), None),
+            Err(AccessDenied::NotInProject)
+        );
+        assert_eq!(
+            decide_project_scope(&p, project, OrgId::new(), Some(&m), Some(Role::Owner)),
+            Err(AccessDenied::NotVisible)
+        );
+        let key = ProjectAccess::project_key(org, project);
+        assert_eq!(key.role(), Role::Admin);
+        assert!(!key.org().is_operator() && key.org().actor_id().is_none());
+    }
 }
 
 #[cfg(test)]

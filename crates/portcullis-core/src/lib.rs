@@ -30,9 +30,10 @@ pub mod session;
 pub mod token;
 pub mod user;
 pub mod webhook;
+pub mod webhook_endpoint;
 
 pub use audit::{Action, AuditContext, AuditEvent, AuditQuery, Outcome};
-pub use authz::{AccessDenied, OrgAccess, Principal};
+pub use authz::{AccessDenied, OrgAccess, Principal, ProjectAccess};
 pub use email::Email;
 pub use error::ValidationError;
 pub use ids::{AuditEventId, FamilyId, InvitationId, OrgId, ProjectId, SessionId, UserId};

@@ -186,6 +186,39 @@ pub fn admit_one(
     }
 }
 
+/// Whether admitting one more `resource` needs the org's current count: only while the
+/// subscription allows changes and the plan limits the resource (otherwise the answer does
+/// not depend on it, and the store skips the count).
+pub fn needs_count(status: SubscriptionStatus, limit: Option<u32>) -> bool {
+    status.allows_changes() && limit.is_some()
+}
+
+/// [`admit_one`] on what the inserting transaction counted (None when [`needs_count`] said
+/// no count was needed). `inserted` rows of this change are already among those counted:
+/// adding a member learns only by inserting whether the person was a member already.
+pub fn admit_counted(
+    status: SubscriptionStatus,
+    resource: Resource,
+    limit: Option<u32>,
+    counted: Option<u64>,
+    inserted: u64,
+) -> Result<(), PlanRefusal> {
+    let used = counted.unwrap_or(0).saturating_sub(inserted);
+    admit_one(status, resource, limit, used)
+}
+
+/// The limits of `plan` an org using `seats` and `projects` is at or over, with what it
+/// uses and the limit (for `doctor`).
+pub fn limits_reached(plan: &Plan, seats: u64, projects: u64) -> Vec<(Resource, u64, u32)> {
+    [(Resource::Seats, seats), (Resource::Projects, projects)]
+        .into_iter()
+        .filter_map(|(resource, used)| {
+            let limit = plan.limit(resource)?;
+            (used >= u64::from(limit)).then_some((resource, used, limit))
+        })
+        .collect()
+}
+
 /// An org's subscription as stored; an org that never had one is on `free`, `active`,
 /// since it was created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,5 +329,68 @@ mod tests {
         assert_eq!(key_standing(Some(now), now), KeyStanding::Expired);
         assert!(grace_period(MAX_GRACE_SECONDS).is_ok());
         assert!(grace_period(MAX_GRACE_SECONDS + 1).is_err());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn plan(seats: Option<u32>, projects: Option<u32>) -> Plan {
+        Plan {
+            key: PlanKey::free(),
+            seat_limit: seats,
+            project_limit: projects,
+            features: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_count_is_needed_only_when_it_can_change_the_answer() {
+        assert!(needs_count(SubscriptionStatus::Active, Some(3)));
+        assert!(!needs_count(SubscriptionStatus::Active, None));
+        let inactive = SubscriptionStatus::Inactive;
+        assert!(!inactive.allows_changes());
+        assert!(!needs_count(inactive, Some(3)));
+        assert_eq!(
+            admit_counted(inactive, Resource::Seats, Some(3), None, 0),
+            Err(PlanRefusal::Inactive(inactive))
+        );
+    }
+
+    #[test]
+    fn rows_already_inserted_are_not_counted_twice() {
+        let active = SubscriptionStatus::Active;
+        assert_eq!(
+            admit_counted(active, Resource::Seats, Some(3), Some(3), 1),
+            Ok(())
+        );
+        assert_eq!(
+            admit_counted(active, Resource::Seats, Some(3), Some(3), 0),
+            Err(PlanRefusal::LimitExceeded {
+                resource: Resource::Seats,
+                limit: 3,
+                used: 3
+            })
+        );
+        assert_eq!(
+            admit_counted(active, Resource::Projects, None, None, 0),
+            Ok(())
+        );
+        assert_eq!(
+            admit_counted(active, Resource::Projects, Some(1), Some(0), 1),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn limits_reached_lists_each_limit_at_or_over() {
+        let p = plan(Some(3), Some(2));
+        assert!(limits_reached(&p, 2, 1).is_empty());
+        assert_eq!(
+            limits_reached(&p, 3, 5),
+            vec![(Resource::Seats, 3, 3), (Resource::Projects, 5, 2)]
+        );
+        assert!(limits_reached(&plan(None, None), 100, 100).is_empty());
     }
 }

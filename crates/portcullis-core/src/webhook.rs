@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::{AuditEvent, OrgId, OutboxEvent, Outcome, ProjectId, UserId, ValidationError};
+use crate::{
+    AuditEvent, OrgId, OutboxEvent, Outcome, ProjectId, Timestamp, UserId, ValidationError,
+};
 
 pub use crate::ids::{DeliveryId, WebhookId};
 
@@ -187,6 +189,20 @@ pub fn reaches(
     endpoint_org == event.org_id
         && event.project_id.is_none_or(|p| p == endpoint_project)
         && subscription.includes(&event.event_type)
+}
+
+/// Whether an endpoint hears an event when fanning out: it existed when the event happened
+/// (an endpoint hears the events from its creation on) and [`reaches`] holds. The store
+/// asks this only of the org's enabled, live endpoints.
+pub fn hears(
+    endpoint_org: OrgId,
+    endpoint_project: ProjectId,
+    subscription: &Subscription,
+    endpoint_created_at: Timestamp,
+    event: &OutboxEvent,
+    event_at: Timestamp,
+) -> bool {
+    endpoint_created_at <= event_at && reaches(endpoint_org, endpoint_project, subscription, event)
 }
 
 /// The webhook event an audited change announces, if any: the store calls this for every
@@ -413,6 +429,49 @@ impl DeliveryStatus {
             )),
         }
     }
+}
+
+/// How an attempt ended, as the worker decided from the schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    RetryAt(Timestamp),
+    /// The schedule is spent.
+    Failed,
+}
+
+/// A delivery's state after an attempt that ended at `at` with [`NextStep`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settled {
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl NextStep {
+    /// The delivery's state after the attempt: a retry waits for its time, an ending is
+    /// finished when the attempt was made.
+    pub fn settle(self, at: Timestamp) -> Settled {
+        let (status, next_attempt_at, finished_at) = match self {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, at, Some(at)),
+            NextStep::RetryAt(t) => (DeliveryStatus::Pending, t, None),
+            NextStep::Failed => (DeliveryStatus::Failed, at, Some(at)),
+        };
+        Settled {
+            status,
+            next_attempt_at,
+            finished_at,
+        }
+    }
+}
+
+/// An endpoint failing since this time or earlier, at an attempt at `at`, has failed for
+/// the whole `window` and is disabled. A window too long to subtract disables nothing.
+pub fn failing_cutoff(at: Timestamp, window: Duration) -> Timestamp {
+    time::Duration::try_from(window)
+        .ok()
+        .and_then(|w| at.checked_sub(w))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Why an attempt failed, for the log and the metrics.
@@ -653,5 +712,92 @@ mod tests {
         assert!(parse_url("ftp://hooks.example.com/x").is_err());
         assert!(parse_url("https://user:pw@hooks.example.com/x").is_err());
         assert!(parse_url("nope").is_err());
+    }
+}
+
+#[cfg(test)]
+mod fan_out_tests {
+    use super::*;
+
+    fn event(org: OrgId, project: Option<ProjectId>) -> OutboxEvent {
+        OutboxEvent {
+            org_id: org,
+            project_id: project,
+            event_type: "member.added".into(),
+            payload: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn an_endpoint_hears_what_happens_after_its_creation_and_reaches_it() {
+        let org = OrgId::new();
+        let project = ProjectId::new();
+        let all = Subscription::parse(&["*".into()]).unwrap();
+        let t0 = crate::now();
+        let t1 = t0 + time::Duration::seconds(1);
+        let ev = event(org, Some(project));
+        assert!(hears(org, project, &all, t0, &ev, t1));
+        assert!(
+            hears(org, project, &all, t1, &ev, t1),
+            "created at the same instant"
+        );
+        assert!(
+            !hears(org, project, &all, t1, &ev, t0),
+            "created after the event"
+        );
+        assert!(
+            !hears(OrgId::new(), project, &all, t0, &ev, t1),
+            "another org"
+        );
+        assert!(
+            !hears(org, ProjectId::new(), &all, t0, &ev, t1),
+            "another project"
+        );
+        assert!(
+            hears(org, ProjectId::new(), &all, t0, &event(org, None), t1),
+            "org event"
+        );
+        let other = Subscription::parse(&["member.removed".into()]).unwrap();
+        assert!(!hears(org, project, &other, t0, &ev, t1), "not subscribed");
+    }
+
+    #[test]
+    fn an_attempt_settles_the_delivery() {
+        let at = crate::now();
+        let later = at + time::Duration::minutes(5);
+        assert_eq!(
+            NextStep::Succeeded.settle(at),
+            Settled {
+                status: DeliveryStatus::Succeeded,
+                next_attempt_at: at,
+                finished_at: Some(at)
+            }
+        );
+        assert_eq!(
+            NextStep::RetryAt(later).settle(at),
+            Settled {
+                status: DeliveryStatus::Pending,
+                next_attempt_at: later,
+                finished_at: None
+            }
+        );
+        assert_eq!(
+            NextStep::Failed.settle(at),
+            Settled {
+                status: DeliveryStatus::Failed,
+                next_attempt_at: at,
+                finished_at: Some(at)
+            }
+        );
+    }
+
+    #[test]
+    fn the_failing_cutoff_is_the_window_back_and_never_panics() {
+        let at = crate::now();
+        assert_eq!(
+            failing_cutoff(at, Duration::from_secs(3600)),
+            at - time::Duration::hours(1)
+        );
+        assert_eq!(failing_cutoff(at, Duration::MAX), Timestamp::UNIX_EPOCH);
     }
 }

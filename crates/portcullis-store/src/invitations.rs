@@ -10,6 +10,7 @@ use portcullis_core::invitation::{AcceptRefusal, Invitation};
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{AuditContext, Email, InvitationId, OrgAccess, Timestamp, TokenHash, User};
 
+use crate::scope::OrgHandle;
 use crate::{MemberRecord, SignupBootstrap, StoreResult};
 
 /// The first-password link of an account an admin creates: its digest and expiry.
@@ -41,24 +42,6 @@ pub struct InvitationToMe {
 
 #[async_trait]
 pub trait InvitationStore: Send + Sync {
-    /// Stores a new invitation with its `invitation.created` event. `Invalid` (field
-    /// `project_ids`) when a named project is not the org's; `Conflict` when the email is
-    /// already an active member's, or has a pending invitation to the org.
-    async fn create_invitation(
-        &self,
-        access: &OrgAccess,
-        invitation: &Invitation,
-        token_hash: &TokenHash,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-
-    /// The org's invitations still pending at `now`, newest first.
-    async fn pending_invitations(
-        &self,
-        access: &OrgAccess,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Invitation>>;
-
     /// Invitations pending at `now` addressed to `email`, in every org, newest first: what
     /// the account with that (its own, verified) email is shown. Read in platform scope,
     /// since they belong to other orgs than the reader's; only the address's owner may ask.
@@ -67,23 +50,6 @@ pub trait InvitationStore: Send + Sync {
         email: &Email,
         now: Timestamp,
     ) -> StoreResult<Vec<InvitationToMe>>;
-
-    /// How many of the org's invitations are pending at `now`: each holds a seat.
-    async fn pending_invitation_count(
-        &self,
-        access: &OrgAccess,
-        now: Timestamp,
-    ) -> StoreResult<u64>;
-
-    /// Revokes a pending invitation (`invitation.revoked`); false when the org has no
-    /// pending invitation with this id.
-    async fn revoke_invitation(
-        &self,
-        access: &OrgAccess,
-        id: InvitationId,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
 
     /// Accepts an invitation for `user`, all or nothing: of concurrent calls with one token
     /// at most one succeeds. The user joins the org with the invited role, the org's
@@ -118,4 +84,98 @@ pub trait InvitationStore: Send + Sync {
         now: Timestamp,
         ctx: &AuditContext,
     ) -> StoreResult<Option<User>>;
+}
+
+/// One org's invitations, reached through [`crate::OrgScope::invitations`].
+#[async_trait]
+pub trait InvitationScope: Send + Sync {
+    /// Stores a new invitation with its `invitation.created` event. `Invalid` (field
+    /// `project_ids`) when a named project is not the org's; `Conflict` when the email is
+    /// already an active member's, or has a pending invitation to the org.
+    async fn create_invitation(
+        &self,
+        invitation: &Invitation,
+        token_hash: &TokenHash,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// The org's invitations still pending at `now`, newest first.
+    async fn pending_invitations(&self, now: Timestamp) -> StoreResult<Vec<Invitation>>;
+
+    /// How many of the org's invitations are pending at `now`: each holds a seat.
+    async fn pending_invitation_count(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Revokes a pending invitation (`invitation.revoked`); false when the org has no
+    /// pending invitation with this id.
+    async fn revoke_invitation(
+        &self,
+        id: InvitationId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+}
+
+/// What the backends implement; reached only through [`InvitationScope`].
+#[async_trait]
+pub(crate) trait ByAccess: Send + Sync {
+    async fn create_invitation(
+        &self,
+        access: &OrgAccess,
+        invitation: &Invitation,
+        token_hash: &TokenHash,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn pending_invitations(
+        &self,
+        access: &OrgAccess,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Invitation>>;
+
+    async fn pending_invitation_count(
+        &self,
+        access: &OrgAccess,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+
+    async fn revoke_invitation(
+        &self,
+        access: &OrgAccess,
+        id: InvitationId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl<S: ByAccess + ?Sized> InvitationScope for OrgHandle<'_, S> {
+    async fn create_invitation(
+        &self,
+        invitation: &Invitation,
+        token_hash: &TokenHash,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        self.store
+            .create_invitation(&self.access, invitation, token_hash, ctx)
+            .await
+    }
+
+    async fn pending_invitations(&self, now: Timestamp) -> StoreResult<Vec<Invitation>> {
+        self.store.pending_invitations(&self.access, now).await
+    }
+
+    async fn pending_invitation_count(&self, now: Timestamp) -> StoreResult<u64> {
+        self.store.pending_invitation_count(&self.access, now).await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        id: InvitationId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
+        self.store
+            .revoke_invitation(&self.access, id, now, ctx)
+            .await
+    }
 }

@@ -4,18 +4,20 @@
 //!
 //! `Store` itself is small: each area has its own trait, reached through an accessor
 //! (`accounts()`, `sessions()`, `orgs()`, `clients()` …). An org's own data (details,
-//! members, projects, its sessions and audit trail) is reached only through
-//! [`Store::org`], a handle bound to an [`OrgAccess`] — which only the domain's
-//! authorization decisions can produce. The backends filter by its org id in SQL, and
-//! PostgreSQL checks it a second time with row-level security.
+//! members, projects, its sessions and audit trail, domains, SSO providers, invitations,
+//! subscription) is reached only through [`Store::org`], a handle bound to an
+//! [`OrgAccess`]; a project's own data (clients, secret keys, webhooks) only through
+//! [`Store::project`], bound to a [`ProjectAccess`]. Only the domain's authorization
+//! decisions produce either. The backends filter by their ids in SQL, and PostgreSQL checks
+//! the org a second time with row-level security.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use portcullis_core::password::PasswordHash;
 use portcullis_core::{
-    Email, Membership, Org, OrgAccess, OrgId, Project, Role, Session, SessionId, Timestamp, User,
-    UserId, UserName,
+    Email, Membership, Org, OrgAccess, OrgId, Project, ProjectAccess, Role, Session, SessionId,
+    Timestamp, User, UserId, UserName,
 };
 
 pub mod accounts;
@@ -34,6 +36,7 @@ pub mod platform;
 mod pool;
 pub mod postgres;
 pub mod projects;
+mod scope;
 pub mod sessions;
 pub mod sqlite;
 pub mod sso;
@@ -43,26 +46,29 @@ pub mod webhooks;
 
 pub use accounts::AccountStore;
 pub use audit::AuditStore;
-pub use clients::{ClientPatch, ClientStore};
-pub use domains::DomainStore;
+pub use clients::{ClientPatch, ClientScope, ClientStore};
+pub use domains::{DomainScope, DomainStore};
 pub use error::{StoreError, StoreResult};
 pub use grants::{
     AuthCode, CodeRedemption, CodeRedemptionRequest, FamilyStart, GrantStore, RefreshFamily,
     RefreshOutcome, RefreshRotation, RefreshTokenState,
 };
-pub use invitations::{Acceptance, InvitationStore, PasswordSetup};
+pub use invitations::{Acceptance, InvitationScope, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use orgs::{OrgScope, OrgStore};
 pub use outbox::{OutboxRecord, OutboxStore};
-pub use platform::PlatformStore;
+pub use platform::{PlatformScope, PlatformStore, SecretKeyScope};
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
-pub use projects::ProjectStore;
+pub use projects::{ProjectScope, ProjectStore};
 pub use sessions::SessionStore;
-pub use sso::{OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity};
-pub use webhooks::WebhookStore;
+pub use sso::{
+    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoProviderScope, SsoSignIn, SsoStore,
+    UserIdentity,
+};
+pub use webhooks::{WebhookScope, WebhookStore};
 
 /// Which database a store talks to; shown by `/readyz`, `doctor` and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,7 +208,8 @@ pub trait ChangeSink: Send + Sync {
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
-    /// OAuth clients (applications) of projects.
+    /// OAuth clients by id, across tenants (the OAuth endpoints); a project's own clients
+    /// are reached through [`Store::project`].
     fn clients(&self) -> &dyn ClientStore;
 
     /// Authorization codes, refresh families, consents, revoked access tokens.
@@ -269,6 +276,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`portcullis_core::authz`] decisions produce. Every call through it is filtered by the
     /// access's org (and, on PostgreSQL, checked again by row-level security).
     fn org<'a>(&'a self, access: &OrgAccess) -> Box<dyn OrgScope + 'a>;
+
+    /// The one way to reach a project's own data (clients, secret keys, webhooks): a handle bound to `access`,
+    /// which only [`portcullis_core::authz`] decisions (or the project's secret key) produce.
+    fn project<'a>(&'a self, access: &ProjectAccess) -> Box<dyn ProjectScope + 'a>;
 }
 
 /// How a store opens its database.

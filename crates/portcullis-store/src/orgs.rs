@@ -13,6 +13,7 @@ use portcullis_core::{
     ProjectId, Role, SessionId, Timestamp, UserId,
 };
 
+use crate::domains::DomainScope;
 use crate::{
     AddedMember, MemberChange, MemberRecord, MemberSession, MembershipView, NewMember,
     ProjectPatch, StoreResult,
@@ -41,6 +42,15 @@ pub trait OrgStore: Send + Sync {
 pub trait OrgScope: Send + Sync {
     /// The access this handle was made from.
     fn access(&self) -> &OrgAccess;
+
+    /// The org's claims on DNS domains.
+    fn domains(&self) -> Box<dyn DomainScope + '_>;
+    /// The org's plan and subscription, and creating projects within its limits.
+    fn platform(&self) -> Box<dyn crate::PlatformScope + '_>;
+    /// The org's invitations.
+    fn invitations(&self) -> Box<dyn crate::InvitationScope + '_>;
+    /// The org's upstream SSO providers.
+    fn sso_providers(&self) -> Box<dyn crate::SsoProviderScope + '_>;
 
     /// The org itself.
     async fn details(&self) -> StoreResult<Org>;

@@ -15,6 +15,7 @@ use portcullis_core::{
 use uuid::Uuid;
 
 use crate::StoreResult;
+use crate::scope::{OrgHandle, ProjectHandle};
 
 /// A secret key as stored: never the key, only what may be shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,43 +93,12 @@ pub struct OrgAtLimit {
 pub trait PlatformStore: Send + Sync {
     /// Replaces the plans the store checks limits against (from configuration, at start-up).
     fn set_plans(&self, plans: Vec<Plan>);
+
     /// The plan behind a key, as configured now; an unknown key falls back to `free`.
     fn plan(&self, key: &PlanKey) -> Plan;
 
-    /// Creates a project in `mode`, within the org's project limit (`Refused` otherwise).
-    async fn create_project_in_mode(
-        &self,
-        access: &OrgAccess,
-        project: &Project,
-        mode: KeyMode,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-
     /// A project and its mode, for public (unauthenticated) reads by publishable key.
     async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>>;
-
-    /// The project's mode; `NotFound` when it is not the org's.
-    async fn project_mode(&self, access: &OrgAccess, id: ProjectId) -> StoreResult<KeyMode>;
-
-    /// The project's secret keys still working at `now`, newest first.
-    async fn secret_keys(
-        &self,
-        access: &OrgAccess,
-        project_id: ProjectId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<SecretKeyRecord>>;
-
-    /// Stores `key` as the project's newest secret key and gives every other working key
-    /// `grace` more life (never more than it had), with `key.rotated` in the audit trail and
-    /// the outbox, in one transaction.
-    async fn rotate_secret_key(
-        &self,
-        access: &OrgAccess,
-        project_id: ProjectId,
-        key: &NewSecretKey,
-        grace: time::Duration,
-        ctx: &AuditContext,
-    ) -> StoreResult<Rotated>;
 
     /// The key with this digest and its project, whether or not it still works (the caller
     /// weighs expiry); None when there is none.
@@ -137,26 +107,160 @@ pub trait PlatformStore: Send + Sync {
     /// Records when keys were last used: one batched write for many requests.
     async fn touch_keys(&self, used: &[(Uuid, Timestamp)]) -> StoreResult<()>;
 
-    /// The org's subscription, plan and usage.
-    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState>;
-
-    /// Sets the org's subscription (`subscription.changed`, audited and queued for webhooks).
-    /// Only an operator's access may; others get `NotFound`.
-    async fn set_subscription(
-        &self,
-        access: &OrgAccess,
-        subscription: &Subscription,
-        ctx: &AuditContext,
-    ) -> StoreResult<SubscriptionState>;
-
     /// The subscription of an org the caller has no access value for (sign-in paths that
     /// check a plan feature).
     async fn org_subscription(&self, org_id: OrgId) -> StoreResult<Subscription>;
 
     /// For `doctor`: superseded keys used since they were superseded.
     async fn stale_key_uses(&self) -> StoreResult<Vec<StaleKeyUse>>;
+
     /// For `doctor`: orgs at or over a limit of their plan.
     async fn orgs_at_limit(&self) -> StoreResult<Vec<OrgAtLimit>>;
+}
+
+/// One project's mode and secret keys, reached through [`crate::ProjectScope::keys`].
+#[async_trait]
+pub trait SecretKeyScope: Send + Sync {
+    /// The project's mode; `NotFound` when it is not the org's.
+    async fn project_mode(&self) -> StoreResult<KeyMode>;
+
+    /// The project's secret keys still working at `now`, newest first.
+    async fn secret_keys(&self, now: Timestamp) -> StoreResult<Vec<SecretKeyRecord>>;
+
+    /// Stores `key` as the project's newest secret key and gives every other working key
+    /// `grace` more life (never more than it had), with `key.rotated` in the audit trail and
+    /// the outbox, in one transaction.
+    async fn rotate_secret_key(
+        &self,
+        key: &NewSecretKey,
+        grace: time::Duration,
+        ctx: &AuditContext,
+    ) -> StoreResult<Rotated>;
+}
+
+/// What the backends implement; reached only through [`SecretKeyScope`].
+#[async_trait]
+pub(crate) trait ByProjectAccess: Send + Sync {
+    async fn project_mode(&self, access: &OrgAccess, id: ProjectId) -> StoreResult<KeyMode>;
+
+    async fn secret_keys(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<SecretKeyRecord>>;
+
+    async fn rotate_secret_key(
+        &self,
+        access: &OrgAccess,
+        project_id: ProjectId,
+        key: &NewSecretKey,
+        grace: time::Duration,
+        ctx: &AuditContext,
+    ) -> StoreResult<Rotated>;
+}
+
+#[async_trait]
+impl<S: ByProjectAccess + ?Sized> SecretKeyScope for ProjectHandle<'_, S> {
+    async fn project_mode(&self) -> StoreResult<KeyMode> {
+        self.store
+            .project_mode(self.access.org(), self.access.project_id())
+            .await
+    }
+
+    async fn secret_keys(&self, now: Timestamp) -> StoreResult<Vec<SecretKeyRecord>> {
+        self.store
+            .secret_keys(self.access.org(), self.access.project_id(), now)
+            .await
+    }
+
+    async fn rotate_secret_key(
+        &self,
+        key: &NewSecretKey,
+        grace: time::Duration,
+        ctx: &AuditContext,
+    ) -> StoreResult<Rotated> {
+        self.store
+            .rotate_secret_key(self.access.org(), self.access.project_id(), key, grace, ctx)
+            .await
+    }
+}
+
+/// One org's plan and subscription, reached through [`crate::OrgScope::platform`].
+#[async_trait]
+pub trait PlatformScope: Send + Sync {
+    /// Creates a project in `mode`, within the org's project limit (`Refused` otherwise).
+    async fn create_project_in_mode(
+        &self,
+        project: &Project,
+        mode: KeyMode,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// The org's subscription, plan and usage.
+    async fn subscription(&self) -> StoreResult<SubscriptionState>;
+
+    /// Sets the org's subscription (`subscription.changed`, audited and queued for webhooks).
+    /// Only an operator's access may; others get `NotFound`.
+    async fn set_subscription(
+        &self,
+        subscription: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState>;
+}
+
+/// What the backends implement; reached only through [`PlatformScope`].
+#[async_trait]
+pub(crate) trait ByAccess: Send + Sync {
+    async fn create_project_in_mode(
+        &self,
+        access: &OrgAccess,
+        project: &Project,
+        mode: KeyMode,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState>;
+
+    async fn set_subscription(
+        &self,
+        access: &OrgAccess,
+        subscription: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState>;
+}
+
+#[async_trait]
+impl<S: ByAccess + ?Sized> PlatformScope for OrgHandle<'_, S> {
+    async fn create_project_in_mode(
+        &self,
+        project: &Project,
+        mode: KeyMode,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        self.store
+            .create_project_in_mode(&self.access, project, mode, ctx)
+            .await
+    }
+
+    async fn subscription(&self) -> StoreResult<SubscriptionState> {
+        self.store.subscription(&self.access).await
+    }
+
+    async fn set_subscription(
+        &self,
+        subscription: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState> {
+        // Only the platform (an operator's access) changes a subscription; to anyone else
+        // the call names nothing, as on every other tenant-scoped handle.
+        if !self.access.is_operator() {
+            return Err(crate::StoreError::NotFound);
+        }
+        self.store
+            .set_subscription(&self.access, subscription, ctx)
+            .await
+    }
 }
 
 /// The configured plans, held by each backend. Reads clone one plan; writes happen once.

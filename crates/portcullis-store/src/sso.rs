@@ -1,9 +1,11 @@
 //! Upstream SSO (federation): the OIDC providers org admins register for their org, and the
 //! upstream identities (issuer + subject) linked to local users.
 //!
-//! Providers are tenant-owned: management calls take the caller's [`OrgAccess`]. The sign-in
-//! routes know only a provider id, so [`SsoStore::provider_by_id`],
-//! [`SsoStore::providers_of_org_slug`] and [`SsoStore::providers_of_org`] look across tenants (platform scope on PostgreSQL).
+//! Providers are tenant-owned: management calls go through the org handle
+//! ([`crate::OrgScope::sso_providers`], made from the caller's [`OrgAccess`]). The sign-in
+//! routes and the public config know only a provider id or a project, so
+//! [`SsoStore::provider_by_id`], [`SsoStore::providers_of_org_slug`] and
+//! [`SsoStore::providers_of_org`] look across tenants (platform scope on PostgreSQL).
 //! The client secret arrives already sealed by the server (it holds the master key); the
 //! store never sees it in the clear. Identities belong to users, not to tenants.
 
@@ -14,6 +16,7 @@ use portcullis_core::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::scope::OrgHandle;
 use crate::{SignupBootstrap, StoreResult};
 use portcullis_core::Session;
 
@@ -133,42 +136,6 @@ pub struct UserIdentity {
 
 #[async_trait]
 pub trait SsoStore: Send + Sync {
-    /// Stores a new provider of the access's org with its `sso.provider.created` event.
-    async fn create_provider(
-        &self,
-        access: &OrgAccess,
-        p: &OrgSsoProvider,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-
-    /// The org's providers, oldest first.
-    async fn list_providers(&self, access: &OrgAccess) -> StoreResult<Vec<OrgSsoProvider>>;
-
-    async fn get_provider(
-        &self,
-        access: &OrgAccess,
-        id: Uuid,
-    ) -> StoreResult<Option<OrgSsoProvider>>;
-
-    /// Applies `patch` (`sso.provider.updated` naming the changed fields); `NotFound` when
-    /// the org has no such provider.
-    async fn update_provider(
-        &self,
-        access: &OrgAccess,
-        id: Uuid,
-        patch: &SsoProviderPatch,
-        ctx: &AuditContext,
-    ) -> StoreResult<OrgSsoProvider>;
-
-    /// Deletes the provider (`sso.provider.deleted`) and the identities that came through
-    /// it: nobody signs in through them again. `NotFound` when there is none.
-    async fn delete_provider(
-        &self,
-        access: &OrgAccess,
-        id: Uuid,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-
     /// The provider with this id in any live org, for the sign-in routes.
     async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>>;
 
@@ -237,6 +204,95 @@ pub trait SsoStore: Send + Sync {
     /// back to.
     async fn project_allows_origin(&self, project_id: ProjectId, origin: &str)
     -> StoreResult<bool>;
+}
+
+/// One org's SSO providers, reached through [`crate::OrgScope::sso_providers`].
+#[async_trait]
+pub trait SsoProviderScope: Send + Sync {
+    /// Stores a new provider of the access's org with its `sso.provider.created` event.
+    async fn create_provider(&self, p: &OrgSsoProvider, ctx: &AuditContext) -> StoreResult<()>;
+
+    /// The org's providers, oldest first.
+    async fn list_providers(&self) -> StoreResult<Vec<OrgSsoProvider>>;
+
+    async fn get_provider(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>>;
+
+    /// Applies `patch` (`sso.provider.updated` naming the changed fields); `NotFound` when
+    /// the org has no such provider.
+    async fn update_provider(
+        &self,
+        id: Uuid,
+        patch: &SsoProviderPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OrgSsoProvider>;
+
+    /// Deletes the provider (`sso.provider.deleted`) and the identities that came through
+    /// it: nobody signs in through them again. `NotFound` when there is none.
+    async fn delete_provider(&self, id: Uuid, ctx: &AuditContext) -> StoreResult<()>;
+}
+
+/// What the backends implement; reached only through [`SsoProviderScope`].
+#[async_trait]
+pub(crate) trait ByAccess: Send + Sync {
+    async fn create_provider(
+        &self,
+        access: &OrgAccess,
+        p: &OrgSsoProvider,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn list_providers(&self, access: &OrgAccess) -> StoreResult<Vec<OrgSsoProvider>>;
+
+    async fn get_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+    ) -> StoreResult<Option<OrgSsoProvider>>;
+
+    async fn update_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        patch: &SsoProviderPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OrgSsoProvider>;
+
+    async fn delete_provider(
+        &self,
+        access: &OrgAccess,
+        id: Uuid,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+impl<S: ByAccess + ?Sized> SsoProviderScope for OrgHandle<'_, S> {
+    async fn create_provider(&self, p: &OrgSsoProvider, ctx: &AuditContext) -> StoreResult<()> {
+        self.store.create_provider(&self.access, p, ctx).await
+    }
+
+    async fn list_providers(&self) -> StoreResult<Vec<OrgSsoProvider>> {
+        self.store.list_providers(&self.access).await
+    }
+
+    async fn get_provider(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>> {
+        self.store.get_provider(&self.access, id).await
+    }
+
+    async fn update_provider(
+        &self,
+        id: Uuid,
+        patch: &SsoProviderPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OrgSsoProvider> {
+        self.store
+            .update_provider(&self.access, id, patch, ctx)
+            .await
+    }
+
+    async fn delete_provider(&self, id: Uuid, ctx: &AuditContext) -> StoreResult<()> {
+        self.store.delete_provider(&self.access, id, ctx).await
+    }
 }
 
 pub(crate) fn provider_created(ctx: &AuditContext, p: &OrgSsoProvider) -> AuditEvent {

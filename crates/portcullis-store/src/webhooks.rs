@@ -9,61 +9,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::webhook::{DeliveryId, DeliveryStatus, ErrorClass, Subscription, WebhookId};
+use portcullis_core::webhook::{DeliveryId, DeliveryStatus, ErrorClass, WebhookId};
 use portcullis_core::{Action, AuditContext, AuditEvent, OrgAccess, OrgId, ProjectId, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::StoreResult;
+use crate::scope::ProjectHandle;
 
-/// An endpoint as its project's admins see it (never its secret).
-#[derive(Clone, Debug, PartialEq)]
-pub struct WebhookEndpoint {
-    pub id: WebhookId,
-    pub org_id: OrgId,
-    pub project_id: ProjectId,
-    pub url: String,
-    pub description: String,
-    pub events: Subscription,
-    pub enabled: bool,
-    /// Since when every attempt has failed; None after a success.
-    pub failing_since: Option<Timestamp>,
-    /// Why the server disabled it (after failing for too long), if it did.
-    pub disabled_reason: Option<String>,
-    /// Until when the secret before the last rotation also signs.
-    pub previous_secret_expires_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-/// A change to an endpoint; None leaves a field as it is.
-#[derive(Clone, Debug, Default)]
-pub struct EndpointPatch {
-    pub url: Option<String>,
-    pub events: Option<Subscription>,
-    pub enabled: Option<bool>,
-    pub description: Option<String>,
-}
-
-impl EndpointPatch {
-    /// The names of the fields it sets, for the audit trail.
-    pub fn changed(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.url.is_some() {
-            out.push("url");
-        }
-        if self.events.is_some() {
-            out.push("events");
-        }
-        if self.enabled.is_some() {
-            out.push("enabled");
-        }
-        if self.description.is_some() {
-            out.push("description");
-        }
-        out
-    }
-}
+/// Endpoints and their patches are domain types (the patch's rules live with them).
+pub use portcullis_core::webhook_endpoint::{EndpointPatch, WebhookEndpoint};
 
 /// One event's delivery to one endpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,14 +85,9 @@ pub struct Claimed {
     pub secrets: SealedSecrets,
 }
 
-/// How an attempt ended, as the worker decided from the schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextStep {
-    Succeeded,
-    RetryAt(Timestamp),
-    /// The schedule is spent.
-    Failed,
-}
+/// How an attempt ended, as the worker decided from the schedule (a domain type; re-exported
+/// here, where the worker meets it).
+pub use portcullis_core::webhook::NextStep;
 
 /// What recording an attempt did beyond the delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,115 +116,9 @@ pub struct Purged {
     pub deliveries: u64,
 }
 
+/// The worker's side, across every org.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Stores a new endpoint of a project of the org (`webhook.created`); `NotFound` when the
-    /// project is not the org's, `Conflict` when the project already has `max` endpoints
-    /// (counted under a per-project lock, so concurrent creations cannot pass the cap).
-    async fn create_endpoint(
-        &self,
-        access: &OrgAccess,
-        endpoint: &WebhookEndpoint,
-        secret_sealed: &[u8],
-        max: u32,
-        ctx: &AuditContext,
-    ) -> StoreResult<()>;
-
-    /// The project's endpoints, oldest first.
-    async fn list_endpoints(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-    ) -> StoreResult<Vec<WebhookEndpoint>>;
-
-    async fn endpoint(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-    ) -> StoreResult<Option<WebhookEndpoint>>;
-
-    /// Applies the patch (`webhook.updated`); enabling an endpoint clears why it was
-    /// disabled and how long it had been failing. `NotFound` when there is no such endpoint.
-    async fn update_endpoint(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        patch: &EndpointPatch,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<WebhookEndpoint>;
-
-    /// Deletes the endpoint softly (`webhook.deleted`); its pending deliveries are never
-    /// sent. False when there is no such endpoint.
-    async fn delete_endpoint(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
-
-    /// Makes `secret_sealed` the signing key; the one before keeps signing until
-    /// `previous_until` (`webhook.secret_rotated`).
-    async fn rotate_secret(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        secret_sealed: &[u8],
-        previous_until: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<WebhookEndpoint>;
-
-    /// Queues a delivery of `webhook.test` to this one endpoint, due now (`webhook.tested`).
-    async fn enqueue_test(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        body: &str,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<Delivery>;
-
-    /// The endpoint's delivery log, newest first.
-    async fn deliveries(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        q: &DeliveryQuery,
-    ) -> StoreResult<Vec<DeliveryLog>>;
-
-    /// Makes a delivery due now, whatever its state (`webhook.delivery_retried`); false when
-    /// the endpoint has no such delivery.
-    async fn retry_delivery(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        delivery: DeliveryId,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
-
-    /// Makes every failed delivery of the endpoint created since `since` due now
-    /// (`webhook.recovered`); how many.
-    async fn recover(
-        &self,
-        access: &OrgAccess,
-        project: ProjectId,
-        id: WebhookId,
-        since: Timestamp,
-        now: Timestamp,
-        ctx: &AuditContext,
-    ) -> StoreResult<u64>;
-
-    // The worker's side, across every org.
-
     /// Turns up to `limit` undelivered outbox events into deliveries (one per subscribed
     /// endpoint) and marks them delivered, in one transaction; how many events it took.
     /// Nodes sharing a database never take the same event.
@@ -314,6 +158,323 @@ pub trait WebhookStore: Send + Sync {
 
     /// Endpoints that are failing or were disabled by the server, across every org.
     async fn troubled_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+}
+
+/// One project's webhook endpoints and their deliveries, reached through
+/// [`crate::ProjectScope::webhooks`].
+#[async_trait]
+pub trait WebhookScope: Send + Sync {
+    /// Stores a new endpoint of a project of the org (`webhook.created`); `NotFound` when the
+    /// project is not the org's, `Conflict` when the project already has `max` endpoints
+    /// (counted under a per-project lock, so concurrent creations cannot pass the cap).
+    async fn create_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret_sealed: &[u8],
+        max: u32,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    /// The project's endpoints, oldest first.
+    async fn list_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+
+    async fn endpoint(&self, id: WebhookId) -> StoreResult<Option<WebhookEndpoint>>;
+
+    /// Applies the patch (`webhook.updated`); enabling an endpoint clears why it was
+    /// disabled and how long it had been failing. `NotFound` when there is no such endpoint.
+    async fn update_endpoint(
+        &self,
+        id: WebhookId,
+        patch: &EndpointPatch,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint>;
+
+    /// Deletes the endpoint softly (`webhook.deleted`); its pending deliveries are never
+    /// sent. False when there is no such endpoint.
+    async fn delete_endpoint(
+        &self,
+        id: WebhookId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    /// Makes `secret_sealed` the signing key; the one before keeps signing until
+    /// `previous_until` (`webhook.secret_rotated`).
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret_sealed: &[u8],
+        previous_until: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint>;
+
+    /// Queues a delivery of `webhook.test` to this one endpoint, due now (`webhook.tested`).
+    async fn enqueue_test(
+        &self,
+        id: WebhookId,
+        body: &str,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<Delivery>;
+
+    /// The endpoint's delivery log, newest first.
+    async fn deliveries(&self, id: WebhookId, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryLog>>;
+
+    /// Makes a delivery due now, whatever its state (`webhook.delivery_retried`); false when
+    /// the endpoint has no such delivery.
+    async fn retry_delivery(
+        &self,
+        id: WebhookId,
+        delivery: DeliveryId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    /// Makes every failed delivery of the endpoint created since `since` due now
+    /// (`webhook.recovered`); how many.
+    async fn recover(
+        &self,
+        id: WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<u64>;
+}
+
+/// What the backends implement; reached only through [`WebhookScope`].
+#[async_trait]
+pub(crate) trait ByProjectAccess: Send + Sync {
+    async fn create_endpoint(
+        &self,
+        access: &OrgAccess,
+        endpoint: &WebhookEndpoint,
+        secret_sealed: &[u8],
+        max: u32,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+
+    async fn list_endpoints(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+    ) -> StoreResult<Vec<WebhookEndpoint>>;
+
+    async fn endpoint(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+
+    async fn update_endpoint(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        patch: &EndpointPatch,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint>;
+
+    async fn delete_endpoint(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    async fn rotate_secret(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        secret_sealed: &[u8],
+        previous_until: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint>;
+
+    async fn enqueue_test(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        body: &str,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<Delivery>;
+
+    async fn deliveries(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        q: &DeliveryQuery,
+    ) -> StoreResult<Vec<DeliveryLog>>;
+
+    async fn retry_delivery(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        delivery: DeliveryId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool>;
+
+    async fn recover(
+        &self,
+        access: &OrgAccess,
+        project: ProjectId,
+        id: WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<u64>;
+}
+
+#[async_trait]
+impl<S: ByProjectAccess + ?Sized> WebhookScope for ProjectHandle<'_, S> {
+    async fn create_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret_sealed: &[u8],
+        max: u32,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        if endpoint.project_id != self.access.project_id() {
+            return Err(crate::StoreError::NotFound);
+        }
+        self.store
+            .create_endpoint(self.access.org(), endpoint, secret_sealed, max, ctx)
+            .await
+    }
+
+    async fn list_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.store
+            .list_endpoints(self.access.org(), self.access.project_id())
+            .await
+    }
+
+    async fn endpoint(&self, id: WebhookId) -> StoreResult<Option<WebhookEndpoint>> {
+        self.store
+            .endpoint(self.access.org(), self.access.project_id(), id)
+            .await
+    }
+
+    async fn update_endpoint(
+        &self,
+        id: WebhookId,
+        patch: &EndpointPatch,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint> {
+        self.store
+            .update_endpoint(
+                self.access.org(),
+                self.access.project_id(),
+                id,
+                patch,
+                now,
+                ctx,
+            )
+            .await
+    }
+
+    async fn delete_endpoint(
+        &self,
+        id: WebhookId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
+        self.store
+            .delete_endpoint(self.access.org(), self.access.project_id(), id, now, ctx)
+            .await
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret_sealed: &[u8],
+        previous_until: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<WebhookEndpoint> {
+        self.store
+            .rotate_secret(
+                self.access.org(),
+                self.access.project_id(),
+                id,
+                secret_sealed,
+                previous_until,
+                ctx,
+            )
+            .await
+    }
+
+    async fn enqueue_test(
+        &self,
+        id: WebhookId,
+        body: &str,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<Delivery> {
+        self.store
+            .enqueue_test(
+                self.access.org(),
+                self.access.project_id(),
+                id,
+                body,
+                now,
+                ctx,
+            )
+            .await
+    }
+
+    async fn deliveries(&self, id: WebhookId, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryLog>> {
+        self.store
+            .deliveries(self.access.org(), self.access.project_id(), id, q)
+            .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: WebhookId,
+        delivery: DeliveryId,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<bool> {
+        self.store
+            .retry_delivery(
+                self.access.org(),
+                self.access.project_id(),
+                id,
+                delivery,
+                now,
+                ctx,
+            )
+            .await
+    }
+
+    async fn recover(
+        &self,
+        id: WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+        ctx: &AuditContext,
+    ) -> StoreResult<u64> {
+        self.store
+            .recover(
+                self.access.org(),
+                self.access.project_id(),
+                id,
+                since,
+                now,
+                ctx,
+            )
+            .await
+    }
 }
 
 /// The `Conflict` of a project at its cap of endpoints.
@@ -374,4 +535,44 @@ pub(crate) fn error_class(s: Option<&str>) -> Option<ErrorClass> {
         "connect" => Some(ErrorClass::Connect),
         _ => Some(ErrorClass::Other),
     }
+}
+
+/// The deliveries one outbox event fans out to among its org's enabled, live endpoints
+/// (the rule is [`portcullis_core::webhook::hears`]), each due at `now`.
+pub(crate) fn deliveries_for(
+    record: &crate::OutboxRecord,
+    endpoints: &[WebhookEndpoint],
+    now: Timestamp,
+) -> Vec<Delivery> {
+    let event = &record.event;
+    endpoints
+        .iter()
+        .filter(|e| {
+            portcullis_core::webhook::hears(
+                e.org_id,
+                e.project_id,
+                &e.events,
+                e.created_at,
+                event,
+                record.created_at,
+            )
+        })
+        .map(|e| Delivery {
+            id: DeliveryId::new(),
+            endpoint_id: e.id,
+            event_id: record.id,
+            event_type: event.event_type.clone(),
+            body: portcullis_core::webhook::body(
+                &event.event_type,
+                record.created_at,
+                &event.payload,
+            ),
+            created_at: record.created_at,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_status: None,
+            finished_at: None,
+        })
+        .collect()
 }

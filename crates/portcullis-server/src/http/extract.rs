@@ -12,7 +12,7 @@ use portcullis_core::authz::{self, AccessDenied};
 use portcullis_core::plan::{KeyStanding, key_standing};
 use portcullis_core::token::SecretKey;
 use portcullis_core::{
-    AuditContext, OrgAccess, Principal, ProjectId, ProjectStatus, Role, TokenHash,
+    AuditContext, OrgAccess, Principal, ProjectAccess, ProjectId, ProjectStatus, Role, TokenHash,
 };
 use portcullis_store::platform::KeyHolder;
 use portcullis_store::{ProjectAccessRecord, SessionWithUser};
@@ -293,6 +293,8 @@ impl Auth {
 pub struct KeyAuth {
     pub holder: KeyHolder,
     pub access: OrgAccess,
+    /// The key's access to its own project ([`ProjectAccess::project_key`]).
+    pub project_access: ProjectAccess,
     pub audit: AuditContext,
     /// Set when a newer key exists: when this one stops working.
     pub superseded_until: Option<portcullis_core::Timestamp>,
@@ -333,6 +335,7 @@ pub async fn authenticate_secret_key(
     tracing::debug!(key = %holder.key.prefix, project = %holder.project.id, "secret key accepted");
     Ok(KeyAuth {
         access: OrgAccess::project_key(holder.project.org_id),
+        project_access: ProjectAccess::project_key(holder.project.org_id, holder.project.id),
         // The key is the actor of what it changes: its prefix, never the key.
         audit: audit_context(parts).with_key(&holder.key.prefix),
         holder,
@@ -423,6 +426,8 @@ pub struct ProjectCtx {
     /// The caller's effective role in the project.
     pub role: Role,
     pub access: OrgAccess,
+    /// The project access the role was decided as: what the store's project handle takes.
+    pub project_access: ProjectAccess,
 }
 
 pub fn project_id_header(headers: &HeaderMap) -> Result<ProjectId, ApiError> {
@@ -441,15 +446,15 @@ pub fn project_id_header(headers: &HeaderMap) -> Result<ProjectId, ApiError> {
         })
 }
 
-/// The caller's access to a project: its record, their effective role, and the org access
-/// it implies ([`authz::decide_project_access`], the same rule as the org routes). A project
-/// of an org they never belonged to is 404; one of an org they left, or of their org but
-/// not theirs, is 403.
-pub async fn authorize_project(
+/// The caller's access to a project: its record and the project access decided from it
+/// ([`authz::decide_project_scope`], the same rule as the org routes). A project of an org
+/// they never belonged to is 404; one of an org they left, or of their org but not theirs,
+/// is 403.
+pub async fn authorize_project_scope(
     state: &AppState,
     principal: &Principal,
     project_id: ProjectId,
-) -> Result<(ProjectAccessRecord, Role, OrgAccess), ApiError> {
+) -> Result<(ProjectAccessRecord, ProjectAccess), ApiError> {
     let not_found = || ApiError::not_found("no such project");
     let record = state
         .store
@@ -457,8 +462,9 @@ pub async fn authorize_project(
         .project_access(project_id, principal.user_id)
         .await?
         .ok_or_else(not_found)?;
-    let (role, access) = authz::decide_project_access(
+    let access = authz::decide_project_scope(
         principal,
+        record.project.id,
         record.project.org_id,
         record.org_membership.as_ref(),
         record.project_role,
@@ -467,7 +473,18 @@ pub async fn authorize_project(
         AccessDenied::NotVisible => not_found(),
         denied => denied.into(),
     })?;
-    Ok((record, role, access))
+    Ok((record, access))
+}
+
+/// [`authorize_project_scope`], answered as the caller's effective role in the project and
+/// the org access it implies.
+pub async fn authorize_project(
+    state: &AppState,
+    principal: &Principal,
+    project_id: ProjectId,
+) -> Result<(ProjectAccessRecord, Role, OrgAccess), ApiError> {
+    let (record, access) = authorize_project_scope(state, principal, project_id).await?;
+    Ok((record, access.role(), access.org().clone()))
 }
 
 impl FromRequestParts<AppState> for ProjectCtx {
@@ -482,7 +499,8 @@ impl FromRequestParts<AppState> for ProjectCtx {
         // everybody, authenticated or not, so clients can fix it deterministically.
         let project_id = project_id_header(&parts.headers)?;
         let (auth, csrf) = authenticate(parts, state).await?;
-        let (record, role, access) = authorize_project(state, &auth.principal, project_id).await?;
+        let (record, project_access) =
+            authorize_project_scope(state, &auth.principal, project_id).await?;
         if let CsrfOutcome::NeedsProjectOrigin(origin) = csrf
             && !record
                 .project
@@ -499,8 +517,9 @@ impl FromRequestParts<AppState> for ProjectCtx {
                 key_prefix: None,
             },
             record,
-            role,
-            access,
+            role: project_access.role(),
+            access: project_access.org().clone(),
+            project_access,
         })
     }
 }
@@ -526,6 +545,7 @@ async fn project_from_key(
             principal: None,
             key_prefix: Some(key.holder.key.prefix.clone()),
         },
+        project_access: key.project_access,
         record: ProjectAccessRecord {
             project: key.holder.project,
             org_membership: None,

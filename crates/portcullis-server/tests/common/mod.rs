@@ -233,9 +233,9 @@ impl TestApp {
         let org = portcullis_core::OrgId::parse(org_id).unwrap();
         self.state
             .store
+            .org(&portcullis_core::OrgAccess::system(org))
             .platform()
             .set_subscription(
-                &portcullis_core::OrgAccess::system(org),
                 &portcullis_core::plan::Subscription {
                     plan: portcullis_core::plan::PlanKey::parse(plan).unwrap(),
                     status: portcullis_core::plan::SubscriptionStatus::Active,

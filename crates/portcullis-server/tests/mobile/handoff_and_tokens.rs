@@ -269,11 +269,11 @@ async fn plan_without_mobile_access_is_refused(app: TestApp) {
     let (_, refresh_token) = sign_in(&app, &user).await;
     app.state
         .store
+        .org(&portcullis_core::OrgAccess::system(
+            portcullis_core::OrgId::parse(&user.org_id).unwrap(),
+        ))
         .platform()
         .set_subscription(
-            &portcullis_core::OrgAccess::system(
-                portcullis_core::OrgId::parse(&user.org_id).unwrap(),
-            ),
             &portcullis_core::plan::Subscription {
                 plan: portcullis_core::plan::PlanKey::parse("web-only").unwrap(),
                 status: portcullis_core::plan::SubscriptionStatus::Active,

@@ -182,8 +182,9 @@ async fn invitation_is_accepted_once_by_the_invited_account(app: TestApp) {
     let seats = || async {
         app.state
             .store
+            .org(&access)
             .invitations()
-            .pending_invitation_count(&access, portcullis_core::now())
+            .pending_invitation_count(portcullis_core::now())
             .await
             .unwrap()
     };
@@ -345,13 +346,9 @@ async fn revoked_and_expired_invitations_are_gone(app: TestApp) {
     };
     app.state
         .store
+        .org(&OrgAccess::system(org))
         .invitations()
-        .create_invitation(
-            &OrgAccess::system(org),
-            &invitation,
-            &hash,
-            &AuditContext::cli(),
-        )
+        .create_invitation(&invitation, &hash, &AuditContext::cli())
         .await
         .unwrap();
     app.accept(&bob.token, &token)

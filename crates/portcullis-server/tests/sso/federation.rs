@@ -1500,12 +1500,9 @@ async fn org_provider_addresses_must_be_public(backend: Backend) {
     };
     app.state
         .store
-        .sso()
-        .create_provider(
-            &portcullis_core::OrgAccess::system(row.org_id),
-            &row,
-            &portcullis_core::AuditContext::cli(),
-        )
+        .org(&portcullis_core::OrgAccess::system(row.org_id))
+        .sso_providers()
+        .create_provider(&row, &portcullis_core::AuditContext::cli())
         .await
         .unwrap();
     let r = TestApp::send(app.req(Method::GET, &format!("/v1/auth/sso/org_{id}/start"))).await;

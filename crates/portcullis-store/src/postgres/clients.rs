@@ -16,7 +16,7 @@ use super::PgStore;
 use super::rows::{json_list, to_json_list};
 use super::unit::Unit;
 use crate::clients::{
-    ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
+    ByAccess, ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,
 };
 use crate::unit::Scope;
@@ -94,7 +94,7 @@ async fn lock_live_client(
 }
 
 #[async_trait]
-impl ClientStore for PgStore {
+impl ByAccess for PgStore {
     async fn create(
         &self,
         access: &OrgAccess,
@@ -274,7 +274,10 @@ impl ClientStore for PgStore {
         unit.commit().await?;
         Ok(c)
     }
+}
 
+#[async_trait]
+impl ClientStore for PgStore {
     async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>> {
         let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(concat!(

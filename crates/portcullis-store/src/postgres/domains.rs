@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::domains::{
-    DomainStore, VERIFIED_ELSEWHERE, claimed_already, domain_created, domain_deleted,
+    ByAccess, DomainStore, VERIFIED_ELSEWHERE, claimed_already, domain_created, domain_deleted,
     domain_verified, verified_elsewhere,
 };
 use crate::unit::Scope;
@@ -45,7 +45,7 @@ fn domain_from(row: &PgRow) -> StoreResult<OrgDomain> {
 }
 
 #[async_trait]
-impl DomainStore for PgStore {
+impl ByAccess for PgStore {
     async fn create_domain(
         &self,
         access: &OrgAccess,
@@ -181,7 +181,10 @@ impl DomainStore for PgStore {
         unit.audit(domain_deleted(ctx, &d));
         unit.commit().await
     }
+}
 
+#[async_trait]
+impl DomainStore for PgStore {
     async fn verified_owner(&self, domain: &DomainName) -> StoreResult<Option<OrgId>> {
         let mut unit = self.unit(Scope::Platform).await?;
         let id: Option<Uuid> = sqlx::query_scalar(

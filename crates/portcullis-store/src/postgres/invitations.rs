@@ -19,7 +19,7 @@ use super::members::admit;
 use super::rows::{json_list, role, user_cols, user_from};
 use super::statements::{insert_signup_bootstrap, lock_org, member_record};
 use super::unit::Unit;
-use crate::invitations::{Acceptance, InvitationStore, InvitationToMe};
+use crate::invitations::{Acceptance, ByAccess, InvitationStore, InvitationToMe};
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, StoreError, StoreResult};
 
@@ -114,7 +114,7 @@ async fn accept_in(
 }
 
 #[async_trait]
-impl InvitationStore for PgStore {
+impl ByAccess for PgStore {
     async fn create_invitation(
         &self,
         access: &OrgAccess,
@@ -211,33 +211,6 @@ impl InvitationStore for PgStore {
         rows.iter().map(invitation_from).collect()
     }
 
-    async fn pending_invitations_to(
-        &self,
-        email: &Email,
-        now: Timestamp,
-    ) -> StoreResult<Vec<InvitationToMe>> {
-        let mut unit = self.unit(Scope::Platform).await?;
-        let sql = format!(
-            "SELECT {COLS}, (SELECT name FROM orgs WHERE orgs.id = invitations.org_id) AS org_name \
-             FROM invitations WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > $2 ORDER BY created_at DESC"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(email.as_str())
-            .bind(now)
-            .fetch_all(&mut *unit)
-            .await?;
-        unit.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InvitationToMe {
-                    invitation: invitation_from(r)?,
-                    org_name: r.try_get("org_name")?,
-                })
-            })
-            .collect()
-    }
-
     async fn pending_invitation_count(
         &self,
         access: &OrgAccess,
@@ -281,6 +254,36 @@ impl InvitationStore for PgStore {
         unit.audit(crate::events::invitation_revoked(ctx, org_id, id));
         unit.commit().await?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl InvitationStore for PgStore {
+    async fn pending_invitations_to(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> StoreResult<Vec<InvitationToMe>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let sql = format!(
+            "SELECT {COLS}, (SELECT name FROM orgs WHERE orgs.id = invitations.org_id) AS org_name \
+             FROM invitations WHERE email = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > $2 ORDER BY created_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email.as_str())
+            .bind(now)
+            .fetch_all(&mut *unit)
+            .await?;
+        unit.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvitationToMe {
+                    invitation: invitation_from(r)?,
+                    org_name: r.try_get("org_name")?,
+                })
+            })
+            .collect()
     }
 
     async fn accept_invitation(

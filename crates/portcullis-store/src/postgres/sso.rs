@@ -16,7 +16,7 @@ use super::statements::{insert_session, insert_signup_bootstrap};
 use super::unit::Unit;
 use crate::events::session_revoked;
 use crate::sso::{
-    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
+    ByAccess, OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
     identity_linked, join_refused, joined_via_sso, legacy_key, provider_created, provider_deleted,
     provider_updated, user_claimed,
 };
@@ -196,7 +196,7 @@ async fn join_in(
 }
 
 #[async_trait]
-impl SsoStore for PgStore {
+impl ByAccess for PgStore {
     async fn create_provider(
         &self,
         access: &OrgAccess,
@@ -315,7 +315,10 @@ impl SsoStore for PgStore {
         unit.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl SsoStore for PgStore {
     async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>> {
         let mut unit = self.unit(Scope::Platform).await?;
         let row = sqlx::query(concat!(

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::webhook::{DeliveryId, DeliveryStatus, Subscription, WebhookId, reaches};
+use portcullis_core::webhook::{
+    DeliveryId, DeliveryStatus, Subscription, WebhookId, failing_cutoff,
+};
 use portcullis_core::{Action, AuditContext, OrgAccess, OrgId, ProjectId, Timestamp};
 use serde_json::json;
 use sqlx::Row;
@@ -19,9 +21,9 @@ use super::rows::{outbox_cols, outbox_from};
 use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
-    Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
-    created_event, disabled_event, error_class, event, to_u16,
+    Attempt, Backlog, ByProjectAccess, Claimed, DISABLED_FAILING, Delivery, DeliveryLog,
+    DeliveryQuery, EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint,
+    WebhookStore, created_event, deliveries_for, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -116,7 +118,7 @@ fn events_json(s: &Subscription) -> serde_json::Value {
 }
 
 #[async_trait]
-impl WebhookStore for PgStore {
+impl ByProjectAccess for PgStore {
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
@@ -224,23 +226,7 @@ impl WebhookStore for PgStore {
     ) -> StoreResult<WebhookEndpoint> {
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let mut e = live_endpoint(&mut unit, access, project, id).await?;
-        if let Some(url) = &patch.url {
-            e.url = url.clone();
-        }
-        if let Some(events) = &patch.events {
-            e.events = events.clone();
-        }
-        if let Some(d) = &patch.description {
-            e.description = d.clone();
-        }
-        if let Some(on) = patch.enabled {
-            if on && !e.enabled {
-                e.failing_since = None;
-                e.disabled_reason = None;
-            }
-            e.enabled = on;
-        }
-        e.updated_at = now;
+        patch.apply(&mut e, now);
         sqlx::query(
             "UPDATE webhook_endpoints SET url = $1, events = $2, description = $3, enabled = $4, \
              failing_since = $5, disabled_reason = $6, updated_at = $7 WHERE id = $8",
@@ -493,7 +479,10 @@ impl WebhookStore for PgStore {
         unit.commit().await?;
         Ok(n)
     }
+}
 
+#[async_trait]
+impl WebhookStore for PgStore {
     async fn fan_out(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
         let mut unit = self.unit(Scope::Platform).await?;
         let events = sqlx::query(concat!(
@@ -532,31 +521,7 @@ impl WebhookStore for PgStore {
                 .find(|(o, _)| *o == org)
                 .map(|(_, l)| l.as_slice())
                 .unwrap_or_default();
-            for e in subscribed
-                .iter()
-                // An endpoint hears the events from its creation on, while it is enabled.
-                .filter(|e| {
-                    e.created_at <= record.created_at
-                        && reaches(e.org_id, e.project_id, &e.events, &record.event)
-                })
-            {
-                let d = Delivery {
-                    id: DeliveryId::new(),
-                    endpoint_id: e.id,
-                    event_id: record.id,
-                    event_type: record.event.event_type.clone(),
-                    body: portcullis_core::webhook::body(
-                        &record.event.event_type,
-                        record.created_at,
-                        &record.event.payload,
-                    ),
-                    created_at: record.created_at,
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_status: None,
-                    finished_at: None,
-                };
+            for d in deliveries_for(record, subscribed, now) {
                 insert_delivery(&mut unit, org, &d).await?;
             }
             sqlx::query("UPDATE outbox_events SET delivered_at = $1 WHERE id = $2")
@@ -648,11 +613,12 @@ impl WebhookStore for PgStore {
         .bind(attempt.error_class.map(|c| c.as_str()))
         .execute(&mut *unit)
         .await?;
-        let (status, next_at, finished) = match next {
-            NextStep::Succeeded => ("succeeded", attempt.at, Some(attempt.at)),
-            NextStep::RetryAt(t) => ("pending", t, None),
-            NextStep::Failed => ("failed", attempt.at, Some(attempt.at)),
-        };
+        let settled = next.settle(attempt.at);
+        let (status, next_at, finished) = (
+            settled.status.as_str(),
+            settled.next_attempt_at,
+            settled.finished_at,
+        );
         let held = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
              next_attempt_at = $2, last_status = $3, finished_at = $4, lease_owner = NULL, \
@@ -683,8 +649,7 @@ impl WebhookStore for PgStore {
             .bind(d.endpoint_id.0)
             .execute(&mut *unit)
             .await?;
-            let cutoff =
-                attempt.at - time::Duration::try_from(disable_after).unwrap_or(time::Duration::MAX);
+            let cutoff = failing_cutoff(attempt.at, disable_after);
             let since: Option<Timestamp> = sqlx::query_scalar(
                 "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1, updated_at = $2 \
                  WHERE id = $3 AND enabled = true AND failing_since IS NOT NULL \

@@ -14,7 +14,7 @@ use super::SqliteStore;
 use super::rows::{from_micros, json_list, micros, to_json_list};
 use super::unit::Unit;
 use crate::clients::{
-    ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
+    ByAccess, ClientPatch, ClientStore, created_event, deleted_event, no_secret_to_rotate,
     secret_rotated_event, updated_event,
 };
 use crate::unit::Scope;
@@ -84,7 +84,7 @@ async fn live_client(
 }
 
 #[async_trait]
-impl ClientStore for SqliteStore {
+impl ByAccess for SqliteStore {
     async fn create(
         &self,
         access: &OrgAccess,
@@ -261,7 +261,10 @@ impl ClientStore for SqliteStore {
         unit.commit().await?;
         Ok(c)
     }
+}
 
+#[async_trait]
+impl ClientStore for SqliteStore {
     async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>> {
         let row = sqlx::query(concat!(
             "SELECT ",

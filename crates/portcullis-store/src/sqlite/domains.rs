@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use super::SqliteStore;
 use super::rows::{from_micros, micros, opt_micros};
 use crate::domains::{
-    DomainStore, VERIFIED_ELSEWHERE, claimed_already, domain_created, domain_deleted,
+    ByAccess, DomainStore, VERIFIED_ELSEWHERE, claimed_already, domain_created, domain_deleted,
     domain_verified, verified_elsewhere,
 };
 use crate::unit::Scope;
@@ -44,7 +44,7 @@ fn domain_from(row: &SqliteRow) -> StoreResult<OrgDomain> {
 }
 
 #[async_trait]
-impl DomainStore for SqliteStore {
+impl ByAccess for SqliteStore {
     async fn create_domain(
         &self,
         access: &OrgAccess,
@@ -182,7 +182,10 @@ impl DomainStore for SqliteStore {
         unit.audit(domain_deleted(ctx, &d));
         unit.commit().await
     }
+}
 
+#[async_trait]
+impl DomainStore for SqliteStore {
     async fn verified_owner(&self, domain: &DomainName) -> StoreResult<Option<OrgId>> {
         let id = sqlx::query_scalar(
             "SELECT d.org_id FROM org_domains d JOIN orgs o ON o.id = d.org_id \

@@ -17,7 +17,7 @@ use super::members::admit;
 use super::rows::{from_micros, json_list, micros, opt_micros, role, user_cols, user_from};
 use super::statements::{insert_signup_bootstrap, member_record};
 use super::unit::Unit;
-use crate::invitations::{Acceptance, InvitationStore, InvitationToMe};
+use crate::invitations::{Acceptance, ByAccess, InvitationStore, InvitationToMe};
 use crate::unit::Scope;
 use crate::{Change, SignupBootstrap, StoreError, StoreResult};
 
@@ -110,7 +110,7 @@ async fn accept_in(
 }
 
 #[async_trait]
-impl InvitationStore for SqliteStore {
+impl ByAccess for SqliteStore {
     async fn create_invitation(
         &self,
         access: &OrgAccess,
@@ -203,31 +203,6 @@ impl InvitationStore for SqliteStore {
         rows.iter().map(invitation_from).collect()
     }
 
-    async fn pending_invitations_to(
-        &self,
-        email: &Email,
-        now: Timestamp,
-    ) -> StoreResult<Vec<InvitationToMe>> {
-        let sql = format!(
-            "SELECT {COLS}, (SELECT name FROM orgs WHERE orgs.id = invitations.org_id) AS org_name \
-             FROM invitations WHERE email = ? AND accepted_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > ? ORDER BY created_at DESC"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(email.as_str())
-            .bind(micros(now))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InvitationToMe {
-                    invitation: invitation_from(r)?,
-                    org_name: r.try_get("org_name")?,
-                })
-            })
-            .collect()
-    }
-
     async fn pending_invitation_count(
         &self,
         access: &OrgAccess,
@@ -270,6 +245,34 @@ impl InvitationStore for SqliteStore {
         unit.audit(crate::events::invitation_revoked(ctx, org_id, id));
         unit.commit().await?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl InvitationStore for SqliteStore {
+    async fn pending_invitations_to(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> StoreResult<Vec<InvitationToMe>> {
+        let sql = format!(
+            "SELECT {COLS}, (SELECT name FROM orgs WHERE orgs.id = invitations.org_id) AS org_name \
+             FROM invitations WHERE email = ? AND accepted_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > ? ORDER BY created_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(email.as_str())
+            .bind(micros(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvitationToMe {
+                    invitation: invitation_from(r)?,
+                    org_name: r.try_get("org_name")?,
+                })
+            })
+            .collect()
     }
 
     async fn accept_invitation(

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::scope::OrgHandle;
 use crate::unit::LocalSink;
 use crate::{
     AddedMember, Backend, ChangeSink, ConnectOptions, MemberRecord, MemberSession, MembershipView,
@@ -207,6 +208,13 @@ impl Store for SqliteStore {
             access: access.clone(),
         })
     }
+
+    fn project<'a>(
+        &'a self,
+        access: &portcullis_core::ProjectAccess,
+    ) -> Box<dyn crate::ProjectScope + 'a> {
+        Box::new(crate::scope::ProjectHandle::new(self, access))
+    }
 }
 
 #[async_trait]
@@ -332,6 +340,22 @@ struct Scope<'a> {
 impl crate::OrgScope for Scope<'_> {
     fn access(&self) -> &OrgAccess {
         &self.access
+    }
+
+    fn domains(&self) -> Box<dyn crate::DomainScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn platform(&self) -> Box<dyn crate::PlatformScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn invitations(&self) -> Box<dyn crate::InvitationScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn sso_providers(&self) -> Box<dyn crate::SsoProviderScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
     }
 
     async fn details(&self) -> StoreResult<Org> {

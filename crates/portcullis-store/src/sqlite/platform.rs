@@ -3,7 +3,10 @@
 //! cannot change before the insert commits.
 
 use async_trait::async_trait;
-use portcullis_core::plan::{Plan, PlanKey, Resource, Subscription, SubscriptionStatus, admit_one};
+use portcullis_core::plan::{
+    Plan, PlanKey, Resource, Subscription, SubscriptionStatus, admit_counted, limits_reached,
+    needs_count,
+};
 use portcullis_core::{
     AuditContext, KeyMode, OrgAccess, OrgId, Project, ProjectId, Timestamp, TokenHash,
 };
@@ -16,8 +19,9 @@ use super::rows::{from_micros, micros, opt_micros, project_cols, project_from};
 use super::statements::insert_project;
 use super::unit::Unit;
 use crate::platform::{
-    KeyHolder, NewSecretKey, OrgAtLimit, PlatformStore, Rotated, SecretKeyRecord, StaleKeyUse,
-    SubscriptionState, Usage, default_subscription, key_rotated, refused, subscription_changed,
+    ByAccess, ByProjectAccess, KeyHolder, NewSecretKey, OrgAtLimit, PlatformStore, Rotated,
+    SecretKeyRecord, StaleKeyUse, SubscriptionState, Usage, default_subscription, key_rotated,
+    refused, subscription_changed,
 };
 use crate::unit::Scope;
 use crate::{Change, StoreError, StoreResult};
@@ -107,19 +111,16 @@ pub(super) async fn gate_counting(
 ) -> StoreResult<()> {
     let sub = read_subscription(unit, org_id).await?;
     let limit = store.plans.plan(sub.plan.as_str()).limit(resource);
-    let used = match (sub.status.allows_changes(), limit) {
-        (true, Some(_)) => {
-            let u = usage(unit, org_id, portcullis_core::now()).await?;
-            match resource {
-                Resource::Seats => u.seats,
-                Resource::Projects => u.projects,
-            }
-        }
-        // Nothing to count: refused for the status, or no limit.
-        _ => 0,
-    }
-    .saturating_sub(inserted);
-    admit_one(sub.status, resource, limit, used).map_err(refused)
+    let counted = if needs_count(sub.status, limit) {
+        let u = usage(unit, org_id, portcullis_core::now()).await?;
+        Some(match resource {
+            Resource::Seats => u.seats,
+            Resource::Projects => u.projects,
+        })
+    } else {
+        None
+    };
+    admit_counted(sub.status, resource, limit, counted, inserted).map_err(refused)
 }
 
 async fn state(
@@ -161,15 +162,7 @@ pub(super) async fn create_project_in_unit(
 }
 
 #[async_trait]
-impl PlatformStore for SqliteStore {
-    fn set_plans(&self, plans: Vec<Plan>) {
-        self.plans.set(plans);
-    }
-
-    fn plan(&self, key: &PlanKey) -> Plan {
-        self.plans.plan(key.as_str())
-    }
-
+impl ByAccess for SqliteStore {
     async fn create_project_in_mode(
         &self,
         access: &OrgAccess,
@@ -180,19 +173,47 @@ impl PlatformStore for SqliteStore {
         create_project_in_unit(self, access, project, mode, ctx).await
     }
 
-    async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            project_cols!(),
-            ", p.mode AS p_mode FROM projects p WHERE p.id = ?"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((project_from(&r)?, KeyMode::parse(r.try_get("p_mode")?)?)))
-            .transpose()
+    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState> {
+        let mut conn = self.pool.acquire().await?;
+        state(self, &mut conn, access.org_id()).await
     }
 
+    async fn set_subscription(
+        &self,
+        access: &OrgAccess,
+        sub: &Subscription,
+        ctx: &AuditContext,
+    ) -> StoreResult<SubscriptionState> {
+        let org_id = access.org_id();
+        let mut unit = self.unit(Scope::Org(org_id)).await?;
+        let before = read_subscription(&mut unit, org_id).await?;
+        let now = portcullis_core::now();
+        sqlx::query(
+            "INSERT INTO subscriptions (org_id, plan, status, current_period_start, \
+             current_period_end, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, status = excluded.status, \
+             current_period_start = excluded.current_period_start, \
+             current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
+        )
+        .bind(org_id.0)
+        .bind(sub.plan.as_str())
+        .bind(sub.status.as_str())
+        .bind(micros(sub.current_period_start))
+        .bind(sub.current_period_end.map(micros))
+        .bind(micros(now))
+        .execute(&mut *unit)
+        .await?;
+        let after = state(self, &mut unit, org_id).await?;
+        let audit = subscription_changed(ctx, org_id, &before, &after.subscription);
+        unit.audit(audit);
+        unit.changed(Change::OrgChanged(org_id));
+        unit.commit().await?;
+        Ok(after)
+    }
+}
+
+#[async_trait]
+impl ByProjectAccess for SqliteStore {
     async fn project_mode(&self, access: &OrgAccess, id: ProjectId) -> StoreResult<KeyMode> {
         let mode: String =
             sqlx::query_scalar("SELECT mode FROM projects WHERE id = ? AND org_id = ?")
@@ -300,6 +321,30 @@ impl PlatformStore for SqliteStore {
         unit.commit().await?;
         Ok(rotated)
     }
+}
+
+#[async_trait]
+impl PlatformStore for SqliteStore {
+    fn set_plans(&self, plans: Vec<Plan>) {
+        self.plans.set(plans);
+    }
+
+    fn plan(&self, key: &PlanKey) -> Plan {
+        self.plans.plan(key.as_str())
+    }
+
+    async fn public_project(&self, id: ProjectId) -> StoreResult<Option<(Project, KeyMode)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            project_cols!(),
+            ", p.mode AS p_mode FROM projects p WHERE p.id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((project_from(&r)?, KeyMode::parse(r.try_get("p_mode")?)?)))
+            .transpose()
+    }
 
     async fn key_holder(&self, hash: &TokenHash) -> StoreResult<Option<KeyHolder>> {
         let sql = format!("SELECT {KEY_COLS} FROM project_secret_keys WHERE key_hash = ?");
@@ -351,47 +396,6 @@ impl PlatformStore for SqliteStore {
         unit.commit().await
     }
 
-    async fn subscription(&self, access: &OrgAccess) -> StoreResult<SubscriptionState> {
-        let mut conn = self.pool.acquire().await?;
-        state(self, &mut conn, access.org_id()).await
-    }
-
-    async fn set_subscription(
-        &self,
-        access: &OrgAccess,
-        sub: &Subscription,
-        ctx: &AuditContext,
-    ) -> StoreResult<SubscriptionState> {
-        if !access.is_operator() {
-            return Err(StoreError::NotFound);
-        }
-        let org_id = access.org_id();
-        let mut unit = self.unit(Scope::Org(org_id)).await?;
-        let before = read_subscription(&mut unit, org_id).await?;
-        let now = portcullis_core::now();
-        sqlx::query(
-            "INSERT INTO subscriptions (org_id, plan, status, current_period_start, \
-             current_period_end, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (org_id) DO UPDATE SET plan = excluded.plan, status = excluded.status, \
-             current_period_start = excluded.current_period_start, \
-             current_period_end = excluded.current_period_end, updated_at = excluded.updated_at",
-        )
-        .bind(org_id.0)
-        .bind(sub.plan.as_str())
-        .bind(sub.status.as_str())
-        .bind(micros(sub.current_period_start))
-        .bind(sub.current_period_end.map(micros))
-        .bind(micros(now))
-        .execute(&mut *unit)
-        .await?;
-        let after = state(self, &mut unit, org_id).await?;
-        let audit = subscription_changed(ctx, org_id, &before, &after.subscription);
-        unit.audit(audit);
-        unit.changed(Change::OrgChanged(org_id));
-        unit.commit().await?;
-        Ok(after)
-    }
-
     async fn org_subscription(&self, org_id: OrgId) -> StoreResult<Subscription> {
         let mut conn = self.pool.acquire().await?;
         read_subscription(&mut conn, org_id).await
@@ -421,21 +425,15 @@ impl PlatformStore for SqliteStore {
         let mut out = Vec::new();
         for id in ids {
             let s = state(self, &mut conn, OrgId(id)).await?;
-            for (resource, used) in [
-                (Resource::Seats, s.usage.seats),
-                (Resource::Projects, s.usage.projects),
-            ] {
-                if let Some(limit) = s.plan.limit(resource)
-                    && used >= u64::from(limit)
-                {
-                    out.push(OrgAtLimit {
-                        org_id: OrgId(id),
-                        plan: s.subscription.plan.clone(),
-                        resource,
-                        used,
-                        limit,
-                    });
-                }
+            for (resource, used, limit) in limits_reached(&s.plan, s.usage.seats, s.usage.projects)
+            {
+                out.push(OrgAtLimit {
+                    org_id: OrgId(id),
+                    plan: s.subscription.plan.clone(),
+                    resource,
+                    used,
+                    limit,
+                });
             }
         }
         Ok(out)

@@ -15,7 +15,7 @@ use super::statements::{insert_session, insert_signup_bootstrap};
 use super::unit::Unit;
 use crate::events::session_revoked;
 use crate::sso::{
-    OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
+    ByAccess, OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoSignIn, SsoStore, UserIdentity,
     identity_linked, join_refused, joined_via_sso, legacy_key, provider_created, provider_deleted,
     provider_updated, scopes_from, scopes_json, user_claimed,
 };
@@ -177,7 +177,7 @@ async fn join_in(
 }
 
 #[async_trait]
-impl SsoStore for SqliteStore {
+impl ByAccess for SqliteStore {
     async fn create_provider(
         &self,
         access: &OrgAccess,
@@ -312,7 +312,10 @@ impl SsoStore for SqliteStore {
         unit.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl SsoStore for SqliteStore {
     async fn provider_by_id(&self, id: Uuid) -> StoreResult<Option<OrgSsoProvider>> {
         let row = sqlx::query(concat!(
             "SELECT ",

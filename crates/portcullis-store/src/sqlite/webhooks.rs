@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portcullis_core::webhook::{DeliveryId, DeliveryStatus, Subscription, WebhookId, reaches};
+use portcullis_core::webhook::{
+    DeliveryId, DeliveryStatus, Subscription, WebhookId, failing_cutoff,
+};
 use portcullis_core::{Action, AuditContext, OrgAccess, OrgId, ProjectId, Timestamp};
 use serde_json::json;
 use sqlx::Row;
@@ -17,9 +19,9 @@ use super::rows::{from_micros, micros, opt_micros, outbox_cols, outbox_from};
 use super::unit::Unit;
 use crate::unit::Scope;
 use crate::webhooks::{
-    Attempt, Backlog, Claimed, DISABLED_FAILING, Delivery, DeliveryLog, DeliveryQuery,
-    EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint, WebhookStore,
-    created_event, disabled_event, error_class, event, to_u16,
+    Attempt, Backlog, ByProjectAccess, Claimed, DISABLED_FAILING, Delivery, DeliveryLog,
+    DeliveryQuery, EndpointPatch, NextStep, Purged, Recorded, SealedSecrets, WebhookEndpoint,
+    WebhookStore, created_event, deliveries_for, disabled_event, error_class, event, to_u16,
 };
 use crate::{StoreError, StoreResult};
 
@@ -114,7 +116,7 @@ fn events_json(s: &Subscription) -> String {
 }
 
 #[async_trait]
-impl WebhookStore for SqliteStore {
+impl ByProjectAccess for SqliteStore {
     async fn create_endpoint(
         &self,
         access: &OrgAccess,
@@ -214,23 +216,7 @@ impl WebhookStore for SqliteStore {
     ) -> StoreResult<WebhookEndpoint> {
         let mut unit = self.unit(Scope::Org(access.org_id())).await?;
         let mut e = live_endpoint(&mut unit, access, project, id).await?;
-        if let Some(url) = &patch.url {
-            e.url = url.clone();
-        }
-        if let Some(events) = &patch.events {
-            e.events = events.clone();
-        }
-        if let Some(d) = &patch.description {
-            e.description = d.clone();
-        }
-        if let Some(on) = patch.enabled {
-            if on && !e.enabled {
-                e.failing_since = None;
-                e.disabled_reason = None;
-            }
-            e.enabled = on;
-        }
-        e.updated_at = now;
+        patch.apply(&mut e, now);
         sqlx::query(
             "UPDATE webhook_endpoints SET url = ?, events = ?, description = ?, enabled = ?, \
              failing_since = ?, disabled_reason = ?, updated_at = ? WHERE id = ?",
@@ -480,7 +466,10 @@ impl WebhookStore for SqliteStore {
         unit.commit().await?;
         Ok(n)
     }
+}
 
+#[async_trait]
+impl WebhookStore for SqliteStore {
     async fn fan_out(&self, now: Timestamp, limit: u32) -> StoreResult<u32> {
         // The idle worker asks often: look on a reader first, so that an empty outbox never
         // takes the one writer connection from the requests queued on it.
@@ -530,31 +519,7 @@ impl WebhookStore for SqliteStore {
                 .find(|(o, _)| *o == org)
                 .map(|(_, l)| l.as_slice())
                 .unwrap_or_default();
-            for e in subscribed
-                .iter()
-                // An endpoint hears the events from its creation on, while it is enabled.
-                .filter(|e| {
-                    e.created_at <= record.created_at
-                        && reaches(e.org_id, e.project_id, &e.events, &record.event)
-                })
-            {
-                let d = Delivery {
-                    id: DeliveryId::new(),
-                    endpoint_id: e.id,
-                    event_id: record.id,
-                    event_type: record.event.event_type.clone(),
-                    body: portcullis_core::webhook::body(
-                        &record.event.event_type,
-                        record.created_at,
-                        &record.event.payload,
-                    ),
-                    created_at: record.created_at,
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_status: None,
-                    finished_at: None,
-                };
+            for d in deliveries_for(record, subscribed, now) {
                 insert_delivery(&mut unit, org, &d).await?;
             }
             sqlx::query("UPDATE outbox_events SET delivered_at = ? WHERE id = ?")
@@ -660,11 +625,12 @@ impl WebhookStore for SqliteStore {
         .bind(attempt.error_class.map(|c| c.as_str()))
         .execute(&mut *unit)
         .await?;
-        let (status, next_at, finished) = match next {
-            NextStep::Succeeded => ("succeeded", attempt.at, Some(attempt.at)),
-            NextStep::RetryAt(t) => ("pending", t, None),
-            NextStep::Failed => ("failed", attempt.at, Some(attempt.at)),
-        };
+        let settled = next.settle(attempt.at);
+        let (status, next_at, finished) = (
+            settled.status.as_str(),
+            settled.next_attempt_at,
+            settled.finished_at,
+        );
         let held = sqlx::query(
             "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
              next_attempt_at = ?, last_status = ?, finished_at = ?, lease_owner = NULL, \
@@ -695,7 +661,7 @@ impl WebhookStore for SqliteStore {
             .bind(d.endpoint_id.0)
             .execute(&mut *unit)
             .await?;
-            let window = i64::try_from(disable_after.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = failing_cutoff(attempt.at, disable_after);
             let since: Option<i64> = sqlx::query_scalar(
                 "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? \
                  WHERE id = ? AND enabled = 1 AND failing_since IS NOT NULL \
@@ -704,7 +670,7 @@ impl WebhookStore for SqliteStore {
             .bind(DISABLED_FAILING)
             .bind(micros(attempt.at))
             .bind(d.endpoint_id.0)
-            .bind(micros(attempt.at).saturating_sub(window))
+            .bind(micros(cutoff))
             .fetch_optional(&mut *unit)
             .await?
             .flatten();

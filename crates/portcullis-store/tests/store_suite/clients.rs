@@ -7,8 +7,11 @@ use portcullis_core::oauth::{
     ClientId, ClientRegistration, ClientSecret, ClientType, GrantType, OAuthClient, SigningAlg,
     TokenEndpointAuthMethod,
 };
-use portcullis_core::{AuditContext, AuditEvent, AuditQuery, OrgAccess, RedirectUri};
-use portcullis_store::{ClientPatch, Store, StoreError};
+use portcullis_core::{
+    AuditContext, AuditEvent, AuditQuery, OrgAccess, ProjectAccess, ProjectId, RedirectUri,
+    TokenHash,
+};
+use portcullis_store::{ClientPatch, Store, StoreError, StoreResult};
 
 use super::{SignedUp, ctx, new_project, signup};
 
@@ -48,6 +51,90 @@ pub fn client(
     (c, secret)
 }
 
+/// The calls of these tests, each through the project handle an org's access and a project
+/// id make (the access's org paired with any project, so a foreign pairing is tried too).
+pub struct Clients<'a>(pub &'a dyn Store);
+
+impl Clients<'_> {
+    fn scoped(&self, access: &OrgAccess, project: ProjectId) -> ProjectAccess {
+        ProjectAccess::system(access.org_id(), project)
+    }
+
+    pub async fn create(
+        &self,
+        access: &OrgAccess,
+        c: &OAuthClient,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let a = self.scoped(access, c.project_id);
+        self.0.project(&a).clients().create(c, ctx).await
+    }
+
+    pub async fn list(&self, access: &OrgAccess, p: ProjectId) -> StoreResult<Vec<OAuthClient>> {
+        self.0
+            .project(&self.scoped(access, p))
+            .clients()
+            .list()
+            .await
+    }
+
+    pub async fn get(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: &ClientId,
+    ) -> StoreResult<Option<OAuthClient>> {
+        self.0
+            .project(&self.scoped(access, p))
+            .clients()
+            .get(id)
+            .await
+    }
+
+    pub async fn update(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: &ClientId,
+        patch: &ClientPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<OAuthClient> {
+        let a = self.scoped(access, p);
+        self.0.project(&a).clients().update(id, patch, ctx).await
+    }
+
+    pub async fn delete(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: &ClientId,
+        ctx: &AuditContext,
+    ) -> StoreResult<()> {
+        let a = self.scoped(access, p);
+        self.0.project(&a).clients().delete(id, ctx).await
+    }
+
+    pub async fn rotate_secret(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: &ClientId,
+        secret: &TokenHash,
+        ctx: &AuditContext,
+    ) -> StoreResult<OAuthClient> {
+        let a = self.scoped(access, p);
+        self.0
+            .project(&a)
+            .clients()
+            .rotate_secret(id, secret, ctx)
+            .await
+    }
+
+    pub async fn client_by_id(&self, id: &ClientId) -> StoreResult<Option<OAuthClient>> {
+        self.0.clients().client_by_id(id).await
+    }
+}
+
 async fn events(store: &dyn Store, access: &OrgAccess, c: &AuditContext) -> Vec<AuditEvent> {
     store
         .org(access)
@@ -63,7 +150,7 @@ async fn events(store: &dyn Store, access: &OrgAccess, c: &AuditContext) -> Vec<
 pub async fn create_list_get_are_scoped_to_the_project(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
-    let clients = store.clients();
+    let clients = Clients(store.as_ref());
     let (web, secret) = client(&alice, ClientType::Confidential, "Web");
     let (spa, _) = client(&alice, ClientType::Public, "SPA");
     let c = ctx();
@@ -197,7 +284,7 @@ pub async fn create_list_get_are_scoped_to_the_project(store: Arc<dyn Store>) {
 pub async fn update_applies_patch_validates_and_audits(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
-    let clients = store.clients();
+    let clients = Clients(store.as_ref());
     let (web, secret) = client(&alice, ClientType::Confidential, "Web");
     let (spa, _) = client(&alice, ClientType::Public, "SPA");
     clients.create(&alice.access(), &web, &ctx()).await.unwrap();
@@ -357,7 +444,7 @@ pub async fn update_applies_patch_validates_and_audits(store: Arc<dyn Store>) {
 pub async fn rotate_secret_replaces_the_old_one(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
-    let clients = store.clients();
+    let clients = Clients(store.as_ref());
     let (web, old) = client(&alice, ClientType::Confidential, "Web");
     let old = old.unwrap();
     let (spa, _) = client(&alice, ClientType::Public, "SPA");
@@ -417,7 +504,7 @@ pub async fn rotate_secret_replaces_the_old_one(store: Arc<dyn Store>) {
 pub async fn delete_is_soft_and_final(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
-    let clients = store.clients();
+    let clients = Clients(store.as_ref());
     let (web, secret) = client(&alice, ClientType::Confidential, "Web");
     let (spa, _) = client(&alice, ClientType::Public, "SPA");
     clients.create(&alice.access(), &web, &ctx()).await.unwrap();
@@ -497,8 +584,7 @@ async fn postgres_rls_confines_clients() {
     let bob = signup(store.as_ref(), "bob@example.com").await;
     for (owner, name) in [(&alice, "A1"), (&alice, "A2"), (&bob, "B1")] {
         let (c, _) = client(owner, ClientType::Public, name);
-        store
-            .clients()
+        Clients(store.as_ref())
             .create(&owner.access(), &c, &ctx())
             .await
             .unwrap();
@@ -595,8 +681,7 @@ async fn postgres_client_changes_are_announced() {
     };
     let alice = signup(writer.as_ref(), "alice@example.com").await;
     let (web, _) = client(&alice, ClientType::Confidential, "Web");
-    writer
-        .clients()
+    Clients(writer.as_ref())
         .create(&alice.access(), &web, &ctx())
         .await
         .unwrap();
@@ -607,21 +692,18 @@ async fn postgres_client_changes_are_announced() {
         name: Some("Renamed".into()),
         ..ClientPatch::default()
     };
-    writer
-        .clients()
+    Clients(writer.as_ref())
         .update(&alice.access(), p, &web.id, &patch, &ctx())
         .await
         .unwrap();
     assert_eq!(next().await, changed);
     let secret = ClientSecret::generate().unwrap();
-    writer
-        .clients()
+    Clients(writer.as_ref())
         .rotate_secret(&alice.access(), p, &web.id, &secret.hash(), &ctx())
         .await
         .unwrap();
     assert_eq!(next().await, changed);
-    writer
-        .clients()
+    Clients(writer.as_ref())
         .delete(&alice.access(), p, &web.id, &ctx())
         .await
         .unwrap();

@@ -41,60 +41,100 @@ pub async fn one_org_verifies_a_domain(store: Arc<dyn Store>) {
     // Both claim: pending claims never block each other.
     let claim_a = OrgDomain::claim(a.org.id, acme.clone()).unwrap();
     let claim_b = OrgDomain::claim(b.org.id, acme.clone()).unwrap();
-    d.create_domain(&a.access(), &claim_a, &ctx())
+    store
+        .org(&a.access())
+        .domains()
+        .create_domain(&claim_a, &ctx())
         .await
         .unwrap();
-    d.create_domain(&b.access(), &claim_b, &ctx())
+    store
+        .org(&b.access())
+        .domains()
+        .create_domain(&claim_b, &ctx())
         .await
         .unwrap();
     assert!(matches!(
-        d.create_domain(&a.access(), &claim_a, &ctx()).await,
+        store.org(&a.access()).domains().create_domain(&claim_a, &ctx()).await,
         Err(StoreError::Conflict(m)) if m.contains("already claimed")
     ));
     // Nobody may write into another org.
     assert!(matches!(
-        d.create_domain(&c.access(), &claim_a, &ctx()).await,
+        store
+            .org(&c.access())
+            .domains()
+            .create_domain(&claim_a, &ctx())
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(d.verified_owner(&acme).await.unwrap(), None);
 
     // B sees only its own claim; A's token never shows there.
-    let listed = d.list_domains(&b.access()).await.unwrap();
+    let listed = store
+        .org(&b.access())
+        .domains()
+        .list_domains()
+        .await
+        .unwrap();
     assert_eq!(listed, vec![claim_b.clone()]);
     assert_eq!(
-        d.get_domain(&b.access(), &acme).await.unwrap(),
+        store
+            .org(&b.access())
+            .domains()
+            .get_domain(&acme)
+            .await
+            .unwrap(),
         Some(claim_b.clone())
     );
-    assert_eq!(d.get_domain(&c.access(), &acme).await.unwrap(), None);
+    assert_eq!(
+        store
+            .org(&c.access())
+            .domains()
+            .get_domain(&acme)
+            .await
+            .unwrap(),
+        None
+    );
 
     // B proves it first; A's verification then conflicts, and so do new claims.
-    let verified = d
-        .verify_domain(&b.access(), &acme, VerificationMethod::Dns, &ctx())
+    let verified = store
+        .org(&b.access())
+        .domains()
+        .verify_domain(&acme, VerificationMethod::Dns, &ctx())
         .await
         .unwrap();
     assert_eq!(verified.status, DomainStatus::Verified);
     assert_eq!(verified.method, Some(VerificationMethod::Dns));
     assert!(verified.verified_at.is_some());
     assert_eq!(
-        d.get_domain(&b.access(), &acme).await.unwrap(),
+        store
+            .org(&b.access())
+            .domains()
+            .get_domain(&acme)
+            .await
+            .unwrap(),
         Some(verified.clone())
     );
-    let again = d
-        .verify_domain(&b.access(), &acme, VerificationMethod::Admin, &ctx())
+    let again = store
+        .org(&b.access())
+        .domains()
+        .verify_domain(&acme, VerificationMethod::Admin, &ctx())
         .await
         .unwrap();
     assert_eq!(again, verified, "verifying again changes nothing");
     assert!(matches!(
-        d.verify_domain(&a.access(), &acme, VerificationMethod::Dns, &ctx()).await,
+        store.org(&a.access()).domains().verify_domain(&acme, VerificationMethod::Dns, &ctx()).await,
         Err(StoreError::Conflict(m)) if m == VERIFIED_ELSEWHERE
     ));
     let claim_c = OrgDomain::claim(c.org.id, acme.clone()).unwrap();
     assert!(matches!(
-        d.create_domain(&c.access(), &claim_c, &ctx()).await,
+        store.org(&c.access()).domains().create_domain(&claim_c, &ctx()).await,
         Err(StoreError::Conflict(m)) if m == VERIFIED_ELSEWHERE
     ));
     assert!(matches!(
-        d.verify_domain(&c.access(), &acme, VerificationMethod::Dns, &ctx())
+        store
+            .org(&c.access())
+            .domains()
+            .verify_domain(&acme, VerificationMethod::Dns, &ctx())
             .await,
         Err(StoreError::NotFound)
     ));
@@ -114,17 +154,33 @@ pub async fn one_org_verifies_a_domain(store: Arc<dyn Store>) {
 
     // Deleting is scoped, audited, and frees the domain for the next org.
     assert!(matches!(
-        d.delete_domain(&c.access(), &acme, &ctx()).await,
+        store
+            .org(&c.access())
+            .domains()
+            .delete_domain(&acme, &ctx())
+            .await,
         Err(StoreError::NotFound)
     ));
-    d.delete_domain(&b.access(), &acme, &ctx()).await.unwrap();
+    store
+        .org(&b.access())
+        .domains()
+        .delete_domain(&acme, &ctx())
+        .await
+        .unwrap();
     assert!(matches!(
-        d.delete_domain(&b.access(), &acme, &ctx()).await,
+        store
+            .org(&b.access())
+            .domains()
+            .delete_domain(&acme, &ctx())
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(d.verified_owner(&acme).await.unwrap(), None);
     assert!(!d.email_domain_verified(b.org.id, &inside).await.unwrap());
-    d.verify_domain(&a.access(), &acme, VerificationMethod::Admin, &ctx())
+    store
+        .org(&a.access())
+        .domains()
+        .verify_domain(&acme, VerificationMethod::Admin, &ctx())
         .await
         .unwrap();
     assert_eq!(d.verified_owner(&acme).await.unwrap(), Some(a.org.id));
@@ -151,17 +207,15 @@ async fn postgres_rls_confines_org_domains() {
     let b = signup(&*store, "rls-dom-b@example.org").await;
     let acme = name("rls-acme.example");
     store
+        .org(&a.access())
         .domains()
-        .create_domain(
-            &a.access(),
-            &OrgDomain::claim(a.org.id, acme.clone()).unwrap(),
-            &ctx(),
-        )
+        .create_domain(&OrgDomain::claim(a.org.id, acme.clone()).unwrap(), &ctx())
         .await
         .unwrap();
     store
+        .org(&a.access())
         .domains()
-        .verify_domain(&a.access(), &acme, VerificationMethod::Admin, &ctx())
+        .verify_domain(&acme, VerificationMethod::Admin, &ctx())
         .await
         .unwrap();
     let mut conn = sqlx::postgres::PgConnection::connect(&db.url)

@@ -28,9 +28,9 @@ async fn invite(
         expires_at: now + time::Duration::minutes(expires_in_minutes),
     };
     store
+        .org(&by.access())
         .invitations()
         .create_invitation(
-            &by.access(),
             &invitation,
             &TokenHash::of(&format!("inv_{}", invitation.id)),
             &ctx(),
@@ -52,8 +52,9 @@ pub async fn pending_invitations_to_an_address(store: Arc<dyn Store>) {
     let revoked = invite(store.as_ref(), &alice, "carol2@example.com", 1, 60).await;
     assert!(
         store
+            .org(&alice.access())
             .invitations()
-            .revoke_invitation(&alice.access(), revoked.id, portcullis_core::now(), &ctx())
+            .revoke_invitation(revoked.id, portcullis_core::now(), &ctx())
             .await
             .unwrap()
     );

@@ -106,6 +106,7 @@ store_suite! {
         members::remove_member_soft_deletes,
         projects::create_and_list_projects,
         projects::update_project_patch,
+        projects::project_handles_stay_in_their_project,
         audit::query_audit_filters,
         audit::query_audit_pages_with_cursor,
         audit::null_org_events_follow_membership,

@@ -343,7 +343,7 @@ async fn webhook_rows_are_confined_to_their_org() {
             created_at: now,
             updated_at: now,
         };
-        let hooks = store.webhooks();
+        let hooks = super::webhooks::Hooks(store.as_ref());
         hooks
             .create_endpoint(&s.access(), &e, b"sealed", 20, &ctx())
             .await

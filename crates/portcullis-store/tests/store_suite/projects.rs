@@ -189,3 +189,94 @@ pub async fn project_status(store: Arc<dyn Store>) {
         Some(ProjectStatus::Active)
     );
 }
+
+/// A project handle reaches its own project only: another org's project through it is
+/// empty or `NotFound`, and a row naming another project is refused at the handle.
+pub async fn project_handles_stay_in_their_project(store: Arc<dyn Store>) {
+    use portcullis_core::ProjectAccess;
+    use portcullis_core::oauth::ClientType;
+
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    let bob = signup(store.as_ref(), "bob@example.com").await;
+    let other = new_project(alice.org.id, "Other");
+    store
+        .org(&alice.access())
+        .create_project(&other, &ctx())
+        .await
+        .unwrap();
+    let own = ProjectAccess::system(alice.org.id, alice.project.id);
+    let (client, _) = super::clients::client(&alice, ClientType::Public, "App");
+    store
+        .project(&own)
+        .clients()
+        .create(&client, &ctx())
+        .await
+        .unwrap();
+
+    // Rows of another project of the same org are refused before the backend sees them.
+    let mut elsewhere = super::clients::client(&alice, ClientType::Public, "Elsewhere").0;
+    elsewhere.project_id = other.id;
+    let err = store
+        .project(&own)
+        .clients()
+        .create(&elsewhere, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let mut hook = super::webhooks::endpoint(&alice, &["*"], portcullis_core::now());
+    hook.project_id = other.id;
+    let err = store
+        .project(&own)
+        .webhooks()
+        .create_endpoint(&hook, b"sealed", 20, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+
+    // Bob's org paired with alice's project sees nothing of it.
+    let foreign = ProjectAccess::system(bob.org.id, alice.project.id);
+    let p = store.project(&foreign);
+    assert!(p.clients().list().await.unwrap().is_empty());
+    assert_eq!(p.clients().get(&client.id).await.unwrap(), None);
+    assert!(matches!(
+        p.keys().project_mode().await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        p.keys()
+            .secret_keys(portcullis_core::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(p.webhooks().list_endpoints().await.unwrap().is_empty());
+    // Alice's other project does not hold her default project's client either.
+    let sibling = ProjectAccess::system(alice.org.id, other.id);
+    assert_eq!(
+        store
+            .project(&sibling)
+            .clients()
+            .get(&client.id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Only an operator's access changes a subscription; a secret key's is no operator's.
+    let key = portcullis_core::OrgAccess::project_key(alice.org.id);
+    let sub = store
+        .org(&alice.access())
+        .platform()
+        .subscription()
+        .await
+        .unwrap()
+        .subscription;
+    assert!(matches!(
+        store
+            .org(&key)
+            .platform()
+            .set_subscription(&sub, &ctx())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -47,8 +47,9 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
     let b = signup(&*store, "sso-b@example.com").await;
     let p = provider(&a, "Acme IdP");
     store
-        .sso()
-        .create_provider(&a.access(), &p, &ctx())
+        .org(&a.access())
+        .sso_providers()
+        .create_provider(&p, &ctx())
         .await
         .unwrap();
     // Another org's access cannot create into, see, change or delete it.
@@ -56,36 +57,53 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
     foreign.org_id = a.org.id;
     assert!(matches!(
         store
-            .sso()
-            .create_provider(&b.access(), &foreign, &ctx())
+            .org(&b.access())
+            .sso_providers()
+            .create_provider(&foreign, &ctx())
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(
         store
-            .sso()
-            .list_providers(&b.access())
+            .org(&b.access())
+            .sso_providers()
+            .list_providers()
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        store.sso().get_provider(&b.access(), p.id).await.unwrap(),
+        store
+            .org(&b.access())
+            .sso_providers()
+            .get_provider(p.id)
+            .await
+            .unwrap(),
         None
     );
     assert!(matches!(
         store
-            .sso()
-            .update_provider(&b.access(), p.id, &SsoProviderPatch::default(), &ctx())
+            .org(&b.access())
+            .sso_providers()
+            .update_provider(p.id, &SsoProviderPatch::default(), &ctx())
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.sso().delete_provider(&b.access(), p.id, &ctx()).await,
+        store
+            .org(&b.access())
+            .sso_providers()
+            .delete_provider(p.id, &ctx())
+            .await,
         Err(StoreError::NotFound)
     ));
 
-    let listed = store.sso().list_providers(&a.access()).await.unwrap();
+    let listed = store
+        .org(&a.access())
+        .sso_providers()
+        .list_providers()
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     let got = &listed[0];
     assert_eq!(got.id, p.id);
@@ -93,9 +111,9 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
     assert_eq!(got.scopes, ["openid", "email"]);
 
     let patched = store
-        .sso()
+        .org(&a.access())
+        .sso_providers()
         .update_provider(
-            &a.access(),
             p.id,
             &SsoProviderPatch {
                 name: Some("Acme SSO".into()),
@@ -111,7 +129,12 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
     assert_eq!(patched.issuer, p.issuer);
     assert!(patched.updated_at > p.updated_at);
     assert_eq!(
-        store.sso().get_provider(&a.access(), p.id).await.unwrap(),
+        store
+            .org(&a.access())
+            .sso_providers()
+            .get_provider(p.id)
+            .await
+            .unwrap(),
         Some(patched.clone())
     );
 
@@ -154,8 +177,9 @@ pub async fn org_providers_are_scoped_and_audited(store: Arc<dyn Store>) {
     );
 
     store
-        .sso()
-        .delete_provider(&a.access(), p.id, &ctx())
+        .org(&a.access())
+        .sso_providers()
+        .delete_provider(p.id, &ctx())
         .await
         .unwrap();
     assert_eq!(store.sso().provider_by_id(p.id).await.unwrap(), None);
@@ -297,8 +321,9 @@ pub async fn deleting_a_provider_removes_its_identities(store: Arc<dyn Store>) {
     let dave = signup(&*store, "idp-dave@example.com").await;
     let p = provider(&org, "Acme IdP");
     store
-        .sso()
-        .create_provider(&org.access(), &p, &ctx())
+        .org(&org.access())
+        .sso_providers()
+        .create_provider(&p, &ctx())
         .await
         .unwrap();
     let key = format!("org_{}", p.id);
@@ -319,8 +344,9 @@ pub async fn deleting_a_provider_removes_its_identities(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(found.map(|u| u.id), Some(dave.user.id));
     store
-        .sso()
-        .delete_provider(&org.access(), p.id, &ctx())
+        .org(&org.access())
+        .sso_providers()
+        .delete_provider(p.id, &ctx())
         .await
         .unwrap();
     assert_eq!(
@@ -576,8 +602,9 @@ async fn postgres_rls_confines_sso_providers() {
     let a = signup(&*store, "rls-a@example.com").await;
     let b = signup(&*store, "rls-b@example.com").await;
     store
-        .sso()
-        .create_provider(&a.access(), &provider(&a, "A"), &ctx())
+        .org(&a.access())
+        .sso_providers()
+        .create_provider(&provider(&a, "A"), &ctx())
         .await
         .unwrap();
     let mut conn = sqlx::postgres::PgConnection::connect(&db.url)

@@ -300,7 +300,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
 
     // Clients: nodes cache them by id.
     let (client, _) = super::clients::client(&alice, ClientType::Confidential, "App");
-    let clients = store.clients();
+    let clients = super::clients::Clients(store.as_ref());
     clients
         .create(&alice.access(), &client, &ctx())
         .await

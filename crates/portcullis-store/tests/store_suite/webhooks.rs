@@ -6,13 +6,107 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::webhook::{DeliveryStatus, ErrorClass, Subscription, WebhookId};
-use portcullis_core::{Action, OrgAccess, Timestamp};
-use portcullis_store::Store;
-use portcullis_store::webhooks::{Attempt, DeliveryQuery, NextStep, WebhookEndpoint};
+use portcullis_core::{Action, OrgAccess, ProjectAccess, ProjectId, Timestamp};
+use portcullis_store::webhooks::{
+    Attempt, Delivery, DeliveryLog, DeliveryQuery, NextStep, WebhookEndpoint,
+};
+use portcullis_store::{Store, StoreResult, WebhookStore};
 
 use super::{SignedUp, ctx, signup};
 
-fn endpoint(s: &SignedUp, events: &[&str], at: Timestamp) -> WebhookEndpoint {
+/// The calls of these tests: the project's through the project handle an org's access and
+/// a project id make (any pairing, so a foreign one is tried too), the worker's as they are.
+pub struct Hooks<'a>(pub &'a dyn Store);
+
+impl<'a> std::ops::Deref for Hooks<'a> {
+    type Target = dyn WebhookStore + 'a;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.webhooks()
+    }
+}
+
+impl Hooks<'_> {
+    fn scoped(access: &OrgAccess, project: ProjectId) -> ProjectAccess {
+        ProjectAccess::system(access.org_id(), project)
+    }
+
+    pub async fn create_endpoint(
+        &self,
+        access: &OrgAccess,
+        e: &WebhookEndpoint,
+        sealed: &[u8],
+        max: u32,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<()> {
+        let a = Self::scoped(access, e.project_id);
+        let project = self.0.project(&a);
+        project
+            .webhooks()
+            .create_endpoint(e, sealed, max, ctx)
+            .await
+    }
+
+    pub async fn list_endpoints(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        let a = Self::scoped(access, p);
+        self.0.project(&a).webhooks().list_endpoints().await
+    }
+
+    pub async fn endpoint(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: WebhookId,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        let a = Self::scoped(access, p);
+        self.0.project(&a).webhooks().endpoint(id).await
+    }
+
+    pub async fn enqueue_test(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: WebhookId,
+        body: &str,
+        now: Timestamp,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<Delivery> {
+        let a = Self::scoped(access, p);
+        let project = self.0.project(&a);
+        project.webhooks().enqueue_test(id, body, now, ctx).await
+    }
+
+    pub async fn deliveries(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: WebhookId,
+        q: &DeliveryQuery,
+    ) -> StoreResult<Vec<DeliveryLog>> {
+        let a = Self::scoped(access, p);
+        self.0.project(&a).webhooks().deliveries(id, q).await
+    }
+
+    pub async fn recover(
+        &self,
+        access: &OrgAccess,
+        p: ProjectId,
+        id: WebhookId,
+        since: Timestamp,
+        now: Timestamp,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<u64> {
+        let a = Self::scoped(access, p);
+        let project = self.0.project(&a);
+        project.webhooks().recover(id, since, now, ctx).await
+    }
+}
+
+pub fn endpoint(s: &SignedUp, events: &[&str], at: Timestamp) -> WebhookEndpoint {
     WebhookEndpoint {
         id: WebhookId::new(),
         org_id: s.org.id,
@@ -50,7 +144,7 @@ fn log_query() -> DeliveryQuery {
 pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     let bob = signup(store.as_ref(), "bob@example.com").await;
-    let hooks = store.webhooks();
+    let hooks = Hooks(store.as_ref());
     super::outbox::drain(store.as_ref()).await;
     let start = portcullis_core::now();
     let all = endpoint(&alice, &["*"], start);
@@ -279,7 +373,7 @@ pub async fn fan_out_claims_and_leases(store: Arc<dyn Store>) {
 
 pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
-    let hooks = store.webhooks();
+    let hooks = Hooks(store.as_ref());
     let e = endpoint(&alice, &["*"], portcullis_core::now());
     hooks
         .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())
@@ -334,7 +428,7 @@ pub async fn failing_for_the_window_disables(store: Arc<dyn Store>) {
 /// window go, in bounded batches; pending deliveries and events not yet fanned out stay.
 pub async fn retention_deletes_old_rows_in_batches(store: Arc<dyn Store>) {
     let alice = signup(store.as_ref(), "alice@example.com").await;
-    let hooks = store.webhooks();
+    let hooks = Hooks(store.as_ref());
     let e = endpoint(&alice, &["*"], portcullis_core::now());
     hooks
         .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())

@@ -35,9 +35,8 @@ impl From<ClientError> for ApiError {
 
 fn clients<'a>(state: &'a AppState, ctx: &'a ProjectCtx) -> ProjectClients<'a> {
     ProjectClients {
-        store: state.store.clients(),
+        scope: state.store.project(&ctx.project_access),
         cache: &state.cache,
-        access: &ctx.access,
         project: &ctx.record.project,
         role: ctx.role,
         audit: &ctx.auth.audit,

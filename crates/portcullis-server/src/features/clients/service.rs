@@ -8,8 +8,8 @@
 
 use portcullis_core::oauth::{ClientId, ClientRegistration, ClientSecret, ClientType, OAuthClient};
 use portcullis_core::patch::ClientPatch;
-use portcullis_core::{AuditContext, OrgAccess, Project, Role, ValidationError};
-use portcullis_store::{ClientStore, StoreError};
+use portcullis_core::{AuditContext, Project, Role, ValidationError};
+use portcullis_store::{ProjectScope, StoreError};
 
 use crate::infra::session_cache::SessionCache;
 
@@ -40,9 +40,9 @@ impl From<StoreError> for ClientError {
 
 /// The clients of one project as one caller sees them.
 pub struct ProjectClients<'a> {
-    pub store: &'a dyn ClientStore,
+    /// The project's handle, made from the caller's project access.
+    pub scope: Box<dyn ProjectScope + 'a>,
     pub cache: &'a SessionCache,
-    pub access: &'a OrgAccess,
     pub project: &'a Project,
     /// The caller's effective role in the project.
     pub role: Role,
@@ -57,12 +57,13 @@ pub struct ClientAdmin<'a, 'b>(&'b ProjectClients<'a>);
 impl<'a> ProjectClients<'a> {
     /// The project's live clients, oldest first.
     pub async fn list(&self) -> Result<Vec<OAuthClient>, ClientError> {
-        Ok(self.store.list(self.access, self.project.id).await?)
+        Ok(self.scope.clients().list().await?)
     }
 
     pub async fn get(&self, id: &ClientId) -> Result<OAuthClient, ClientError> {
-        self.store
-            .get(self.access, self.project.id, id)
+        self.scope
+            .clients()
+            .get(id)
             .await?
             .ok_or(ClientError::NotFound)
     }
@@ -95,8 +96,9 @@ impl ClientAdmin<'_, '_> {
             portcullis_core::now(),
         )?;
         clients
-            .store
-            .create(clients.access, &client, clients.audit)
+            .scope
+            .clients()
+            .create(&client, clients.audit)
             .await?;
         Ok((client, secret))
     }
@@ -110,8 +112,9 @@ impl ClientAdmin<'_, '_> {
     ) -> Result<OAuthClient, ClientError> {
         let clients = self.0;
         let client = clients
-            .store
-            .update(clients.access, clients.project.id, id, patch, clients.audit)
+            .scope
+            .clients()
+            .update(id, patch, clients.audit)
             .await?;
         Ok(client)
     }
@@ -119,10 +122,7 @@ impl ClientAdmin<'_, '_> {
     /// Soft-deletes the client: it no longer authenticates or appears anywhere.
     pub async fn delete(&self, id: &ClientId) -> Result<(), ClientError> {
         let clients = self.0;
-        clients
-            .store
-            .delete(clients.access, clients.project.id, id, clients.audit)
-            .await?;
+        clients.scope.clients().delete(id, clients.audit).await?;
         Ok(())
     }
 
@@ -134,14 +134,9 @@ impl ClientAdmin<'_, '_> {
         let clients = self.0;
         let secret = ClientSecret::generate()?;
         let client = clients
-            .store
-            .rotate_secret(
-                clients.access,
-                clients.project.id,
-                id,
-                &secret.hash(),
-                clients.audit,
-            )
+            .scope
+            .clients()
+            .rotate_secret(id, &secret.hash(), clients.audit)
             .await?;
         Ok((client, secret))
     }

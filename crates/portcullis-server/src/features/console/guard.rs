@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_core::{OrgAccess, OrgId, Principal, ProjectId, Role, SessionId};
+use portcullis_core::{OrgAccess, OrgId, Principal, ProjectAccess, ProjectId, Role, SessionId};
 use portcullis_store::{MembershipView, ProjectAccessRecord};
 use ring::hmac;
 
@@ -22,7 +22,7 @@ use crate::features::console::page::{self, Chrome, NavLink, ORG_SECTIONS, OrgCho
 use crate::features::me::service::Me;
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, RequestMeta, authorize_project, resolve_session};
+use crate::http::extract::{Auth, RequestMeta, authorize_project_scope, resolve_session};
 use crate::http::forms::same_origin;
 use crate::http::params::Params;
 use crate::infra::crypto::derive_key;
@@ -193,7 +193,7 @@ pub struct ProjectAt {
     pub org: OrgId,
     pub record: ProjectAccessRecord,
     pub role: Role,
-    pub access: OrgAccess,
+    pub access: ProjectAccess,
 }
 
 impl ConsoleUser {
@@ -208,8 +208,9 @@ impl ConsoleUser {
         let org = page::org_id(org)?;
         let project_id =
             ProjectId::parse(project).ok_or_else(|| ApiError::not_found("no such project"))?;
-        let (record, role, access) =
-            authorize_project(state, &self.auth.principal, project_id).await?;
+        let (record, access) =
+            authorize_project_scope(state, &self.auth.principal, project_id).await?;
+        let role = access.role();
         if record.project.org_id != org {
             return Err(ApiError::not_found("no such project"));
         }

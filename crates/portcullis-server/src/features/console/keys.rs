@@ -91,10 +91,7 @@ async fn keys_page(
     notice_text: Option<String>,
     issued: Option<Issued>,
 ) -> Result<Response, ApiError> {
-    let keys = service(state)
-        .keys(&at.access, at.record.project.id, at.role)
-        .await
-        .map_err(refusal)?;
+    let keys = service(state).keys(&at.access).await.map_err(refusal)?;
     let now = portcullis_core::now();
     let rows: Vec<KeyRow> = keys
         .secret_keys
@@ -190,13 +187,7 @@ pub async fn rotate(
             .await?;
         let grace = grace_seconds(form.get("grace_seconds"))?;
         let issued = service(&state)
-            .rotate(
-                &at.access,
-                at.record.project.id,
-                at.role,
-                grace,
-                &user.auth.audit,
-            )
+            .rotate(&at.access, grace, &user.auth.audit)
             .await
             .map_err(refusal)?;
         tracing::info!(prefix = %issued.rotated.key.prefix, project = %at.record.project.id, "secret key rotated from the console");

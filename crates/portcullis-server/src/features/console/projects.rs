@@ -19,7 +19,7 @@ use crate::features::console::page::{self, Chrome, NoticeQuery, notice, org_id, 
 use crate::features::orgs::service::Orgs;
 use crate::features::projects::service::ProjectScope;
 use crate::http::error::ApiError;
-use crate::http::extract::authorize_project;
+use crate::http::extract::authorize_project_scope;
 use crate::state::AppState;
 
 pub struct ClientRow {
@@ -82,13 +82,12 @@ async fn card(
     project: &Project,
     refused: Option<&Refused>,
 ) -> Result<ProjectCard, ApiError> {
-    let (record, role, access) = authorize_project(state, &user.auth.principal, project.id).await?;
+    let (record, access) = authorize_project_scope(state, &user.auth.principal, project.id).await?;
     let clients = ProjectClients {
-        store: state.store.clients(),
+        scope: state.store.project(&access),
         cache: &state.cache,
-        access: &access,
         project: &record.project,
-        role,
+        role: access.role(),
         audit: &user.auth.audit,
     }
     .list()
@@ -100,7 +99,7 @@ async fn card(
         name: project.name.as_str().to_owned(),
         active: project.status == ProjectStatus::Active,
         updated: when(project.updated_at),
-        admin: role >= Role::Admin,
+        admin: access.role() >= Role::Admin,
         redirect_uris: refused.map_or_else(
             || join(project.redirect_uris.iter().map(|u| u.as_str()).collect()),
             |r| r.redirect_uris.clone(),
@@ -197,7 +196,7 @@ pub async fn update(
             .await?;
         let (org, project_id) = (at.org, at.record.project.id);
         let admin = ProjectScope {
-            access: &at.access,
+            access: at.access.org(),
             project_id,
             role: at.role,
             audit: &user.auth.audit,

@@ -87,9 +87,8 @@ fn service<'a>(
     at: &'a ProjectAt,
 ) -> ProjectWebhooks<'a> {
     ProjectWebhooks {
-        store: state.store.webhooks(),
+        scope: state.store.project(&at.access),
         sender: &state.webhooks,
-        access: &at.access,
         project: &at.record.project,
         role: at.role,
         audit: &user.auth.audit,

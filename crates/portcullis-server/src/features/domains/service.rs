@@ -85,14 +85,15 @@ impl Domains<'_> {
         let claim = OrgDomain::claim(access.org_id(), domain)
             .map_err(|e| DomainError::Internal(format!("no randomness: {e}")))?;
         self.store
+            .org(access)
             .domains()
-            .create_domain(access, &claim, audit)
+            .create_domain(&claim, audit)
             .await?;
         Ok(claim)
     }
 
     pub async fn list(&self, access: &OrgAccess) -> DomainResult<Vec<OrgDomain>> {
-        Ok(self.store.domains().list_domains(access).await?)
+        Ok(self.store.org(access).domains().list_domains().await?)
     }
 
     /// Proves the claim: by its TXT record, or (platform admins only) by the caller's word.
@@ -109,8 +110,9 @@ impl Domains<'_> {
         }
         let claim = self
             .store
+            .org(access)
             .domains()
-            .get_domain(access, domain)
+            .get_domain(domain)
             .await?
             .ok_or(DomainError::NotFound)?;
         if claim.is_verified() {
@@ -138,8 +140,9 @@ impl Domains<'_> {
         }
         Ok(self
             .store
+            .org(access)
             .domains()
-            .verify_domain(access, domain, method, audit)
+            .verify_domain(domain, method, audit)
             .await?)
     }
 
@@ -151,8 +154,9 @@ impl Domains<'_> {
     ) -> DomainResult<()> {
         match self
             .store
+            .org(access)
             .domains()
-            .delete_domain(access, domain, audit)
+            .delete_domain(domain, audit)
             .await
         {
             Err(StoreError::NotFound) => Err(DomainError::NotFound),

@@ -88,8 +88,9 @@ impl Invitations<'_> {
             expires_at: now + INVITATION_TTL,
         };
         self.store
+            .org(access)
             .invitations()
-            .create_invitation(access, &invitation, &token_hash, audit)
+            .create_invitation(&invitation, &token_hash, audit)
             .await?;
         Ok(Issued { invitation, token })
     }
@@ -98,8 +99,9 @@ impl Invitations<'_> {
     pub async fn pending(&self, access: &OrgAccess) -> Result<Vec<Invitation>, InvitationError> {
         Ok(self
             .store
+            .org(access)
             .invitations()
-            .pending_invitations(access, portcullis_core::now())
+            .pending_invitations(portcullis_core::now())
             .await?)
     }
 
@@ -107,8 +109,9 @@ impl Invitations<'_> {
     pub async fn pending_seats(&self, access: &OrgAccess) -> Result<u64, InvitationError> {
         Ok(self
             .store
+            .org(access)
             .invitations()
-            .pending_invitation_count(access, portcullis_core::now())
+            .pending_invitation_count(portcullis_core::now())
             .await?)
     }
 
@@ -120,8 +123,9 @@ impl Invitations<'_> {
     ) -> Result<(), InvitationError> {
         if !self
             .store
+            .org(access)
             .invitations()
-            .revoke_invitation(access, id, portcullis_core::now(), audit)
+            .revoke_invitation(id, portcullis_core::now(), audit)
             .await?
         {
             return Err(InvitationError::NoSuchInvitation);

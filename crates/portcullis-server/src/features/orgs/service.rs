@@ -341,8 +341,9 @@ impl Orgs<'_> {
         };
         // Within the plan's project limit, checked in the inserting transaction.
         self.store
+            .org(access)
             .platform()
-            .create_project_in_mode(access, &project, new.mode, audit)
+            .create_project_in_mode(&project, new.mode, audit)
             .await?;
         Ok(project)
     }

@@ -103,9 +103,7 @@ pub async fn list_keys(
     State(state): State<AppState>,
     ctx: ProjectCtx,
 ) -> ApiResult<Json<ProjectKeysDto>> {
-    let keys = service(&state)
-        .keys(&ctx.access, ctx.record.project.id, ctx.role)
-        .await?;
+    let keys = service(&state).keys(&ctx.project_access).await?;
     Ok(Json(ProjectKeysDto {
         publishable_key: keys.publishable_key,
         mode: keys.mode.as_str().to_owned(),
@@ -130,13 +128,7 @@ pub async fn rotate_key(
     ApiJson(req): ApiJson<RotateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<RotatedKeyDto>)> {
     let issued = service(&state)
-        .rotate(
-            &ctx.access,
-            ctx.record.project.id,
-            ctx.role,
-            req.grace_seconds,
-            &ctx.auth.audit,
-        )
+        .rotate(&ctx.project_access, req.grace_seconds, &ctx.auth.audit)
         .await?;
     tracing::info!(prefix = %issued.rotated.key.prefix, project = %ctx.record.project.id, "secret key rotated");
     Ok((
@@ -349,7 +341,7 @@ pub async fn backend_health(
         ),
         None => (
             service(&state)
-                .superseded_until(&key.access, project_id, key.holder.key.id)
+                .superseded_until(&key.project_access, key.holder.key.id)
                 .await?,
             None,
         ),

@@ -4,7 +4,8 @@
 use portcullis_core::plan::{PlanKey, Subscription, SubscriptionStatus, grace_period};
 use portcullis_core::token::{PublishableKey, SecretKey};
 use portcullis_core::{
-    AuditContext, KeyMode, OrgAccess, Project, ProjectId, Role, Timestamp, ValidationError,
+    AuditContext, KeyMode, OrgAccess, Project, ProjectAccess, ProjectId, Role, Timestamp,
+    ValidationError,
 };
 use portcullis_store::platform::{NewSecretKey, Rotated, SecretKeyRecord, SubscriptionState};
 use portcullis_store::{Store, StoreError};
@@ -50,22 +51,16 @@ pub struct PlatformService<'a> {
 }
 
 impl PlatformService<'_> {
-    pub async fn keys(
-        &self,
-        access: &OrgAccess,
-        project_id: ProjectId,
-        role: Role,
-    ) -> Result<ProjectKeys, PlatformError> {
-        if role < Role::Admin {
+    pub async fn keys(&self, access: &ProjectAccess) -> Result<ProjectKeys, PlatformError> {
+        if access.role() < Role::Admin {
             return Err(PlatformError::NotAdmin);
         }
-        let platform = self.store.platform();
-        let mode = platform.project_mode(access, project_id).await?;
-        let secret_keys = platform
-            .secret_keys(access, project_id, portcullis_core::now())
-            .await?;
+        let project = self.store.project(access);
+        let keys = project.keys();
+        let mode = keys.project_mode().await?;
+        let secret_keys = keys.secret_keys(portcullis_core::now()).await?;
         Ok(ProjectKeys {
-            publishable_key: publishable_key(project_id, mode),
+            publishable_key: publishable_key(access.project_id(), mode),
             mode,
             secret_keys,
         })
@@ -75,18 +70,17 @@ impl PlatformService<'_> {
     /// `grace_seconds` (the first key of a project supersedes nothing).
     pub async fn rotate(
         &self,
-        access: &OrgAccess,
-        project_id: ProjectId,
-        role: Role,
+        access: &ProjectAccess,
         grace_seconds: u64,
         audit: &AuditContext,
     ) -> Result<IssuedKey, PlatformError> {
-        if role < Role::Admin {
+        if access.role() < Role::Admin {
             return Err(PlatformError::NotAdmin);
         }
         let grace = grace_period(grace_seconds)?;
-        let platform = self.store.platform();
-        let mode = platform.project_mode(access, project_id).await?;
+        let project = self.store.project(access);
+        let keys = project.keys();
+        let mode = keys.project_mode().await?;
         let secret = SecretKey::generate(mode).map_err(PlatformError::Random)?;
         let new = NewSecretKey {
             id: uuid::Uuid::now_v7(),
@@ -94,9 +88,7 @@ impl PlatformService<'_> {
             prefix: secret.display_prefix(),
             created_at: portcullis_core::now(),
         };
-        let rotated = platform
-            .rotate_secret_key(access, project_id, &new, grace, audit)
-            .await?;
+        let rotated = keys.rotate_secret_key(&new, grace, audit).await?;
         Ok(IssuedKey { secret, rotated })
     }
 
@@ -118,14 +110,14 @@ impl PlatformService<'_> {
     /// The newest expiry among the project's other keys still in their grace period.
     pub async fn superseded_until(
         &self,
-        access: &OrgAccess,
-        project_id: ProjectId,
+        access: &ProjectAccess,
         presented: uuid::Uuid,
     ) -> Result<Option<Timestamp>, PlatformError> {
         let keys = self
             .store
-            .platform()
-            .secret_keys(access, project_id, portcullis_core::now())
+            .project(access)
+            .keys()
+            .secret_keys(portcullis_core::now())
             .await?;
         Ok(keys
             .iter()
@@ -138,7 +130,7 @@ impl PlatformService<'_> {
         &self,
         access: &OrgAccess,
     ) -> Result<SubscriptionState, PlatformError> {
-        Ok(self.store.platform().subscription(access).await?)
+        Ok(self.store.org(access).platform().subscription().await?)
     }
 
     /// Sets an org's plan and status; a platform admin's action. Starts a new period.
@@ -177,8 +169,11 @@ impl PlatformService<'_> {
             current_period_start: now,
             current_period_end,
         };
-        Ok(platform
-            .set_subscription(access, &subscription, audit)
+        Ok(self
+            .store
+            .org(access)
+            .platform()
+            .set_subscription(&subscription, audit)
             .await?)
     }
 }

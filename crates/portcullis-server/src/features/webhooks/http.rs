@@ -45,9 +45,8 @@ impl From<WebhookError> for ApiError {
 
 fn webhooks<'a>(state: &'a AppState, ctx: &'a ProjectCtx) -> ProjectWebhooks<'a> {
     ProjectWebhooks {
-        store: state.store.webhooks(),
+        scope: state.store.project(&ctx.project_access),
         sender: &state.webhooks,
-        access: &ctx.access,
         project: &ctx.record.project,
         role: ctx.role,
         audit: &ctx.auth.audit,

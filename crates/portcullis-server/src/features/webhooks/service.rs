@@ -6,11 +6,11 @@
 use portcullis_core::webhook::{
     DeliveryId, SigningSecret, Subscription, TEST_EVENT, WebhookId, parse_description, parse_url,
 };
-use portcullis_core::{AuditContext, OrgAccess, Project, Role, Timestamp, ValidationError};
-use portcullis_store::StoreError;
+use portcullis_core::{AuditContext, Project, Role, Timestamp, ValidationError};
 use portcullis_store::webhooks::{
-    Delivery, DeliveryLog, DeliveryQuery, EndpointPatch, WebhookEndpoint, WebhookStore,
+    Delivery, DeliveryLog, DeliveryQuery, EndpointPatch, WebhookEndpoint,
 };
+use portcullis_store::{ProjectScope, StoreError};
 
 use crate::infra::crypto::SecretBoxError;
 use crate::infra::webhooks::Sender;
@@ -68,9 +68,9 @@ pub struct Change {
 
 /// The webhooks of one project as one caller sees them.
 pub struct ProjectWebhooks<'a> {
-    pub store: &'a dyn WebhookStore,
+    /// The project's handle, made from the caller's project access.
+    pub scope: Box<dyn ProjectScope + 'a>,
     pub sender: &'a Sender,
-    pub access: &'a OrgAccess,
     pub project: &'a Project,
     /// The caller's effective role in the project.
     pub role: Role,
@@ -98,16 +98,14 @@ impl ProjectWebhooks<'_> {
 
     pub async fn list(&self) -> Result<Vec<WebhookEndpoint>, WebhookError> {
         self.admin()?;
-        Ok(self
-            .store
-            .list_endpoints(self.access, self.project.id)
-            .await?)
+        Ok(self.scope.webhooks().list_endpoints().await?)
     }
 
     pub async fn get(&self, id: WebhookId) -> Result<WebhookEndpoint, WebhookError> {
         self.admin()?;
-        self.store
-            .endpoint(self.access, self.project.id, id)
+        self.scope
+            .webhooks()
+            .endpoint(id)
             .await?
             .ok_or(WebhookError::NotFound)
     }
@@ -135,8 +133,9 @@ impl ProjectWebhooks<'_> {
         let secret = SigningSecret::generate()?;
         let sealed = self.sender.seal(endpoint.id, &secret)?;
         let max = self.sender.limits.max_endpoints;
-        self.store
-            .create_endpoint(self.access, &endpoint, &sealed, max, self.audit)
+        self.scope
+            .webhooks()
+            .create_endpoint(&endpoint, &sealed, max, self.audit)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => WebhookError::TooManyEndpoints(max),
@@ -166,29 +165,18 @@ impl ProjectWebhooks<'_> {
                 .transpose()?,
         };
         Ok(self
-            .store
-            .update_endpoint(
-                self.access,
-                self.project.id,
-                id,
-                &patch,
-                portcullis_core::now(),
-                self.audit,
-            )
+            .scope
+            .webhooks()
+            .update_endpoint(id, &patch, portcullis_core::now(), self.audit)
             .await?)
     }
 
     pub async fn delete(&self, id: WebhookId) -> Result<(), WebhookError> {
         self.admin()?;
         if !self
-            .store
-            .delete_endpoint(
-                self.access,
-                self.project.id,
-                id,
-                portcullis_core::now(),
-                self.audit,
-            )
+            .scope
+            .webhooks()
+            .delete_endpoint(id, portcullis_core::now(), self.audit)
             .await?
         {
             return Err(WebhookError::NotFound);
@@ -205,10 +193,9 @@ impl ProjectWebhooks<'_> {
         let secret = SigningSecret::generate()?;
         let sealed = self.sender.seal(id, &secret)?;
         let endpoint = self
-            .store
+            .scope
+            .webhooks()
             .rotate_secret(
-                self.access,
-                self.project.id,
                 id,
                 &sealed,
                 portcullis_core::now() + ROTATION_OVERLAP,
@@ -244,8 +231,9 @@ impl ProjectWebhooks<'_> {
             }),
         );
         Ok(self
-            .store
-            .enqueue_test(self.access, self.project.id, id, &body, now, self.audit)
+            .scope
+            .webhooks()
+            .enqueue_test(id, &body, now, self.audit)
             .await?)
     }
 
@@ -255,25 +243,16 @@ impl ProjectWebhooks<'_> {
         q: &DeliveryQuery,
     ) -> Result<Vec<DeliveryLog>, WebhookError> {
         self.admin()?;
-        Ok(self
-            .store
-            .deliveries(self.access, self.project.id, id, q)
-            .await?)
+        Ok(self.scope.webhooks().deliveries(id, q).await?)
     }
 
     /// Sends one delivery again now, whatever its state.
     pub async fn retry(&self, id: WebhookId, delivery: DeliveryId) -> Result<(), WebhookError> {
         self.admin()?;
         if !self
-            .store
-            .retry_delivery(
-                self.access,
-                self.project.id,
-                id,
-                delivery,
-                portcullis_core::now(),
-                self.audit,
-            )
+            .scope
+            .webhooks()
+            .retry_delivery(id, delivery, portcullis_core::now(), self.audit)
             .await?
         {
             return Err(WebhookError::DeliveryNotFound);
@@ -286,15 +265,9 @@ impl ProjectWebhooks<'_> {
         self.admin()?;
         self.spend_send()?;
         Ok(self
-            .store
-            .recover(
-                self.access,
-                self.project.id,
-                id,
-                since,
-                portcullis_core::now(),
-                self.audit,
-            )
+            .scope
+            .webhooks()
+            .recover(id, since, portcullis_core::now(), self.audit)
             .await?)
     }
 }

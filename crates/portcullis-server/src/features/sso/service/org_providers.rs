@@ -125,7 +125,12 @@ impl Sso<'_> {
         &self,
         access: &OrgAccess,
     ) -> OrgProviderResult<Vec<OrgSsoProvider>> {
-        Ok(self.store.sso().list_providers(access).await?)
+        Ok(self
+            .store
+            .org(access)
+            .sso_providers()
+            .list_providers()
+            .await?)
     }
 
     pub async fn org_provider(
@@ -134,8 +139,9 @@ impl Sso<'_> {
         id: Uuid,
     ) -> OrgProviderResult<OrgSsoProvider> {
         self.store
-            .sso()
-            .get_provider(access, id)
+            .org(access)
+            .sso_providers()
+            .get_provider(id)
             .await?
             .ok_or(OrgProviderError::NotFound)
     }
@@ -159,7 +165,11 @@ impl Sso<'_> {
             created_at: now,
             updated_at: now,
         };
-        self.store.sso().create_provider(access, &p, audit).await?;
+        self.store
+            .org(access)
+            .sso_providers()
+            .create_provider(&p, audit)
+            .await?;
         Ok(p)
     }
 
@@ -194,8 +204,9 @@ impl Sso<'_> {
         };
         let p = self
             .store
-            .sso()
-            .update_provider(access, id, &patch, audit)
+            .org(access)
+            .sso_providers()
+            .update_provider(id, &patch, audit)
             .await?;
         self.providers.forget_org(id);
         Ok(p)
@@ -207,7 +218,11 @@ impl Sso<'_> {
         id: Uuid,
         audit: &AuditContext,
     ) -> OrgProviderResult<()> {
-        self.store.sso().delete_provider(access, id, audit).await?;
+        self.store
+            .org(access)
+            .sso_providers()
+            .delete_provider(id, audit)
+            .await?;
         self.providers.forget_org(id);
         Ok(())
     }
