@@ -428,6 +428,10 @@ async fn rotation_via_api_keeps_the_old_key_published(app: TestApp) {
         .await
         .unwrap();
     let old_kid = part(&before, 0)["kid"].as_str().unwrap().to_owned();
+    // Served (and its body kept) before the rotation: the rotation must replace it at once.
+    let served_before = kids(&jwks(&app).await);
+    assert!(served_before.contains(&old_kid));
+    assert_eq!(kids(&jwks(&app).await), served_before);
 
     let correlation = format!("rotate-{}", uuid::Uuid::now_v7().simple());
     let started = time::OffsetDateTime::now_utc();

@@ -122,11 +122,17 @@ pub struct RotateSigningKeyResponse {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oidc", security(()),
     responses((status = 200, description = "The public keys that verify Portcullis tokens (`Cache-Control: public, max-age=300`)", body = JwkSetDto)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    (
-        [(header::CACHE_CONTROL, JWKS_CACHE_CONTROL)],
-        Json(service::published(&state.keys).await),
-    )
-        .into_response()
+    match service::published(&state.keys).await {
+        Ok(body) => (
+            [
+                (header::CACHE_CONTROL, JWKS_CACHE_CONTROL),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/admin/signing-keys", tag = "admin",

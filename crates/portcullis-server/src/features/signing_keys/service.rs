@@ -1,8 +1,8 @@
 //! The signing keys: what the JWKS publishes, and the platform admins' view and rotation.
 
+use bytes::Bytes;
 use portcullis_core::AuditContext;
 use portcullis_core::oauth::SigningAlg;
-use serde_json::Value;
 
 use crate::infra::keys::{JWKS_MAX_AGE, KeyError, KeyInfo, KeyRing, Rotated};
 
@@ -12,14 +12,14 @@ pub enum SigningKeyError {
     Keys(#[from] KeyError),
 }
 
-/// The published key set (`{"keys": [...]}`), refreshed from the store when it is older
-/// than [`JWKS_MAX_AGE`]. Stale beats absent: when the database is unreachable the keys
-/// already loaded are served.
-pub async fn published(keys: &KeyRing) -> Value {
+/// The published key set (`{"keys": [...]}`, serialized), refreshed from the store when it
+/// is older than [`JWKS_MAX_AGE`]. Stale beats absent: when the database is unreachable the
+/// keys already loaded are served.
+pub async fn published(keys: &KeyRing) -> Result<Bytes, SigningKeyError> {
     if let Err(e) = keys.reload_if_older_than(JWKS_MAX_AGE).await {
         tracing::warn!(error = %e, "could not refresh signing keys for the JWKS; serving the loaded ones");
     }
-    keys.jwks()
+    Ok(keys.jwks_body()?)
 }
 
 /// Every published key, newest first, without private material.

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
@@ -192,6 +193,26 @@ struct Loaded {
     /// Newest first.
     keys: Vec<Arc<LoadedKey>>,
     at: Instant,
+    /// The JWKS of these keys, serialized on first use.
+    jwks: RwLock<Option<JwksBody>>,
+}
+
+impl Loaded {
+    fn new(keys: Vec<Arc<LoadedKey>>) -> Self {
+        Self {
+            keys,
+            at: Instant::now(),
+            jwks: RwLock::new(None),
+        }
+    }
+}
+
+/// `{"keys": [...]}` as served, and until when it is right: the earliest `publish_until`
+/// of the keys it lists (a key that stopped being published never comes back, so nothing
+/// else can make it wrong before the next load).
+struct JwksBody {
+    body: Bytes,
+    until: Option<Timestamp>,
 }
 
 pub struct KeyRing {
@@ -234,10 +255,7 @@ impl KeyRing {
         let ring = Self {
             store,
             sealer,
-            loaded: RwLock::new(Arc::new(Loaded {
-                keys: Vec::new(),
-                at: Instant::now(),
-            })),
+            loaded: RwLock::new(Arc::new(Loaded::new(Vec::new()))),
             generating: tokio::sync::Mutex::new(()),
             reloading: tokio::sync::Mutex::new(()),
             last_miss_reload: std::sync::Mutex::new(None),
@@ -386,6 +404,38 @@ impl KeyRing {
         serde_json::json!({ "keys": keys })
     }
 
+    /// [`KeyRing::jwks`] serialized, as `/.well-known/jwks.json` serves it: built once per
+    /// load of the keys (and again when a listed key's `publish_until` passes), so a
+    /// request copies a reference instead of cloning and serializing every JWK.
+    pub fn jwks_body(&self) -> Result<Bytes, KeyError> {
+        let now = portcullis_core::now();
+        let loaded = self.snapshot();
+        if let Ok(cached) = loaded.jwks.read()
+            && let Some(c) = cached.as_ref()
+            && c.until.is_none_or(|t| t > now)
+        {
+            return Ok(c.body.clone());
+        }
+        let published: Vec<&LoadedKey> = loaded
+            .keys
+            .iter()
+            .filter(|k| k.published(now))
+            .map(|k| &**k)
+            .collect();
+        let until = published.iter().filter_map(|k| k.info.publish_until).min();
+        let jwks: Vec<&Value> = published.iter().map(|k| &k.jwk).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))
+            .map_err(|e| KeyError::Sign(format!("cannot serialize the JWKS: {e}")))?;
+        let body = Bytes::from(body);
+        if let Ok(mut cached) = loaded.jwks.write() {
+            *cached = Some(JwksBody {
+                body: body.clone(),
+                until,
+            });
+        }
+        Ok(body)
+    }
+
     /// Makes a new active key of `alg`, published at once but signing only after
     /// [`PREPUBLISH`]; the previous one signs until then and stays published until
     /// `now + PREPUBLISH + MAX_TOKEN_LIFETIME`. Returns the new kid.
@@ -467,10 +517,7 @@ impl KeyRing {
             .iter()
             .map(|r| self.load(r).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let fresh = Arc::new(Loaded {
-            keys,
-            at: Instant::now(),
-        });
+        let fresh = Arc::new(Loaded::new(keys));
         match self.loaded.write() {
             Ok(mut guard) => *guard = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
