@@ -264,20 +264,21 @@ pub fn router(state: AppState) -> Router {
 /// limits, axum's told the same), inside the request observer.
 pub fn app(state: AppState) -> Router {
     let limits = state.body_limits;
-    let mut app = router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
+    // Before any body is read: a flood is refused at the cost of a counter. With rate
+    // limiting off the throttle is left out, so the hot path does not pay for it; with it on,
+    // throttle and body limit share one layer.
+    let app = if state.limiter.is_some() {
+        router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::throttle::throttle_then_limit_body,
+        ))
+    } else {
+        router(state.clone()).layer(axum::middleware::from_fn_with_state(
             limits,
             crate::http::limits::limit_body,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(limits.largest()));
-    // Before any body is read: a flood is refused at the cost of a counter. With rate
-    // limiting off the layer is left out, so the hot path does not pay for it.
-    if state.limiter.is_some() {
-        app = app.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::http::throttle::throttle,
-        ));
-    }
+    };
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.largest()));
     app.layer(axum::middleware::from_fn_with_state(state, observe))
 }
 

@@ -144,6 +144,12 @@ async fn read_within(body: &mut Body, limit: usize) -> Result<Bytes, Unread> {
 
 /// The middleware: the body within its limit, or the refusal.
 pub async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    within_limit(limits, req, next).await
+}
+
+/// What [`limit_body`] does, callable from another middleware (the throttle runs it inside
+/// its own layer, so a rate-limited server pays for one layer, not two).
+pub async fn within_limit(limits: BodyLimits, req: Request, next: Next) -> Response {
     let class = BodyClass::of(req.uri().path());
     let limit = class.limit(&limits);
     let (parts, mut body) = req.into_parts();

@@ -1,38 +1,85 @@
 //! The rate-limit edge: classifies the matched route, spends the client's (and the secret
 //! key's) budget, and answers `429 rate_limited` or adds the `RateLimit-*` headers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
-use crate::infra::limiter::{LimitKey, RouteClass};
+use crate::http::limits::within_limit;
+use crate::infra::limiter::{Decision, LimitKey, RouteClass};
+use crate::infra::rate_limit::RATELIMIT_REMAINING;
 use crate::state::AppState;
 
-pub async fn throttle(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(limiter) = state.limiter.as_deref() else {
-        return next.run(req).await;
+/// The rate limit and then the body limit, in one layer (each `from_fn` layer costs a boxed
+/// future and a service clone per request; this is the edge of every route when limiting is on).
+pub async fn throttle_then_limit_body(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // What the limiter needs, read before any await: a `&Request` is not `Send`.
+    let asked = asked(&state, &req);
+    let decision = match admit(&state, asked).await {
+        Ok(decision) => decision,
+        Err(refused) => return refused,
     };
+    let mut response = within_limit(state.body_limits, req, next).await;
+    if let Some(decision) = decision {
+        // A handler's own limit (the mobile exchange's, per sign-in attempt) keeps its
+        // headers when it leaves less than the route's.
+        let handlers = response
+            .headers()
+            .get(RATELIMIT_REMAINING)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok());
+        if handlers.is_none_or(|left| decision.quota.remaining < left) {
+            decision.quota.write_headers(response.headers_mut());
+        }
+    }
+    response
+}
+
+/// A limited route's class, the client's address and the secret key's budget, if any.
+struct Asked {
+    class: RouteClass,
+    ip: IpAddr,
+    key: Option<LimitKey>,
+}
+
+fn asked(state: &AppState, req: &Request) -> Option<Asked> {
+    let limiter = state.limiter.as_deref()?;
     let class = req
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|route| RouteClass::of(req.method(), route.as_str()));
-    let Some(class) = class else {
-        return next.run(req).await;
-    };
+        .and_then(|route| RouteClass::of(req.method(), route.as_str()))?;
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let ip = limiter.client_ip(peer, req.headers());
+    Some(Asked {
+        class,
+        ip: limiter.client_ip(peer, req.headers()),
+        key: match class {
+            RouteClass::Management => LimitKey::secret_key(req.headers()),
+            _ => None,
+        },
+    })
+}
+
+/// Spends the request's budgets: Ok with the decision to report (None when the route has no
+/// limit), or the 429 answer.
+async fn admit(state: &AppState, asked: Option<Asked>) -> Result<Option<Decision>, Response> {
+    let (Some(limiter), Some(Asked { class, ip, key })) = (state.limiter.as_deref(), asked) else {
+        return Ok(None);
+    };
     let Some(mut decision) = limiter.check(class, &LimitKey::Ip(ip)).await else {
-        return next.run(req).await;
+        return Ok(None);
     };
     if decision.allowed
-        && class == RouteClass::Management
-        && let Some(key) = LimitKey::secret_key(req.headers())
+        && let Some(key) = key
         && let Some(by_key) = limiter.check(class, &key).await
     {
         decision = decision.tighter(by_key);
@@ -42,7 +89,7 @@ pub async fn throttle(State(state): State<AppState>, req: Request, next: Next) -
             // Counted with the exchange's other outcomes, as when the handler refuses it.
             state.metrics.ott_exchange(429);
         }
-        return ApiError::rate_limited(
+        return Err(ApiError::rate_limited(
             format!(
                 "too many requests ({}); retry after the Retry-After seconds",
                 class.as_str()
@@ -50,18 +97,7 @@ pub async fn throttle(State(state): State<AppState>, req: Request, next: Next) -
             decision.quota.reset_secs,
         )
         .with_limit(decision.quota.limit)
-        .into_response();
+        .into_response());
     }
-    let mut response = next.run(req).await;
-    // A handler's own limit (the mobile exchange's, per sign-in attempt) keeps its headers
-    // when it leaves less than the route's.
-    let handlers = response
-        .headers()
-        .get("ratelimit-remaining")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u32>().ok());
-    if handlers.is_none_or(|left| decision.quota.remaining < left) {
-        decision.quota.write_headers(response.headers_mut());
-    }
-    response
+    Ok(Some(decision))
 }
