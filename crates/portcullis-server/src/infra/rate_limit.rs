@@ -24,10 +24,25 @@ pub struct Quota {
 impl Quota {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (draft-ietf-httpapi-ratelimit-headers).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_secs));
+        headers.insert(RATELIMIT_LIMIT, number(u64::from(self.limit)));
+        headers.insert(RATELIMIT_REMAINING, number(u64::from(self.remaining)));
+        headers.insert(RATELIMIT_RESET, number(self.reset_secs));
     }
+}
+
+/// Numbers below this come from a table built once: these headers are on every limited
+/// answer, and a formatted value costs an allocation and a conversion each time.
+const SMALL_NUMBERS: u64 = 1024;
+
+/// A header value of a non-negative number; the small ones without allocating.
+fn number(n: u64) -> HeaderValue {
+    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    if n >= SMALL_NUMBERS {
+        return HeaderValue::from(n);
+    }
+    // A clone shares the bytes (a reference count), it does not copy them.
+    let table = TABLE.get_or_init(|| (0..SMALL_NUMBERS).map(HeaderValue::from).collect());
+    table[n as usize].clone()
 }
 
 pub struct RateLimiter {
@@ -117,6 +132,13 @@ impl ExchangeLimits {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_read_as_written() {
+        for n in [0, 1, 9, 10, 599, 1023, 1024, 65_535, u64::from(u32::MAX)] {
+            assert_eq!(super::number(n).to_str().unwrap(), n.to_string());
+        }
+    }
+
     use super::*;
 
     #[test]
