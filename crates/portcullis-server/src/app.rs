@@ -267,13 +267,14 @@ pub fn app(state: AppState) -> Router {
     // Before any body is read: a flood is refused at the cost of a counter. With rate
     // limiting off the throttle is left out, so the hot path does not pay for it; with it on,
     // throttle and body limit share one layer.
+    let routes = router(state.clone());
     let app = if state.limiter.is_some() {
-        router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::http::throttle::throttle_then_limit_body,
         ))
     } else {
-        router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        routes.layer(axum::middleware::from_fn_with_state(
             limits,
             crate::http::limits::limit_body,
         ))
