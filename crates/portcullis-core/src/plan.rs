@@ -261,9 +261,47 @@ pub fn grace_period(seconds: u64) -> Result<time::Duration, ValidationError> {
     Ok(time::Duration::seconds(seconds as i64))
 }
 
+/// The most secret keys one project may have working at once, the new one included. Each
+/// rotation with a grace period leaves the old keys working; without a cap, rotating in a loop
+/// would keep any number of them alive (each one more secret to leak) and grow the key list
+/// every check reads.
+pub const MAX_WORKING_SECRET_KEYS: u32 = 10;
+
+/// A rotation that would leave more than [`MAX_WORKING_SECRET_KEYS`] keys working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a project has at most {limit} working secret keys; rotate with grace_seconds = 0 \
+     (which ends the old keys now) or wait until an older key's grace period ends"
+)]
+pub struct TooManyWorkingKeys {
+    pub limit: u32,
+}
+
+/// Whether a rotation may go ahead when `still_working` older keys would keep working
+/// through their grace period beside the new key.
+pub fn admit_rotation(still_working: usize) -> Result<(), TooManyWorkingKeys> {
+    if still_working.saturating_add(1) > MAX_WORKING_SECRET_KEYS as usize {
+        return Err(TooManyWorkingKeys {
+            limit: MAX_WORKING_SECRET_KEYS,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_leaves_at_most_the_cap_working() {
+        assert!(admit_rotation(0).is_ok());
+        assert!(admit_rotation(MAX_WORKING_SECRET_KEYS as usize - 1).is_ok());
+        assert_eq!(
+            admit_rotation(MAX_WORKING_SECRET_KEYS as usize),
+            Err(TooManyWorkingKeys { limit: 10 })
+        );
+        assert!(admit_rotation(usize::MAX).is_err());
+    }
 
     #[test]
     fn only_active_and_trialing_orgs_change_things() {

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The org's subscription or plan does not allow the change; nothing was written.
     #[error("{0}")]
     Refused(portcullis_core::plan::PlanRefusal),
+    /// A rotation would leave more secret keys working than a project may have.
+    #[error(transparent)]
+    TooManyWorkingKeys(#[from] portcullis_core::plan::TooManyWorkingKeys),
     #[error("configuration: {0}")]
     Config(String),
     #[error("database: {0}")]

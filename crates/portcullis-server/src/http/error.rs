@@ -266,6 +266,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found("not found"),
             StoreError::Invalid(e) => e.into(),
             StoreError::Refused(r) => r.into(),
+            StoreError::TooManyWorkingKeys(t) => ApiError::conflict(t.to_string())
+                .with_details(json!({"limit": t.limit, "resource": "secret_keys"})),
             other => ApiError::internal(other),
         }
     }

@@ -118,6 +118,10 @@ impl AttemptStore for MemoryAttempts {
         if let Some(c) = counts.by_key.get_mut(key)
             && now < c.forget_at
         {
+            // Concurrent callers read the clock before taking the lock, so `now` can be a
+            // little older than the latest counted attempt; judge it at that instant, or an
+            // attempt within the allowance would be told to wait a few milliseconds.
+            let now = now.max(c.latest);
             let ready_at = c.latest.saturating_add(millis(rule.wait(c.attempts)));
             if now < ready_at {
                 return Err(Duration::from_millis(ready_at - now));
@@ -331,6 +335,22 @@ mod tests {
         assert!(store.attempt("k", &r, later).await.is_err());
         store.forget("k").await;
         assert_eq!(store.attempt("k", &r, later).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_clock_reading_older_than_the_latest_attempt_is_not_refused_within_the_allowance() {
+        // Eight concurrent sign-ups read the clock, then queue for the lock in another order.
+        let store = MemoryAttempts::default();
+        let r = rule(3);
+        let t0 = 1_000_000;
+        assert_eq!(store.attempt("k", &r, t0 + 5).await, Ok(()));
+        assert_eq!(store.attempt("k", &r, t0).await, Ok(()));
+        assert_eq!(store.attempt("k", &r, t0 + 2).await, Ok(()));
+        // Past the allowance the wait still runs from the latest attempt.
+        assert_eq!(
+            store.attempt("k", &r, t0 + 1).await,
+            Err(Duration::from_secs(1))
+        );
     }
 
     #[tokio::test]

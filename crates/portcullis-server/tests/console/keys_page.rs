@@ -2,7 +2,7 @@
 //! The console's keys page of a project over HTTP, on both backends: the publishable key,
 //! rotation with a grace period through the platform service (the new secret shown once,
 //! then only its prefix; audited `key.rotated`), the superseded-key warning while an old
-//! key is inside its grace, members refused (403 page naming the admin role) and other
+//! key is inside its grace, the cap on working keys, members refused (403 page naming the admin role) and other
 //! tenants shown nothing (404, no key made).
 
 use crate::common;
@@ -149,6 +149,36 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     let events = audit.body["events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "{}", audit.body);
     assert!(!audit.body.to_string().contains(&second));
+
+    // The cap on working keys is the API's: the page says what to do, nothing is issued.
+    let limit = portcullis_core::plan::MAX_WORKING_SECRET_KEYS as usize;
+    for _ in 2..limit {
+        let r = post_form(
+            &app,
+            &format!("{base}/rotate"),
+            &admin.token,
+            &[("grace_seconds", "86400"), ("csrf_token", &csrf)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    }
+    let r = post_form(
+        &app,
+        &format!("{base}/rotate"),
+        &admin.token,
+        &[("grace_seconds", "86400"), ("csrf_token", &csrf)],
+    )
+    .await;
+    assert_page_error(&r, 409);
+    assert!(text(&r).contains("grace_seconds = 0"), "{}", text(&r));
+    assert!(!text(&r).contains("id=\"secret-key\""), "no secret shown");
+    assert_eq!(
+        api_keys(&app, &admin).await["secret_keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        limit
+    );
 
     // Rotating with no grace ends the old keys now: no warning any more.
     post_form(

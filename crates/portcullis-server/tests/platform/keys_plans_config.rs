@@ -19,6 +19,7 @@ fn no_worker(c: &mut portcullis_server::Config) {
 }
 
 both_backends!(
+    working_keys_are_capped_per_project,
     secret_key_acts_for_its_project_only,
     secret_key_manages_its_orgs_members_and_sessions_only,
     key_made_changes_name_the_key_as_their_actor,
@@ -189,6 +190,50 @@ async fn keys_rotate_with_grace(app: TestApp) {
     rotate(&app, &owner, 31 * 24 * 3600)
         .await
         .assert_error(400, "invalid_request");
+}
+
+async fn working_keys_are_capped_per_project(app: TestApp) {
+    let owner = app.user("capped").await;
+    let limit = portcullis_core::plan::MAX_WORKING_SECRET_KEYS as usize;
+    // Rotating in a loop with a grace period keeps every older key working: up to the cap.
+    let mut issued = Vec::new();
+    for _ in 0..limit {
+        let r = rotate(&app, &owner, 3600).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        issued.push(r.body["secret_key"].as_str().unwrap().to_owned());
+    }
+    let refused = rotate(&app, &owner, 3600).await;
+    refused.assert_error(409, "conflict");
+    assert_eq!(refused.body["details"]["limit"], json!(limit));
+    assert_eq!(refused.body["details"]["resource"], "secret_keys");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("grace_seconds = 0")
+    );
+    // Refused means nothing changed: the same keys work, none was shortened.
+    let listed = keys(&app, &owner).await;
+    assert_eq!(
+        listed.body["secret_keys"].as_array().unwrap().len(),
+        limit,
+        "{}",
+        listed.body
+    );
+    for key in [&issued[0], &issued[limit - 1]] {
+        assert_eq!(health(&app, key).await.status, StatusCode::OK);
+    }
+    // A rotation without grace ends the others now, so it is always allowed.
+    let fresh = issue_key(&app, &owner).await;
+    assert_eq!(health(&app, &fresh).await.status, StatusCode::OK);
+    health(&app, &issued[0])
+        .await
+        .assert_error(401, "unauthenticated");
+    let listed = keys(&app, &owner).await;
+    assert_eq!(listed.body["secret_keys"].as_array().unwrap().len(), 1);
+    // Another project's cap is its own.
+    let other = app.user("uncapped").await;
+    assert_eq!(rotate(&app, &other, 3600).await.status, StatusCode::CREATED);
 }
 
 async fn secret_key_acts_for_its_project_only(app: TestApp) {

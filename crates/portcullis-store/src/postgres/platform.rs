@@ -259,8 +259,10 @@ impl ByProjectAccess for PgStore {
     ) -> StoreResult<Rotated> {
         let org_id = access.org_id();
         let mut unit = self.unit(Scope::Org(org_id)).await?;
+        // The project row locked: concurrent rotations of one project take turns, so the
+        // cap on working keys counts what the other one left.
         let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM projects WHERE id = $1 AND org_id = $2")
+            sqlx::query_scalar("SELECT 1 FROM projects WHERE id = $1 AND org_id = $2 FOR UPDATE")
                 .bind(project_id.0)
                 .bind(org_id.0)
                 .fetch_optional(&mut *unit)
@@ -297,6 +299,8 @@ impl ByProjectAccess for PgStore {
             .iter()
             .map(key_from)
             .collect::<StoreResult<Vec<_>>>()?;
+        // Decided on the keys as they are under this transaction; refused, nothing is kept.
+        portcullis_core::plan::admit_rotation(superseded.len())?;
         sqlx::query(
             "INSERT INTO project_secret_keys (id, project_id, org_id, key_hash, prefix, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -292,6 +292,8 @@ impl ByProjectAccess for SqliteStore {
             .iter()
             .map(key_from)
             .collect::<StoreResult<Vec<_>>>()?;
+        // Decided on the keys as they are under this transaction; refused, nothing is kept.
+        portcullis_core::plan::admit_rotation(superseded.len())?;
         sqlx::query(
             "INSERT INTO project_secret_keys (id, project_id, org_id, key_hash, prefix, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",

@@ -119,6 +119,7 @@ pub async fn list_keys(
         (status = 401, description = "unauthenticated", body = ErrorBody),
         (status = 403, description = "forbidden: not an admin of the project; project_disabled", body = ErrorBody),
         (status = 404, description = "not_found: no such project visible to the caller", body = ErrorBody),
+        (status = 409, description = "conflict: the rotation would leave more than 10 secret keys working (details: limit, resource); rotate with grace_seconds = 0 or wait for an older key's grace to end", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
     ),
     security(("session_cookie" = []), ("bearer" = []), ("secret_key" = [])))]
