@@ -13,6 +13,11 @@ one keep-alive connection, and reports for those N requests only:
   (`callgrind_control -i`), so start-up, sign-up and warm-up are not counted. Background
   tasks that happen to run during the burst are (they are part of what the server costs).
 
+* CPU time (with --cpu SECS, GET scenarios): instead of N requests, wrk loads the route for
+  SECS seconds and the server's user + kernel CPU time (/proc/<pid>/stat) is divided by the
+  requests wrk completed: a per-request cost that counts the kernel's share (which callgrind
+  does not) and is far less disturbed by other load on the machine than a request rate.
+
 Scenarios: cc (client_credentials grant, HTTP Basic), introspect (a JWT access token),
 me (GET /v1/me with the session cookie), jwks (GET /.well-known/jwks.json), readyz.
 
@@ -57,6 +62,9 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
         env["PORTCULLIS_LOG_LEVEL"] = "warn,sqlx::query=debug" if a.sql else "warn"
         env["PORTCULLIS_RATE_LIMIT_ENABLED"] = "true" if a.rate_limit else "false"
+        if a.rate_limit and a.cpu:
+            # wrk on one address would be limited; the check and its headers still run.
+            env["PORTCULLIS_RATE_LIMITS__MANAGEMENT__LIMIT"] = "1000000000"
         env["NO_COLOR"] = "1"
         for kv in a.env:
             k, _, v = kv.partition("=")
@@ -167,6 +175,34 @@ def setup(port):
     return cookie, basic
 
 
+def cpu_ticks(pid):
+    """User + kernel CPU time of a process so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_per_request(srv, method, path, headers, secs):
+    """The server's CPU time per request under a wrk load: less disturbed than a rate by
+    whatever else the machine runs, and it counts the kernel's share that callgrind does not."""
+    if method != "GET":
+        raise SystemExit("--cpu loads GET scenarios only")
+    cmd = ["wrk", "-t1", "-c8", f"-d{int(secs)}s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    before = cpu_ticks(srv.proc.pid)
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{srv.port}{path}"], check=True,
+                         capture_output=True, text=True).stdout
+    ticks = cpu_ticks(srv.proc.pid) - before
+    m = re.search(r"(\d+) requests in", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if not m or bad:
+        raise SystemExit(f"wrk: {out}")
+    n = int(m.group(1))
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"requests": n, "cpu_us_per_request": round(ticks / hz * 1e6 / n, 2)}
+
+
 def scenario(name, port, cookie, basic):
     """(method, path, headers, body) of one request of the scenario."""
     form = {"Content-Type": "application/x-www-form-urlencoded",
@@ -203,6 +239,9 @@ def main():
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the server (e.g. PORTCULLIS_WEBHOOK_WORKER=false)")
     p.add_argument("--cache-sim", action="store_true", help="callgrind's cache simulation too")
+    p.add_argument("--cpu", type=int, metavar="SECS",
+                   help="instead of -n requests: load GET scenarios with wrk for SECS seconds "
+                        "and report the server's CPU time (user + kernel) per request")
     p.add_argument("--label", default="")
     p.add_argument("--keep", help="copy the callgrind output files to this prefix")
     a = p.parse_args()
@@ -220,9 +259,12 @@ def main():
             log_before = os.path.getsize(srv.log)
             srv.callgrind(True)
             t0 = time.time()
-            for _ in range(a.n):
-                st, _, out = request(c, method, path, headers, body)
-                assert 200 <= st < 300, (sc, st, out)
+            if a.cpu:
+                cpu = cpu_per_request(srv, method, path, headers, a.cpu)
+            else:
+                for _ in range(a.n):
+                    st, _, out = request(c, method, path, headers, body)
+                    assert 200 <= st < 300, (sc, st, out)
             secs = time.time() - t0
             srv.callgrind(False)
             time.sleep(0.5)
@@ -243,6 +285,8 @@ def main():
             kinds[k] = kinds.get(k, 0) + 1
         out = {"label": a.label, "backend": a.backend, "scenario": sc, "n": a.n,
                "secs": round(secs, 2)}
+        if a.cpu:
+            out.update(cpu)
         if a.sql:
             out["statements_per_request"] = round(len(stmts) / a.n, 3)
             out["statements"] = dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:12])

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
 use crate::http::limits::within_limit;
-use crate::infra::limiter::{Decision, LimitKey, RouteClass};
+use crate::infra::limiter::{Decision, LimitKey, Limiter, RouteClass};
 use crate::infra::rate_limit::RATELIMIT_REMAINING;
 use crate::state::AppState;
 
@@ -27,16 +27,17 @@ pub async fn throttle_then_limit_body(
         Err(refused) => return refused,
     };
     let mut response = within_limit(state.body_limits, req, next).await;
-    if let Some(decision) = decision {
+    if let (Some((class, decision)), Some(limiter)) = (decision, state.limiter.as_deref()) {
         // A handler's own limit (the mobile exchange's, per sign-in attempt) keeps its
-        // headers when it leaves less than the route's.
-        let handlers = response
-            .headers()
-            .get(RATELIMIT_REMAINING)
+        // headers when it leaves less than the route's. Only that class has one, so the
+        // others skip the lookup.
+        let handlers = (class == RouteClass::OttExchange)
+            .then(|| response.headers().get(RATELIMIT_REMAINING))
+            .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok());
         if handlers.is_none_or(|left| decision.quota.remaining < left) {
-            decision.quota.write_headers(response.headers_mut());
+            limiter.write_headers(class, &decision, response.headers_mut());
         }
     }
     response
@@ -69,21 +70,23 @@ fn asked(state: &AppState, req: &Request) -> Option<Asked> {
     })
 }
 
-/// Spends the request's budgets: Ok with the decision to report (None when the route has no
-/// limit), or the 429 answer.
-async fn admit(state: &AppState, asked: Option<Asked>) -> Result<Option<Decision>, Response> {
+/// Spends the request's budgets: Ok with the class and decision to report (None when the
+/// route has no limit), or the 429 answer.
+async fn admit(
+    state: &AppState,
+    asked: Option<Asked>,
+) -> Result<Option<(RouteClass, Decision)>, Response> {
     let (Some(limiter), Some(Asked { class, ip, key })) = (state.limiter.as_deref(), asked) else {
         return Ok(None);
     };
-    let Some(mut decision) = limiter.check(class, &LimitKey::Ip(ip)).await else {
+    let decision = if limiter.shares_budgets() {
+        spend_shared(limiter, class, LimitKey::client(ip), key).await
+    } else {
+        spend_here(limiter, class, LimitKey::client(ip), key)
+    };
+    let Some(decision) = decision else {
         return Ok(None);
     };
-    if decision.allowed
-        && let Some(key) = key
-        && let Some(by_key) = limiter.check(class, &key).await
-    {
-        decision = decision.tighter(by_key);
-    }
     if !decision.allowed {
         if class == RouteClass::OttExchange {
             // Counted with the exchange's other outcomes, as when the handler refuses it.
@@ -99,5 +102,39 @@ async fn admit(state: &AppState, asked: Option<Asked>) -> Result<Option<Decision
         .with_limit(decision.quota.limit)
         .into_response());
     }
-    Ok(Some(decision))
+    Ok(Some((class, decision)))
+}
+
+/// The client's budget and then the key's, of which the tighter decides.
+async fn spend_shared(
+    limiter: &Limiter,
+    class: RouteClass,
+    client: LimitKey,
+    key: Option<LimitKey>,
+) -> Option<Decision> {
+    let decision = limiter.check(class, &client).await?;
+    if decision.allowed
+        && let Some(key) = key
+        && let Some(by_key) = limiter.check(class, &key).await
+    {
+        return Some(decision.tighter(by_key));
+    }
+    Some(decision)
+}
+
+/// The same in this process only: nothing to wait for.
+fn spend_here(
+    limiter: &Limiter,
+    class: RouteClass,
+    client: LimitKey,
+    key: Option<LimitKey>,
+) -> Option<Decision> {
+    let decision = limiter.check_here(class, &client)?;
+    if decision.allowed
+        && let Some(key) = key
+        && let Some(by_key) = limiter.check_here(class, &key)
+    {
+        return Some(decision.tighter(by_key));
+    }
+    Some(decision)
 }

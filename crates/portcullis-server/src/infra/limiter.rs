@@ -5,19 +5,19 @@
 //! When Redis cannot be reached the local limiter answers instead, the outage is logged
 //! once, and Redis is tried again after a pause: a limiter's store never takes sign-in down.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::keyed::DashMapStateStore;
 use governor::{Quota as Gcra, RateLimiter};
 
 use crate::config::platform::{PlatformConfig, QuotaConfig};
-use crate::infra::rate_limit::Quota;
+use crate::infra::rate_limit::{Quota, static_number};
 
 /// What a route is limited as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +90,20 @@ pub enum LimitKey {
 }
 
 impl LimitKey {
+    /// The budget of a client address. An IPv6 client holds a whole /64 (its provider hands
+    /// out the prefix; picking another address in it costs nothing), so the /64 is one
+    /// client; an IPv4-mapped address is its IPv4 address. Without this, each of 2^64
+    /// addresses would get a budget of its own.
+    pub fn client(ip: IpAddr) -> Self {
+        LimitKey::Ip(match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+            },
+            v4 => v4,
+        })
+    }
+
     /// The secret key of `Authorization: Bearer sk_…`, if the request carries one.
     pub fn secret_key(headers: &HeaderMap) -> Option<Self> {
         let value = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
@@ -129,15 +143,22 @@ impl Decision {
     }
 }
 
+/// The keyed state's hasher: foldhash with a seed drawn per process, not SipHash. The keys
+/// are addresses (an IPv6 client's /64) and key prefixes, hashed on every limited request;
+/// the random seed keeps their placement unpredictable to whoever picks them.
+type KeyHasher = foldhash::fast::RandomState;
+
 type Local = RateLimiter<
     LimitKey,
-    DefaultKeyedStateStore<LimitKey>,
+    DashMapStateStore<LimitKey, KeyHasher>,
     DefaultClock,
     StateInformationMiddleware,
 >;
 
 struct Class {
     limit: u32,
+    /// `RateLimit-Limit`'s value, made once.
+    limit_header: HeaderValue,
     window: Duration,
     local: Local,
 }
@@ -150,8 +171,14 @@ impl Class {
         let gcra = Gcra::with_period(window / limit.get())?.allow_burst(limit);
         Some(Self {
             limit: limit.get(),
+            limit_header: static_number(u64::from(limit.get())),
             window,
-            local: RateLimiter::keyed(gcra).with_middleware::<StateInformationMiddleware>(),
+            local: RateLimiter::dashmap_with_clock_and_hasher(
+                gcra,
+                DefaultClock::default(),
+                KeyHasher::default(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
         })
     }
 
@@ -335,6 +362,13 @@ impl Limiter {
         self.shared.is_some()
     }
 
+    /// Counts one request of `class` for `key` in this process, when no Redis shares the
+    /// budgets: no future to build and poll on the hot path. None when the class has no limit.
+    pub fn check_here(&self, class: RouteClass, key: &LimitKey) -> Option<Decision> {
+        let c = self.classes[class.index()].as_ref()?;
+        Some(c.check_local(key, &self.clock))
+    }
+
     /// Counts one request of `class` for `key`; None when the class has no limit.
     pub async fn check(&self, class: RouteClass, key: &LimitKey) -> Option<Decision> {
         let c = self.classes[class.index()].as_ref()?;
@@ -350,6 +384,16 @@ impl Limiter {
             }
         }
         Some(c.check_local(key, &self.clock))
+    }
+
+    /// Writes the `RateLimit-*` headers of a decision on `class` (its limit's value made once).
+    pub fn write_headers(&self, class: RouteClass, d: &Decision, headers: &mut HeaderMap) {
+        match &self.classes[class.index()] {
+            Some(c) if c.limit == d.quota.limit => d
+                .quota
+                .write_headers_with_limit(c.limit_header.clone(), headers),
+            _ => d.quota.write_headers(headers),
+        }
     }
 
     /// The client's address: the socket's, or the right-most `X-Forwarded-For` entry not
@@ -428,6 +472,34 @@ mod tests {
                 .allowed
         );
         assert_ne!(key_hash(&key), key_hash(&other));
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_slash_64_is_one_client() {
+        let l = limiter(2, &[]);
+        let ip = |s: &str| LimitKey::client(s.parse().unwrap());
+        assert_eq!(
+            ip("2001:db8:1:2::1"),
+            ip("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
+        assert_eq!(ip("::ffff:192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(ip("192.0.2.7"), LimitKey::Ip("192.0.2.7".parse().unwrap()));
+        // Hopping addresses inside one /64 spends one budget.
+        for (n, allowed) in [(1, true), (2, true), (3, false)] {
+            let d = l
+                .check(RouteClass::PasswordSignIn, &ip(&format!("2001:db8::{n}")))
+                .await
+                .unwrap();
+            assert_eq!(d.allowed, allowed, "address {n}");
+        }
+        let elsewhere = ip("2001:db8:0:1::1");
+        assert!(
+            l.check(RouteClass::PasswordSignIn, &elsewhere)
+                .await
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]

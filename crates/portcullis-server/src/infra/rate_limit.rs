@@ -24,7 +24,13 @@ pub struct Quota {
 impl Quota {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (draft-ietf-httpapi-ratelimit-headers).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(RATELIMIT_LIMIT, number(u64::from(self.limit)));
+        self.write_headers_with_limit(number(u64::from(self.limit)), headers);
+    }
+
+    /// The same, with `RateLimit-Limit`'s value made beforehand (a route class's limit is
+    /// fixed at start-up, so its value need not be formatted per request).
+    pub fn write_headers_with_limit(&self, limit: HeaderValue, headers: &mut HeaderMap) {
+        headers.insert(RATELIMIT_LIMIT, limit);
         headers.insert(RATELIMIT_REMAINING, number(u64::from(self.remaining)));
         headers.insert(RATELIMIT_RESET, number(self.reset_secs));
     }
@@ -35,14 +41,39 @@ impl Quota {
 const SMALL_NUMBERS: u64 = 1024;
 
 /// A header value of a non-negative number; the small ones without allocating.
-fn number(n: u64) -> HeaderValue {
+pub fn number(n: u64) -> HeaderValue {
     static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
     if n >= SMALL_NUMBERS {
-        return HeaderValue::from(n);
+        return exact_number(n);
     }
-    // A clone shares the bytes (a reference count), it does not copy them.
-    let table = TABLE.get_or_init(|| (0..SMALL_NUMBERS).map(HeaderValue::from).collect());
+    let table = TABLE.get_or_init(|| (0..SMALL_NUMBERS).map(static_number).collect());
+    // A static value's clone copies a pointer and its drop does nothing: no reference count.
     table[n as usize].clone()
+}
+
+/// A header value of a number in a buffer exactly as long as its digits: one allocation.
+/// (`HeaderValue::from(u64)` formats into a growable buffer, which then needs a second,
+/// shared block to become a header value, and a third operation to free both.)
+fn exact_number(mut n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&digits[at..]))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// A header value of `n` that lives as long as the process: for the few values made once
+/// and sent on every limited answer (the table above, each route class's limit).
+pub fn static_number(n: u64) -> HeaderValue {
+    let text: &'static str = Box::leak(n.to_string().into_boxed_str());
+    HeaderValue::from_static(text)
 }
 
 pub struct RateLimiter {
@@ -136,6 +167,8 @@ mod tests {
     fn numbers_read_as_written() {
         for n in [0, 1, 9, 10, 599, 1023, 1024, 65_535, u64::from(u32::MAX)] {
             assert_eq!(super::number(n).to_str().unwrap(), n.to_string());
+            assert_eq!(super::static_number(n).to_str().unwrap(), n.to_string());
+            assert_eq!(super::exact_number(n).to_str().unwrap(), n.to_string());
         }
     }
 
