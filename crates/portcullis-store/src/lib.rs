@@ -202,6 +202,10 @@ pub trait ChangeSink: Send + Sync {
     /// The feed went down (false) or came back (true). While it is down, anything cached
     /// may be stale without anyone saying so.
     fn feed_up(&self, up: bool);
+    /// A unit committed work for the webhook worker: outbox rows, or a delivery made due
+    /// now (a test send, a manual retry, an endpoint enabled). Not a cache change, so
+    /// sinks that only hold caches keep this default.
+    fn webhooks_due(&self) {}
 }
 
 #[async_trait]
