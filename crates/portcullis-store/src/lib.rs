@@ -29,6 +29,7 @@ mod events;
 pub mod grants;
 pub mod invitations;
 pub mod keys;
+pub mod members;
 pub mod mobile;
 pub mod orgs;
 pub mod outbox;
@@ -45,7 +46,7 @@ mod unit;
 pub mod webhooks;
 
 pub use accounts::AccountStore;
-pub use audit::AuditStore;
+pub use audit::{AuditScope, AuditStore};
 pub use clients::{ClientPatch, ClientScope, ClientStore};
 pub use domains::{DomainScope, DomainStore};
 pub use error::{StoreError, StoreResult};
@@ -55,6 +56,7 @@ pub use grants::{
 };
 pub use invitations::{Acceptance, InvitationScope, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
+pub use members::MemberScope;
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use orgs::{OrgScope, OrgStore};
 pub use outbox::{OutboxRecord, OutboxStore};
@@ -62,8 +64,8 @@ pub use platform::{PlatformScope, PlatformStore, SecretKeyScope};
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
-pub use projects::{ProjectScope, ProjectStore};
-pub use sessions::SessionStore;
+pub use projects::{OrgProjectScope, ProjectScope, ProjectStore};
+pub use sessions::{OrgSessionScope, SessionStore};
 pub use sso::{
     OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoProviderScope, SsoSignIn, SsoStore,
     UserIdentity,

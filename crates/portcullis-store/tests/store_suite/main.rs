@@ -299,6 +299,7 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
 pub async fn add(store: &dyn Store, org: &SignedUp, email: &str, role: Role) -> User {
     store
         .org(&org.access())
+        .members()
         .add_member(&new_member(email, role), &ctx())
         .await
         .unwrap()

@@ -96,6 +96,7 @@ async fn rls_confines_each_context() {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     store
         .org(&alice.access())
+        .projects()
         .create_project(&new_project(alice.org.id, "Extra"), &ctx())
         .await
         .unwrap();
@@ -191,6 +192,7 @@ async fn rls_confines_each_context() {
     assert_eq!(count(&mut app, as_carol, "audit_events").await, 0);
     store
         .org(&alice.access())
+        .members()
         .remove_member(carol.id, &ctx())
         .await
         .unwrap();
@@ -524,6 +526,7 @@ async fn listener_hears_changes_from_another_node() {
     assert_eq!(next(&mut rx).await, Heard::Up(true));
     writer
         .org(&alice.access())
+        .projects()
         .update_project(alice.project.id, &ProjectPatch::default(), &ctx())
         .await
         .unwrap();
@@ -577,6 +580,7 @@ async fn table_owner_without_superuser_is_bound_too() {
     assert_eq!(
         store
             .org(&alice.access())
+            .members()
             .list_members()
             .await
             .unwrap()
