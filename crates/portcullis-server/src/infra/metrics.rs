@@ -186,7 +186,7 @@ pub enum WorkerRound {
     Busy = 0,
     /// A unit here or on another node committed webhook work.
     Woken = 1,
-    /// A retry or a lease expiry it knew of came due.
+    /// A retry, a lease expiry or the minute's retention pass came due.
     Scheduled = 2,
     /// Nothing woke it for `webhook_fallback_poll_ms` (and the first round at start).
     Fallback = 3,
@@ -395,7 +395,7 @@ impl Metrics {
         labelled(
             out,
             "portcullis_webhook_worker_rounds_total",
-            "Rounds of the webhook worker (each a fan-out and a claim), by what started them; an idle node counts only fallback rounds.",
+            "Rounds of the webhook worker (each a fan-out and a claim), by what started them; an idle node counts a fallback round per webhook_fallback_poll_ms and a scheduled one a minute (retention).",
             "reason",
             &WORKER_ROUNDS,
             &self.webhook_rounds,
