@@ -254,13 +254,15 @@ pub trait Store: Send + Sync + 'static {
     async fn migrations_current(&self) -> StoreResult<bool>;
     async fn migrate(&self) -> StoreResult<()>;
 
-    /// Tells `sink` of every change this store commits, right after the commit (and never
-    /// of a change that did not commit). The changes of other processes sharing the
-    /// database arrive through [`Store::listen_changes`] instead.
+    /// Tells `sink` of every change this store commits, and of every unit that committed
+    /// webhook work ([`ChangeSink::webhooks_due`]), right after the commit (and never of a
+    /// unit that did not commit). Other processes' arrive through [`Store::listen_changes`]
+    /// instead.
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
-    /// Starts delivering other processes' changes to `sink`. Returns false when the backend
-    /// has no cross-process feed (embedded SQLite: one server process owns the file).
+    /// Starts delivering other processes' changes (and their webhook work) to `sink`.
+    /// Returns false when the backend has no cross-process feed (embedded SQLite: one
+    /// server process owns the file).
     async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool>;
 
     /// Users and the sign-up bootstrap (not tenant-owned).
