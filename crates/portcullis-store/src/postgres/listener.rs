@@ -127,4 +127,24 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn a_units_notices_are_its_changes_then_the_webhook_wake_up() {
+        assert_eq!(notices(&[], false), (vec![], vec![]));
+        let org = OrgId::new();
+        let (channels, payloads) = notices(&[Change::OrgChanged(org), Change::TokensRevoked], true);
+        assert_eq!(channels, [CHANNEL, CHANNEL, WEBHOOKS_CHANNEL]);
+        assert_eq!(
+            payloads,
+            [
+                format!("org:{org}"),
+                "tokens:revoked".to_owned(),
+                "due".to_owned()
+            ]
+        );
+        assert_eq!(
+            notices(&[], true),
+            (vec![WEBHOOKS_CHANNEL], vec!["due".to_owned()])
+        );
+    }
 }
