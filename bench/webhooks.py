@@ -87,7 +87,6 @@ def serve(data_dir, worker=True):
         PORTCULLIS_WEBHOOK_WORKER="true" if worker else "false",
         PORTCULLIS_WEBHOOK_CONCURRENCY="64",
         PORTCULLIS_WEBHOOK_ENDPOINT_CONCURRENCY="64",
-        PORTCULLIS_WEBHOOK_POLL_INTERVAL_MS="100",
         # The backlog is queued with test sends and the load is a stream of project changes:
         # the per-project send budget and the route limits would cut both short.
         PORTCULLIS_WEBHOOK_SENDS_PER_MINUTE="1000000",

@@ -21,10 +21,11 @@ one keep-alive connection, and reports for those N requests only:
 Scenarios: cc (client_credentials grant, HTTP Basic), introspect (a JWT access token),
 me (GET /v1/me with the session cookie), jwks (GET /.well-known/jwks.json), readyz.
 
-Deterministic enough to compare two builds: instruction counts repeat within ~1-2 %. The
-webhook worker polls the database every 200 ms whatever the load, and under valgrind a burst
-lasts seconds, so its polls land in the count (a few thousand instructions per request that
-a native run spreads over far more requests): compare builds with
+Deterministic enough to compare two builds: instruction counts repeat within ~1-2 %. Up to
+session 5 the webhook worker polled the database every 200 ms whatever the load, and under
+valgrind a burst lasts seconds, so its polls landed in the count (a few thousand
+instructions per request); since session 6 an idle worker looks once per
+webhook_fallback_poll_ms (5 s). To compare with older builds, run both with
 `--env PORTCULLIS_WEBHOOK_WORKER=false` (older builds have no worker and ignore the key).
 Prints one JSON line per scenario. bench/README.md ("Counting work") has the figures.
 """

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::config::{Config, ConfigError};
 use crate::http::correlation;
 use crate::http::error::ApiError;
+use crate::infra::changes::ChangeListeners;
 use crate::infra::crypto::{derive_key, label};
 use crate::infra::metrics::Metrics;
 use crate::infra::passwords::PasswordHasher;
@@ -123,11 +124,17 @@ async fn build_state(
         Duration::from_millis(config.sessions.cache_ttl_ms),
         100_000,
     ));
-    // The store tells the cache of its own commits; other nodes' arrive through the feed.
-    store.set_change_sink(cache.clone());
+    let webhooks_due = Arc::new(tokio::sync::Notify::new());
+    let listeners = Arc::new(ChangeListeners {
+        cache: cache.clone(),
+        webhooks_due: webhooks_due.clone(),
+    });
+    // The store tells the cache (and the webhook worker) of its own commits; other nodes'
+    // arrive through the feed.
+    store.set_change_sink(listeners.clone());
     // Until another node's changes can be heard, serve nothing from memory.
     portcullis_store::ChangeSink::feed_up(&*cache, false);
-    if !store.listen_changes(cache.clone()).await? {
+    if !store.listen_changes(listeners).await? {
         portcullis_store::ChangeSink::feed_up(&*cache, true);
     }
     let public_origin = url::Url::parse(&public_url)
@@ -193,6 +200,7 @@ async fn build_state(
     Ok(AppState(Arc::new(Inner {
         webhooks,
         webhook_config: config.webhooks.clone(),
+        webhooks_due,
         store,
         cache,
         hasher: PasswordHasher::new(config.password_hash_concurrency.unwrap_or(cores)),

@@ -56,6 +56,9 @@ pub struct Inner {
     pub webhooks: Arc<crate::infra::webhooks::Sender>,
     /// `webhook_backlog_warn_secs` and the rest of the webhook settings.
     pub webhook_config: crate::config::WebhookConfig,
+    /// Wakes the webhook worker: a unit here or (PostgreSQL) on another node committed
+    /// webhook work (`infra::changes`).
+    pub webhooks_due: Arc<tokio::sync::Notify>,
     /// The hash of `metrics_token`: when set, `/metrics` needs it as a bearer token.
     pub metrics_token: Option<portcullis_core::TokenHash>,
 }

@@ -29,6 +29,7 @@ mod events;
 pub mod grants;
 pub mod invitations;
 pub mod keys;
+pub mod members;
 pub mod mobile;
 pub mod orgs;
 pub mod outbox;
@@ -45,7 +46,7 @@ mod unit;
 pub mod webhooks;
 
 pub use accounts::AccountStore;
-pub use audit::AuditStore;
+pub use audit::{AuditScope, AuditStore};
 pub use clients::{ClientPatch, ClientScope, ClientStore};
 pub use domains::{DomainScope, DomainStore};
 pub use error::{StoreError, StoreResult};
@@ -55,6 +56,7 @@ pub use grants::{
 };
 pub use invitations::{Acceptance, InvitationScope, InvitationStore, PasswordSetup};
 pub use keys::{Rotation, SigningKeyRecord, SigningKeyStore};
+pub use members::MemberScope;
 pub use mobile::{MOBILE_CLIENT_ID, MobileStore, OneTimeToken};
 pub use orgs::{OrgScope, OrgStore};
 pub use outbox::{OutboxRecord, OutboxStore};
@@ -62,8 +64,8 @@ pub use platform::{PlatformScope, PlatformStore, SecretKeyScope};
 pub use pool::PoolStats;
 /// Patches are merged in the domain ([`portcullis_core::patch`]); the store persists the result.
 pub use portcullis_core::patch::ProjectPatch;
-pub use projects::{ProjectScope, ProjectStore};
-pub use sessions::SessionStore;
+pub use projects::{OrgProjectScope, ProjectScope, ProjectStore};
+pub use sessions::{OrgSessionScope, SessionStore};
 pub use sso::{
     OrgSsoProvider, SsoAccount, SsoProviderPatch, SsoProviderScope, SsoSignIn, SsoStore,
     UserIdentity,
@@ -202,6 +204,10 @@ pub trait ChangeSink: Send + Sync {
     /// The feed went down (false) or came back (true). While it is down, anything cached
     /// may be stale without anyone saying so.
     fn feed_up(&self, up: bool);
+    /// A unit committed work for the webhook worker: outbox rows, or a delivery made due
+    /// now (a test send, a manual retry, an endpoint enabled). Not a cache change, so
+    /// sinks that only hold caches keep this default.
+    fn webhooks_due(&self) {}
 }
 
 #[async_trait]
@@ -248,13 +254,15 @@ pub trait Store: Send + Sync + 'static {
     async fn migrations_current(&self) -> StoreResult<bool>;
     async fn migrate(&self) -> StoreResult<()>;
 
-    /// Tells `sink` of every change this store commits, right after the commit (and never
-    /// of a change that did not commit). The changes of other processes sharing the
-    /// database arrive through [`Store::listen_changes`] instead.
+    /// Tells `sink` of every change this store commits, and of every unit that committed
+    /// webhook work ([`ChangeSink::webhooks_due`]), right after the commit (and never of a
+    /// unit that did not commit). Other processes' arrive through [`Store::listen_changes`]
+    /// instead.
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
-    /// Starts delivering other processes' changes to `sink`. Returns false when the backend
-    /// has no cross-process feed (embedded SQLite: one server process owns the file).
+    /// Starts delivering other processes' changes (and their webhook work) to `sink`.
+    /// Returns false when the backend has no cross-process feed (embedded SQLite: one
+    /// server process owns the file).
     async fn listen_changes(&self, sink: Arc<dyn ChangeSink>) -> StoreResult<bool>;
 
     /// Users and the sign-up bootstrap (not tenant-owned).

@@ -8,16 +8,15 @@
 //! take none.
 
 use async_trait::async_trait;
-use portcullis_core::{
-    AuditContext, AuditEvent, AuditQuery, Membership, Org, OrgAccess, OrgId, Oversight, Project,
-    ProjectId, Role, SessionId, Timestamp, UserId,
-};
+use portcullis_core::{AuditContext, Membership, Org, OrgAccess, OrgId, Project, UserId};
 
-use crate::domains::DomainScope;
-use crate::{
-    AddedMember, MemberChange, MemberRecord, MemberSession, MembershipView, NewMember,
-    ProjectPatch, StoreResult,
-};
+use crate::audit::{self, AuditScope};
+use crate::domains::{self, DomainScope};
+use crate::members::{self, MemberScope};
+use crate::projects::{self, OrgProjectScope};
+use crate::scope::OrgHandle;
+use crate::sessions::{self, OrgSessionScope};
+use crate::{MembershipView, StoreResult, invitations, platform, sso};
 
 #[async_trait]
 pub trait OrgStore: Send + Sync {
@@ -37,12 +36,21 @@ pub trait OrgStore: Send + Sync {
     async fn memberships_of_user(&self, user_id: UserId) -> StoreResult<Vec<MembershipView>>;
 }
 
-/// One org's data, for a holder of an [`OrgAccess`] to it.
+/// One org's data, for a holder of an [`OrgAccess`] to it: the org itself, and a handle per
+/// area. Implemented once, for both backends, by the handle in `scope.rs`.
 #[async_trait]
 pub trait OrgScope: Send + Sync {
     /// The access this handle was made from.
     fn access(&self) -> &OrgAccess;
 
+    /// The org's members and their roles.
+    fn members(&self) -> Box<dyn MemberScope + '_>;
+    /// The sessions of the org's members, as its admins oversee them.
+    fn sessions(&self) -> Box<dyn OrgSessionScope + '_>;
+    /// The org's projects.
+    fn projects(&self) -> Box<dyn OrgProjectScope + '_>;
+    /// The org's audit trail.
+    fn audit(&self) -> Box<dyn AuditScope + '_>;
     /// The org's claims on DNS domains.
     fn domains(&self) -> Box<dyn DomainScope + '_>;
     /// The org's plan and subscription, and creating projects within its limits.
@@ -54,51 +62,65 @@ pub trait OrgScope: Send + Sync {
 
     /// The org itself.
     async fn details(&self) -> StoreResult<Org>;
+}
 
-    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>>;
-    async fn add_member(&self, member: &NewMember, ctx: &AuditContext) -> StoreResult<AddedMember>;
-    /// Whether the access's actor may make the change is decided inside the transaction, on
-    /// the roles as they are under its lock. Fails with `NotFound` when `user_id` is no
-    /// active member, `Conflict` when it would leave the org without an owner.
-    async fn change_member_role(
-        &self,
-        user_id: UserId,
-        role: Role,
-        ctx: &AuditContext,
-    ) -> StoreResult<MemberChange<MemberRecord>>;
-    /// Ends a membership (softly); decided like [`OrgScope::change_member_role`]. A member
-    /// may always remove themselves.
-    async fn remove_member(
-        &self,
-        user_id: UserId,
-        ctx: &AuditContext,
-    ) -> StoreResult<MemberChange<()>>;
+/// What the backends implement; reached only through [`OrgScope::details`].
+#[async_trait]
+pub(crate) trait ByAccess: Send + Sync {
+    async fn details(&self, access: &OrgAccess) -> StoreResult<Org>;
+}
 
-    /// Active sessions of the org's active members whom `oversight` covers.
-    async fn list_org_sessions(
-        &self,
-        now: Timestamp,
-        oversight: &Oversight,
-    ) -> StoreResult<Vec<MemberSession>>;
-    /// Revokes a session of a current member of the org whom `oversight` covers; false
-    /// when there is none such.
-    async fn revoke_org_session(
-        &self,
-        id: SessionId,
-        oversight: &Oversight,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool>;
+#[async_trait]
+impl<S> OrgScope for OrgHandle<'_, S>
+where
+    S: ByAccess
+        + members::ByAccess
+        + sessions::ByAccess
+        + projects::ByAccess
+        + audit::ByAccess
+        + domains::ByAccess
+        + platform::ByAccess
+        + invitations::ByAccess
+        + sso::ByAccess
+        + ?Sized,
+{
+    fn access(&self) -> &OrgAccess {
+        &self.access
+    }
 
-    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
-    async fn create_project(&self, project: &Project, ctx: &AuditContext) -> StoreResult<()>;
-    async fn update_project(
-        &self,
-        id: ProjectId,
-        patch: &ProjectPatch,
-        ctx: &AuditContext,
-    ) -> StoreResult<Project>;
+    fn members(&self) -> Box<dyn MemberScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
 
-    /// Newest first: the org's events, and the events outside any org (sign-ins, sessions)
-    /// of its active members whom `q.oversight` covers.
-    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    fn sessions(&self) -> Box<dyn OrgSessionScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn projects(&self) -> Box<dyn OrgProjectScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn audit(&self) -> Box<dyn AuditScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn domains(&self) -> Box<dyn DomainScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn platform(&self) -> Box<dyn crate::PlatformScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn invitations(&self) -> Box<dyn crate::InvitationScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    fn sso_providers(&self) -> Box<dyn crate::SsoProviderScope + '_> {
+        Box::new(OrgHandle::new(self.store, &self.access))
+    }
+
+    async fn details(&self) -> StoreResult<Org> {
+        self.store.details(&self.access).await
+    }
 }

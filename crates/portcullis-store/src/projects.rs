@@ -1,16 +1,19 @@
 //! What the store knows about a project before anyone decided who may use it: the facts an
 //! authorization decision is made from, and a project's status for endpoints that know
-//! only a client. Changing an org's projects goes through [`crate::OrgScope`]; a project's
-//! own data (its clients, secret keys and webhooks) through [`ProjectScope`].
+//! only a client. Listing and changing an org's projects goes through
+//! [`crate::OrgScope::projects`]; a project's own data (its clients, secret keys and
+//! webhooks) through [`ProjectScope`].
 
 use async_trait::async_trait;
-use portcullis_core::{ProjectAccess, ProjectId, ProjectStatus, UserId};
+use portcullis_core::{
+    AuditContext, OrgAccess, Project, ProjectAccess, ProjectId, ProjectStatus, UserId,
+};
 
 use crate::clients::{self, ClientScope};
 use crate::platform::{self, SecretKeyScope};
-use crate::scope::ProjectHandle;
+use crate::scope::{OrgHandle, ProjectHandle};
 use crate::webhooks::{self, WebhookScope};
-use crate::{ProjectAccessRecord, StoreResult};
+use crate::{ProjectAccessRecord, ProjectPatch, StoreResult};
 
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
@@ -56,5 +59,59 @@ where
 
     fn webhooks(&self) -> &dyn WebhookScope {
         self
+    }
+}
+
+/// One org's projects, for a holder of an [`OrgAccess`] to it.
+#[async_trait]
+pub trait OrgProjectScope: Send + Sync {
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn create_project(&self, project: &Project, ctx: &AuditContext) -> StoreResult<()>;
+    async fn update_project(
+        &self,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<Project>;
+}
+
+/// What the backends implement; reached only through [`OrgProjectScope`] on an org handle.
+#[async_trait]
+pub(crate) trait ByAccess: Send + Sync {
+    async fn list_projects(&self, access: &OrgAccess) -> StoreResult<Vec<Project>>;
+    async fn create_project(
+        &self,
+        access: &OrgAccess,
+        project: &Project,
+        ctx: &AuditContext,
+    ) -> StoreResult<()>;
+    async fn update_project(
+        &self,
+        access: &OrgAccess,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<Project>;
+}
+
+#[async_trait]
+impl<S: ByAccess + ?Sized> OrgProjectScope for OrgHandle<'_, S> {
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        self.store.list_projects(&self.access).await
+    }
+
+    async fn create_project(&self, project: &Project, ctx: &AuditContext) -> StoreResult<()> {
+        self.store.create_project(&self.access, project, ctx).await
+    }
+
+    async fn update_project(
+        &self,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        ctx: &AuditContext,
+    ) -> StoreResult<Project> {
+        self.store
+            .update_project(&self.access, id, patch, ctx)
+            .await
     }
 }

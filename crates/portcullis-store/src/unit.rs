@@ -56,6 +56,7 @@ pub(crate) struct Pending {
     audit: Vec<AuditEvent>,
     outbox: Vec<Queued>,
     changes: Vec<Change>,
+    webhooks_due: bool,
 }
 
 /// A unit's pending rows, checked against its scope and ready to write.
@@ -63,6 +64,10 @@ pub(crate) struct Checked {
     pub audit: Vec<AuditEvent>,
     pub outbox: Vec<Queued>,
     pub changes: Vec<Change>,
+    /// The webhook worker must hear of this unit once it commits: it queued outbox rows or
+    /// made a delivery due. The backend sets it too when it writes managed members' session
+    /// rows, which only it can find.
+    pub webhooks_due: bool,
 }
 
 impl Pending {
@@ -72,6 +77,7 @@ impl Pending {
             audit: Vec::new(),
             outbox: Vec::new(),
             changes: Vec::new(),
+            webhooks_due: false,
         }
     }
 
@@ -101,6 +107,12 @@ impl Pending {
         id
     }
 
+    /// The unit made a delivery due without an outbox row (a test send, a retry, an endpoint
+    /// enabled): the webhook worker hears of it on commit, as of an outbox row.
+    pub(crate) fn webhooks_due(&mut self) {
+        self.webhooks_due = true;
+    }
+
     /// Announced once per unit, however often the unit makes the change.
     pub(crate) fn changed(&mut self, change: Change) {
         if !self.changes.contains(&change) {
@@ -127,6 +139,7 @@ impl Pending {
             )));
         }
         Ok(Checked {
+            webhooks_due: self.webhooks_due || !self.outbox.is_empty(),
             audit: self.audit,
             outbox: self.outbox,
             changes: self.changes,
@@ -178,8 +191,8 @@ impl LocalSink {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
     }
 
-    pub(crate) fn deliver(&self, changes: Vec<Change>) {
-        if changes.is_empty() {
+    pub(crate) fn deliver(&self, changes: Vec<Change>, webhooks_due: bool) {
+        if changes.is_empty() && !webhooks_due {
             return;
         }
         let sink = self
@@ -190,6 +203,9 @@ impl LocalSink {
         if let Some(sink) = sink {
             for change in changes {
                 sink.changed(change);
+            }
+            if webhooks_due {
+                sink.webhooks_due();
             }
         }
     }
@@ -279,24 +295,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn outbox_rows_or_a_due_delivery_wake_the_webhook_worker() {
+        let org = OrgId::new();
+        assert!(!Pending::new(Scope::Org(org)).check().unwrap().webhooks_due);
+        let mut changed = Pending::new(Scope::Org(org));
+        changed.changed(Change::OrgChanged(org));
+        assert!(!changed.check().unwrap().webhooks_due);
+        // An audited change of an org queues its event, and so wakes the worker.
+        let mut audited = Pending::new(Scope::Org(org));
+        audited.audit(event(Some(org)));
+        let checked = audited.check().unwrap();
+        assert_eq!(checked.outbox.len(), 1);
+        assert!(checked.webhooks_due);
+        let mut direct = Pending::new(Scope::Org(org));
+        direct.webhooks_due();
+        assert!(direct.check().unwrap().webhooks_due);
+    }
+
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<Change>>);
+    struct Recorder(Mutex<Vec<Change>>, Mutex<u32>);
 
     impl ChangeSink for Recorder {
         fn changed(&self, change: Change) {
             self.0.lock().unwrap().push(change);
         }
         fn feed_up(&self, _up: bool) {}
+        fn webhooks_due(&self) {
+            *self.1.lock().unwrap() += 1;
+        }
     }
 
     #[test]
     fn the_local_sink_hears_what_is_delivered_once_set() {
         let local = LocalSink::default();
-        local.deliver(vec![Change::TokensRevoked]);
+        local.deliver(vec![Change::TokensRevoked], true);
         let recorder = Arc::new(Recorder::default());
         local.set(recorder.clone());
-        local.deliver(Vec::new());
-        local.deliver(vec![Change::TokensRevoked]);
+        local.deliver(Vec::new(), false);
+        local.deliver(vec![Change::TokensRevoked], false);
+        local.deliver(Vec::new(), true);
         assert_eq!(*recorder.0.lock().unwrap(), vec![Change::TokensRevoked]);
+        assert_eq!(*recorder.1.lock().unwrap(), 1);
     }
 }

@@ -154,6 +154,13 @@ pub trait WebhookStore: Send + Sync {
     /// attempts; one bounded transaction, so the worker calls it again while it finds some.
     async fn purge(&self, before: Timestamp, limit: u32) -> StoreResult<Purged>;
 
+    /// When the worker must look next, as far as the database knows: the earliest of the
+    /// outbox events not fanned out and the pending deliveries of enabled endpoints (each at
+    /// its next attempt, or its lease's expiry when that is later); None when nothing waits.
+    /// It may lie in the past (due now). The worker sleeps until then when it has no wake-up
+    /// sooner, so a scheduled retry or an expired lease is not left for the fallback poll.
+    async fn next_due(&self) -> StoreResult<Option<Timestamp>>;
+
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog>;
 
     /// Endpoints that are failing or were disabled by the server, across every org.

@@ -339,6 +339,7 @@ async fn run_admin(storage: &StorageArgs, command: AdminCommand) -> Result<(), S
                     };
                     let added = store
                         .org(&access)
+                        .members()
                         .add_member(&member, &ctx)
                         .await
                         .map_err(|e| e.to_string())?;

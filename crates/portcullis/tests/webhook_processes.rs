@@ -199,7 +199,9 @@ fn successes(received: &[Value]) -> HashMap<String, usize> {
 
 fn quick_env(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
-        ("PORTCULLIS_WEBHOOK_POLL_INTERVAL_MS", "50".to_owned()),
+        // Far longer than any test: deliveries start because the worker was woken (by its
+        // own node, or another's NOTIFY) or had them scheduled, never by polling.
+        ("PORTCULLIS_WEBHOOK_FALLBACK_POLL_MS", "60000".to_owned()),
         ("PORTCULLIS_WEBHOOK_LEASE_SECS", "3".to_owned()),
         ("PORTCULLIS_WEBHOOK_TIMEOUT_MS", "2000".to_owned()),
         // The backlog is queued with test sends, more than a project's default budget.

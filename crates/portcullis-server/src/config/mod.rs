@@ -173,6 +173,7 @@ impl Config {
                 config.mobile.exchange_limit_window_secs
             ));
         }
+        warnings.extend(config.webhooks.deprecation());
         Ok((config, warnings))
     }
 
@@ -469,6 +470,40 @@ mod tests {
         let c = extract(&figment).unwrap();
         assert_eq!(c.mobile.schemes.0, ["alga"]);
         assert_eq!(c.sessions.cache_ttl_ms, 5);
+    }
+
+    #[test]
+    fn the_deprecated_webhook_poll_interval_stands_in_for_the_fallback_poll() {
+        let c = extract(&toml_only("")).unwrap();
+        assert_eq!(
+            c.webhooks.fallback_poll(),
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(c.webhooks.deprecation(), None);
+        let figment = toml_only("webhook_fallback_poll_ms = 700\n");
+        assert!(unknown_keys(&figment).is_empty());
+        let c = extract(&figment).unwrap();
+        assert_eq!(
+            c.webhooks.fallback_poll(),
+            std::time::Duration::from_millis(700)
+        );
+        // The old key is still read (no unknown-key warning), applied, and warned about.
+        let figment = toml_only("webhook_poll_interval_ms = 250\n");
+        assert!(unknown_keys(&figment).is_empty());
+        let c = extract(&figment).unwrap();
+        assert_eq!(
+            c.webhooks.fallback_poll(),
+            std::time::Duration::from_millis(250)
+        );
+        let warning = c.webhooks.deprecation().unwrap();
+        assert!(
+            warning.starts_with("webhook_poll_interval_ms is deprecated")
+                && warning.contains("webhook_fallback_poll_ms")
+                && warning.contains("250 ms"),
+            "{warning}"
+        );
+        let c = extract(&toml_only("webhook_fallback_poll_ms = 0\n")).unwrap();
+        assert!(c.webhooks.validate().is_err());
     }
 
     #[test]

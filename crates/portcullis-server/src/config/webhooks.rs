@@ -8,7 +8,7 @@
 //! webhook_lease_secs = 60
 //! webhook_concurrency = 64              # attempts in flight on this node
 //! webhook_endpoint_concurrency = 8      # … of which to one endpoint
-//! webhook_poll_interval_ms = 200
+//! webhook_fallback_poll_ms = 5000      # an idle worker looks this often even unwoken
 //! webhook_backlog_warn_secs = 300       # doctor warns when something due waits longer
 //! webhook_max_endpoints_per_project = 20 # creating one more answers 409 conflict
 //! webhook_sends_per_minute = 10         # POST …/test and …/recover per project (429 beyond)
@@ -41,8 +41,16 @@ pub struct WebhookConfig {
     pub concurrency: usize,
     #[serde(rename = "webhook_endpoint_concurrency")]
     pub endpoint_concurrency: usize,
+    /// How often an idle worker looks for work when nothing woke it. New events and due
+    /// deliveries wake it (on PostgreSQL other nodes' too, by NOTIFY), and it sleeps until
+    /// the next scheduled retry; this only bounds how late something it was not told of
+    /// (a lost notification, a clock jump) is found.
+    #[serde(rename = "webhook_fallback_poll_ms")]
+    pub fallback_poll_ms: u64,
+    /// Deprecated: the worker no longer polls to find new events. When set, it is applied
+    /// as `webhook_fallback_poll_ms`, with a warning at start.
     #[serde(rename = "webhook_poll_interval_ms")]
-    pub poll_interval_ms: u64,
+    pub poll_interval_ms: Option<u64>,
     #[serde(rename = "webhook_backlog_warn_secs")]
     pub backlog_warn_secs: u64,
     /// A project admin decides where this server sends signed POSTs: the caps below keep
@@ -68,7 +76,8 @@ impl Default for WebhookConfig {
             lease_secs: 60,
             concurrency: 64,
             endpoint_concurrency: 8,
-            poll_interval_ms: 200,
+            fallback_poll_ms: 5000,
+            poll_interval_ms: None,
             backlog_warn_secs: 300,
             max_endpoints_per_project: 20,
             sends_per_minute: 10,
@@ -82,6 +91,13 @@ impl WebhookConfig {
         if self.timeout_ms == 0 || self.concurrency == 0 || self.endpoint_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "webhook_timeout_ms, webhook_concurrency and webhook_endpoint_concurrency must be > 0"
+                    .into(),
+            ));
+        }
+        if self.fallback_poll() == Duration::ZERO {
+            return Err(ConfigError::Invalid(
+                "webhook_fallback_poll_ms must be > 0 (it is how often an idle worker looks \
+                 even when nothing woke it; 5000 is the default)"
                     .into(),
             ));
         }
@@ -103,6 +119,23 @@ impl WebhookConfig {
             ));
         }
         Ok(())
+    }
+
+    /// How often an idle worker looks unwoken: `webhook_fallback_poll_ms`, or the
+    /// deprecated `webhook_poll_interval_ms` when that is set.
+    pub fn fallback_poll(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.unwrap_or(self.fallback_poll_ms))
+    }
+
+    /// The start-up warning for the deprecated key, when it is set.
+    pub(super) fn deprecation(&self) -> Option<String> {
+        self.poll_interval_ms.map(|ms| {
+            format!(
+                "webhook_poll_interval_ms is deprecated: the webhook worker wakes on new events \
+                 and sleeps until its next retry; set webhook_fallback_poll_ms instead \
+                 (applied as it: {ms} ms)"
+            )
+        })
     }
 
     pub fn retention(&self) -> Duration {

@@ -172,10 +172,27 @@ pub struct Metrics {
     ott_exchanges: Counters<5>,
     rate_limited: Counters<5>,
     webhook_attempts: Counters<3>,
+    webhook_rounds: Counters<4>,
 }
 
 /// How a webhook attempt ended, as `portcullis_webhook_deliveries_total` counts it.
 const WEBHOOK_OUTCOMES: [&str; 3] = ["succeeded", "retrying", "failed"];
+
+/// Why the webhook worker looked for work, as `portcullis_webhook_worker_rounds_total`
+/// counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerRound {
+    /// The round before found work: there may be more.
+    Busy = 0,
+    /// A unit here or on another node committed webhook work.
+    Woken = 1,
+    /// A retry, a lease expiry or the minute's retention pass came due.
+    Scheduled = 2,
+    /// Nothing woke it for `webhook_fallback_poll_ms` (and the first round at start).
+    Fallback = 3,
+}
+
+const WORKER_ROUNDS: [&str; 4] = ["busy", "woken", "scheduled", "fallback"];
 
 impl Metrics {
     /// One answered request. Also the one place every `429 rate_limited` passes, so the
@@ -246,6 +263,11 @@ impl Metrics {
         if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
             self.webhook_attempts.inc(i);
         }
+    }
+
+    /// One round of the webhook worker (fan out, claim), by why it ran.
+    pub fn webhook_round(&self, why: WorkerRound) {
+        self.webhook_rounds.inc(why as usize);
     }
 
     /// The Prometheus text exposition format (version 0.0.4): this registry's families,
@@ -369,6 +391,14 @@ impl Metrics {
             "outcome",
             &WEBHOOK_OUTCOMES,
             &self.webhook_attempts,
+        );
+        labelled(
+            out,
+            "portcullis_webhook_worker_rounds_total",
+            "Rounds of the webhook worker (each a fan-out and a claim), by what started them; an idle node counts a fallback round per webhook_fallback_poll_ms and a scheduled one a minute (retention).",
+            "reason",
+            &WORKER_ROUNDS,
+            &self.webhook_rounds,
         );
     }
 }

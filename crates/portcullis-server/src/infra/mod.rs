@@ -1,9 +1,10 @@
 //! What features use but do not own: signing keys, sealing and key derivation, the
-//! in-process caches, password hashing, metrics, rate limiters, sign-in attempt limits,
+//! in-process caches and where change notices go, password hashing, metrics, rate limiters, sign-in attempt limits,
 //! upstream providers and DNS lookups.
 
 pub mod access_tokens;
 pub mod attempts;
+pub mod changes;
 pub mod crypto;
 pub mod dns;
 pub mod key_usage;

@@ -3,17 +3,25 @@
 //! attempt. Every step is a committed transaction, so `kill -9` at any point loses nothing:
 //! an event not yet fanned out is still in the outbox, a delivery whose attempt was cut short
 //! is claimed again once its lease expires, with the same `webhook-id`.
+//!
+//! Between rounds it sleeps instead of polling the database: a unit that commits webhook
+//! work wakes it (on PostgreSQL, other nodes' units too, by `NOTIFY`), it sleeps no later
+//! than the next retry or lease expiry the database or its own attempts know of, and a
+//! fallback poll (`webhook_fallback_poll_ms`) finds whatever it was not told of.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use portcullis_core::Timestamp;
 use portcullis_core::webhook::{WebhookId, retry_delay};
 use portcullis_store::webhooks::{Claimed, NextStep};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::config::WebhookConfig;
+use crate::infra::metrics::WorkerRound;
 use crate::state::AppState;
 
 /// How many outbox events one fan-out transaction takes.
@@ -27,6 +35,14 @@ const PURGE_BATCH: u32 = 500;
 /// found less than a full batch.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
+/// The shortest sleep before a round the schedule asks for: a delivery another node holds
+/// locked looks due but cannot be claimed yet, and must not make this worker spin.
+const MIN_SCHEDULED_WAIT: Duration = Duration::from_millis(20);
+
+/// When an attempt's delivery is due again, if this worker should look for it: a retry, a
+/// lease given back or left to expire. None when the delivery is settled or another node's.
+type DueAgain = Option<Timestamp>;
+
 /// What the worker needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -35,7 +51,8 @@ pub struct Settings {
     pub lease: Duration,
     pub concurrency: usize,
     pub endpoint_concurrency: usize,
-    pub poll: Duration,
+    /// How long an idle worker sleeps when nothing wakes it and nothing is scheduled sooner.
+    pub fallback_poll: Duration,
     /// Delivered events and finished deliveries older than this are deleted.
     pub retention: Duration,
 }
@@ -48,7 +65,7 @@ impl From<&WebhookConfig> for Settings {
             lease: Duration::from_secs(c.lease_secs),
             concurrency: c.concurrency,
             endpoint_concurrency: c.endpoint_concurrency,
-            poll: Duration::from_millis(c.poll_interval_ms),
+            fallback_poll: c.fallback_poll(),
             retention: c.retention(),
         }
     }
@@ -94,17 +111,23 @@ impl Worker {
 async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(shared.settings.concurrency));
     let mut in_flight = JoinSet::new();
-    tracing::info!(owner = %shared.owner, "webhook worker started");
-    let mut next_purge = tokio::time::Instant::now();
+    tracing::info!(
+        owner = %shared.owner,
+        fallback_poll_ms = shared.settings.fallback_poll.as_millis() as u64,
+        "webhook worker started"
+    );
+    let mut next_purge = Instant::now();
+    let mut why = WorkerRound::Fallback;
     while !*stopped.borrow() {
         while in_flight.try_join_next().is_some() {}
-        if tokio::time::Instant::now() >= next_purge {
+        if Instant::now() >= next_purge {
             // A full batch means there may be more: look again next round (one bounded
             // batch per round, between deliveries); otherwise in a minute.
             if !purge(&shared).await {
-                next_purge = tokio::time::Instant::now() + PURGE_EVERY;
+                next_purge = Instant::now() + PURGE_EVERY;
             }
         }
+        shared.state.metrics.webhook_round(why);
         let busy = match step(&shared, &slots, &mut in_flight).await {
             Ok(busy) => busy,
             Err(e) => {
@@ -112,15 +135,67 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
                 false
             }
         };
-        if !busy {
-            tokio::select! {
-                _ = tokio::time::sleep(shared.settings.poll) => {}
-                _ = stopped.changed() => {}
+        why = if busy {
+            WorkerRound::Busy
+        } else {
+            match idle(&shared, &mut in_flight, &mut stopped, next_purge).await {
+                Some(why) => why,
+                None => break,
             }
-        }
+        };
     }
     while in_flight.join_next().await.is_some() {}
     tracing::info!(owner = %shared.owner, "webhook worker stopped");
+}
+
+/// Sleeps until there may be work: a wake-up (webhook work committed here or on another
+/// node), the earliest due time the database knows of or an attempt in flight reports (a
+/// retry, a lease given back), the next retention pass, or the fallback poll. Returns why
+/// it woke; None when the worker is to stop.
+async fn idle(
+    shared: &Shared,
+    in_flight: &mut JoinSet<DueAgain>,
+    stopped: &mut watch::Receiver<bool>,
+    next_purge: Instant,
+) -> Option<WorkerRound> {
+    let started = Instant::now();
+    let fallback = started + shared.settings.fallback_poll;
+    let mut scheduled = next_purge;
+    match shared.state.store.webhooks().next_due().await {
+        Ok(Some(at)) => scheduled = scheduled.min(instant_of(at)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook worker: could not read the next due time; polling");
+        }
+    }
+    loop {
+        let scheduled_at = scheduled.max(started + MIN_SCHEDULED_WAIT);
+        let (deadline, why) = if scheduled_at < fallback {
+            (scheduled_at, WorkerRound::Scheduled)
+        } else {
+            (fallback, WorkerRound::Fallback)
+        };
+        tokio::select! {
+            () = shared.state.webhooks_due.notified() => return Some(WorkerRound::Woken),
+            () = tokio::time::sleep_until(deadline) => return Some(why),
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok(Some(at)) = done {
+                    scheduled = scheduled.min(instant_of(at));
+                }
+            }
+            changed = stopped.changed() => {
+                if changed.is_err() || *stopped.borrow() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The monotonic instant of a wall-clock time (now when it has passed), at most a day on.
+fn instant_of(at: Timestamp) -> Instant {
+    let wait = Duration::try_from(at - portcullis_core::now()).unwrap_or(Duration::ZERO);
+    Instant::now() + wait.min(Duration::from_secs(24 * 3600))
 }
 
 /// One retention batch; true when it was full (there may be more to delete).
@@ -155,7 +230,7 @@ async fn purge(shared: &Shared) -> bool {
 async fn step(
     shared: &Arc<Shared>,
     slots: &Arc<Semaphore>,
-    in_flight: &mut JoinSet<()>,
+    in_flight: &mut JoinSet<DueAgain>,
 ) -> Result<bool, portcullis_store::StoreError> {
     let store = shared.state.store.webhooks();
     let now = portcullis_core::now();
@@ -183,8 +258,9 @@ async fn step(
         };
         let shared = shared.clone();
         in_flight.spawn(async move {
-            attempt(&shared, c).await;
+            let due_again = attempt(&shared, c, lease_until).await;
             drop(slot);
+            due_again
         });
     }
     Ok(any || fanned == FAN_OUT_BATCH)
@@ -200,7 +276,8 @@ fn endpoint_slots(shared: &Shared, id: WebhookId) -> Arc<Semaphore> {
         .clone()
 }
 
-async fn attempt(shared: &Shared, claimed: Claimed) {
+/// One attempt, recorded; when the delivery is due again, if this worker should look.
+async fn attempt(shared: &Shared, claimed: Claimed, lease_until: Timestamp) -> DueAgain {
     let store = shared.state.store.webhooks();
     let d = &claimed.delivery;
     let slots = endpoint_slots(shared, d.endpoint_id);
@@ -208,10 +285,13 @@ async fn attempt(shared: &Shared, claimed: Claimed) {
     // goes back, and a later round (here or on another node) takes the delivery again.
     let Ok(Ok(_turn)) = tokio::time::timeout(shared.settings.lease / 2, slots.acquire()).await
     else {
-        if let Err(e) = store.release(&shared.owner, &[d.id]).await {
-            tracing::warn!(delivery = %d.id, error = %e, "could not release a lease; it will expire");
-        }
-        return;
+        return match store.release(&shared.owner, &[d.id]).await {
+            Ok(()) => Some(portcullis_core::now()),
+            Err(e) => {
+                tracing::warn!(delivery = %d.id, error = %e, "could not release a lease; it will expire");
+                Some(lease_until)
+            }
+        };
     };
     let result = shared.state.webhooks.send(&claimed).await;
     let failed_so_far = d.attempts.saturating_add(1);
@@ -256,14 +336,20 @@ async fn attempt(shared: &Shared, claimed: Claimed) {
     {
         Ok(r) if r.disabled => {
             tracing::warn!(endpoint = %d.endpoint_id, "webhook endpoint disabled: failing for too long");
+            None
         }
         Ok(r) if !r.held => {
             tracing::warn!(delivery = %d.id, "the lease had passed to another node; attempt recorded only");
+            None
         }
-        Ok(_) => {}
+        Ok(_) => match next {
+            NextStep::RetryAt(at) => Some(at),
+            NextStep::Succeeded | NextStep::Failed => None,
+        },
         Err(e) => {
             // The lease will expire and the delivery be attempted again: at least once.
             tracing::warn!(delivery = %d.id, error = %e, "could not record a webhook attempt");
+            Some(lease_until)
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub state: portcullis_server::state::AppState,
     _pg: Option<portcullis_store::testing::TestDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// False for [`TestApp::another_node`]: the first node's directory is not its to remove.
+    owns_data_dir: bool,
 }
 
 impl Drop for TestApp {
@@ -34,7 +36,9 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -114,6 +118,30 @@ impl TestApp {
                 (db.url.clone(), Some(db))
             }
         };
+        Self::launch(data_dir, database_url, pg, true, tweak).await
+    }
+
+    /// A second node of this one's cluster: another server on the same database and data
+    /// directory (so the same development master key). Meant for PostgreSQL, where nodes
+    /// share a database; stop it before this one.
+    pub async fn another_node(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::launch(
+            self.data_dir.clone(),
+            self.database_url.clone(),
+            None,
+            false,
+            tweak,
+        )
+        .await
+    }
+
+    async fn launch(
+        data_dir: PathBuf,
+        database_url: String,
+        pg: Option<portcullis_store::testing::TestDatabase>,
+        owns_data_dir: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
@@ -140,6 +168,7 @@ impl TestApp {
             state,
             _pg: pg,
             shutdown: Some(tx),
+            owns_data_dir,
         }
     }
 

@@ -504,8 +504,6 @@ async fn browser_paths(backend: Backend) {
     // A self-hosted server with a mobile app scheme: the connect card shows its QR code.
     let app = TestApp::start_with(backend, |c| {
         c.mobile.schemes = serde_json::from_value(serde_json::json!("alga")).unwrap();
-        // The test webhook is delivered while the page is watched.
-        c.webhooks.poll_interval_ms = 50;
     })
     .await;
     // A local receiver that verifies deliveries with the reference Standard Webhooks library.

@@ -9,3 +9,4 @@ mod common;
 mod abuse_limits;
 mod endpoints_and_delivery;
 mod session_events;
+mod wake_ups;

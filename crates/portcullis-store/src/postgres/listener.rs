@@ -1,6 +1,7 @@
 //! The cross-node change feed: writers `pg_notify` inside their transaction (delivered on
-//! commit), every node `LISTEN`s and tells its caches. A notification sent while a listener
-//! is disconnected is lost, so the sink hears `feed_up(false)` until it is back.
+//! commit), every node `LISTEN`s and tells its caches, and its webhook worker when a unit
+//! queued webhook work. A notification sent while a listener is disconnected is lost, so the
+//! sink hears `feed_up(false)` until it is back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,12 @@ use crate::{Change, ChangeSink};
 
 pub(super) const CHANNEL: &str = "portcullis_changes";
 
+/// Webhook work was committed (outbox rows, a delivery made due): every worker may look.
+/// A channel of its own, so nodes of an older version, which do not listen to it, are not
+/// told of something they cannot parse.
+pub(super) const WEBHOOKS_CHANNEL: &str = "portcullis_webhooks";
+const WEBHOOKS_DUE: &str = "due";
+
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -23,6 +30,22 @@ pub(super) fn payload(change: &Change) -> String {
         Change::OrgChanged(id) => format!("org:{id}"),
         Change::TokensRevoked => "tokens:revoked".to_owned(),
     }
+}
+
+/// A unit's notifications as two parallel arrays (channel, payload), for one `pg_notify`
+/// over `unnest`: its changes, then the webhook wake-up if it has one.
+pub(super) fn notices(changes: &[Change], webhooks_due: bool) -> (Vec<&'static str>, Vec<String>) {
+    let mut channels = Vec::with_capacity(changes.len() + 1);
+    let mut payloads = Vec::with_capacity(changes.len() + 1);
+    for change in changes {
+        channels.push(CHANNEL);
+        payloads.push(payload(change));
+    }
+    if webhooks_due {
+        channels.push(WEBHOOKS_CHANNEL);
+        payloads.push(WEBHOOKS_DUE.to_owned());
+    }
+    (channels, payloads)
 }
 
 pub(super) fn parse(payload: &str) -> Option<Change> {
@@ -67,10 +90,14 @@ async fn listen(
         .await?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, WEBHOOKS_CHANNEL]).await?;
     sink.feed_up(true);
     *backoff = FIRST_BACKOFF;
     while let Some(notification) = listener.try_recv().await? {
+        if notification.channel() == WEBHOOKS_CHANNEL {
+            sink.webhooks_due();
+            continue;
+        }
         match parse(notification.payload()) {
             Some(change) => sink.changed(change),
             None => tracing::warn!(
@@ -99,5 +126,25 @@ mod tests {
         for bad in ["", "session", "session:nope", "project:0193", "user:"] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_units_notices_are_its_changes_then_the_webhook_wake_up() {
+        assert_eq!(notices(&[], false), (vec![], vec![]));
+        let org = OrgId::new();
+        let (channels, payloads) = notices(&[Change::OrgChanged(org), Change::TokensRevoked], true);
+        assert_eq!(channels, [CHANNEL, CHANNEL, WEBHOOKS_CHANNEL]);
+        assert_eq!(
+            payloads,
+            [
+                format!("org:{org}"),
+                "tokens:revoked".to_owned(),
+                "due".to_owned()
+            ]
+        );
+        assert_eq!(
+            notices(&[], true),
+            (vec![WEBHOOKS_CHANNEL], vec!["due".to_owned()])
+        );
     }
 }

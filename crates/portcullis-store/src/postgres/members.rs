@@ -88,10 +88,7 @@ pub(super) async fn memberships_of_user(
     Ok(views)
 }
 
-pub(super) async fn list_members(
-    store: &PgStore,
-    access: &OrgAccess,
-) -> StoreResult<Vec<MemberRecord>> {
+async fn list_members(store: &PgStore, access: &OrgAccess) -> StoreResult<Vec<MemberRecord>> {
     let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
@@ -114,7 +111,7 @@ pub(super) async fn list_members(
         .collect()
 }
 
-pub(super) async fn add_member(
+async fn add_member(
     store: &PgStore,
     access: &OrgAccess,
     m: &NewMember,
@@ -281,7 +278,7 @@ async fn active_role(
     opt_role(raw)
 }
 
-pub(super) async fn change_member_role(
+async fn change_member_role(
     store: &PgStore,
     access: &OrgAccess,
     user_id: UserId,
@@ -316,7 +313,7 @@ pub(super) async fn change_member_role(
     Ok(MemberChange::Done(record))
 }
 
-pub(super) async fn remove_member(
+async fn remove_member(
     store: &PgStore,
     access: &OrgAccess,
     user_id: UserId,
@@ -350,4 +347,40 @@ pub(super) async fn remove_member(
     unit.changed(Change::UserChanged(user_id));
     unit.commit().await?;
     Ok(MemberChange::Done(()))
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::members::ByAccess for PgStore {
+    async fn list_members(&self, access: &OrgAccess) -> StoreResult<Vec<crate::MemberRecord>> {
+        list_members(self, access).await
+    }
+
+    async fn add_member(
+        &self,
+        access: &OrgAccess,
+        member: &crate::NewMember,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<crate::AddedMember> {
+        add_member(self, access, member, ctx).await
+    }
+
+    async fn change_member_role(
+        &self,
+        access: &OrgAccess,
+        user_id: portcullis_core::UserId,
+        role: portcullis_core::Role,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<crate::MemberChange<crate::MemberRecord>> {
+        change_member_role(self, access, user_id, role, ctx).await
+    }
+
+    async fn remove_member(
+        &self,
+        access: &OrgAccess,
+        user_id: portcullis_core::UserId,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<crate::MemberChange<()>> {
+        remove_member(self, access, user_id, ctx).await
+    }
 }

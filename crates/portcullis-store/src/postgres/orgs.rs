@@ -38,7 +38,7 @@ pub(super) async fn create_org(
     Ok(())
 }
 
-pub(super) async fn org(store: &PgStore, access: &OrgAccess) -> StoreResult<Org> {
+async fn org(store: &PgStore, access: &OrgAccess) -> StoreResult<Org> {
     let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -51,4 +51,12 @@ pub(super) async fn org(store: &PgStore, access: &OrgAccess) -> StoreResult<Org>
     .ok_or(StoreError::NotFound)?;
     unit.commit().await?;
     org_from(&row)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::orgs::ByAccess for PgStore {
+    async fn details(&self, access: &OrgAccess) -> StoreResult<portcullis_core::Org> {
+        org(self, access).await
+    }
 }

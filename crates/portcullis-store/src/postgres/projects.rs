@@ -88,10 +88,7 @@ async fn project_access_in(
     }))
 }
 
-pub(super) async fn list_projects(
-    store: &PgStore,
-    access: &OrgAccess,
-) -> StoreResult<Vec<Project>> {
+async fn list_projects(store: &PgStore, access: &OrgAccess) -> StoreResult<Vec<Project>> {
     let mut unit = store.unit(Scope::Org(access.org_id())).await?;
     let rows = sqlx::query(concat!(
         "SELECT ",
@@ -106,7 +103,7 @@ pub(super) async fn list_projects(
 }
 
 /// Gated by the org's plan (its project limit), in the inserting unit.
-pub(super) async fn create_project(
+async fn create_project(
     store: &PgStore,
     access: &OrgAccess,
     project: &Project,
@@ -122,7 +119,7 @@ pub(super) async fn create_project(
     .await
 }
 
-pub(super) async fn update_project(
+async fn update_project(
     store: &PgStore,
     access: &OrgAccess,
     id: ProjectId,
@@ -158,4 +155,34 @@ pub(super) async fn update_project(
     unit.changed(Change::OrgChanged(project.org_id));
     unit.commit().await?;
     Ok(project)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::projects::ByAccess for PgStore {
+    async fn list_projects(
+        &self,
+        access: &OrgAccess,
+    ) -> StoreResult<Vec<portcullis_core::Project>> {
+        list_projects(self, access).await
+    }
+
+    async fn create_project(
+        &self,
+        access: &OrgAccess,
+        project: &portcullis_core::Project,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<()> {
+        create_project(self, access, project, ctx).await
+    }
+
+    async fn update_project(
+        &self,
+        access: &OrgAccess,
+        id: portcullis_core::ProjectId,
+        patch: &crate::ProjectPatch,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<portcullis_core::Project> {
+        update_project(self, access, id, patch, ctx).await
+    }
 }

@@ -104,7 +104,7 @@ pub(super) async fn revoke_user_session(
     Ok(true)
 }
 
-pub(super) async fn list_org_sessions(
+async fn list_org_sessions(
     store: &PgStore,
     access: &OrgAccess,
     now: Timestamp,
@@ -143,7 +143,7 @@ pub(super) async fn list_org_sessions(
         .collect()
 }
 
-pub(super) async fn revoke_org_session(
+async fn revoke_org_session(
     store: &PgStore,
     access: &OrgAccess,
     id: SessionId,
@@ -179,4 +179,27 @@ pub(super) async fn revoke_org_session(
     unit.changed(Change::SessionRevoked(id));
     unit.commit().await?;
     Ok(true)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::sessions::ByAccess for PgStore {
+    async fn list_org_sessions(
+        &self,
+        access: &OrgAccess,
+        now: portcullis_core::Timestamp,
+        oversight: &portcullis_core::Oversight,
+    ) -> StoreResult<Vec<crate::MemberSession>> {
+        list_org_sessions(self, access, now, oversight).await
+    }
+
+    async fn revoke_org_session(
+        &self,
+        access: &OrgAccess,
+        id: portcullis_core::SessionId,
+        oversight: &portcullis_core::Oversight,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<bool> {
+        revoke_org_session(self, access, id, oversight, ctx).await
+    }
 }

@@ -1,7 +1,7 @@
 //! The PostgreSQL unit of work: a transaction whose first statement sets the row-level
 //! security context of its scope, with the audit events and outbox rows it holds back
-//! inserted and its changes `pg_notify`'d (delivered to other nodes on commit) just before
-//! `COMMIT`.
+//! inserted and its changes (and, when it queued webhook work, a wake-up for every node's
+//! worker) `pg_notify`'d (delivered to other nodes on commit) just before `COMMIT`.
 
 use std::ops::{Deref, DerefMut};
 
@@ -89,6 +89,12 @@ impl Unit<'_> {
         self.pending.outbox(event)
     }
 
+    /// The unit made a webhook delivery due without an outbox row: the worker hears of it
+    /// on commit, as it does of outbox rows.
+    pub(super) fn webhooks_due(&mut self) {
+        self.pending.webhooks_due();
+    }
+
     /// Announced to other nodes on commit (`pg_notify` inside the transaction) and to the
     /// local sink once the unit has committed.
     pub(super) fn changed(&mut self, change: Change) {
@@ -109,7 +115,7 @@ impl Unit<'_> {
             pending,
             local,
         } = self;
-        let checked = pending.check()?;
+        let mut checked = pending.check()?;
         for event in &checked.audit {
             insert_audit(&mut tx, event).await?;
         }
@@ -129,18 +135,21 @@ impl Unit<'_> {
             for org in managed_orgs(&mut tx, user).await? {
                 for queued in checked.session_rows(user, org) {
                     insert_outbox(&mut tx, &queued).await?;
+                    checked.webhooks_due = true;
                 }
             }
         }
-        for change in &checked.changes {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(super::listener::CHANNEL)
-                .bind(super::listener::payload(change))
+        let (channels, payloads) = super::listener::notices(&checked.changes, checked.webhooks_due);
+        if !channels.is_empty() {
+            // Every notice of the unit in one statement: one round trip however many.
+            sqlx::query("SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)")
+                .bind(channels)
+                .bind(payloads)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        local.deliver(checked.changes);
+        local.deliver(checked.changes, checked.webhooks_due);
         Ok(())
     }
 }

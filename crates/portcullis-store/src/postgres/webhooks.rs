@@ -241,6 +241,10 @@ impl ByProjectAccess for PgStore {
         .bind(id.0)
         .execute(&mut *unit)
         .await?;
+        if e.enabled {
+            // Its pending deliveries may be due again (enabled after being disabled).
+            unit.webhooks_due();
+        }
         unit.audit(event(
             ctx,
             e.org_id,
@@ -345,6 +349,7 @@ impl ByProjectAccess for PgStore {
             finished_at: None,
         };
         insert_delivery(&mut unit, e.org_id, &d).await?;
+        unit.webhooks_due();
         unit.audit(event(
             ctx,
             e.org_id,
@@ -435,6 +440,7 @@ impl ByProjectAccess for PgStore {
         if n == 0 {
             return Ok(false);
         }
+        unit.webhooks_due();
         unit.audit(event(
             ctx,
             access.org_id(),
@@ -469,6 +475,9 @@ impl ByProjectAccess for PgStore {
         .execute(&mut *unit)
         .await?
         .rows_affected();
+        if n > 0 {
+            unit.webhooks_due();
+        }
         unit.audit(event(
             ctx,
             access.org_id(),
@@ -719,6 +728,22 @@ impl WebhookStore for PgStore {
             .rows_affected();
         unit.commit().await?;
         Ok(Purged { events, deliveries })
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<Timestamp>> {
+        let mut unit = self.unit(Scope::Platform).await?;
+        let next: Option<Timestamp> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM ( \
+               SELECT MIN(GREATEST(d.next_attempt_at, COALESCE(d.lease_until, d.next_attempt_at))) AS t \
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                WHERE d.status = 'pending' AND e.enabled = true AND e.deleted_at IS NULL \
+               UNION ALL \
+               SELECT MIN(next_attempt_at) FROM outbox_events WHERE delivered_at IS NULL) AS due",
+        )
+        .fetch_one(&mut *unit)
+        .await?;
+        unit.commit().await?;
+        Ok(next)
     }
 
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog> {

@@ -17,7 +17,7 @@ pub(super) async fn record_audit(store: &SqliteStore, event: &AuditEvent) -> Sto
     Ok(())
 }
 
-pub(super) async fn query_audit(
+async fn query_audit(
     store: &SqliteStore,
     access: &OrgAccess,
     q: &AuditQuery,
@@ -76,4 +76,16 @@ pub(super) async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEvent) ->
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::audit::ByAccess for SqliteStore {
+    async fn query_audit(
+        &self,
+        access: &OrgAccess,
+        q: &portcullis_core::AuditQuery,
+    ) -> StoreResult<Vec<portcullis_core::AuditEvent>> {
+        query_audit(self, access, q).await
+    }
 }

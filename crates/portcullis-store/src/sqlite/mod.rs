@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use portcullis_core::{
-    AuditContext, AuditEvent, AuditQuery, Email, Membership, Org, OrgAccess, OrgId, Project,
-    ProjectId, ProjectStatus, Role, Session, SessionId, Timestamp, TokenHash, User, UserId,
+    AuditContext, AuditEvent, Email, Membership, Org, OrgAccess, OrgId, Project, ProjectId,
+    ProjectStatus, Session, SessionId, Timestamp, TokenHash, User, UserId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -25,9 +25,8 @@ use sqlx::sqlite::{
 use crate::scope::OrgHandle;
 use crate::unit::LocalSink;
 use crate::{
-    AddedMember, Backend, ChangeSink, ConnectOptions, MemberRecord, MemberSession, MembershipView,
-    NewMember, ProjectAccessRecord, ProjectPatch, SessionWithUser, SignupBootstrap, Store,
-    StoreResult, UserCredentials,
+    Backend, ChangeSink, ConnectOptions, MembershipView, ProjectAccessRecord, SessionWithUser,
+    SignupBootstrap, Store, StoreResult, UserCredentials,
 };
 
 mod accounts;
@@ -203,10 +202,7 @@ impl Store for SqliteStore {
     }
 
     fn org<'a>(&'a self, access: &OrgAccess) -> Box<dyn crate::OrgScope + 'a> {
-        Box::new(Scope {
-            store: self,
-            access: access.clone(),
-        })
+        Box::new(OrgHandle::new(self, access))
     }
 
     fn project<'a>(
@@ -327,101 +323,5 @@ impl crate::ProjectStore for SqliteStore {
 impl crate::AuditStore for SqliteStore {
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         audit::record_audit(self, event).await
-    }
-}
-
-/// The org-scoped handle [`Store::org`] hands out: the store and the access it was made from.
-struct Scope<'a> {
-    store: &'a SqliteStore,
-    access: OrgAccess,
-}
-
-#[async_trait]
-impl crate::OrgScope for Scope<'_> {
-    fn access(&self) -> &OrgAccess {
-        &self.access
-    }
-
-    fn domains(&self) -> Box<dyn crate::DomainScope + '_> {
-        Box::new(OrgHandle::new(self.store, &self.access))
-    }
-
-    fn platform(&self) -> Box<dyn crate::PlatformScope + '_> {
-        Box::new(OrgHandle::new(self.store, &self.access))
-    }
-
-    fn invitations(&self) -> Box<dyn crate::InvitationScope + '_> {
-        Box::new(OrgHandle::new(self.store, &self.access))
-    }
-
-    fn sso_providers(&self) -> Box<dyn crate::SsoProviderScope + '_> {
-        Box::new(OrgHandle::new(self.store, &self.access))
-    }
-
-    async fn details(&self) -> StoreResult<Org> {
-        orgs::org(self.store, &self.access).await
-    }
-
-    async fn list_members(&self) -> StoreResult<Vec<MemberRecord>> {
-        members::list_members(self.store, &self.access).await
-    }
-
-    async fn add_member(&self, m: &NewMember, ctx: &AuditContext) -> StoreResult<AddedMember> {
-        members::add_member(self.store, &self.access, m, ctx).await
-    }
-
-    async fn change_member_role(
-        &self,
-        user_id: UserId,
-        new_role: Role,
-        ctx: &AuditContext,
-    ) -> StoreResult<crate::MemberChange<MemberRecord>> {
-        members::change_member_role(self.store, &self.access, user_id, new_role, ctx).await
-    }
-
-    async fn remove_member(
-        &self,
-        user_id: UserId,
-        ctx: &AuditContext,
-    ) -> StoreResult<crate::MemberChange<()>> {
-        members::remove_member(self.store, &self.access, user_id, ctx).await
-    }
-
-    async fn list_org_sessions(
-        &self,
-        now: Timestamp,
-        oversight: &portcullis_core::Oversight,
-    ) -> StoreResult<Vec<MemberSession>> {
-        sessions::list_org_sessions(self.store, &self.access, now, oversight).await
-    }
-
-    async fn revoke_org_session(
-        &self,
-        id: SessionId,
-        oversight: &portcullis_core::Oversight,
-        ctx: &AuditContext,
-    ) -> StoreResult<bool> {
-        sessions::revoke_org_session(self.store, &self.access, id, oversight, ctx).await
-    }
-
-    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
-        projects::list_projects(self.store, &self.access).await
-    }
-
-    async fn create_project(&self, project: &Project, ctx: &AuditContext) -> StoreResult<()> {
-        projects::create_project(self.store, &self.access, project, ctx).await
-    }
-
-    async fn update_project(
-        &self,
-        id: ProjectId,
-        patch: &ProjectPatch,
-        ctx: &AuditContext,
-    ) -> StoreResult<Project> {
-        projects::update_project(self.store, &self.access, id, patch, ctx).await
-    }
-
-    async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        audit::query_audit(self.store, &self.access, q).await
     }
 }

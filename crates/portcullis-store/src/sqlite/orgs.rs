@@ -36,7 +36,7 @@ pub(super) async fn create_org(
     Ok(())
 }
 
-pub(super) async fn org(store: &SqliteStore, access: &OrgAccess) -> StoreResult<Org> {
+async fn org(store: &SqliteStore, access: &OrgAccess) -> StoreResult<Org> {
     let row = sqlx::query(concat!(
         "SELECT ",
         org_cols!(),
@@ -47,4 +47,12 @@ pub(super) async fn org(store: &SqliteStore, access: &OrgAccess) -> StoreResult<
     .await?
     .ok_or(StoreError::NotFound)?;
     org_from(&row)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::orgs::ByAccess for SqliteStore {
+    async fn details(&self, access: &OrgAccess) -> StoreResult<portcullis_core::Org> {
+        org(self, access).await
+    }
 }

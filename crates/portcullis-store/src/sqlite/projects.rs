@@ -55,10 +55,7 @@ pub(super) async fn project_access(
     }))
 }
 
-pub(super) async fn list_projects(
-    store: &SqliteStore,
-    access: &OrgAccess,
-) -> StoreResult<Vec<Project>> {
+async fn list_projects(store: &SqliteStore, access: &OrgAccess) -> StoreResult<Vec<Project>> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         project_cols!(),
@@ -71,7 +68,7 @@ pub(super) async fn list_projects(
 }
 
 /// Gated by the org's plan (its project limit), in the inserting unit.
-pub(super) async fn create_project(
+async fn create_project(
     store: &SqliteStore,
     access: &OrgAccess,
     project: &Project,
@@ -87,7 +84,7 @@ pub(super) async fn create_project(
     .await
 }
 
-pub(super) async fn update_project(
+async fn update_project(
     store: &SqliteStore,
     access: &OrgAccess,
     id: ProjectId,
@@ -119,4 +116,34 @@ pub(super) async fn update_project(
     unit.changed(Change::OrgChanged(project.org_id));
     unit.commit().await?;
     Ok(project)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::projects::ByAccess for SqliteStore {
+    async fn list_projects(
+        &self,
+        access: &OrgAccess,
+    ) -> StoreResult<Vec<portcullis_core::Project>> {
+        list_projects(self, access).await
+    }
+
+    async fn create_project(
+        &self,
+        access: &OrgAccess,
+        project: &portcullis_core::Project,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<()> {
+        create_project(self, access, project, ctx).await
+    }
+
+    async fn update_project(
+        &self,
+        access: &OrgAccess,
+        id: portcullis_core::ProjectId,
+        patch: &crate::ProjectPatch,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<portcullis_core::Project> {
+        update_project(self, access, id, patch, ctx).await
+    }
 }

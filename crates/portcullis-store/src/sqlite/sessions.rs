@@ -120,7 +120,7 @@ pub(super) fn oversight_binds(o: &Oversight) -> (bool, Option<uuid::Uuid>, Strin
     )
 }
 
-pub(super) async fn list_org_sessions(
+async fn list_org_sessions(
     store: &SqliteStore,
     access: &OrgAccess,
     now: Timestamp,
@@ -156,7 +156,7 @@ pub(super) async fn list_org_sessions(
         .collect()
 }
 
-pub(super) async fn revoke_org_session(
+async fn revoke_org_session(
     store: &SqliteStore,
     access: &OrgAccess,
     id: SessionId,
@@ -193,4 +193,27 @@ pub(super) async fn revoke_org_session(
     unit.changed(Change::SessionRevoked(id));
     unit.commit().await?;
     Ok(true)
+}
+
+/// The org handle's calls, bound to the SQL above.
+#[async_trait::async_trait]
+impl crate::sessions::ByAccess for SqliteStore {
+    async fn list_org_sessions(
+        &self,
+        access: &OrgAccess,
+        now: portcullis_core::Timestamp,
+        oversight: &portcullis_core::Oversight,
+    ) -> StoreResult<Vec<crate::MemberSession>> {
+        list_org_sessions(self, access, now, oversight).await
+    }
+
+    async fn revoke_org_session(
+        &self,
+        access: &OrgAccess,
+        id: portcullis_core::SessionId,
+        oversight: &portcullis_core::Oversight,
+        ctx: &portcullis_core::AuditContext,
+    ) -> StoreResult<bool> {
+        revoke_org_session(self, access, id, oversight, ctx).await
+    }
 }

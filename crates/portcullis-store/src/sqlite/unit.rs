@@ -49,6 +49,12 @@ impl Unit<'_> {
         self.pending.outbox(event)
     }
 
+    /// The unit made a webhook delivery due without an outbox row: the worker hears of it
+    /// on commit, as it does of outbox rows.
+    pub(super) fn webhooks_due(&mut self) {
+        self.pending.webhooks_due();
+    }
+
     /// Announced to the local sink once the unit has committed.
     pub(super) fn changed(&mut self, change: Change) {
         self.pending.changed(change);
@@ -68,7 +74,7 @@ impl Unit<'_> {
             pending,
             local,
         } = self;
-        let checked = pending.check()?;
+        let mut checked = pending.check()?;
         for event in &checked.audit {
             insert_audit(&mut tx, event).await?;
         }
@@ -80,11 +86,12 @@ impl Unit<'_> {
             for org in managed_orgs(&mut tx, user).await? {
                 for queued in checked.session_rows(user, org) {
                     insert_outbox(&mut tx, &queued).await?;
+                    checked.webhooks_due = true;
                 }
             }
         }
         tx.commit().await?;
-        local.deliver(checked.changes);
+        local.deliver(checked.changes, checked.webhooks_due);
         Ok(())
     }
 }

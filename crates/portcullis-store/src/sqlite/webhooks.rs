@@ -231,6 +231,10 @@ impl ByProjectAccess for SqliteStore {
         .bind(id.0)
         .execute(&mut *unit)
         .await?;
+        if e.enabled {
+            // Its pending deliveries may be due again (enabled after being disabled).
+            unit.webhooks_due();
+        }
         unit.audit(event(
             ctx,
             e.org_id,
@@ -335,6 +339,7 @@ impl ByProjectAccess for SqliteStore {
             finished_at: None,
         };
         insert_delivery(&mut unit, e.org_id, &d).await?;
+        unit.webhooks_due();
         unit.audit(event(
             ctx,
             e.org_id,
@@ -422,6 +427,7 @@ impl ByProjectAccess for SqliteStore {
         if n == 0 {
             return Ok(false);
         }
+        unit.webhooks_due();
         unit.audit(event(
             ctx,
             access.org_id(),
@@ -456,6 +462,9 @@ impl ByProjectAccess for SqliteStore {
         .execute(&mut *unit)
         .await?
         .rows_affected();
+        if n > 0 {
+            unit.webhooks_due();
+        }
         unit.audit(event(
             ctx,
             access.org_id(),
@@ -734,6 +743,20 @@ impl WebhookStore for SqliteStore {
         .rows_affected();
         unit.commit().await?;
         Ok(Purged { events, deliveries })
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t) FROM ( \
+               SELECT MIN(MAX(d.next_attempt_at, COALESCE(d.lease_until, d.next_attempt_at))) AS t \
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                WHERE d.status = 'pending' AND e.enabled = 1 AND e.deleted_at IS NULL \
+               UNION ALL \
+               SELECT MIN(next_attempt_at) FROM outbox_events WHERE delivered_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        opt_micros(next)
     }
 
     async fn backlog(&self, now: Timestamp) -> StoreResult<Backlog> {

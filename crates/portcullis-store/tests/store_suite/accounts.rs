@@ -33,10 +33,10 @@ pub async fn signup_bootstrap(store: Arc<dyn Store>) {
     let access = portcullis_core::OrgAccess::system(b.org.id);
     assert_eq!(store.org(&access).details().await.unwrap(), b.org);
     assert_eq!(
-        store.org(&access).list_projects().await.unwrap(),
+        store.org(&access).projects().list_projects().await.unwrap(),
         vec![b.project.clone()]
     );
-    let members = store.org(&access).list_members().await.unwrap();
+    let members = store.org(&access).members().list_members().await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
         (members[0].user.id, members[0].role),
@@ -59,6 +59,7 @@ pub async fn signup_bootstrap(store: Arc<dyn Store>) {
 
     let events = store
         .org(&access)
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 50,
@@ -144,6 +145,7 @@ pub async fn posix_ids_unique_and_increasing(store: Arc<dyn Store>) {
     let first = store.orgs().list_all_orgs().await.unwrap()[0].id;
     let added = store
         .org(&portcullis_core::OrgAccess::system(first))
+        .members()
         .add_member(
             &super::new_member("added@example.com", Role::Member),
             &ctx(),
@@ -229,6 +231,7 @@ pub async fn set_platform_admin(store: Arc<dyn Store>) {
     // The events belong to no org; alice's org sees them because she did them.
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -277,7 +280,7 @@ pub async fn create_org_makes_creator_owner(store: Arc<dyn Store>) {
     let access = portcullis_core::OrgAccess::system(team.id);
     assert_eq!(store.org(&access).details().await.unwrap(), team);
     assert_eq!(
-        store.org(&access).list_projects().await.unwrap(),
+        store.org(&access).projects().list_projects().await.unwrap(),
         vec![project.clone()]
     );
     let views = store
@@ -308,6 +311,7 @@ pub async fn create_org_makes_creator_owner(store: Arc<dyn Store>) {
 
     let actions: Vec<_> = store
         .org(&access)
+        .audit()
         .query_audit(&AuditQuery {
             limit: 10,
             ..AuditQuery::default()

@@ -24,6 +24,7 @@ async fn record(store: &dyn Store, event: AuditEvent) -> AuditEvent {
 async fn all(store: &dyn Store, org: &SignedUp) -> Vec<AuditEvent> {
     store
         .org(&org.access())
+        .audit()
         .query_audit(&query(1000))
         .await
         .unwrap()
@@ -97,7 +98,7 @@ pub async fn query_audit_filters(store: Arc<dyn Store>) {
     let by = |q: AuditQuery| {
         let store = store.clone();
         let access = alice.access();
-        async move { store.org(&access).query_audit(&q).await.unwrap() }
+        async move { store.org(&access).audit().query_audit(&q).await.unwrap() }
     };
     // Every field survives the round trip.
     let found = by(AuditQuery {
@@ -170,6 +171,7 @@ pub async fn query_audit_pages_with_cursor(store: Arc<dyn Store>) {
     loop {
         let page = store
             .org(&alice.access())
+            .audit()
             .query_audit(&AuditQuery { before, ..query(3) })
             .await
             .unwrap();
@@ -202,6 +204,7 @@ pub async fn null_org_events_follow_membership(store: Arc<dyn Store>) {
     assert!(
         store
             .org(&nowhere)
+            .audit()
             .query_audit(&query(100))
             .await
             .unwrap()
@@ -210,6 +213,7 @@ pub async fn null_org_events_follow_membership(store: Arc<dyn Store>) {
 
     store
         .org(&alice.access())
+        .members()
         .remove_member(bob.id, &ctx())
         .await
         .unwrap();

@@ -138,6 +138,7 @@ impl Clients<'_> {
 async fn events(store: &dyn Store, access: &OrgAccess, c: &AuditContext) -> Vec<AuditEvent> {
     store
         .org(access)
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -218,6 +219,7 @@ pub async fn create_list_get_are_scoped_to_the_project(store: Arc<dyn Store>) {
     let other = new_project(alice.org.id, "Other");
     store
         .org(&alice.access())
+        .projects()
         .create_project(&other, &ctx())
         .await
         .unwrap();

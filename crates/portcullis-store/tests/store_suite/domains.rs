@@ -19,6 +19,7 @@ fn name(d: &str) -> DomainName {
 async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
     store
         .org(access)
+        .audit()
         .query_audit(&AuditQuery {
             limit: 100,
             ..AuditQuery::default()

@@ -215,6 +215,7 @@ fn family_of(c: &AuthCode) -> RefreshFamily {
 async fn actions_of(store: &dyn Store, org: &SignedUp, c: &AuditContext) -> Vec<AuditEvent> {
     store
         .org(&org.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 20,
@@ -620,6 +621,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     assert!(
         store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sd.id, &portcullis_core::Oversight::Everyone, &c)
             .await
             .unwrap()
@@ -649,6 +651,7 @@ pub async fn session_bound_families(store: Arc<dyn Store>) {
     assert_eq!(heard.take(), vec![Change::TokensRevoked]);
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             action: Some("oauth.token.revoked".into()),
             limit: 20,

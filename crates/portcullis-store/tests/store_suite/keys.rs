@@ -99,6 +99,7 @@ pub async fn signing_key_rotation_retires_and_audits(store: Arc<dyn Store>) {
     // The audit event: outside any org, visible to an org its actor is a member of.
     let events = store
         .org(&admin.access())
+        .audit()
         .query_audit(&AuditQuery {
             action: Some("signing_key.rotated".into()),
             limit: 10,

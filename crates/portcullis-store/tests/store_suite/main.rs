@@ -146,6 +146,7 @@ store_suite! {
         webhooks::fan_out_claims_and_leases,
         webhooks::failing_for_the_window_disables,
         webhooks::retention_deletes_old_rows_in_batches,
+        webhooks::the_worker_hears_of_work_and_when_it_is_due,
         outbox::queued_events_are_due_oldest_first,
         outbox::a_failed_write_queues_nothing,
     ],
@@ -173,14 +174,20 @@ pub async fn open(url: &str, migrate: bool) -> Arc<dyn Store> {
 
 // ---- fixtures -----------------------------------------------------------------------------
 
-/// A change sink that remembers what it heard, in order.
+/// A change sink that remembers what it heard, in order, and counts the webhook worker's
+/// wake-ups.
 #[derive(Default)]
-pub struct Heard(std::sync::Mutex<Vec<Change>>);
+pub struct Heard(std::sync::Mutex<Vec<Change>>, std::sync::atomic::AtomicU32);
 
 impl Heard {
     /// What was heard since the last call.
     pub fn take(&self) -> Vec<Change> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// How many units woke the webhook worker since the last call.
+    pub fn webhooks_woken(&self) -> u32 {
+        self.1.swap(0, std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -190,6 +197,10 @@ impl ChangeSink for Heard {
     }
 
     fn feed_up(&self, _up: bool) {}
+
+    fn webhooks_due(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Makes a [`Heard`] the store's local change sink.
@@ -288,6 +299,7 @@ pub fn new_member(email: &str, role: Role) -> NewMember {
 pub async fn add(store: &dyn Store, org: &SignedUp, email: &str, role: Role) -> User {
     store
         .org(&org.access())
+        .members()
         .add_member(&new_member(email, role), &ctx())
         .await
         .unwrap()

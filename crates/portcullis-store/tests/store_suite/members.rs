@@ -19,6 +19,7 @@ pub async fn memberships_of_user_with_projects(store: Arc<dyn Store>) {
     let extra = new_project(alice.org.id, "Extra");
     store
         .org(&alice.access())
+        .projects()
         .create_project(&extra, &ctx())
         .await
         .unwrap();
@@ -71,6 +72,7 @@ pub async fn project_access(store: Arc<dyn Store>) {
     let extra = new_project(alice.org.id, "Extra");
     store
         .org(&alice.access())
+        .projects()
         .create_project(&extra, &ctx())
         .await
         .unwrap();
@@ -149,6 +151,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     let c = ctx().with_actor(alice.user.id);
     let dave = store
         .org(&alice.access())
+        .members()
         .add_member(&new_member("Dave@Example.com", Role::Admin), &c)
         .await
         .unwrap();
@@ -173,6 +176,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     assert_eq!(views[0].projects[0].project.id, alice.project.id);
     let actions: Vec<_> = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -190,6 +194,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     // An existing account is reused, never duplicated.
     let added = store
         .org(&alice.access())
+        .members()
         .add_member(&new_member("bob@example.com", Role::Member), &ctx())
         .await
         .unwrap();
@@ -198,6 +203,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
 
     let err = store
         .org(&alice.access())
+        .members()
         .add_member(&new_member("bob@example.com", Role::Admin), &ctx())
         .await
         .unwrap_err();
@@ -209,11 +215,13 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     // A removed member comes back with the new role.
     store
         .org(&alice.access())
+        .members()
         .remove_member(bob.user.id, &ctx())
         .await
         .unwrap();
     let back = store
         .org(&alice.access())
+        .members()
         .add_member(&new_member("bob@example.com", Role::Admin), &ctx())
         .await
         .unwrap();
@@ -228,6 +236,7 @@ pub async fn add_member_creates_or_reuses_users(store: Arc<dyn Store>) {
     assert_eq!((m.role, m.deleted_at), (Role::Admin, None));
     let members: Vec<_> = store
         .org(&alice.access())
+        .members()
         .list_members()
         .await
         .unwrap()
@@ -250,12 +259,14 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
 
     let err = store
         .org(&alice.access())
+        .members()
         .change_member_role(alice.user.id, Role::Admin, &ctx())
         .await
         .unwrap_err();
     assert!(last_owner(&err), "{err:?}");
     let err = store
         .org(&alice.access())
+        .members()
         .remove_member(alice.user.id, &ctx())
         .await
         .unwrap_err();
@@ -263,6 +274,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     // Owner to owner is no loss.
     store
         .org(&alice.access())
+        .members()
         .change_member_role(alice.user.id, Role::Owner, &ctx())
         .await
         .unwrap();
@@ -271,6 +283,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     let c = ctx();
     let MemberChange::Done(rec) = store
         .org(&alice.access())
+        .members()
         .change_member_role(bob.id, Role::Owner, &c)
         .await
         .unwrap()
@@ -280,6 +293,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     assert_eq!((rec.user.id, rec.role), (bob.id, Role::Owner));
     let MemberChange::Done(rec) = store
         .org(&alice.access())
+        .members()
         .change_member_role(alice.user.id, Role::Member, &ctx())
         .await
         .unwrap()
@@ -289,6 +303,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
     assert_eq!(rec.role, Role::Member);
     let err = store
         .org(&alice.access())
+        .members()
         .change_member_role(bob.id, Role::Admin, &ctx())
         .await
         .unwrap_err();
@@ -306,6 +321,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
 
     let err = store
         .org(&alice.access())
+        .members()
         .change_member_role(UserId::new(), Role::Admin, &ctx())
         .await
         .unwrap_err();
@@ -313,6 +329,7 @@ pub async fn change_role_keeps_an_owner(store: Arc<dyn Store>) {
 
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -339,6 +356,7 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
 
     store
         .org(&alice.access())
+        .members()
         .remove_member(bob.id, &ctx())
         .await
         .unwrap();
@@ -359,7 +377,12 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    let members = store.org(&alice.access()).list_members().await.unwrap();
+    let members = store
+        .org(&alice.access())
+        .members()
+        .list_members()
+        .await
+        .unwrap();
     assert_eq!(members.len(), 1);
     // The record still comes back, with the ended membership: whether that authorizes
     // anything (and what a former member is told) is the domain's call, on both backends.
@@ -376,6 +399,7 @@ pub async fn remove_member_soft_deletes(store: Arc<dyn Store>) {
 
     let err = store
         .org(&alice.access())
+        .members()
         .remove_member(bob.id, &ctx())
         .await
         .unwrap_err();

@@ -88,6 +88,7 @@ pub async fn one_time_tokens_are_single_use(store: Arc<dyn Store>) {
     // Issuing is audited in the token's org, under the request's correlation id.
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -204,6 +205,7 @@ pub async fn grant_target_and_refresh_org(store: Arc<dyn Store>) {
     ));
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             action: Some("mobile.refresh.reuse_detected".into()),
             limit: 10,
@@ -267,6 +269,7 @@ pub async fn sessions_carry_device_info(store: Arc<dyn Store>) {
     assert_eq!(listed[1].device, None);
     let org_listed = store
         .org(&alice.access())
+        .sessions()
         .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
@@ -344,6 +347,7 @@ async fn start(store: &dyn Store, d: &DeviceSignIn, first: &str) -> Result<(), S
 async fn actions(store: &dyn Store, s: &super::SignedUp, d: &DeviceSignIn) -> Vec<String> {
     let events = store
         .org(&s.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(d.ctx.correlation_id.clone()),
             limit: 10,
@@ -376,6 +380,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
     );
     let exchanged = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             action: Some("mobile.ott.exchanged".into()),
             limit: 10,
@@ -449,6 +454,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
     );
     let exchanged = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             action: Some("mobile.ott.exchanged".into()),
             limit: 10,
@@ -467,6 +473,7 @@ pub async fn device_session_starts_all_or_nothing(store: Arc<dyn Store>) {
 async fn actions_under(store: &dyn Store, s: &super::SignedUp, ctx: &AuditContext) -> Vec<String> {
     let events = store
         .org(&s.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(ctx.correlation_id.clone()),
             limit: 20,

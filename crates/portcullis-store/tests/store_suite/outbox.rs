@@ -81,6 +81,7 @@ pub async fn queued_events_are_due_oldest_first(store: Arc<dyn Store>) {
     // The audit event was written with the row.
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(described.correlation_id.clone()),
             limit: 10,
@@ -129,6 +130,7 @@ pub async fn a_failed_write_queues_nothing(store: Arc<dyn Store>) {
     assert!(due.is_empty(), "{due:?}");
     let events = store
         .org(&bob.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(foreign.correlation_id.clone()),
             limit: 10,

@@ -96,6 +96,7 @@ async fn rls_confines_each_context() {
     let alice = signup(store.as_ref(), "alice@example.com").await;
     store
         .org(&alice.access())
+        .projects()
         .create_project(&new_project(alice.org.id, "Extra"), &ctx())
         .await
         .unwrap();
@@ -191,6 +192,7 @@ async fn rls_confines_each_context() {
     assert_eq!(count(&mut app, as_carol, "audit_events").await, 0);
     store
         .org(&alice.access())
+        .members()
         .remove_member(carol.id, &ctx())
         .await
         .unwrap();
@@ -524,6 +526,7 @@ async fn listener_hears_changes_from_another_node() {
     assert_eq!(next(&mut rx).await, Heard::Up(true));
     writer
         .org(&alice.access())
+        .projects()
         .update_project(alice.project.id, &ProjectPatch::default(), &ctx())
         .await
         .unwrap();
@@ -577,6 +580,7 @@ async fn table_owner_without_superuser_is_bound_too() {
     assert_eq!(
         store
             .org(&alice.access())
+            .members()
             .list_members()
             .await
             .unwrap()
@@ -611,4 +615,86 @@ async fn table_owner_without_superuser_is_bound_too() {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+#[derive(Debug, PartialEq)]
+enum Work {
+    Up(bool),
+    Due,
+}
+
+/// Hears only the feed's state and the webhook worker's wake-ups.
+struct WorkRecorder(mpsc::UnboundedSender<Work>);
+
+impl ChangeSink for WorkRecorder {
+    fn changed(&self, _change: Change) {}
+
+    fn feed_up(&self, up: bool) {
+        let _ = self.0.send(Work::Up(up));
+    }
+
+    fn webhooks_due(&self) {
+        let _ = self.0.send(Work::Due);
+    }
+}
+
+#[tokio::test]
+async fn another_nodes_committed_webhook_work_wakes_this_node() {
+    let db = fresh_postgres().await;
+    let listening = open(&db.url, true).await;
+    let writer = open(&db.url, false).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    assert!(
+        listening
+            .listen_changes(Arc::new(WorkRecorder(tx)))
+            .await
+            .unwrap()
+    );
+    let wait = async |rx: &mut mpsc::UnboundedReceiver<Work>| {
+        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("the feed said nothing for 15 s")
+            .expect("sink dropped")
+    };
+    assert_eq!(wait(&mut rx).await, Work::Up(true));
+
+    // Sign-up queues the new org's events: one wake-up for the unit.
+    let alice = signup(writer.as_ref(), "alice@example.com").await;
+    assert_eq!(wait(&mut rx).await, Work::Due);
+
+    // A unit that failed sends nothing; a change without webhook work neither (an audit
+    // event outside the catalogue, an unmanaged user's sign-in).
+    let taken = ctx().event(Some(alice.org.id), Action::OrgCreated, "org:x");
+    writer.audit().record_audit(&taken).await.unwrap();
+    let event = OutboxEvent {
+        org_id: alice.org.id,
+        project_id: None,
+        event_type: "member.added".into(),
+        payload: serde_json::json!({}),
+    };
+    assert!(
+        writer
+            .outbox()
+            .enqueue(&event, std::slice::from_ref(&taken))
+            .await
+            .is_err()
+    );
+    let s = SessionPolicy::default().new_session(
+        alice.user.id,
+        TokenHash::of("t"),
+        portcullis_core::now(),
+        None,
+        None,
+    );
+    writer
+        .sessions()
+        .create_session(&s, &ctx(), &[])
+        .await
+        .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(quiet.is_err(), "heard {quiet:?}");
+
+    // The queued event on its own.
+    writer.outbox().enqueue(&event, &[]).await.unwrap();
+    assert_eq!(wait(&mut rx).await, Work::Due);
 }

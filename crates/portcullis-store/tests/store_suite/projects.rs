@@ -15,15 +15,26 @@ pub async fn create_and_list_projects(store: Arc<dyn Store>) {
     extra.allowed_origins = vec![Origin::parse("http://localhost:3000").unwrap()];
     store
         .org(&alice.access())
+        .projects()
         .create_project(&extra, &ctx())
         .await
         .unwrap();
     assert_eq!(
-        store.org(&alice.access()).list_projects().await.unwrap(),
+        store
+            .org(&alice.access())
+            .projects()
+            .list_projects()
+            .await
+            .unwrap(),
         vec![alice.project.clone(), extra.clone()]
     );
     assert_eq!(
-        store.org(&bob.access()).list_projects().await.unwrap(),
+        store
+            .org(&bob.access())
+            .projects()
+            .list_projects()
+            .await
+            .unwrap(),
         vec![bob.project.clone()]
     );
 
@@ -31,12 +42,14 @@ pub async fn create_and_list_projects(store: Arc<dyn Store>) {
     let foreign = new_project(bob.org.id, "Foreign");
     let err = store
         .org(&alice.access())
+        .projects()
         .create_project(&foreign, &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let err = store
         .org(&alice.access())
+        .projects()
         .create_project(&extra, &ctx())
         .await
         .unwrap_err();
@@ -44,6 +57,7 @@ pub async fn create_and_list_projects(store: Arc<dyn Store>) {
     assert_eq!(
         store
             .org(&bob.access())
+            .projects()
             .list_projects()
             .await
             .unwrap()
@@ -69,6 +83,7 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     };
     let updated = store
         .org(&alice.access())
+        .projects()
         .update_project(before.id, &patch, &c)
         .await
         .unwrap();
@@ -82,13 +97,19 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     assert_eq!(updated.created_at, before.created_at);
     assert!(updated.updated_at >= before.updated_at);
     assert_eq!(
-        store.org(&alice.access()).list_projects().await.unwrap(),
+        store
+            .org(&alice.access())
+            .projects()
+            .list_projects()
+            .await
+            .unwrap(),
         vec![updated.clone()]
     );
 
     // Only what the patch names changes.
     let disabled = store
         .org(&alice.access())
+        .projects()
         .update_project(
             before.id,
             &ProjectPatch {
@@ -112,6 +133,7 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
 
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -130,13 +152,19 @@ pub async fn update_project_patch(store: Arc<dyn Store>) {
     for id in [bob.project.id, ProjectId::new()] {
         let err = store
             .org(&alice.access())
+            .projects()
             .update_project(id, &ProjectPatch::default(), &ctx())
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err:?}");
     }
     assert_eq!(
-        store.org(&bob.access()).list_projects().await.unwrap(),
+        store
+            .org(&bob.access())
+            .projects()
+            .list_projects()
+            .await
+            .unwrap(),
         vec![bob.project]
     );
 }
@@ -166,6 +194,7 @@ pub async fn project_status(store: Arc<dyn Store>) {
     };
     store
         .org(&alice.access())
+        .projects()
         .update_project(id, &disable, &ctx())
         .await
         .unwrap();
@@ -181,6 +210,7 @@ pub async fn project_status(store: Arc<dyn Store>) {
     };
     store
         .org(&alice.access())
+        .projects()
         .update_project(id, &enable, &ctx())
         .await
         .unwrap();
@@ -201,6 +231,7 @@ pub async fn project_handles_stay_in_their_project(store: Arc<dyn Store>) {
     let other = new_project(alice.org.id, "Other");
     store
         .org(&alice.access())
+        .projects()
         .create_project(&other, &ctx())
         .await
         .unwrap();

@@ -141,6 +141,7 @@ pub async fn session_lifecycle(store: Arc<dyn Store>) {
 
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -173,6 +174,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
 
     let listed = store
         .org(&alice.access())
+        .sessions()
         .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
@@ -185,6 +187,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     assert!(
         !store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sc.id, &Oversight::Everyone, &c)
             .await
             .unwrap(),
@@ -193,6 +196,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     assert!(
         store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
@@ -200,6 +204,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     assert!(
         !store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sb.id, &Oversight::Everyone, &c)
             .await
             .unwrap()
@@ -229,6 +234,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
 
     let events = store
         .org(&alice.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 10,
@@ -250,11 +256,13 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
         .unwrap();
     store
         .org(&alice.access())
+        .members()
         .remove_member(bob.id, &ctx())
         .await
         .unwrap();
     let listed = store
         .org(&alice.access())
+        .sessions()
         .list_org_sessions(now, &Oversight::Everyone)
         .await
         .unwrap();
@@ -265,6 +273,7 @@ pub async fn org_admin_revokes_member_sessions(store: Arc<dyn Store>) {
     assert!(
         !store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sb2.id, &Oversight::Everyone, &c)
             .await
             .unwrap()

@@ -31,6 +31,7 @@ fn provider(org: &super::SignedUp, name: &str) -> OrgSsoProvider {
 async fn actions(store: &dyn Store, access: &OrgAccess) -> Vec<String> {
     store
         .org(access)
+        .audit()
         .query_audit(&AuditQuery {
             limit: 100,
             ..AuditQuery::default()
@@ -525,6 +526,7 @@ pub async fn joining_an_org_via_sso_is_once_only(store: Arc<dyn Store>) {
     // Removed by an admin: signing in again does not bring them back.
     store
         .org(&acme.access())
+        .members()
         .remove_member(dave.user.id, &ctx())
         .await
         .unwrap();
@@ -559,6 +561,7 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     assert!(!allows(a.project.id, "https://app.example.com").await);
     store
         .org(&a.access())
+        .projects()
         .update_project(
             a.project.id,
             &portcullis_store::ProjectPatch {
@@ -579,6 +582,7 @@ pub async fn allowed_origins_are_found(store: Arc<dyn Store>) {
     // A disabled project's origins do not count.
     store
         .org(&a.access())
+        .projects()
         .update_project(
             a.project.id,
             &portcullis_store::ProjectPatch {

@@ -20,6 +20,7 @@ use super::{SignedUp, add, ctx, listen, new_org, new_project, signup};
 async fn actions_under(store: &dyn Store, s: &SignedUp, c: &AuditContext) -> Vec<String> {
     store
         .org(&s.access())
+        .audit()
         .query_audit(&AuditQuery {
             correlation_id: Some(c.correlation_id.clone()),
             limit: 20,
@@ -96,6 +97,7 @@ pub async fn a_failed_unit_leaves_nothing(store: Arc<dyn Store>) {
     // A change refused by its rule (the last owner stays) announces nothing.
     let err = store
         .org(&alice.access())
+        .members()
         .change_member_role(alice.user.id, Role::Member, &ctx())
         .await
         .unwrap_err();
@@ -190,7 +192,12 @@ pub async fn changes_reach_the_sink_once_after_commit(store: Arc<dyn Store>, url
             .await
             .unwrap()
     );
-    store.org(&alice.access()).list_members().await.unwrap();
+    store
+        .org(&alice.access())
+        .members()
+        .list_members()
+        .await
+        .unwrap();
     store
         .sessions()
         .session_by_token(&TokenHash::of("witnessed"))
@@ -233,6 +240,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     assert_eq!(heard.take(), vec![Change::UserChanged(carol.id)]);
     store
         .org(&alice.access())
+        .members()
         .change_member_role(carol.id, Role::Admin, &ctx())
         .await
         .unwrap();
@@ -259,6 +267,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     assert!(
         store
             .org(&alice.access())
+            .sessions()
             .revoke_org_session(sessions[0], &Oversight::Everyone, &ctx())
             .await
             .unwrap()
@@ -274,6 +283,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     assert_eq!(heard.take(), vec![Change::SessionRevoked(sessions[1])]);
     store
         .org(&alice.access())
+        .members()
         .remove_member(carol.id, &ctx())
         .await
         .unwrap();
@@ -283,6 +293,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     let extra = new_project(org, "Extra");
     store
         .org(&alice.access())
+        .projects()
         .create_project(&extra, &ctx())
         .await
         .unwrap();
@@ -293,6 +304,7 @@ pub async fn writes_announce_what_caches_hold(store: Arc<dyn Store>) {
     };
     store
         .org(&alice.access())
+        .projects()
         .update_project(extra.id, &disable, &ctx())
         .await
         .unwrap();

@@ -524,3 +524,101 @@ pub async fn retention_deletes_old_rows_in_batches(store: Arc<dyn Store>) {
     let p = hooks.purge(later, 100).await.unwrap();
     assert_eq!((p.events, p.deliveries), (0, 0));
 }
+
+/// Whether `got` is `want` as the database keeps it (to the microsecond).
+fn same_time(got: Option<Timestamp>, want: Timestamp) -> bool {
+    got.is_some_and(|g| (g - want).abs() < time::Duration::milliseconds(1))
+}
+
+pub async fn the_worker_hears_of_work_and_when_it_is_due(store: Arc<dyn Store>) {
+    let heard = super::listen(store.as_ref());
+    let hooks = Hooks(store.as_ref());
+    assert_eq!(hooks.next_due().await.unwrap(), None);
+    // A unit that queues outbox rows (sign-up: the new org's events) wakes the worker once.
+    let alice = signup(store.as_ref(), "alice@example.com").await;
+    assert_eq!(heard.webhooks_woken(), 1);
+    assert!(hooks.next_due().await.unwrap().unwrap() <= portcullis_core::now());
+    super::outbox::drain(store.as_ref()).await;
+    assert_eq!(hooks.next_due().await.unwrap(), None);
+    // The worker's own fan-out queues no outbox row, and reading wakes nothing.
+    assert_eq!(heard.webhooks_woken(), 0);
+    let start = portcullis_core::now();
+    let e = endpoint(&alice, &["project.updated"], start);
+    hooks
+        .create_endpoint(&alice.access(), &e, b"sealed", 20, &ctx())
+        .await
+        .unwrap();
+    hooks
+        .list_endpoints(&alice.access(), alice.project.id)
+        .await
+        .unwrap();
+    super::outbox::drain(store.as_ref()).await;
+    heard.webhooks_woken();
+
+    // A test send is a delivery due now, with no outbox row: it wakes the worker too.
+    let now = portcullis_core::now();
+    let test = hooks
+        .enqueue_test(&alice.access(), alice.project.id, e.id, "{}", now, &ctx())
+        .await
+        .unwrap();
+    assert!(heard.webhooks_woken() >= 1);
+    assert!(same_time(hooks.next_due().await.unwrap(), now));
+    // Claimed: due again when the lease expires, unless the attempt says otherwise.
+    let lease = now + time::Duration::seconds(60);
+    let claimed = hooks.claim("node-a", now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery.id, test.id);
+    assert!(same_time(hooks.next_due().await.unwrap(), lease));
+    let retry_at = now + time::Duration::seconds(30);
+    hooks
+        .record_attempt(
+            "node-a",
+            &claimed[0],
+            &attempt(Some(500)),
+            NextStep::RetryAt(retry_at),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert!(same_time(hooks.next_due().await.unwrap(), retry_at));
+    // Retrying it by hand makes it due now, and says so.
+    heard.webhooks_woken();
+    let retried_at = portcullis_core::now();
+    let a = ProjectAccess::system(alice.org.id, alice.project.id);
+    assert!(
+        store
+            .project(&a)
+            .webhooks()
+            .retry_delivery(e.id, test.id, retried_at, &ctx())
+            .await
+            .unwrap()
+    );
+    assert_eq!(heard.webhooks_woken(), 1);
+    assert!(same_time(hooks.next_due().await.unwrap(), retried_at));
+    // A disabled endpoint's deliveries wait for nobody.
+    let off = portcullis_store::webhooks::EndpointPatch {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    store
+        .project(&a)
+        .webhooks()
+        .update_endpoint(e.id, &off, portcullis_core::now(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(hooks.next_due().await.unwrap(), None);
+    assert_eq!(heard.webhooks_woken(), 0);
+    // Enabling it again wakes the worker: its pending deliveries are due.
+    let on = portcullis_store::webhooks::EndpointPatch {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    store
+        .project(&a)
+        .webhooks()
+        .update_endpoint(e.id, &on, portcullis_core::now(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(heard.webhooks_woken(), 1);
+    assert!(same_time(hooks.next_due().await.unwrap(), retried_at));
+}

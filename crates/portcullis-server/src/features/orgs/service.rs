@@ -174,6 +174,7 @@ impl Orgs<'_> {
         Ok(self
             .store
             .org(access)
+            .members()
             .list_members()
             .await?
             .into_iter()
@@ -214,7 +215,12 @@ impl Orgs<'_> {
                 expires_at: portcullis_core::now() + PASSWORD_SETUP_TTL,
             }),
         };
-        let added = self.store.org(access).add_member(&member, audit).await?;
+        let added = self
+            .store
+            .org(access)
+            .members()
+            .add_member(&member, audit)
+            .await?;
         let setup_token = added.user_created.then_some(token);
         Ok(DirectlyAdded {
             added,
@@ -236,6 +242,7 @@ impl Orgs<'_> {
         match self
             .store
             .org(access)
+            .members()
             .change_member_role(target, role, audit)
             .await
             .map_err(no_such_member)?
@@ -263,6 +270,7 @@ impl Orgs<'_> {
         match self
             .store
             .org(access)
+            .members()
             .remove_member(target, audit)
             .await
             .map_err(no_such_member)?
@@ -279,6 +287,7 @@ impl Orgs<'_> {
         Ok(self
             .store
             .org(access)
+            .sessions()
             .list_org_sessions(portcullis_core::now(), &oversight)
             .await?)
     }
@@ -294,6 +303,7 @@ impl Orgs<'_> {
         if !self
             .store
             .org(access)
+            .sessions()
             .revoke_org_session(id, &oversight, audit)
             .await?
         {
@@ -309,7 +319,7 @@ impl Orgs<'_> {
         access: &OrgAccess,
         viewer: UserId,
     ) -> Result<Vec<Project>, OrgError> {
-        let mut projects = self.store.org(access).list_projects().await?;
+        let mut projects = self.store.org(access).projects().list_projects().await?;
         if !access.role().can_administer() {
             let mine = self.store.orgs().memberships_of_user(viewer).await?;
             let visible: Vec<ProjectId> = mine
@@ -365,7 +375,7 @@ impl Orgs<'_> {
             oversight: self.oversight(access).await?,
             ..query
         };
-        let mut events = self.store.org(access).query_audit(&query).await?;
+        let mut events = self.store.org(access).audit().query_audit(&query).await?;
         let next_cursor = if events.len() > limit as usize {
             events.truncate(limit as usize);
             events.last().map(|e| e.id)

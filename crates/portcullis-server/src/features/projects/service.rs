@@ -44,6 +44,7 @@ impl ProjectAdmin<'_> {
         let scope = &self.0;
         let project = store
             .org(scope.access)
+            .projects()
             .update_project(scope.project_id, patch, scope.audit)
             .await?;
         // The store announces the change: answers cached on any node (e.g. `/v1/me` bodies)
