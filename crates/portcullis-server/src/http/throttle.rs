@@ -28,10 +28,13 @@ pub async fn throttle_then_limit_body(
     };
     let mut response = within_limit(state.body_limits, req, next).await;
     if let (Some((class, decision)), Some(limiter)) = (decision, state.limiter.as_deref()) {
-        // A handler's own limit (the mobile exchange's, per sign-in attempt) keeps its
-        // headers when it leaves less than the route's. Only that class has one, so the
-        // others skip the lookup.
-        let handlers = (class == RouteClass::OttExchange)
+        // A handler's own limit keeps its headers when it leaves less than the route's: the
+        // mobile exchange's (per sign-in attempt, on every answer) and any handler's refusal
+        // (password backoff, sign-ups, webhook test sends). Other answers have none, so they
+        // skip the lookup.
+        let own_limit = class == RouteClass::OttExchange
+            || response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS;
+        let handlers = own_limit
             .then(|| response.headers().get(RATELIMIT_REMAINING))
             .flatten()
             .and_then(|v| v.to_str().ok())

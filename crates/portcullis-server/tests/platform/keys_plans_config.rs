@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 // The outbox is read directly, so no webhook worker may fan it out meanwhile.
 both_backends!(configured no_worker:
     keys_rotate_with_grace => |_c: &mut portcullis_server::Config| {},
+    subscription_is_read_by_members_and_set_by_platform_admins => |_c: &mut portcullis_server::Config| {},
 );
 
 fn no_worker(c: &mut portcullis_server::Config) {
@@ -26,7 +27,6 @@ both_backends!(
     mistyped_keys_are_refused_before_the_database,
     disabled_project_refuses_its_keys,
     public_config_by_publishable_key,
-    subscription_is_read_by_members_and_set_by_platform_admins,
     project_limit_answers_402_with_details,
     seat_limit_counts_members_and_pending_invitations,
     inactive_subscription_refuses_changes_not_reads,
