@@ -244,6 +244,9 @@ pub struct AuditQuery {
     pub correlation_id: Option<String>,
     pub action: Option<String>,
     pub actor_id: Option<UserId>,
+    /// The secret key that acted, by its display prefix (`sk_live_abcd1234`): what a leaked
+    /// or stale key did.
+    pub actor_key: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     /// Page size, already clamped by the caller.

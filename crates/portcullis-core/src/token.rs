@@ -253,6 +253,14 @@ impl SecretKey {
     pub fn display_prefix(&self) -> String {
         self.raw[..8 + DISPLAY_LEN].to_owned()
     }
+
+    /// Whether `s` has the shape of a display prefix (`sk_live_abcd1234`): what the audit
+    /// trail records as a key's name, and what a filter on it may ask for.
+    pub fn is_display_prefix(s: &str) -> bool {
+        s.len() == 8 + DISPLAY_LEN
+            && (s.starts_with("sk_live_") || s.starts_with("sk_test_"))
+            && s.as_bytes()[8..].iter().all(u8::is_ascii_alphanumeric)
+    }
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -304,6 +312,28 @@ impl PublishableKey {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn display_prefixes_have_one_shape() {
+        let key = SecretKey::generate(KeyMode::Live).unwrap();
+        assert!(SecretKey::is_display_prefix(&key.display_prefix()));
+        assert!(SecretKey::is_display_prefix("sk_test_ABCD1234"));
+        for bad in [
+            "",
+            "sk_live_",
+            "sk_live_abcd123",
+            "sk_live_abcd12345",
+            "pk_live_abcd1234",
+            "sk_live_abcd-234",
+            "sk_live_abcd123é",
+        ] {
+            assert!(!SecretKey::is_display_prefix(bad), "{bad}");
+        }
+        assert!(
+            !SecretKey::is_display_prefix(key.expose()),
+            "a whole key is no prefix"
+        );
+    }
+
     use super::*;
 
     #[test]

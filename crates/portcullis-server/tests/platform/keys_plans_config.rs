@@ -436,6 +436,74 @@ async fn key_made_changes_name_the_key_as_their_actor(app: TestApp) {
         !all.body.to_string().contains(&key),
         "the key itself is never in the trail"
     );
+
+    // What did this key do? Filtered by its prefix: its two changes, nothing of the owner's.
+    let by_key = app
+        .get(
+            &format!("/v1/orgs/{}/audit?actor_key={prefix}", owner.org_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(by_key.status, StatusCode::OK, "{}", by_key.body);
+    let events = by_key.body["events"].as_array().unwrap();
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["key.rotated", "invitation.created"],
+        "{}",
+        by_key.body
+    );
+    assert!(events.iter().all(|e| e["actor_key"] == prefix));
+    // Another key's prefix finds nothing; a whole key or a malformed prefix is refused.
+    let other = format!("{}{}", &prefix[..8], "zzzzzzzz");
+    let none = app
+        .get(
+            &format!("/v1/orgs/{}/audit?actor_key={other}", owner.org_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(none.body["events"], json!([]), "{}", none.body);
+    for bad in [key.as_str(), "sk_live_", "pk_live_abcd1234"] {
+        let r = app
+            .get(
+                &format!("/v1/orgs/{}/audit?actor_key={bad}", owner.org_id),
+                &owner.token,
+            )
+            .await;
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["details"]["field"], "actor_key");
+        assert!(!r.body.to_string().contains(&key), "no key echoed back");
+    }
+    // The console's filter and export take the same prefix.
+    let page = TestApp::send(app.with_cookie(
+        Method::GET,
+        &format!("/console/orgs/{}/audit?actor_key={prefix}", owner.org_id),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.body.as_str().unwrap();
+    assert!(html.contains("invitation.created") && html.contains("key.rotated"));
+    let csv = TestApp::send(app.with_cookie(
+        Method::GET,
+        &format!(
+            "/console/orgs/{}/audit/export?actor_key={prefix}&format=csv",
+            owner.org_id
+        ),
+        &owner.token,
+    ))
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = csv.body.as_str().unwrap();
+    assert!(
+        text.starts_with("id,at,action,outcome,actor_id,actor_key,"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().skip(1).all(|l| l.contains(prefix)), "{text}");
 }
 
 /// Flips one character of the key's body: the checksum no longer matches.

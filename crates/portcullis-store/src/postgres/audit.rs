@@ -35,6 +35,7 @@ async fn query_audit(
            AND ($5::timestamptz IS NULL OR e.at >= $5) \
            AND ($6::timestamptz IS NULL OR e.at < $6) \
            AND ($7::uuid IS NULL OR e.id < $7) \
+           AND ($12::text IS NULL OR e.actor_key = $12) \
          ORDER BY e.id DESC LIMIT $8",
     )
     .bind(access.org_id().0)
@@ -49,6 +50,7 @@ async fn query_audit(
     .bind(q.oversight.is_everyone())
     .bind(q.oversight.domains())
     .bind(q.oversight.viewer().map(|v| v.0))
+    .bind(&q.actor_key)
     .fetch_all(&mut *unit)
     .await?;
     unit.commit().await?;

@@ -37,6 +37,7 @@ async fn query_audit(
            AND (?5 IS NULL OR e.at >= ?5) \
            AND (?6 IS NULL OR e.at < ?6) \
            AND (?7 IS NULL OR e.id < ?7) \
+           AND (?12 IS NULL OR e.actor_key = ?12) \
          ORDER BY e.id DESC LIMIT ?8",
     )
     .bind(access.org_id().0)
@@ -50,6 +51,7 @@ async fn query_audit(
     .bind(everyone)
     .bind(domains)
     .bind(viewer)
+    .bind(&q.actor_key)
     .fetch_all(&store.pool)
     .await?;
     rows.iter().map(audit_from).collect()

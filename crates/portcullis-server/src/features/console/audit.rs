@@ -34,6 +34,8 @@ pub struct Filters {
     #[serde(default)]
     pub actor_id: String,
     #[serde(default)]
+    pub actor_key: String,
+    #[serde(default)]
     pub since: String,
     #[serde(default)]
     pub until: String,
@@ -83,6 +85,18 @@ impl Filters {
                     })
                 })
                 .transpose()?,
+            actor_key: non_empty(&self.actor_key)
+                .map(|s| {
+                    if portcullis_core::token::SecretKey::is_display_prefix(&s) {
+                        Ok(s)
+                    } else {
+                        Err(ApiError::invalid_field(
+                            "actor_key",
+                            "secret key must be a key's prefix such as sk_live_abcd1234 (never the whole key)",
+                        ))
+                    }
+                })
+                .transpose()?,
             since: parse_time("since", &self.since)?,
             until: parse_time("until", &self.until)?,
             limit,
@@ -105,6 +119,7 @@ impl Filters {
             ("correlation_id", &self.correlation_id),
             ("action", &self.action),
             ("actor_id", &self.actor_id),
+            ("actor_key", &self.actor_key),
             ("since", &self.since),
             ("until", &self.until),
         ] {
@@ -267,7 +282,7 @@ pub fn csv_field(raw: &str) -> String {
 }
 
 const CSV_HEADER: &str =
-    "id,at,action,outcome,actor_id,target,ip,user_agent,correlation_id,details\r\n";
+    "id,at,action,outcome,actor_id,actor_key,target,ip,user_agent,correlation_id,details\r\n";
 
 fn csv_line(e: &AuditEventDto) -> String {
     let fields = [
@@ -276,6 +291,7 @@ fn csv_line(e: &AuditEventDto) -> String {
         e.action.clone(),
         e.outcome.clone(),
         e.actor_id.map(|a| a.to_string()).unwrap_or_default(),
+        e.actor_key.clone().unwrap_or_default(),
         e.target.clone().unwrap_or_default(),
         e.ip.clone().unwrap_or_default(),
         e.user_agent.clone().unwrap_or_default(),

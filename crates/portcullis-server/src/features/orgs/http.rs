@@ -319,6 +319,8 @@ pub struct AuditParams {
     pub correlation_id: Option<String>,
     pub action: Option<String>,
     pub actor_id: Option<String>,
+    /// The secret key that acted, by its prefix (`sk_live_abcd1234`).
+    pub actor_key: Option<String>,
     /// RFC 3339, inclusive.
     pub since: Option<String>,
     /// RFC 3339, exclusive.
@@ -326,6 +328,19 @@ pub struct AuditParams {
     /// 1–200, default 50.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// A filter on the secret key that acted: its display prefix, never a whole key (which
+/// would then sit in access logs).
+fn actor_key(raw: String) -> ApiResult<String> {
+    if portcullis_core::token::SecretKey::is_display_prefix(&raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::invalid_field(
+            "actor_key",
+            "actor_key must be a secret key's prefix such as sk_live_abcd1234 (never the whole key)",
+        ))
+    }
 }
 
 fn parse_time(field: &str, raw: &Option<String>) -> ApiResult<Option<portcullis_core::Timestamp>> {
@@ -363,6 +378,7 @@ pub async fn audit(
                     .ok_or_else(|| ApiError::invalid_field("actor_id", "actor_id must be a UUID"))
             })
             .transpose()?,
+        actor_key: p.actor_key.map(actor_key).transpose()?,
         since: parse_time("since", &p.since)?,
         until: parse_time("until", &p.until)?,
         limit: p.limit.unwrap_or(AUDIT_PAGE_SIZE),
