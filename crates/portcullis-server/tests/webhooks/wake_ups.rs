@@ -58,7 +58,7 @@ async fn rename(app: &TestApp, who: &Signed, name: &str) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-/// The default fallback poll (5 s): idle, the worker looks at most once in 3 s (it used to
+/// The default fallback poll (5 s): idle, the worker looks at most twice in 3 s (it used to
 /// look every 200 ms: 15 rounds, some 60 statements on PostgreSQL); an event wakes it at once.
 async fn an_idle_worker_sleeps_until_an_event_wakes_it(app: TestApp) {
     let rx = Receiver::start().await;
@@ -69,8 +69,10 @@ async fn an_idle_worker_sleeps_until_an_event_wakes_it(app: TestApp) {
     let before = rounds(&app).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = rounds(&app).await;
+    // One fallback round may fall in the window, and on PostgreSQL the node's own NOTIFY of
+    // the endpoint's change may arrive late on a loaded machine: at most two, not fifteen.
     assert!(
-        total(&idle) - total(&before) <= 1,
+        total(&idle) - total(&before) <= 2,
         "an idle worker looked {} times in 3 s: {before:?} → {idle:?}",
         total(&idle) - total(&before)
     );
