@@ -211,6 +211,11 @@ try {
   const secondKey = await a.inputValue("#secret-key");
   check(secondKey.startsWith("sk_") && secondKey !== firstKey, "the rotation shows the new secret key");
   check(!(await a.content()).includes(firstKey), "the old secret is not shown again");
+  // The screenshot is committed: it shows the secret's prefix only, never a whole key.
+  await a.evaluate(() => {
+    const k = document.querySelector("#secret-key");
+    k.value = `${k.value.slice(0, 16)}…`;
+  });
   await visit(a, "keys-rotated");
   await a.goto(keysUrl);
   check((await a.locator("#secret-key").count()) === 0 && !(await a.content()).includes(secondKey), "the new secret is gone on the next visit");
