@@ -178,20 +178,22 @@ impl ApiError {
     pub fn into_page(self, page: impl FnOnce(StatusCode, &str) -> Response) -> Response {
         self.log();
         let mut response = page(self.status, &self.message);
-        self.write_headers(response.headers_mut());
+        self.write_headers(&mut response);
         response
     }
 
-    fn write_headers(&self, headers: &mut axum::http::HeaderMap) {
+    fn write_headers(&self, response: &mut Response) {
         let Some(secs) = self.retry_after else { return };
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         if let Some(limit) = self.limit {
             let quota = Quota {
                 limit: limit.get(),
                 remaining: 0,
                 reset_secs: secs,
             };
-            quota.write_headers(headers);
+            quota.apply_to(response);
         }
     }
 
@@ -283,7 +285,7 @@ impl IntoResponse for ApiError {
             body["details"] = details;
         }
         let mut response = (self.status, axum::Json(body)).into_response();
-        self.write_headers(response.headers_mut());
+        self.write_headers(&mut response);
         response
     }
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::http::error::ApiError;
 use crate::http::limits::within_limit;
 use crate::infra::limiter::{Decision, LimitKey, Limiter, RouteClass};
-use crate::infra::rate_limit::RATELIMIT_REMAINING;
+use crate::infra::rate_limit::Quota;
 use crate::state::AppState;
 
 /// The rate limit and then the body limit, in one layer (each `from_fn` layer costs a boxed
@@ -28,17 +28,10 @@ pub async fn throttle_then_limit_body(
     };
     let mut response = within_limit(state.body_limits, req, next).await;
     if let (Some((class, decision)), Some(limiter)) = (decision, state.limiter.as_deref()) {
-        // A handler's own limit keeps its headers when it leaves less than the route's: the
-        // mobile exchange's (per sign-in attempt, on every answer) and any handler's refusal
-        // (password backoff, sign-ups, webhook test sends). Other answers have none, so they
-        // skip the lookup.
-        let own_limit = class == RouteClass::OttExchange
-            || response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS;
-        let handlers = own_limit
-            .then(|| response.headers().get(RATELIMIT_REMAINING))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u32>().ok());
+        // A handler's own limit (the mobile exchange's per sign-in attempt, the password
+        // backoff, …) keeps its headers when it leaves less than the route's; it hands its
+        // quota over as a response extension (`Quota::apply_to`).
+        let handlers = response.extensions().get::<Quota>().map(|q| q.remaining);
         if handlers.is_none_or(|left| decision.quota.remaining < left) {
             limiter.write_headers(class, &decision, response.headers_mut());
         }

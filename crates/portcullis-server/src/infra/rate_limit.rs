@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 // Built at compile time: naming a header by a string parses it on every insert.
-pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Where a key stands in its window after counting one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,14 @@ impl Quota {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (draft-ietf-httpapi-ratelimit-headers).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         self.write_headers_with_limit(number(u64::from(self.limit)), headers);
+    }
+
+    /// A handler's own limit on its answer: the headers, and the quota itself as a response
+    /// extension, so that the route's limiter (`http::throttle`) sees what the handler's
+    /// limit left without reading the headers back.
+    pub fn apply_to(self, response: &mut axum::response::Response) {
+        self.write_headers(response.headers_mut());
+        response.extensions_mut().insert(self);
     }
 
     /// The same, with `RateLimit-Limit`'s value made beforehand (a route class's limit is

@@ -213,7 +213,7 @@ pub async fn exchange(
     };
     state.metrics.ott_exchange(r.status().as_u16());
     if let Some(q) = quota {
-        q.write_headers(r.headers_mut());
+        q.apply_to(&mut r);
     }
     r
 }
