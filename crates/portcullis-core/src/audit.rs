@@ -258,3 +258,19 @@ pub struct AuditQuery {
     /// ([`Oversight::of`](crate::Oversight::of)); the default is what operators see.
     pub oversight: crate::Oversight,
 }
+
+impl AuditQuery {
+    /// The `actor_key` filter as typed: a secret key's display prefix, never a whole key
+    /// (which would then sit in access logs and browser history).
+    pub fn actor_key_filter(raw: &str) -> Result<String, crate::ValidationError> {
+        let raw = raw.trim();
+        if crate::token::SecretKey::is_display_prefix(raw) {
+            Ok(raw.to_owned())
+        } else {
+            Err(crate::ValidationError::new(
+                "actor_key",
+                "actor_key must be a secret key's prefix such as sk_live_abcd1234 (never the whole key)",
+            ))
+        }
+    }
+}

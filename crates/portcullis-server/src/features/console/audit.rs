@@ -86,16 +86,8 @@ impl Filters {
                 })
                 .transpose()?,
             actor_key: non_empty(&self.actor_key)
-                .map(|s| {
-                    if portcullis_core::token::SecretKey::is_display_prefix(&s) {
-                        Ok(s)
-                    } else {
-                        Err(ApiError::invalid_field(
-                            "actor_key",
-                            "secret key must be a key's prefix such as sk_live_abcd1234 (never the whole key)",
-                        ))
-                    }
-                })
+                .as_deref()
+                .map(AuditQuery::actor_key_filter)
                 .transpose()?,
             since: parse_time("since", &self.since)?,
             until: parse_time("until", &self.until)?,

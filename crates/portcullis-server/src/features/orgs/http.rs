@@ -330,19 +330,6 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-/// A filter on the secret key that acted: its display prefix, never a whole key (which
-/// would then sit in access logs).
-fn actor_key(raw: String) -> ApiResult<String> {
-    if portcullis_core::token::SecretKey::is_display_prefix(&raw) {
-        Ok(raw)
-    } else {
-        Err(ApiError::invalid_field(
-            "actor_key",
-            "actor_key must be a secret key's prefix such as sk_live_abcd1234 (never the whole key)",
-        ))
-    }
-}
-
 fn parse_time(field: &str, raw: &Option<String>) -> ApiResult<Option<portcullis_core::Timestamp>> {
     raw.as_deref()
         .map(|s| {
@@ -378,7 +365,11 @@ pub async fn audit(
                     .ok_or_else(|| ApiError::invalid_field("actor_id", "actor_id must be a UUID"))
             })
             .transpose()?,
-        actor_key: p.actor_key.map(actor_key).transpose()?,
+        actor_key: p
+            .actor_key
+            .as_deref()
+            .map(AuditQuery::actor_key_filter)
+            .transpose()?,
         since: parse_time("since", &p.since)?,
         until: parse_time("until", &p.until)?,
         limit: p.limit.unwrap_or(AUDIT_PAGE_SIZE),
