@@ -466,6 +466,34 @@ async fn key_made_changes_name_the_key_as_their_actor(app: TestApp) {
         )
         .await;
     assert_eq!(none.body["events"], json!([]), "{}", none.body);
+    // An attacker with a free account: their own key's prefix in the victim's org shows
+    // nothing of theirs, and the victim's prefix gets them nothing of the victim's org.
+    let attacker = app.user("key-attacker").await;
+    let theirs = issue_key(&app, &attacker).await;
+    let mine = app
+        .get(
+            &format!(
+                "/v1/orgs/{}/audit?actor_key={}",
+                owner.org_id,
+                &theirs[..16]
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(mine.body["events"], json!([]), "{}", mine.body);
+    app.get(
+        &format!("/v1/orgs/{}/audit?actor_key={prefix}", owner.org_id),
+        &attacker.token,
+    )
+    .await
+    .assert_error(404, "not_found");
+    let own_org = app
+        .get(
+            &format!("/v1/orgs/{}/audit?actor_key={prefix}", attacker.org_id),
+            &attacker.token,
+        )
+        .await;
+    assert_eq!(own_org.body["events"], json!([]), "{}", own_org.body);
     for bad in [key.as_str(), "sk_live_", "pk_live_abcd1234"] {
         let r = app
             .get(
