@@ -21,13 +21,23 @@ pub async fn throttle_then_limit_body(
     next: Next,
 ) -> Response {
     // What the limiter needs, read before any await: a `&Request` is not `Send`.
-    let asked = asked(&state, &req);
-    let decision = match admit(&state, asked).await {
-        Ok(decision) => decision,
-        Err(refused) => return refused,
+    let limiter = state.limiter.as_deref();
+    let spent = match (limiter, limiter.and_then(|limiter| asked(limiter, &req))) {
+        (Some(limiter), Some(asked)) if limiter.shares_budgets() => {
+            // Boxed: the Redis call's future is large, and this function's future (moved into
+            // a box on every request) would otherwise be as large on the local path too.
+            Box::pin(spend_shared(limiter, asked)).await
+        }
+        (Some(limiter), Some(asked)) => spend_here(limiter, asked),
+        _ => None,
     };
+    if let Some((class, decision)) = spent
+        && !decision.allowed
+    {
+        return refuse(&state, class, &decision);
+    }
     let mut response = within_limit(state.body_limits, req, next).await;
-    if let (Some((class, decision)), Some(limiter)) = (decision, state.limiter.as_deref()) {
+    if let (Some((class, decision)), Some(limiter)) = (spent, limiter) {
         // A handler's own limit (the mobile exchange's per sign-in attempt, the password
         // backoff, …) keeps its headers when it leaves less than the route's; it hands its
         // quota over as a response extension (`Quota::apply_to`).
@@ -46,8 +56,7 @@ struct Asked {
     key: Option<LimitKey>,
 }
 
-fn asked(state: &AppState, req: &Request) -> Option<Asked> {
-    let limiter = state.limiter.as_deref()?;
+fn asked(limiter: &Limiter, req: &Request) -> Option<Asked> {
     let class = req
         .extensions()
         .get::<MatchedPath>()
@@ -66,71 +75,45 @@ fn asked(state: &AppState, req: &Request) -> Option<Asked> {
     })
 }
 
-/// Spends the request's budgets: Ok with the class and decision to report (None when the
-/// route has no limit), or the 429 answer.
-async fn admit(
-    state: &AppState,
-    asked: Option<Asked>,
-) -> Result<Option<(RouteClass, Decision)>, Response> {
-    let (Some(limiter), Some(Asked { class, ip, key })) = (state.limiter.as_deref(), asked) else {
-        return Ok(None);
-    };
-    let decision = if limiter.shares_budgets() {
-        spend_shared(limiter, class, LimitKey::client(ip), key).await
-    } else {
-        spend_here(limiter, class, LimitKey::client(ip), key)
-    };
-    let Some(decision) = decision else {
-        return Ok(None);
-    };
-    if !decision.allowed {
-        if class == RouteClass::OttExchange {
-            // Counted with the exchange's other outcomes, as when the handler refuses it.
-            state.metrics.ott_exchange(429);
-        }
-        return Err(ApiError::rate_limited(
-            format!(
-                "too many requests ({}); retry after the Retry-After seconds",
-                class.as_str()
-            ),
-            decision.quota.reset_secs,
-        )
-        .with_limit(decision.quota.limit)
-        .into_response());
+/// The 429 answer of a spent budget.
+fn refuse(state: &AppState, class: RouteClass, decision: &Decision) -> Response {
+    if class == RouteClass::OttExchange {
+        // Counted with the exchange's other outcomes, as when the handler refuses it.
+        state.metrics.ott_exchange(429);
     }
-    Ok(Some((class, decision)))
+    ApiError::rate_limited(
+        format!(
+            "too many requests ({}); retry after the Retry-After seconds",
+            class.as_str()
+        ),
+        decision.quota.reset_secs,
+    )
+    .with_limit(decision.quota.limit)
+    .into_response()
 }
 
-/// The client's budget and then the key's, of which the tighter decides.
-async fn spend_shared(
-    limiter: &Limiter,
-    class: RouteClass,
-    client: LimitKey,
-    key: Option<LimitKey>,
-) -> Option<Decision> {
-    let decision = limiter.check(class, &client).await?;
+/// The client's budget and then the key's, of which the tighter decides; through Redis.
+async fn spend_shared(limiter: &Limiter, asked: Asked) -> Option<(RouteClass, Decision)> {
+    let Asked { class, ip, key } = asked;
+    let decision = limiter.check(class, &LimitKey::client(ip)).await?;
     if decision.allowed
         && let Some(key) = key
         && let Some(by_key) = limiter.check(class, &key).await
     {
-        return Some(decision.tighter(by_key));
+        return Some((class, decision.tighter(by_key)));
     }
-    Some(decision)
+    Some((class, decision))
 }
 
 /// The same in this process only: nothing to wait for.
-fn spend_here(
-    limiter: &Limiter,
-    class: RouteClass,
-    client: LimitKey,
-    key: Option<LimitKey>,
-) -> Option<Decision> {
-    let decision = limiter.check_here(class, &client)?;
+fn spend_here(limiter: &Limiter, asked: Asked) -> Option<(RouteClass, Decision)> {
+    let Asked { class, ip, key } = asked;
+    let decision = limiter.check_here(class, &LimitKey::client(ip))?;
     if decision.allowed
         && let Some(key) = key
         && let Some(by_key) = limiter.check_here(class, &key)
     {
-        return Some(decision.tighter(by_key));
+        return Some((class, decision.tighter(by_key)));
     }
-    Some(decision)
+    Some((class, decision))
 }

@@ -17,7 +17,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota as Gcra, RateLimiter};
 
 use crate::config::platform::{PlatformConfig, QuotaConfig};
-use crate::infra::rate_limit::{Quota, static_number};
+use crate::infra::rate_limit::{Quota, SMALL_NUMBERS, number, static_number};
 
 /// What a route is limited as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,10 +83,23 @@ impl RouteClass {
 
 /// Whose budget a request spends: a client address, or a secret key (its first bytes,
 /// which identify it well enough and are no secret). Copy, no allocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitKey {
     Ip(IpAddr),
     SecretKey([u8; 16]),
+}
+
+/// One write per key instead of the derived hash's three or four (variant, address family,
+/// bytes): it runs on every limited request. Equal keys write the same; keys of different
+/// kinds may share a hash, which costs a comparison, never a wrong budget.
+impl std::hash::Hash for LimitKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(match self {
+            LimitKey::Ip(IpAddr::V4(v4)) => u128::from(v4.to_bits()),
+            LimitKey::Ip(IpAddr::V6(v6)) => v6.to_bits(),
+            LimitKey::SecretKey(prefix) => u128::from_le_bytes(*prefix),
+        });
+    }
 }
 
 impl LimitKey {
@@ -159,7 +172,11 @@ struct Class {
     limit: u32,
     /// `RateLimit-Limit`'s value, made once.
     limit_header: HeaderValue,
-    window: Duration,
+    /// `RateLimit-Remaining`'s values at the top of the burst.
+    near_full: NearFull,
+    /// One cell of the burst (window / limit) in nanoseconds: `RateLimit-Reset` in integer
+    /// arithmetic (a float `ceil` is a libm call on baseline x86-64, twice per request).
+    cell_ns: u64,
     local: Local,
 }
 
@@ -172,7 +189,8 @@ impl Class {
         Some(Self {
             limit: limit.get(),
             limit_header: static_number(u64::from(limit.get())),
-            window,
+            near_full: NearFull::below(limit.get()),
+            cell_ns: (window.as_nanos() / u128::from(limit.get())) as u64,
             local: RateLimiter::dashmap_with_clock_and_hasher(
                 gcra,
                 DefaultClock::default(),
@@ -183,7 +201,6 @@ impl Class {
     }
 
     fn check_local(&self, key: &LimitKey, clock: &DefaultClock) -> Decision {
-        let per_cell = self.window.as_secs_f64() / f64::from(self.limit);
         match self.local.check_key(key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
@@ -194,7 +211,7 @@ impl Class {
                         limit: self.limit,
                         remaining,
                         // Until the whole burst is available again.
-                        reset_secs: (f64::from(used) * per_cell).ceil().max(1.0) as u64,
+                        reset_secs: whole_seconds(u64::from(used).saturating_mul(self.cell_ns)),
                     },
                 }
             }
@@ -205,12 +222,76 @@ impl Class {
                     quota: Quota {
                         limit: self.limit,
                         remaining: 0,
-                        reset_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                        reset_secs: whole_seconds(wait.as_nanos().min(u128::from(u64::MAX)) as u64),
                     },
                 }
             }
         }
     }
+}
+
+/// `RateLimit-Remaining`'s values from `limit - NEAR_FULL` to `limit - 1` of a class whose
+/// limit is past the small-number table (`rate_limit::number`), written once into one block
+/// of fixed-width slots that lives as long as the process. A client well within its budget,
+/// which is almost every client, is there on every request; without the block each of its
+/// answers would format and allocate the value (and free it once sent).
+struct NearFull {
+    first: u32,
+    width: usize,
+    digits: &'static str,
+}
+
+/// How many values below a large class limit `NearFull` holds (≤ 10 KiB a class).
+const NEAR_FULL: u32 = 1024;
+
+impl NearFull {
+    fn below(limit: u32) -> Self {
+        if u64::from(limit) <= SMALL_NUMBERS {
+            return Self {
+                first: limit,
+                width: 0,
+                digits: "",
+            };
+        }
+        let first = limit - NEAR_FULL.min(limit);
+        let width = digits_of(limit - 1);
+        let mut block = String::with_capacity((limit - first) as usize * width);
+        for n in first..limit {
+            let text = n.to_string();
+            block.push_str(&text);
+            block.extend(std::iter::repeat_n(' ', width - text.len()));
+        }
+        Self {
+            first,
+            width,
+            digits: Box::leak(block.into_boxed_str()),
+        }
+    }
+
+    /// `n`'s value from the block; None when `n` is outside it.
+    fn get(&self, n: u32) -> Option<HeaderValue> {
+        let slot = n.checked_sub(self.first)? as usize * self.width;
+        let text = self.digits.get(slot..slot + digits_of(n))?;
+        Some(HeaderValue::from_static(text))
+    }
+}
+
+/// How many decimal digits `n` is written with.
+fn digits_of(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+impl Class {
+    fn remaining_header(&self, remaining: u32) -> HeaderValue {
+        self.near_full
+            .get(remaining)
+            .unwrap_or_else(|| number(u64::from(remaining)))
+    }
+}
+
+/// Nanoseconds as the whole seconds a client waits: rounded up, and at least 1.
+fn whole_seconds(ns: u64) -> u64 {
+    ns.div_ceil(1_000_000_000).max(1)
 }
 
 /// After a failed Redis call, how long checks stay local before Redis is tried again.
@@ -301,7 +382,7 @@ impl Shared {
         redis_key.push(':');
         key.write_redis_key(&mut redis_key);
         // The same cells as the local limiter: `limit` of them, one every window / limit.
-        let interval_us = (c.window.as_micros() as u64 / u64::from(c.limit)).max(1);
+        let interval_us = (c.cell_ns / 1000).max(1);
         let mut invocation = self.script.key(redis_key);
         invocation
             .arg(interval_us)
@@ -389,9 +470,11 @@ impl Limiter {
     /// Writes the `RateLimit-*` headers of a decision on `class` (its limit's value made once).
     pub fn write_headers(&self, class: RouteClass, d: &Decision, headers: &mut HeaderMap) {
         match &self.classes[class.index()] {
-            Some(c) if c.limit == d.quota.limit => d
-                .quota
-                .write_headers_with_limit(c.limit_header.clone(), headers),
+            Some(c) if c.limit == d.quota.limit => d.quota.write_headers_with(
+                c.limit_header.clone(),
+                c.remaining_header(d.quota.remaining),
+                headers,
+            ),
             _ => d.quota.write_headers(headers),
         }
     }
@@ -472,6 +555,41 @@ mod tests {
                 .allowed
         );
         assert_ne!(key_hash(&key), key_hash(&other));
+    }
+
+    #[test]
+    fn remaining_values_read_as_written() {
+        for limit in [1, 1024, 1025, 2048, 10_000, 60_000, u32::MAX] {
+            let near = NearFull::below(limit);
+            let class = Class::new(QuotaConfig {
+                limit,
+                window_secs: 60,
+            })
+            .unwrap();
+            let below = limit.saturating_sub(2 * NEAR_FULL);
+            for n in (below..limit).chain([limit, limit.saturating_add(1), 0, 1023, 1024]) {
+                let from_block = near.get(n);
+                if u64::from(limit) > SMALL_NUMBERS && n < limit && n >= limit - NEAR_FULL {
+                    assert_eq!(
+                        from_block.as_ref().map(|v| v.to_str().unwrap()),
+                        Some(&*n.to_string())
+                    );
+                } else {
+                    assert!(from_block.is_none(), "{n} of {limit}");
+                }
+                assert_eq!(class.remaining_header(n).to_str().unwrap(), n.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn waits_are_whole_seconds_rounded_up() {
+        assert_eq!(whole_seconds(0), 1);
+        assert_eq!(whole_seconds(1), 1);
+        assert_eq!(whole_seconds(1_000_000_000), 1);
+        assert_eq!(whole_seconds(1_000_000_001), 2);
+        assert_eq!(whole_seconds(59_999_999_997), 60);
+        assert_eq!(whole_seconds(u64::MAX), u64::MAX.div_ceil(1_000_000_000));
     }
 
     #[tokio::test]

@@ -24,7 +24,11 @@ pub struct Quota {
 impl Quota {
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (draft-ietf-httpapi-ratelimit-headers).
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        self.write_headers_with_limit(number(u64::from(self.limit)), headers);
+        self.write_headers_with(
+            number(u64::from(self.limit)),
+            number(u64::from(self.remaining)),
+            headers,
+        );
     }
 
     /// A handler's own limit on its answer: the headers, and the quota itself as a response
@@ -35,18 +39,24 @@ impl Quota {
         response.extensions_mut().insert(self);
     }
 
-    /// The same, with `RateLimit-Limit`'s value made beforehand (a route class's limit is
-    /// fixed at start-up, so its value need not be formatted per request).
-    pub fn write_headers_with_limit(&self, limit: HeaderValue, headers: &mut HeaderMap) {
+    /// The same, with `RateLimit-Limit`'s and `RateLimit-Remaining`'s values made beforehand
+    /// (a route class's limit is fixed at start-up, so its values need not be formatted per
+    /// request: `infra::limiter`).
+    pub fn write_headers_with(
+        &self,
+        limit: HeaderValue,
+        remaining: HeaderValue,
+        headers: &mut HeaderMap,
+    ) {
         headers.insert(RATELIMIT_LIMIT, limit);
-        headers.insert(RATELIMIT_REMAINING, number(u64::from(self.remaining)));
+        headers.insert(RATELIMIT_REMAINING, remaining);
         headers.insert(RATELIMIT_RESET, number(self.reset_secs));
     }
 }
 
 /// Numbers below this come from a table built once: these headers are on every limited
 /// answer, and a formatted value costs an allocation and a conversion each time.
-const SMALL_NUMBERS: u64 = 1024;
+pub const SMALL_NUMBERS: u64 = 1024;
 
 /// A header value of a non-negative number; the small ones without allocating.
 pub fn number(n: u64) -> HeaderValue {
