@@ -75,7 +75,10 @@ fn asked(limiter: &Limiter, req: &Request) -> Option<Asked> {
     })
 }
 
-/// The 429 answer of a spent budget.
+/// The 429 answer of a spent budget. Out of line and cold: the hot path's code stays dense
+/// (under load the limiter's cost is as much instruction-cache misses as instructions).
+#[cold]
+#[inline(never)]
 fn refuse(state: &AppState, class: RouteClass, decision: &Decision) -> Response {
     if class == RouteClass::OttExchange {
         // Counted with the exchange's other outcomes, as when the handler refuses it.
