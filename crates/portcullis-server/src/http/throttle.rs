@@ -22,14 +22,15 @@ pub async fn throttle_then_limit_body(
 ) -> Response {
     // What the limiter needs, read before any await: a `&Request` is not `Send`.
     let limiter = state.limiter.as_deref();
-    let spent = match (limiter, limiter.and_then(|limiter| asked(limiter, &req))) {
-        (Some(limiter), Some(asked)) if limiter.shares_budgets() => {
+    let spent = match limiter {
+        Some(limiter) if limiter.shares_budgets() => match asked(limiter, &req) {
             // Boxed: the Redis call's future is large, and this function's future (moved into
             // a box on every request) would otherwise be as large on the local path too.
-            Box::pin(spend_shared(limiter, asked)).await
-        }
-        (Some(limiter), Some(asked)) => spend_here(limiter, asked),
-        _ => None,
+            Some(asked) => Box::pin(spend_shared(limiter, asked)).await,
+            None => None,
+        },
+        Some(limiter) => admit_here(limiter, &req),
+        None => None,
     };
     if let Some((class, decision)) = spent
         && !decision.allowed
@@ -38,15 +39,31 @@ pub async fn throttle_then_limit_body(
     }
     let mut response = within_limit(state.body_limits, req, next).await;
     if let (Some((class, decision)), Some(limiter)) = (spent, limiter) {
-        // A handler's own limit (the mobile exchange's per sign-in attempt, the password
-        // backoff, …) keeps its headers when it leaves less than the route's; it hands its
-        // quota over as a response extension (`Quota::apply_to`).
-        let handlers = response.extensions().get::<Quota>().map(|q| q.remaining);
-        if handlers.is_none_or(|left| decision.quota.remaining < left) {
-            limiter.write_headers(class, &decision, response.headers_mut());
-        }
+        report(limiter, class, &decision, &mut response);
     }
     response
+}
+
+// The check and the report are out of line, each one compact function: inlined into this
+// middleware's state machine they spread over more instruction-cache lines, and under load
+// the limiter's cost is as much cache misses as instructions (bench/README.md).
+
+/// The request's budgets spent in this process: the class and decision to report, or None
+/// when the route has no limit.
+#[inline(never)]
+fn admit_here(limiter: &Limiter, req: &Request) -> Option<(RouteClass, Decision)> {
+    spend_here(limiter, asked(limiter, req)?)
+}
+
+/// The `RateLimit-*` headers on the answer. A handler's own limit (the mobile exchange's per
+/// sign-in attempt, the password backoff, …) keeps its headers when it leaves less than the
+/// route's; it hands its quota over as a response extension (`Quota::apply_to`).
+#[inline(never)]
+fn report(limiter: &Limiter, class: RouteClass, decision: &Decision, response: &mut Response) {
+    let handlers = response.extensions().get::<Quota>().map(|q| q.remaining);
+    if handlers.is_none_or(|left| decision.quota.remaining < left) {
+        limiter.write_headers(class, decision, response.headers_mut());
+    }
 }
 
 /// A limited route's class, the client's address and the secret key's budget, if any.
