@@ -81,8 +81,8 @@ impl RouteClass {
     }
 }
 
-/// Whose budget a request spends: a client address, or a secret key (its first bytes,
-/// which identify it well enough and are no secret). Copy, no allocation.
+/// Whose budget a request spends: a client address, or a secret key (the first half of the
+/// whole key's SHA-256). Copy, no allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitKey {
     Ip(IpAddr),
@@ -97,7 +97,7 @@ impl std::hash::Hash for LimitKey {
         state.write_u128(match self {
             LimitKey::Ip(IpAddr::V4(v4)) => u128::from(v4.to_bits()),
             LimitKey::Ip(IpAddr::V6(v6)) => v6.to_bits(),
-            LimitKey::SecretKey(prefix) => u128::from_le_bytes(*prefix),
+            LimitKey::SecretKey(digest) => u128::from_le_bytes(*digest),
         });
     }
 }
@@ -118,21 +118,34 @@ impl LimitKey {
     }
 
     /// The secret key of `Authorization: Bearer sk_…`, if the request carries one.
+    ///
+    /// Keyed by the whole key's digest, not its display prefix: the budget is spent before
+    /// the key is checked, and a prefix is no secret (audit trails and logs show it), so a
+    /// prefix-keyed budget could be drained by anyone sending made-up keys that start like
+    /// a victim's. A made-up key now spends only its own budget.
     pub fn secret_key(headers: &HeaderMap) -> Option<Self> {
-        let value = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
-        let token = value.strip_prefix(b"Bearer ")?;
-        if !(token.starts_with(b"sk_live_") || token.starts_with(b"sk_test_")) {
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = value.strip_prefix("Bearer ")?;
+        if !(token.starts_with("sk_live_") || token.starts_with("sk_test_")) {
             return None;
         }
-        let prefix: [u8; 16] = token.get(..16)?.try_into().ok()?;
-        Some(LimitKey::SecretKey(prefix))
+        let digest = portcullis_core::TokenHash::of(token).0;
+        let mut half = [0u8; 16];
+        half.copy_from_slice(&digest[..16]);
+        Some(LimitKey::SecretKey(half))
     }
 
     fn write_redis_key(&self, out: &mut String) {
         use std::fmt::Write;
         let _ = match self {
             LimitKey::Ip(ip) => write!(out, "ip:{ip}"),
-            LimitKey::SecretKey(p) => write!(out, "sk:{}", String::from_utf8_lossy(p)),
+            LimitKey::SecretKey(digest) => {
+                out.push_str("sk:");
+                digest.iter().try_for_each(|b| write!(out, "{b:02x}"))
+            }
         };
     }
 }
@@ -670,16 +683,25 @@ mod tests {
     }
 
     #[test]
-    fn secret_keys_are_keyed_by_their_prefix() {
+    fn secret_keys_are_keyed_by_their_whole_digest() {
         let mut h = HeaderMap::new();
         h.insert(
             "authorization",
             "Bearer sk_live_abcdefgh12345678".parse().unwrap(),
         );
-        assert_eq!(
-            LimitKey::secret_key(&h),
-            Some(LimitKey::SecretKey(*b"sk_live_abcdefgh"))
+        let key = LimitKey::secret_key(&h).unwrap();
+        let digest = portcullis_core::TokenHash::of("sk_live_abcdefgh12345678").0;
+        assert_eq!(key, LimitKey::SecretKey(digest[..16].try_into().unwrap()));
+        // Another key with the same display prefix is another budget.
+        h.insert(
+            "authorization",
+            "Bearer sk_live_abcdefgh87654321".parse().unwrap(),
         );
+        assert_ne!(LimitKey::secret_key(&h), Some(key));
+        let mut redis_key = String::new();
+        key.write_redis_key(&mut redis_key);
+        assert_eq!(redis_key.len(), 3 + 32, "{redis_key}");
+        assert!(!redis_key.contains("abcdefgh"), "{redis_key}");
         h.insert("authorization", "Bearer session-token".parse().unwrap());
         assert_eq!(LimitKey::secret_key(&h), None);
     }

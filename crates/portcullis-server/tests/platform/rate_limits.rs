@@ -27,6 +27,10 @@ both_backends!(configured plain:
     untrusted_peers_cannot_spread_their_budget => |c: &mut Config| {
         c.platform.rate_limits.public_config = QuotaConfig { limit: 2, window_secs: 60 };
     },
+    a_key_prefix_cannot_spend_the_keys_budget => |c: &mut Config| {
+        c.platform.rate_limits.management = QuotaConfig { limit: 3, window_secs: 60 };
+        c.platform.trusted_proxies = vec!["127.0.0.1".into()];
+    },
     rate_limiting_can_be_switched_off => |c: &mut Config| {
         c.platform.rate_limit_enabled = false;
     },
@@ -101,6 +105,44 @@ async fn forwarded_for_counts_only_from_trusted_proxies(app: TestApp) {
             .await
             .assert_error(429, "rate_limited");
     }
+}
+
+async fn health_from(app: &TestApp, key: &str, ip: &str) -> Reply {
+    TestApp::send(
+        app.with_bearer(Method::GET, "/v1/backend/health", key)
+            .header("x-forwarded-for", ip),
+    )
+    .await
+}
+
+async fn a_key_prefix_cannot_spend_the_keys_budget(app: TestApp) {
+    // A secret key's budget is spent before the key is checked, and its display prefix is
+    // no secret. An attacker sends made-up keys that start like the victim's, each from a
+    // fresh address (own address budgets, forwarded by the trusted proxy 127.0.0.1).
+    let owner = app.user("victim").await;
+    let r = TestApp::send(
+        app.with_bearer(Method::POST, "/v1/project/keys/rotate", &owner.token)
+            .header("x-project-id", &owner.project_id)
+            .header("x-forwarded-for", "198.51.100.1")
+            .json(&json!({"grace_seconds": 0})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let key = r.body["secret_key"].as_str().unwrap().to_owned();
+    for (n, forged_rest) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let forged = format!("{}{}", &key[..16], forged_rest.repeat(key.len() - 16));
+        let r = health_from(&app, &forged, &format!("203.0.113.{}", n + 1)).await;
+        r.assert_error(401, "unauthenticated");
+    }
+    // The victim's own key, from addresses of its own, still has its whole budget ...
+    for n in 1..=3 {
+        let r = health_from(&app, &key, &format!("192.0.2.{n}")).await;
+        assert_eq!(r.status, StatusCode::OK, "use {n}: {}", r.body);
+    }
+    // ... and the key's budget still binds across addresses.
+    health_from(&app, &key, "192.0.2.4")
+        .await
+        .assert_error(429, "rate_limited");
 }
 
 async fn untrusted_peers_cannot_spread_their_budget(app: TestApp) {
