@@ -17,7 +17,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota as Gcra, RateLimiter};
 
 use crate::config::platform::{PlatformConfig, QuotaConfig};
-use crate::infra::rate_limit::{Quota, SMALL_NUMBERS, number, static_number};
+use crate::infra::rate_limit::{NumberBlock, Quota, SMALL_NUMBERS, number, static_number};
 
 /// What a route is limited as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,8 +185,10 @@ struct Class {
     limit: u32,
     /// `RateLimit-Limit`'s value, made once.
     limit_header: HeaderValue,
-    /// `RateLimit-Remaining`'s values at the top of the burst.
-    near_full: NearFull,
+    /// `RateLimit-Remaining`'s values at the top of the burst (`limit - NEAR_FULL` to
+    /// `limit - 1`) of a class whose limit is past the small-number block: a client well
+    /// within its budget is there on every request. Empty for a small limit.
+    near_full: NumberBlock,
     /// One cell of the burst (window / limit) in nanoseconds: `RateLimit-Reset` in integer
     /// arithmetic (a float `ceil` is a libm call on baseline x86-64, twice per request).
     cell_ns: u64,
@@ -202,7 +204,11 @@ impl Class {
         Some(Self {
             limit: limit.get(),
             limit_header: static_number(u64::from(limit.get())),
-            near_full: NearFull::below(limit.get()),
+            near_full: NumberBlock::new(if u64::from(limit.get()) > SMALL_NUMBERS {
+                limit.get() - NEAR_FULL.min(limit.get())..limit.get()
+            } else {
+                0..0
+            }),
             cell_ns: (window.as_nanos() / u128::from(limit.get())) as u64,
             local: RateLimiter::dashmap_with_clock_and_hasher(
                 gcra,
@@ -252,61 +258,13 @@ impl Class {
     }
 }
 
-/// `RateLimit-Remaining`'s values from `limit - NEAR_FULL` to `limit - 1` of a class whose
-/// limit is past the small-number table (`rate_limit::number`), written once into one block
-/// of fixed-width slots that lives as long as the process. A client well within its budget,
-/// which is almost every client, is there on every request; without the block each of its
-/// answers would format and allocate the value (and free it once sent).
-struct NearFull {
-    first: u32,
-    width: usize,
-    digits: &'static str,
-}
-
-/// How many values below a large class limit `NearFull` holds (≤ 10 KiB a class).
+/// How many values below a large class limit `Class::near_full` holds (≤ 10 KiB a class).
 const NEAR_FULL: u32 = 1024;
-
-impl NearFull {
-    fn below(limit: u32) -> Self {
-        if u64::from(limit) <= SMALL_NUMBERS {
-            return Self {
-                first: limit,
-                width: 0,
-                digits: "",
-            };
-        }
-        let first = limit - NEAR_FULL.min(limit);
-        let width = digits_of(limit - 1);
-        let mut block = String::with_capacity((limit - first) as usize * width);
-        for n in first..limit {
-            let text = n.to_string();
-            block.push_str(&text);
-            block.extend(std::iter::repeat_n(' ', width - text.len()));
-        }
-        Self {
-            first,
-            width,
-            digits: Box::leak(block.into_boxed_str()),
-        }
-    }
-
-    /// `n`'s value from the block; None when `n` is outside it.
-    fn get(&self, n: u32) -> Option<HeaderValue> {
-        let slot = n.checked_sub(self.first)? as usize * self.width;
-        let text = self.digits.get(slot..slot + digits_of(n))?;
-        Some(HeaderValue::from_static(text))
-    }
-}
-
-/// How many decimal digits `n` is written with.
-fn digits_of(n: u32) -> usize {
-    n.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
 
 impl Class {
     fn remaining_header(&self, remaining: u32) -> HeaderValue {
         self.near_full
-            .get(remaining)
+            .get(u64::from(remaining))
             .unwrap_or_else(|| number(u64::from(remaining)))
     }
 }
@@ -588,15 +546,15 @@ mod tests {
     #[test]
     fn remaining_values_read_as_written() {
         for limit in [1, 1024, 1025, 2048, 10_000, 10_001, 60_000, u32::MAX] {
-            let near = NearFull::below(limit);
             let class = Class::new(QuotaConfig {
                 limit,
                 window_secs: 60,
             })
             .unwrap();
+            let near = &class.near_full;
             let below = limit.saturating_sub(2 * NEAR_FULL);
             for n in (below..limit).chain([limit, limit.saturating_add(1), 0, 1023, 1024]) {
-                let from_block = near.get(n);
+                let from_block = near.get(u64::from(n));
                 if u64::from(limit) > SMALL_NUMBERS && n < limit && n >= limit - NEAR_FULL {
                     assert_eq!(
                         from_block.as_ref().map(|v| v.to_str().unwrap()),

@@ -54,19 +54,58 @@ impl Quota {
     }
 }
 
-/// Numbers below this come from a table built once: these headers are on every limited
+/// Numbers below this come from a block made once: these headers are on every limited
 /// answer, and a formatted value costs an allocation and a conversion each time.
 pub const SMALL_NUMBERS: u64 = 1024;
 
 /// A header value of a non-negative number; the small ones without allocating.
 pub fn number(n: u64) -> HeaderValue {
-    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
-    if n >= SMALL_NUMBERS {
-        return exact_number(n);
+    static SMALL: std::sync::OnceLock<NumberBlock> = std::sync::OnceLock::new();
+    SMALL
+        .get_or_init(|| NumberBlock::new(0..SMALL_NUMBERS as u32))
+        .get(n)
+        .unwrap_or_else(|| exact_number(n))
+}
+
+/// Header values of the numbers in a range, written once into one block of fixed-width
+/// slots that lives as long as the process: a value from it is a slice of static text, no
+/// allocation, no reference count. Used for the small numbers (above) and for the top of
+/// each large route class's burst (`infra::limiter`), where a client well within its budget
+/// is on every request.
+pub struct NumberBlock {
+    first: u32,
+    width: usize,
+    digits: &'static str,
+}
+
+impl NumberBlock {
+    pub fn new(range: std::ops::Range<u32>) -> Self {
+        let width = range.end.checked_sub(1).map_or(0, digits_of);
+        let mut block = String::with_capacity(range.len() * width);
+        for n in range.clone() {
+            let text = n.to_string();
+            block.push_str(&text);
+            block.extend(std::iter::repeat_n(' ', width - text.len()));
+        }
+        Self {
+            first: range.start,
+            width,
+            digits: Box::leak(block.into_boxed_str()),
+        }
     }
-    let table = TABLE.get_or_init(|| (0..SMALL_NUMBERS).map(static_number).collect());
-    // A static value's clone copies a pointer and its drop does nothing: no reference count.
-    table[n as usize].clone()
+
+    /// `n`'s value from the block; None when `n` is outside its range.
+    pub fn get(&self, n: u64) -> Option<HeaderValue> {
+        let n = u32::try_from(n).ok()?;
+        let slot = n.checked_sub(self.first)? as usize * self.width;
+        let text = self.digits.get(slot..slot + digits_of(n))?;
+        Some(HeaderValue::from_static(text))
+    }
+}
+
+/// How many decimal digits `n` is written with.
+fn digits_of(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// A header value of a number in a buffer exactly as long as its digits: one allocation.
@@ -188,6 +227,18 @@ mod tests {
             assert_eq!(super::static_number(n).to_str().unwrap(), n.to_string());
             assert_eq!(super::exact_number(n).to_str().unwrap(), n.to_string());
         }
+    }
+
+    #[test]
+    fn a_number_block_holds_its_range_only() {
+        let block = super::NumberBlock::new(8..12);
+        for n in 8..12 {
+            assert_eq!(block.get(n).unwrap().to_str().unwrap(), n.to_string());
+        }
+        for n in [0, 7, 12, 13, u64::from(u32::MAX) + 1] {
+            assert!(block.get(n).is_none(), "{n}");
+        }
+        assert!(super::NumberBlock::new(0..0).get(0).is_none());
     }
 
     use super::*;
