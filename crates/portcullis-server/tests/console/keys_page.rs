@@ -24,6 +24,19 @@ async fn api_keys(app: &TestApp, who: &Signed) -> Value {
     r.body
 }
 
+/// The keys page's rotate form, posted as `token` with `fields` (the form token among them).
+async fn rotate(app: &TestApp, page: &str, token: &str, fields: &[(&str, &str)]) -> common::Reply {
+    post_form(app, &format!("{page}/rotate"), token, fields).await
+}
+
+/// How many secret keys the API lists for `who`'s project.
+async fn secret_key_count(app: &TestApp, who: &Signed) -> usize {
+    api_keys(app, who).await["secret_keys"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 /// The secret in a page that shows one.
 fn secret_of(html: &str) -> String {
     let marker = "id=\"secret-key\" readonly value=\"";
@@ -58,13 +71,7 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     assert!(text(&projects).contains(&format!("href=\"{base}\"")));
 
     // Without the form token nothing is issued.
-    let r = post_form(
-        &app,
-        &format!("{base}/rotate"),
-        &admin.token,
-        &[("grace_seconds", "0")],
-    )
-    .await;
+    let r = rotate(&app, &base, &admin.token, &[("grace_seconds", "0")]).await;
     assert_page_error(&r, 403);
     assert_eq!(
         api_keys(&app, &admin).await["secret_keys"],
@@ -72,9 +79,9 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     );
 
     // The first key: shown once, then only its prefix.
-    let r = post_form(
+    let r = rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &admin.token,
         &[("grace_seconds", "0"), ("csrf_token", &csrf)],
     )
@@ -93,27 +100,21 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     );
 
     // A grace the API refuses is the API's 400; nothing issued.
-    let r = post_form(
+    let r = rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &admin.token,
         &[("grace_seconds", "99999999"), ("csrf_token", &csrf)],
     )
     .await;
     assert_page_error(&r, 400);
     assert!(text(&r).contains("30 days"), "{}", text(&r));
-    assert_eq!(
-        api_keys(&app, &admin).await["secret_keys"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(secret_key_count(&app, &admin).await, 1);
 
     // Rotate with a day's grace: the old key is superseded, the page warns until when.
-    let r = post_form(
+    let r = rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &admin.token,
         &[("grace_seconds", "86400"), ("csrf_token", &csrf)],
     )
@@ -153,18 +154,18 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     // The cap on working keys is the API's: the page says what to do, nothing is issued.
     let limit = portcullis_core::plan::MAX_WORKING_SECRET_KEYS as usize;
     for _ in 2..limit {
-        let r = post_form(
+        let r = rotate(
             &app,
-            &format!("{base}/rotate"),
+            &base,
             &admin.token,
             &[("grace_seconds", "86400"), ("csrf_token", &csrf)],
         )
         .await;
         assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     }
-    let r = post_form(
+    let r = rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &admin.token,
         &[("grace_seconds", "86400"), ("csrf_token", &csrf)],
     )
@@ -172,18 +173,12 @@ async fn keys_page_rotates_with_grace(app: TestApp) {
     assert_page_error(&r, 409);
     assert!(text(&r).contains("grace_seconds = 0"), "{}", text(&r));
     assert!(!text(&r).contains("id=\"secret-key\""), "no secret shown");
-    assert_eq!(
-        api_keys(&app, &admin).await["secret_keys"]
-            .as_array()
-            .unwrap()
-            .len(),
-        limit
-    );
+    assert_eq!(secret_key_count(&app, &admin).await, limit);
 
     // Rotating with no grace ends the old keys now: no warning any more.
-    post_form(
+    rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &admin.token,
         &[("grace_seconds", "0"), ("csrf_token", &csrf)],
     )
@@ -208,9 +203,9 @@ async fn keys_page_is_admin_only(app: TestApp) {
     assert_page_error(&r, 403);
     assert!(text(&r).contains("admin role"), "{}", text(&r));
     let member_csrf = csrf_of(&text(&page(&app, "/console/account", &member.token).await));
-    let r = post_form(
+    let r = rotate(
         &app,
-        &format!("{base}/rotate"),
+        &base,
         &member.token,
         &[("grace_seconds", "0"), ("csrf_token", &member_csrf)],
     )
@@ -229,9 +224,9 @@ async fn keys_page_is_admin_only(app: TestApp) {
     );
     for path in [base.clone(), crossed] {
         assert_page_error(&page(&app, &path, &outsider.token).await, 404);
-        let r = post_form(
+        let r = rotate(
             &app,
-            &format!("{path}/rotate"),
+            &path,
             &outsider.token,
             &[("grace_seconds", "0"), ("csrf_token", &outsider_csrf)],
         )
