@@ -21,8 +21,9 @@
 # Knobs (environment): DURATION (s, default 10), WARMUP (s, 2), CONNECTIONS (32), ROUNDS (3),
 # STARTS (5), SERVER_CPU (0), LOAD_CPU (1), NOISE_MAX (a round is repeated when a server
 # kept its core less than 100 - NOISE_MAX % busy, default 10),
-# STORAGE ("sqlite postgres"), LIMITS ("memory redis": GET /v1/me with rate limiting on, in
-# memory and shared through Redis at REDIS_URL, default redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432: a superuser on
+# STORAGE ("sqlite postgres"), LIMITS ("memory always redis": GET /v1/me with rate limiting on, in
+# memory; in memory with rate_limit_headers = "always" (RateLimit-* on every answer, not only
+# near the limit); shared through Redis at REDIS_URL, default redis://127.0.0.1:6379), PG_URL (postgres://postgres@127.0.0.1:5432: a superuser on
 # loopback; a fresh database is made and dropped), SKIP_BUILD=1 (use existing binaries), STRICT=1 (exit 1 when a target is missed; by
 # default only a broken measurement fails).
 #
@@ -52,7 +53,7 @@ NOISE_MAX=${NOISE_MAX:-10}
 SKIP_BUILD=${SKIP_BUILD:-0}
 STRICT=${STRICT:-0}
 STORAGE=${STORAGE-sqlite postgres}
-LIMITS=${LIMITS-memory redis}
+LIMITS=${LIMITS-memory always redis}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 
@@ -352,12 +353,20 @@ done
 
 # The management quota is set out of reach so every request pays for the check and none is
 # refused (wrk treats a 429 as a broken measurement); the ratio to hello is compared with
-# the baseline's.
+# the baseline's. So far from its limit, a client's answers carry no RateLimit-* headers by
+# default (rate_limit_headers = "near_limit"); `always` measures them on every answer.
 : >"$WORK/limits"
 for mode in $LIMITS; do
-    env_cmd=(env PORTCULLIS_RATE_LIMIT_ENABLED=true PORTCULLIS_RATE_LIMITS__MANAGEMENT__LIMIT=1000000000)
+    [[ $mode == memory || $mode == always || $mode == redis ]] ||
+        die "LIMITS takes memory, always and redis, not $mode"
+    # public_config's limit of 1 proves below that the limiter is on in this server.
+    env_cmd=(env PORTCULLIS_RATE_LIMIT_ENABLED=true PORTCULLIS_RATE_LIMITS__MANAGEMENT__LIMIT=1000000000
+        PORTCULLIS_RATE_LIMITS__PUBLIC_CONFIG__LIMIT=1)
     if [[ $mode == redis ]]; then
         env_cmd+=(PORTCULLIS_REDIS_URL="$REDIS_URL" PORTCULLIS_REDIS_KEY_PREFIX="bench-$$-$RANDOM")
+    fi
+    if [[ $mode == always ]]; then
+        env_cmd+=(PORTCULLIS_RATE_LIMIT_HEADERS=always)
     fi
     start_timed "limits-$mode" /readyz keep -- "${env_cmd[@]}" "${PORTCULLIS_CMD[@]}" >"$WORK/l.start"
     read -r L_PID _ <"$WORK/l.start"
@@ -370,8 +379,14 @@ for mode in $LIMITS; do
     [[ $code == 201 ]] || die "limits-$mode signup answered $code: $(cat "$WORK/l.signup.json")"
     L_TOKEN=$(sed -n 's/^[Ss]et-[Cc]ookie: portcullis_session=\([^;]*\);.*/\1/p' "$WORK/l.signup.headers" | tr -d '\r' | head -n 1)
     L_COOKIE="Cookie: portcullis_session=$L_TOKEN"
-    curl -sS -m 10 -D - -o /dev/null -H "$L_COOKIE" "$L_URL/v1/me" | grep -qi '^ratelimit-limit' ||
-        die "limits-$mode: GET /v1/me carries no RateLimit-Limit header"
+    for want in 404 429; do
+        code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$L_URL/v1/public/config?publishable_key=pk_live_bench")
+        [[ $code == "$want" ]] || die "limits-$mode: rate limiting is not on (public config answered $code, not $want)"
+    done
+    if [[ $mode == always ]]; then
+        curl -sS -m 10 -D - -o /dev/null -H "$L_COOKIE" "$L_URL/v1/me" | grep -qi '^ratelimit-limit' ||
+            die "limits-$mode: GET /v1/me carries no RateLimit-Limit header"
+    fi
     ((WARMUP > 0)) && run_wrk "$WORK/warm.l" "$WARMUP" "$L_PID" "$L_URL/v1/me" "$L_COOKIE" >/dev/null
     clean=0
     for ((r = 1; r <= 3 * ROUNDS && clean < ROUNDS; r++)); do
@@ -381,7 +396,7 @@ for mode in $LIMITS; do
         read -r h_rps _ _ _ h_busy _ <<<"$h"
         ok=1
         # Redis shares the two cores: as for PostgreSQL, only hello's run decides.
-        if [[ $mode == memory ]]; then
+        if [[ $mode != redis ]]; then
             awk -v a="$p_busy" -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(a < 100 - m || b < 100 - m) }' && ok=0
         else
             awk -v b="$h_busy" -v m="$NOISE_MAX" 'BEGIN { exit !(b < 100 - m) }' && ok=0

@@ -42,6 +42,8 @@ async fn two_nodes_share_one_redis_budget() {
         ("PORTCULLIS_REDIS_URL", REDIS_URL),
         ("PORTCULLIS_REDIS_KEY_PREFIX", prefix.as_str()),
         ("PORTCULLIS_RATE_LIMITS__PUBLIC_CONFIG__LIMIT", "4"),
+        // Every answer carries RateLimit-Remaining (by default only those at half or less).
+        ("PORTCULLIS_RATE_LIMIT_HEADERS", "always"),
     ];
     let a = Node::start(&dir, &[], &env);
     let b = Node::start(&dir, &[], &env);

@@ -311,6 +311,8 @@ fn extract(figment: &Figment) -> Result<Config, Box<figment::Error>> {
             .or_else(|| figment.extract::<MobileConfig>().err())
             .or_else(|| figment.extract::<FederationConfig>().err())
             .or_else(|| figment.extract::<SecurityConfig>().err())
+            .or_else(|| figment.extract::<PlatformConfig>().err())
+            .or_else(|| figment.extract::<WebhookConfig>().err())
             .map_or_else(|| Box::new(e), Box::new)
     })
 }
@@ -507,12 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_headers_read_near_limit_by_default() {
+        use crate::config::platform::RateLimitHeaders;
+        let c = extract(&toml_only("")).unwrap();
+        assert_eq!(c.platform.rate_limit_headers, RateLimitHeaders::NearLimit);
+        let figment = toml_only("rate_limit_headers = \"always\"\n");
+        assert!(unknown_keys(&figment).is_empty());
+        let c = extract(&figment).unwrap();
+        assert_eq!(c.platform.rate_limit_headers, RateLimitHeaders::Always);
+    }
+
+    #[test]
     fn errors_in_flattened_sections_name_the_key() {
         for (toml, key) in [
             ("mobile_ott_ttl_sec = \"soon\"", "mobile_ott_ttl_sec"),
             ("session_idle_ttl_secs = -1", "session_idle_ttl_secs"),
             ("oidc_refresh_ttl_secs = [1]", "oidc_refresh_ttl_secs"),
             ("listen = 5", "listen"),
+            ("rate_limit_headers = \"sometimes\"", "rate_limit_headers"),
+            ("rate_limit_enabled = 3", "rate_limit_enabled"),
+            ("webhook_timeout_ms = \"slow\"", "webhook_timeout_ms"),
         ] {
             let err = extract(&toml_only(toml)).unwrap_err().to_string();
             assert!(err.contains(key), "{toml}: {err}");

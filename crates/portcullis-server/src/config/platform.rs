@@ -69,6 +69,31 @@ impl Default for RateLimitsConfig {
     }
 }
 
+/// Which admitted answers of a limited route carry the `RateLimit-*` headers. A refusal
+/// (`429 rate_limited`) carries them, with `Retry-After`, whatever this says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitHeaders {
+    /// Answers that leave the client at most half of its budget. A client far from its
+    /// limit has nothing to pace and its answers skip three headers; this is the draft's
+    /// own suggestion to an implementer concerned with performance
+    /// (draft-ietf-httpapi-ratelimit-headers, "Performance Considerations").
+    #[default]
+    NearLimit,
+    /// Every answer.
+    Always,
+}
+
+impl RateLimitHeaders {
+    /// Whether an admitted answer that leaves `remaining` of `limit` carries the headers.
+    pub fn on_answer(self, limit: u32, remaining: u32) -> bool {
+        match self {
+            RateLimitHeaders::Always => true,
+            RateLimitHeaders::NearLimit => u64::from(remaining) * 2 <= u64::from(limit),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlatformConfig {
@@ -76,6 +101,8 @@ pub struct PlatformConfig {
     pub plans: BTreeMap<String, PlanConfig>,
     /// Rate limiting on or off (off: no limits and no `RateLimit-*` headers).
     pub rate_limit_enabled: bool,
+    /// `near_limit` (default) or `always`: which admitted answers carry `RateLimit-*`.
+    pub rate_limit_headers: RateLimitHeaders,
     pub rate_limits: RateLimitsConfig,
     /// `redis://host:port[/db]`: share rate-limit budgets between nodes. Unset: per node.
     pub redis_url: Option<Secret>,
@@ -91,6 +118,7 @@ impl Default for PlatformConfig {
         Self {
             plans: BTreeMap::new(),
             rate_limit_enabled: true,
+            rate_limit_headers: RateLimitHeaders::default(),
             rate_limits: RateLimitsConfig::default(),
             redis_url: None,
             redis_key_prefix: "portcullis".into(),

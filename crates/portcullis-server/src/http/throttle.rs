@@ -55,13 +55,21 @@ fn admit_here(limiter: &Limiter, req: &Request) -> Option<(RouteClass, Decision)
     spend_here(limiter, asked(limiter, req)?)
 }
 
-/// The `RateLimit-*` headers on the answer. A handler's own limit (the mobile exchange's per
-/// sign-in attempt, the password backoff, …) keeps its headers when it leaves less than the
-/// route's; it hands its quota over as a response extension (`Quota::apply_to`).
+/// The route's `RateLimit-*` headers on an answer that carries them (`rate_limit_headers`:
+/// by default once the client has at most half its budget left).
+///
+/// A handler with a limit of its own (the mobile exchange's per sign-in attempt, the
+/// password backoff, …) puts that limit's headers on its answer and hands its quota over as
+/// a response extension (`Quota::apply_to`). They stay when the handler's limit leaves less;
+/// when the route's leaves less, the route's replace them whatever its share left, so the
+/// headers never show the looser of two limits.
 #[inline(never)]
 fn report(limiter: &Limiter, class: RouteClass, decision: &Decision, response: &mut Response) {
-    let handlers = response.extensions().get::<Quota>().map(|q| q.remaining);
-    if handlers.is_none_or(|left| decision.quota.remaining < left) {
+    let write = match response.extensions().get::<Quota>() {
+        Some(handlers) => decision.quota.remaining < handlers.remaining,
+        None => limiter.tells(decision),
+    };
+    if write {
         limiter.write_headers(class, decision, response.headers_mut());
     }
 }

@@ -15,8 +15,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota as Gcra, RateLimiter};
+use sha2::{Digest, Sha256};
 
-use crate::config::platform::{PlatformConfig, QuotaConfig};
+use crate::config::platform::{PlatformConfig, QuotaConfig, RateLimitHeaders};
 use crate::infra::rate_limit::{NumberBlock, Quota, SMALL_NUMBERS, number, static_number};
 
 /// What a route is limited as.
@@ -123,16 +124,17 @@ impl LimitKey {
     /// the key is checked, and a prefix is no secret (audit trails and logs show it), so a
     /// prefix-keyed budget could be drained by anyone sending made-up keys that start like
     /// a victim's. A made-up key now spends only its own budget.
+    ///
+    /// Read as bytes: a session token in `Authorization` (the bearer fallback of every
+    /// session check) is passed over after its first bytes instead of being validated as
+    /// text, and a key that is not text is refused by authentication, not here.
     pub fn secret_key(headers: &HeaderMap) -> Option<Self> {
-        let value = headers
-            .get(axum::http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let token = value.strip_prefix("Bearer ")?;
-        if !(token.starts_with("sk_live_") || token.starts_with("sk_test_")) {
+        let value = headers.get(axum::http::header::AUTHORIZATION)?.as_bytes();
+        let token = value.strip_prefix(b"Bearer ")?;
+        if !(token.starts_with(b"sk_live_") || token.starts_with(b"sk_test_")) {
             return None;
         }
-        let digest = portcullis_core::TokenHash::of(token).0;
+        let digest = Sha256::digest(token);
         let mut half = [0u8; 16];
         half.copy_from_slice(&digest[..16]);
         Some(LimitKey::SecretKey(half))
@@ -186,8 +188,9 @@ struct Class {
     /// `RateLimit-Limit`'s value, made once.
     limit_header: HeaderValue,
     /// `RateLimit-Remaining`'s values at the top of the burst (`limit - NEAR_FULL` to
-    /// `limit - 1`) of a class whose limit is past the small-number block: a client well
-    /// within its budget is there on every request. Empty for a small limit.
+    /// `limit - 1`) of a class whose limit is past the small-number block, when every
+    /// answer carries the headers: a client well within its budget is there on every
+    /// request. Empty for a small limit, and when only answers near the limit carry them.
     near_full: NumberBlock,
     /// One cell of the burst (window / limit) in nanoseconds: `RateLimit-Reset` in integer
     /// arithmetic (a float `ceil` is a libm call on baseline x86-64, twice per request).
@@ -196,7 +199,7 @@ struct Class {
 }
 
 impl Class {
-    fn new(q: QuotaConfig) -> Option<Self> {
+    fn new(q: QuotaConfig, headers: RateLimitHeaders) -> Option<Self> {
         let limit = NonZeroU32::new(q.limit)?;
         let window = Duration::from_secs(q.window_secs.max(1));
         // GCRA: a burst of `limit`, refilled evenly over the window.
@@ -204,11 +207,13 @@ impl Class {
         Some(Self {
             limit: limit.get(),
             limit_header: static_number(u64::from(limit.get())),
-            near_full: NumberBlock::new(if u64::from(limit.get()) > SMALL_NUMBERS {
-                limit.get() - NEAR_FULL.min(limit.get())..limit.get()
-            } else {
-                0..0
-            }),
+            near_full: NumberBlock::new(
+                if headers == RateLimitHeaders::Always && u64::from(limit.get()) > SMALL_NUMBERS {
+                    limit.get() - NEAR_FULL.min(limit.get())..limit.get()
+                } else {
+                    0..0
+                },
+            ),
             cell_ns: (window.as_nanos() / u128::from(limit.get())) as u64,
             local: RateLimiter::dashmap_with_clock_and_hasher(
                 gcra,
@@ -389,6 +394,7 @@ pub struct Limiter {
     shared: Option<Shared>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
+    headers: RateLimitHeaders,
 }
 
 impl Limiter {
@@ -397,7 +403,8 @@ impl Limiter {
         if !c.rate_limit_enabled {
             return Ok(None);
         }
-        let classes = RouteClass::ALL.map(|class| Class::new(class.quota(&c.rate_limits)));
+        let classes = RouteClass::ALL
+            .map(|class| Class::new(class.quota(&c.rate_limits), c.rate_limit_headers));
         let shared = match &c.redis_url {
             Some(url) => Some(Shared {
                 client: redis::Client::open(url.expose().as_str())
@@ -416,6 +423,7 @@ impl Limiter {
             shared,
             clock: DefaultClock::default(),
             trusted_proxies: c.trusted_proxies()?,
+            headers: c.rate_limit_headers,
         }))
     }
 
@@ -445,6 +453,12 @@ impl Limiter {
             }
         }
         Some(c.check_local(key, &self.clock))
+    }
+
+    /// Whether an admitted answer carries the `RateLimit-*` headers of `d`
+    /// (`rate_limit_headers`).
+    pub fn tells(&self, d: &Decision) -> bool {
+        self.headers.on_answer(d.quota.limit, d.quota.remaining)
     }
 
     /// Writes the `RateLimit-*` headers of a decision on `class` (its limit's value made once).
@@ -546,11 +560,14 @@ mod tests {
     #[test]
     fn remaining_values_read_as_written() {
         for limit in [1, 1024, 1025, 2048, 10_000, 10_001, 60_000, u32::MAX] {
-            let class = Class::new(QuotaConfig {
+            let quota = QuotaConfig {
                 limit,
                 window_secs: 60,
-            })
-            .unwrap();
+            };
+            let class = Class::new(quota, RateLimitHeaders::Always).unwrap();
+            // Near the limit only: the top of the burst is never written, nothing is kept.
+            let lean = Class::new(quota, RateLimitHeaders::NearLimit).unwrap();
+            assert!(lean.near_full.get(u64::from(limit - 1)).is_none());
             let near = &class.near_full;
             let below = limit.saturating_sub(2 * NEAR_FULL);
             for n in (below..limit).chain([limit, limit.saturating_add(1), 0, 1023, 1024]) {
@@ -564,7 +581,32 @@ mod tests {
                     assert!(from_block.is_none(), "{n} of {limit}");
                 }
                 assert_eq!(class.remaining_header(n).to_str().unwrap(), n.to_string());
+                assert_eq!(lean.remaining_header(n).to_str().unwrap(), n.to_string());
             }
+        }
+    }
+
+    #[test]
+    fn answers_near_the_limit_carry_the_headers() {
+        let near = RateLimitHeaders::NearLimit;
+        // At most half left: 1 of 3, 1 of 2, 0 of 1, 30,000 of 60,000.
+        for (limit, remaining, tells) in [
+            (3, 2, false),
+            (3, 1, true),
+            (2, 1, true),
+            (1, 0, true),
+            (60_000, 59_999, false),
+            (60_000, 30_001, false),
+            (60_000, 30_000, true),
+            (u32::MAX, u32::MAX / 2 + 1, false),
+            (u32::MAX, u32::MAX / 2, true),
+        ] {
+            assert_eq!(
+                near.on_answer(limit, remaining),
+                tells,
+                "{remaining} of {limit}"
+            );
+            assert!(RateLimitHeaders::Always.on_answer(limit, remaining));
         }
     }
 

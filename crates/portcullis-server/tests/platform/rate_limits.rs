@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use common::{Backend, Reply, TestApp};
 use portcullis_server::Config;
-use portcullis_server::config::platform::QuotaConfig;
+use portcullis_server::config::platform::{QuotaConfig, RateLimitHeaders};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 both_backends!(configured plain:
-    limited_answers_carry_every_header => |c: &mut Config| {
+    answers_near_the_limit_carry_every_header => |c: &mut Config| {
+        c.platform.rate_limits.password_sign_in = QuotaConfig { limit: 4, window_secs: 60 };
+    },
+    every_answer_carries_the_headers_when_configured => |c: &mut Config| {
+        c.platform.rate_limit_headers = RateLimitHeaders::Always;
         c.platform.rate_limits.password_sign_in = QuotaConfig { limit: 3, window_secs: 60 };
     },
     forwarded_for_counts_only_from_trusted_proxies => |c: &mut Config| {
@@ -55,7 +59,52 @@ fn assert_headers(r: &Reply, limit: u64) {
     assert!(h("ratelimit-reset") >= 1);
 }
 
-async fn limited_answers_carry_every_header(app: TestApp) {
+async fn answers_near_the_limit_carry_every_header(app: TestApp) {
+    let u = app.user("limits").await;
+    // More than half the budget left: nothing to pace, no headers (`rate_limit_headers`).
+    let r = app.login(&u.email, "wrong password!").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert!(
+        r.headers.get("ratelimit-limit").is_none(),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.headers.get("ratelimit-remaining").is_none());
+    assert!(r.headers.get("ratelimit-reset").is_none());
+    // Half or less: every answer says where the client stands.
+    for left in [2, 1, 0] {
+        let r = app.login(&u.email, "wrong password!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_headers(&r, 4);
+        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
+    }
+    let r = app.login(&u.email, "correct horse battery").await;
+    r.assert_error(429, "rate_limited");
+    assert_headers(&r, 4);
+    assert_eq!(r.headers["ratelimit-remaining"], "0");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=15).contains(&retry),
+        "one of 4 cells per minute returns within 15 s: {retry}"
+    );
+    assert_eq!(
+        r.headers["ratelimit-reset"].to_str().unwrap(),
+        retry.to_string()
+    );
+    // Other classes have their own budgets: the session check is far from its limit.
+    let r = app.get("/v1/me", &u.token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers.get("ratelimit-limit").is_none(),
+        "{:?}",
+        r.headers
+    );
+    // Unlimited routes carry no headers.
+    let r = TestApp::send(app.req(Method::GET, "/healthz")).await;
+    assert!(r.headers.get("ratelimit-limit").is_none());
+}
+
+async fn every_answer_carries_the_headers_when_configured(app: TestApp) {
     let u = app.user("limits").await;
     for left in [2, 1, 0] {
         let r = app.login(&u.email, "wrong password!").await;
@@ -232,6 +281,7 @@ async fn redis_outage_falls_back_to_local_limits(backend: Backend) {
     let app = TestApp::start_with(backend, move |c| {
         c.platform.redis_url = Some(format!("redis://127.0.0.1:{port}").into());
         c.platform.redis_key_prefix = key_prefix;
+        c.platform.rate_limit_headers = RateLimitHeaders::Always;
         c.platform.rate_limits.public_config = QuotaConfig {
             limit: 3,
             window_secs: 60,
