@@ -205,7 +205,8 @@ pub async fn exchange(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    // Every answer tells the app where it stands (RateLimit-* headers), refusals included.
+    // Every answer past the attempt's limit tells the app where it stands (RateLimit-*
+    // headers), refusals included; the route's tighter limit replaces them at the edge.
     let mut quota = None;
     let mut r = match exchange_inner(&state, meta, headers, body, &mut quota).await {
         Ok(r) => r,
