@@ -59,79 +59,62 @@ fn assert_headers(r: &Reply, limit: u64) {
     assert!(h("ratelimit-reset") >= 1);
 }
 
+fn assert_no_headers(r: &Reply) {
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(r.headers.get(name).is_none(), "{name}: {:?}", r.headers);
+    }
+}
+
+/// Wrong passwords (a `password_sign_in` limit of `limit` a minute) from `first_left` left
+/// down to none, each answer with its headers; then the refusal: every header, and
+/// `Retry-After` within one cell (60 s / limit) and equal to `RateLimit-Reset`.
+async fn count_down_to_the_refusal(app: &TestApp, email: &str, limit: u64, first_left: u64) {
+    for left in (0..=first_left).rev() {
+        let r = app.login(email, "wrong password!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_headers(&r, limit);
+        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
+    }
+    let r = app.login(email, "correct horse battery").await;
+    r.assert_error(429, "rate_limited");
+    assert_headers(&r, limit);
+    assert_eq!(r.headers["ratelimit-remaining"], "0");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let cell = 60 / limit;
+    assert!(
+        (1..=cell).contains(&retry),
+        "one of {limit} cells per minute returns within {cell} s: {retry}"
+    );
+    assert_eq!(
+        r.headers["ratelimit-reset"].to_str().unwrap(),
+        retry.to_string()
+    );
+}
+
 async fn answers_near_the_limit_carry_every_header(app: TestApp) {
     let u = app.user("limits").await;
     // More than half the budget left: nothing to pace, no headers (`rate_limit_headers`).
     let r = app.login(&u.email, "wrong password!").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    assert!(
-        r.headers.get("ratelimit-limit").is_none(),
-        "{:?}",
-        r.headers
-    );
-    assert!(r.headers.get("ratelimit-remaining").is_none());
-    assert!(r.headers.get("ratelimit-reset").is_none());
-    // Half or less: every answer says where the client stands.
-    for left in [2, 1, 0] {
-        let r = app.login(&u.email, "wrong password!").await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-        assert_headers(&r, 4);
-        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
-    }
-    let r = app.login(&u.email, "correct horse battery").await;
-    r.assert_error(429, "rate_limited");
-    assert_headers(&r, 4);
-    assert_eq!(r.headers["ratelimit-remaining"], "0");
-    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(
-        (1..=15).contains(&retry),
-        "one of 4 cells per minute returns within 15 s: {retry}"
-    );
-    assert_eq!(
-        r.headers["ratelimit-reset"].to_str().unwrap(),
-        retry.to_string()
-    );
+    assert_no_headers(&r);
+    // Half or less: every answer says where the client stands, up to the refusal.
+    count_down_to_the_refusal(&app, &u.email, 4, 2).await;
     // Other classes have their own budgets: the session check is far from its limit.
     let r = app.get("/v1/me", &u.token).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(
-        r.headers.get("ratelimit-limit").is_none(),
-        "{:?}",
-        r.headers
-    );
+    assert_no_headers(&r);
     // Unlimited routes carry no headers.
-    let r = TestApp::send(app.req(Method::GET, "/healthz")).await;
-    assert!(r.headers.get("ratelimit-limit").is_none());
+    assert_no_headers(&TestApp::send(app.req(Method::GET, "/healthz")).await);
 }
 
 async fn every_answer_carries_the_headers_when_configured(app: TestApp) {
     let u = app.user("limits").await;
-    for left in [2, 1, 0] {
-        let r = app.login(&u.email, "wrong password!").await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-        assert_headers(&r, 3);
-        assert_eq!(r.headers["ratelimit-remaining"], left.to_string().as_str());
-    }
-    let r = app.login(&u.email, "correct horse battery").await;
-    r.assert_error(429, "rate_limited");
-    assert_headers(&r, 3);
-    assert_eq!(r.headers["ratelimit-remaining"], "0");
-    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(
-        (1..=20).contains(&retry),
-        "one of 3 cells per minute returns within 20 s: {retry}"
-    );
-    assert_eq!(
-        r.headers["ratelimit-reset"].to_str().unwrap(),
-        retry.to_string()
-    );
+    count_down_to_the_refusal(&app, &u.email, 3, 2).await;
     // Other classes have their own budgets.
     let r = app.get("/v1/me", &u.token).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_headers(&r, 60_000);
-    // Unlimited routes carry no headers.
-    let r = TestApp::send(app.req(Method::GET, "/healthz")).await;
-    assert!(r.headers.get("ratelimit-limit").is_none());
+    assert_no_headers(&TestApp::send(app.req(Method::GET, "/healthz")).await);
 }
 
 async fn public_config(app: &TestApp, forwarded_for: Option<&str>) -> Reply {
