@@ -14,7 +14,12 @@ impl TokenHash {
     /// Hashes a token exactly as received: no trimming, decoding or re-encoding, so a value
     /// with `+`, `/` or `=` (other issuers' alphabets) is matched byte for byte.
     pub fn of(raw: &str) -> Self {
-        Self(Sha256::digest(raw.as_bytes()).into())
+        Self::of_bytes(raw.as_bytes())
+    }
+
+    /// The same for a value not (yet) known to be text, e.g. a header's raw bytes.
+    pub fn of_bytes(raw: &[u8]) -> Self {
+        Self(Sha256::digest(raw).into())
     }
 
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {

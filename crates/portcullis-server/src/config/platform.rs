@@ -84,16 +84,6 @@ pub enum RateLimitHeaders {
     Always,
 }
 
-impl RateLimitHeaders {
-    /// Whether an admitted answer that leaves `remaining` of `limit` carries the headers.
-    pub fn on_answer(self, limit: u32, remaining: u32) -> bool {
-        match self {
-            RateLimitHeaders::Always => true,
-            RateLimitHeaders::NearLimit => u64::from(remaining) * 2 <= u64::from(limit),
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlatformConfig {

@@ -15,7 +15,6 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota as Gcra, RateLimiter};
-use sha2::{Digest, Sha256};
 
 use crate::config::platform::{PlatformConfig, QuotaConfig, RateLimitHeaders};
 use crate::infra::rate_limit::{NumberBlock, Quota, SMALL_NUMBERS, number, static_number};
@@ -134,7 +133,7 @@ impl LimitKey {
         if !(token.starts_with(b"sk_live_") || token.starts_with(b"sk_test_")) {
             return None;
         }
-        let digest = Sha256::digest(token);
+        let digest = portcullis_core::TokenHash::of_bytes(token).0;
         let mut half = [0u8; 16];
         half.copy_from_slice(&digest[..16]);
         Some(LimitKey::SecretKey(half))
@@ -182,6 +181,9 @@ type Local = RateLimiter<
     DefaultClock,
     StateInformationMiddleware,
 >;
+
+/// How many values below a large class limit `Class::near_full` holds (≤ 10 KiB a class).
+const NEAR_FULL: u32 = 1024;
 
 struct Class {
     limit: u32,
@@ -243,6 +245,13 @@ impl Class {
         }
     }
 
+    /// `RateLimit-Remaining`'s value: from the class's block when it holds it.
+    fn remaining_header(&self, remaining: u32) -> HeaderValue {
+        self.near_full
+            .get(u64::from(remaining))
+            .unwrap_or_else(|| number(u64::from(remaining)))
+    }
+
     /// A refusal's decision: out of line, so the admitted path's code stays dense.
     #[cold]
     #[inline(never)]
@@ -263,14 +272,12 @@ impl Class {
     }
 }
 
-/// How many values below a large class limit `Class::near_full` holds (≤ 10 KiB a class).
-const NEAR_FULL: u32 = 1024;
-
-impl Class {
-    fn remaining_header(&self, remaining: u32) -> HeaderValue {
-        self.near_full
-            .get(u64::from(remaining))
-            .unwrap_or_else(|| number(u64::from(remaining)))
+/// Whether an admitted answer that leaves `remaining` of `limit` carries the `RateLimit-*`
+/// headers: always, or (`near_limit`) once at most half of the budget is left.
+fn carries_headers(mode: RateLimitHeaders, limit: u32, remaining: u32) -> bool {
+    match mode {
+        RateLimitHeaders::Always => true,
+        RateLimitHeaders::NearLimit => u64::from(remaining) * 2 <= u64::from(limit),
     }
 }
 
@@ -458,7 +465,7 @@ impl Limiter {
     /// Whether an admitted answer carries the `RateLimit-*` headers of `d`
     /// (`rate_limit_headers`).
     pub fn tells(&self, d: &Decision) -> bool {
-        self.headers.on_answer(d.quota.limit, d.quota.remaining)
+        carries_headers(self.headers, d.quota.limit, d.quota.remaining)
     }
 
     /// Writes the `RateLimit-*` headers of a decision on `class` (its limit's value made once).
@@ -602,11 +609,11 @@ mod tests {
             (u32::MAX, u32::MAX / 2, true),
         ] {
             assert_eq!(
-                near.on_answer(limit, remaining),
+                carries_headers(near, limit, remaining),
                 tells,
                 "{remaining} of {limit}"
             );
-            assert!(RateLimitHeaders::Always.on_answer(limit, remaining));
+            assert!(carries_headers(RateLimitHeaders::Always, limit, remaining));
         }
     }
 
